@@ -1,0 +1,5 @@
+"""SemanticSynth: label map -> CT/MRI volume by 3D latent semantic diffusion.
+
+The `engine` subpackage imports torch and MONAI but never slicer or Qt; `scene` is the MRML bridge.
+"""
+__version__ = "0.1.0"

@@ -1,0 +1,113 @@
+"""One command line for Slicer and for people: generate, train-autoencoder, train-diffusion."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .errors import SynthError
+
+
+def _spacing(text: str):
+    parts = [float(v) for v in text.split(",")]
+    if len(parts) == 1:
+        parts *= 3
+    if len(parts) != 3 or min(parts) <= 0:
+        raise argparse.ArgumentTypeError("spacing is one or three positive numbers in mm, e.g. 2 or 1.5,1.5,3")
+    return tuple(parts)
+
+
+def _patch(text: str):
+    parts = [int(v) for v in text.split(",")]
+    return tuple(parts * 3 if len(parts) == 1 else parts)
+
+
+def _training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="nnU-Net-style folder (imagesTr/labelsTr) or CSV with image,label[,modality]")
+    p.add_argument("--out", required=True, help="model package folder to write")
+    p.add_argument("--modality", default="mri", choices=["ct", "mri"], help="modality of cases without a modality column")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--augment", action="store_true", help="random affine and intensity augmentation")
+    p.add_argument("--resume", action="store_true", help="continue from OUT.checkpoint if it exists")
+    p.add_argument("--checkpoint-dir", default=None, help="default: OUT.checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--progress", default="bar", choices=["bar", "json", "none"])
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="semanticsynth", description="Label map -> CT/MRI by 3D latent semantic diffusion")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="generate a volume on the label map's grid")
+    g.add_argument("labels", help="label map: NIfTI, NRRD, MHA or a DICOM series folder")
+    g.add_argument("out", help="output volume (.nii.gz, .nii, .nrrd, .mha)")
+    g.add_argument("--model", default=None, help="model package folder or bundled name (default: by modality)")
+    g.add_argument("--modality", default=None, choices=["ct", "mri"], help="default: the model's first modality")
+    g.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    g.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    g.add_argument("--progress", default="bar", choices=["bar", "json", "none"])
+    g.add_argument("--label-mapping", default=None, help="JSON of input id -> model id or name")
+    g.add_argument("--unknown-labels", default="error", choices=["error", "background"])
+    g.add_argument("--max-voxels", type=int, default=512 ** 3, help="refuse label maps larger than this at working spacing (memory limit)")
+    g.add_argument("--window", type=int, default=None, help="latent window edge for sliding-window generation")
+    g.add_argument("--threads", type=int, default=None)
+    g.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+
+    a = sub.add_parser("train-autoencoder", help="train the VQ-GAN autoencoder")
+    _training_options(a)
+    a.add_argument("--label-table", default=None, help="built-in table (muse, totalseg_v2, amos) or a JSON file")
+    a.add_argument("--all-labels", action="store_true", help="keep the whole table, not just the labels in the data")
+    a.add_argument("--spacing", type=_spacing, default=(2.0, 2.0, 2.0), help="working spacing in mm")
+    a.add_argument("--patch", type=_patch, default=(64, 64, 64))
+    a.add_argument("--num-embeddings", type=int, default=None)
+    a.add_argument("--adv-weight", type=float, default=0.01)
+    a.add_argument("--adv-start", type=int, default=500, help="step at which the adversarial loss starts")
+
+    d = sub.add_parser("train-diffusion", help="train the latent diffusion U-Net on top of an autoencoder package")
+    _training_options(d)
+    d.add_argument("--autoencoder", required=True, help="package written by train-autoencoder")
+    d.add_argument("--conditioning", default="concat", choices=["concat", "spade", "edge"])
+    d.add_argument("--latent-patch", type=_patch, default=(32, 32, 32), help="latent crop per sample")
+    d.add_argument("--augment-copies", type=int, default=0, help="extra augmented copies of each case to encode")
+    d.add_argument("--ema", type=float, default=0.999)
+    d.add_argument("--default-steps", type=int, default=20)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        if args.command == "generate":
+            from .engine.generate import generate_file
+
+            generate_file(args)
+        elif args.command == "train-autoencoder":
+            from .engine.training.autoencoder import train_autoencoder
+
+            train_autoencoder(args)
+        elif args.command == "train-diffusion":
+            from .engine.training.diffusion import train_diffusion
+
+            train_diffusion(args)
+    except SynthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

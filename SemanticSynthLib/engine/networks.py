@@ -1,0 +1,80 @@
+"""The networks, all MONAI: VQVAE + PatchDiscriminator (3D VQ-GAN) and the latent diffusion U-Net."""
+from __future__ import annotations
+
+import torch
+from monai.networks.nets import VQVAE, DiffusionModelUNet, PatchDiscriminator, SPADEDiffusionModelUNet
+from torch import nn
+
+from .conditioning import condition_channels
+
+
+def default_autoencoder_config() -> dict:
+    """Small VQVAE: two stride-2 stages (4x per axis), 8 latent channels (PERFORMANCE-NOTES sizes)."""
+    return {
+        "spatial_dims": 3, "in_channels": 1, "out_channels": 1,
+        "channels": [32, 64], "num_res_channels": [32, 64], "num_res_layers": 2,
+        "downsample_parameters": [[2, 4, 1, 1], [2, 4, 1, 1]],
+        "upsample_parameters": [[2, 4, 1, 1, 0], [2, 4, 1, 1, 0]],
+        "num_embeddings": 256, "embedding_dim": 8,
+    }
+
+
+def default_unet_config() -> dict:
+    """The 'small' U-Net of PERFORMANCE-NOTES: channels (32,64,64), attention at the lowest level."""
+    return {"channels": [32, 64, 64], "attention_levels": [False, False, True], "num_res_blocks": 2,
+            "num_head_channels": 32, "norm_num_groups": 16, "label_embedding_channels": 16}
+
+
+def build_autoencoder(config: dict) -> VQVAE:
+    cfg = dict(config)
+    cfg["downsample_parameters"] = tuple(tuple(p) for p in cfg["downsample_parameters"])
+    cfg["upsample_parameters"] = tuple(tuple(p) for p in cfg["upsample_parameters"])
+    return VQVAE(**cfg)
+
+
+def autoencoder_factor(config: dict) -> int:
+    factor = 1
+    for p in config["downsample_parameters"]:
+        factor *= p[0]
+    return factor
+
+
+def build_discriminator() -> PatchDiscriminator:
+    return PatchDiscriminator(spatial_dims=3, num_layers_d=3, channels=32, in_channels=1, out_channels=1)
+
+
+class LatentDenoiser(nn.Module):
+    """Noise predictor eps(z_t, t | labels, modality) for one of the conditioning modes.
+
+    The label condition (fractions of each class per latent voxel, plus a boundary channel for `edge`)
+    is first embedded by a 1x1x1 convolution: tables of 100+ labels would otherwise make every SPADE
+    block and the first convolution wide.
+    """
+
+    def __init__(self, latent_channels: int, num_classes: int, conditioning: str, num_modalities: int, config: dict):
+        super().__init__()
+        self.conditioning = conditioning
+        self.latent_channels = latent_channels
+        embed = int(config.get("label_embedding_channels", 16))
+        self.label_embedding = nn.Conv3d(condition_channels(num_classes, conditioning), embed, 1)
+        common = dict(
+            spatial_dims=3, out_channels=latent_channels, channels=tuple(config["channels"]),
+            attention_levels=tuple(config["attention_levels"]), num_res_blocks=config["num_res_blocks"],
+            num_head_channels=config["num_head_channels"], norm_num_groups=config["norm_num_groups"],
+            num_class_embeds=num_modalities,
+        )
+        if conditioning == "spade":
+            self.unet = SPADEDiffusionModelUNet(in_channels=latent_channels, label_nc=embed, **common)
+        else:
+            self.unet = DiffusionModelUNet(in_channels=latent_channels + embed, **common)
+
+    def forward(self, latent: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor,
+                modality: torch.Tensor) -> torch.Tensor:
+        labels = self.label_embedding(condition)
+        if self.conditioning == "spade":
+            return self.unet(latent, timesteps, seg=labels, class_labels=modality)
+        return self.unet(torch.cat([latent, labels], dim=1), timesteps, class_labels=modality)
+
+    def forward_packed(self, packed: torch.Tensor, timesteps: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+        """Latent and condition in one tensor, so a sliding window crops both alike."""
+        return self(packed[:, : self.latent_channels], timesteps, packed[:, self.latent_channels:], modality)

@@ -1,0 +1,41 @@
+"""Numeric precision on CPU and CUDA: bf16 autocast where the hardware has it, fp32 quantization always.
+
+PERFORMANCE-NOTES: bf16 autocast is 2-5x faster on CPUs with native bf16; MONAI's VectorQuantizer only
+turns off CUDA autocast, so under CPU autocast its codebook distances would run in bf16 and codes would
+change. The quantizer therefore always runs outside autocast, in fp32.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+
+def bf16_available(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    if enabled and bf16_available(device):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def encode_latent(autoencoder, image: torch.Tensor, use_bf16: bool = True) -> torch.Tensor:
+    """Encoder in autocast, quantizer in fp32: the quantized latent."""
+    with autocast(image.device, use_bf16):
+        z = autoencoder.encode(image)
+    with autocast(image.device, False):
+        quantized, _ = autoencoder.quantize(z.float())
+    return quantized.float()
+
+
+def quantize_decode(autoencoder, latent: torch.Tensor, use_bf16: bool = True) -> torch.Tensor:
+    """Quantizer in fp32, decoder in autocast: latent -> image (fp32)."""
+    with autocast(latent.device, False):
+        quantized, _ = autoencoder.quantize(latent.float())
+    with autocast(latent.device, use_bf16):
+        image = autoencoder.decode(quantized)
+    return image.float()

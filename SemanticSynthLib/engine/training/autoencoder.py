@@ -1,0 +1,139 @@
+"""Train the 3D VQ-GAN: MONAI VQVAE + PatchDiscriminator with L1, adversarial and codebook losses."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.losses import PatchAdversarialLoss
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..labels import LabelTable
+from ..networks import autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config
+from ..package import save_package
+from ..precision import autocast
+from ..progress import Progress
+from .augment import random_affine, random_intensity
+from .common import TrainingLog, command_line, load_cases, package_normalization
+from .dataset import random_crop
+from .distributed import setup
+
+
+def _batch(cases, patch, batch, rng, augment: bool) -> torch.Tensor:
+    crops = []
+    for _ in range(batch):
+        case = cases[rng.integers(len(cases))]
+        image = case.image
+        if augment:
+            image, _ = random_affine(image, None, rng)
+            image = random_intensity(image, rng)
+        crop, = random_crop([image], patch, rng, [float(image.min())])
+        crops.append(crop)
+    return torch.from_numpy(np.stack(crops)[:, None])
+
+
+def reconstruct(autoencoder, image: torch.Tensor):
+    """Encoder/decoder in autocast, quantizer in fp32 (see precision.py); returns image and codebook loss."""
+    with autocast(image.device):
+        z = autoencoder.encode(image)
+    with torch.autocast(image.device.type, enabled=False):
+        quantized, codebook_loss = autoencoder.quantize(z.float())
+    with autocast(image.device):
+        recon = autoencoder.decode(quantized)
+    return recon.float(), codebook_loss
+
+
+def train_autoencoder(args) -> Path:
+    ctx = setup(args.device)
+    progress = Progress(args.progress if ctx.is_main else "none")
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed + 1000 * ctx.rank)
+    table = LabelTable.builtin(args.label_table) if args.label_table and not args.label_table.endswith(".json") else None
+    if args.label_table and args.label_table.endswith(".json"):
+        import json
+
+        table = LabelTable.from_json(json.loads(Path(args.label_table).read_text()))
+    config = default_autoencoder_config()
+    if args.num_embeddings:
+        config["num_embeddings"] = args.num_embeddings
+    factor = autoencoder_factor(config)
+    cases = load_cases(args.data, args.modality, args.spacing, table, factor, progress)
+    images = [c for c in cases if c.image is not None]
+
+    autoencoder = build_autoencoder(config).to(ctx.device)
+    discriminator = build_discriminator().to(ctx.device)
+    opt_g = torch.optim.Adam(autoencoder.parameters(), lr=args.lr)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr)
+    ckpt_dir = Path(args.checkpoint_dir or f"{args.out}.checkpoint")
+    info = load_checkpoint(ckpt_dir, {"autoencoder": autoencoder, "discriminator": discriminator}, {"g": opt_g, "d": opt_d}) if args.resume else None
+    start = info["step"] if info else 0
+    elapsed_before = info["time_s"] if info else 0.0
+    model_g, model_d = ctx.wrap(autoencoder), ctx.wrap(discriminator)
+    adversarial = PatchAdversarialLoss(criterion="least_squares")
+    log = TrainingLog(ckpt_dir.parent / f"{Path(args.out).name}.log.jsonl", ctx.is_main)
+    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    progress.stage("training autoencoder", args.steps)
+    for step in range(start, args.steps):
+        x = _batch(images, args.patch, args.batch, rng, args.augment).to(ctx.device)
+        recon, codebook_loss = _ddp_reconstruct(model_g, x) if ctx.enabled else reconstruct(autoencoder, x)
+        l1 = torch.nn.functional.l1_loss(recon, x)
+        loss_g = l1 + codebook_loss
+        use_adv = args.adv_weight > 0 and step >= args.adv_start
+        if use_adv:
+            # The bare discriminator: this backward must not start DDP's gradient all-reduce for it.
+            with autocast(ctx.device):
+                logits_fake = discriminator(recon.contiguous())[-1]
+            loss_g = loss_g + args.adv_weight * adversarial(logits_fake.float(), target_is_real=True, for_discriminator=False)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        loss_d = torch.zeros(())
+        if use_adv:
+            # One forward for fake and real: DDP expects one forward per backward.
+            with autocast(ctx.device):
+                logits = model_d(torch.cat([recon.detach(), x]).contiguous())[-1].float()
+            fake, real = logits[: len(x)], logits[len(x):]
+            loss_d = 0.5 * (adversarial(fake, target_is_real=False, for_discriminator=True)
+                            + adversarial(real, target_is_real=True, for_discriminator=True))
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+        done = step + 1
+        if done % args.log_every == 0 or done == args.steps:
+            record = {"step": done, "l1": ctx.mean(l1.detach().item()), "codebook": ctx.mean(float(codebook_loss.detach())),
+                      "disc": ctx.mean(float(loss_d.detach()))}
+            log.write(**record)
+            progress.update(done, l1=round(record["l1"], 4))
+        if ctx.is_main and (done % args.checkpoint_every == 0 or done == args.steps):
+            save_checkpoint(ckpt_dir, {"autoencoder": autoencoder, "discriminator": discriminator}, {"g": opt_g, "d": opt_d},
+                            {"step": done, "time_s": elapsed_before + time.monotonic() - t0})
+    progress.close_bar()
+    if ctx.is_main:
+        train_time = elapsed_before + time.monotonic() - t0
+        label_ids = sorted({int(i) for c in cases if c.classes is not None for i in np.unique(c.classes)})
+        used = table.subset([table.labels[i - 1].id for i in label_ids if i > 0]) if table and not args.all_labels else table
+        metadata = {
+            "name": Path(args.out).name,
+            "label_table": (used or LabelTable("none", [])).to_json(),
+            "modalities": sorted({c.modality for c in cases}),
+            "normalization": package_normalization(images),
+            "working_spacing": list(args.spacing),
+            "autoencoder": {"config": config, "weights": "autoencoder.safetensors"},
+            "training": {"autoencoder": {"data": str(args.data), "cases": len(images), "command": command_line(),
+                                         "steps": args.steps, "batch": args.batch, "patch": list(args.patch),
+                                         "processes": ctx.world_size, "time_s": round(train_time, 1),
+                                         "final_l1": ctx.mean(l1.detach().item())}},
+        }
+        save_package(args.out, metadata, autoencoder, None)
+        progress.message(f"autoencoder written to {args.out}")
+    ctx.barrier()
+    ctx.close()
+    return Path(args.out)
+
+
+def _ddp_reconstruct(model, x):
+    """Under DDP the forward must go through the wrapper so gradients are all-reduced."""
+    recon, codebook_loss = model(x)
+    return recon.float(), codebook_loss

@@ -1,0 +1,89 @@
+"""Training datasets: an nnU-Net-style folder (imagesTr/labelsTr) or a CSV of image,label[,modality] rows.
+
+Cases are read once, resampled to the model's working grid and normalized, then kept in memory: the
+volumes here are small, and re-reading NIfTI each step would dominate a CPU step.
+"""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ...errors import SynthError
+from ..geometry import resample_intensity, resample_labels, working_grid
+from ..intensity import normalize, percentile_of_foreground
+from ..io import array_of, read_volume
+from ..labels import LabelTable, to_class_indices
+
+
+@dataclass
+class CaseFiles:
+    image: Path | None
+    label: Path | None
+    modality: str
+
+
+@dataclass
+class Case:
+    image: np.ndarray | None    # model units, (x, y, z) float32
+    classes: np.ndarray | None  # class indices, (x, y, z) int16
+    modality: str
+    name: str
+    scale: float | None = None  # MRI: the 99.5th percentile in scanner units, for the package's output scale
+
+
+def list_cases(dataset: str | Path, modality: str) -> list[CaseFiles]:
+    dataset = Path(dataset)
+    if dataset.is_file() and dataset.suffix.lower() == ".csv":
+        rows = list(csv.DictReader(open(dataset)))
+        if not rows or "image" not in rows[0]:
+            raise SynthError(f"{dataset}: a dataset CSV needs a header with columns image,label[,modality]")
+        base = dataset.parent
+        def resolve(p):
+            return (base / p) if p and not Path(p).is_absolute() else (Path(p) if p else None)
+        return [CaseFiles(resolve(r.get("image")), resolve(r.get("label")), (r.get("modality") or modality).lower()) for r in rows]
+    if (dataset / "imagesTr").is_dir():
+        cases = []
+        for img in sorted((dataset / "imagesTr").glob("*.nii*")):
+            case = img.name.split(".nii")[0].rsplit("_", 1)[0]
+            label = dataset / "labelsTr" / (case + ".nii.gz")
+            cases.append(CaseFiles(img, label if label.exists() else None, modality))
+        if not cases:
+            raise SynthError(f"{dataset}/imagesTr has no NIfTI images")
+        return cases
+    raise SynthError(f"dataset {dataset} is neither a CSV nor an nnU-Net folder with imagesTr/labelsTr")
+
+
+def load_case(files: CaseFiles, spacing, table: LabelTable | None, normalization: dict, multiple: int) -> Case:
+    reference_path = files.label or files.image
+    reference = read_volume(reference_path)
+    grid = working_grid(reference, spacing, multiple)
+    image = classes = scale = None
+    if files.image is not None:
+        img = read_volume(files.image)
+        lowest = float(sitk.GetArrayViewFromImage(img).min())
+        raw = array_of(resample_intensity(img, grid, default=lowest))
+        image = normalize(raw, normalization)
+        if normalization["kind"] == "percentile_scale":
+            scale = percentile_of_foreground(raw, normalization["percentile"])
+    if files.label is not None and table is not None:
+        lab = resample_labels(read_volume(files.label), grid)
+        classes = to_class_indices(array_of(lab), table, unknown="background").astype(np.int16)
+    return Case(image, classes, files.modality, Path(reference_path).name.split(".nii")[0], scale)
+
+
+def random_crop(arrays: list[np.ndarray], size, rng: np.random.Generator, pad_values: list[float]):
+    """The same random crop of several aligned arrays over their first len(size) axes, padded where smaller."""
+    size = np.array(size)
+    shape = np.array(arrays[0].shape[: len(size)])
+    out_shape = np.maximum(shape, size)
+    padded = []
+    for a, v in zip(arrays, pad_values):
+        pad = [(0, int(o - s)) for o, s in zip(out_shape, a.shape)] + [(0, 0)] * (a.ndim - len(size))
+        padded.append(np.pad(a, pad, constant_values=v) if any(p[1] for p in pad) else a)
+    start = [int(rng.integers(0, o - s + 1)) for o, s in zip(out_shape, size)]
+    sl = tuple(slice(st, st + s) for st, s in zip(start, size))
+    return [p[sl] for p in padded]

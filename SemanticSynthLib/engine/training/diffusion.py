@@ -1,0 +1,147 @@
+"""Train the latent diffusion U-Net (DDPM, linear schedule, T = 1000) on a frozen autoencoder's latents."""
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...errors import SynthError
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..conditioning import label_condition
+from ..generate import UNET_MULTIPLE
+from ..networks import LatentDenoiser, default_unet_config
+from ..package import load_package, save_package
+from ..precision import autocast, encode_latent
+from ..progress import Progress
+from ..schedule import ddpm, default_schedule
+from .augment import random_affine, random_intensity
+from .common import TrainingLog, command_line, load_cases
+from .dataset import random_crop
+from .distributed import setup
+
+
+def encode_cases(autoencoder, cases, package, mode: str, copies: int, rng, progress: Progress, device):
+    """Latent and condition of every labelled case, plus `copies` augmented versions of each."""
+    factor = package.factor
+    labelled = [c for c in cases if c.image is not None and c.classes is not None]
+    if not labelled:
+        raise SynthError("the dataset has no image/label pairs; the diffusion model needs labelled cases")
+    items = []
+    progress.stage("encoding latents", len(labelled) * (1 + copies))
+    for case in labelled:
+        for k in range(1 + copies):
+            image, classes = case.image, case.classes
+            if k:
+                image, classes = random_affine(image, classes, rng)
+                image = random_intensity(image, rng)
+            x = torch.from_numpy(np.ascontiguousarray(image))[None, None].to(device)
+            with torch.no_grad():
+                latent = encode_latent(autoencoder, x)[0].cpu()
+            cond = label_condition(torch.from_numpy(classes.astype(np.int64))[None, None], package.labels.num_classes,
+                                   factor, mode)[0]
+            items.append((latent, cond, package.modality_index(case.modality)))
+            progress.update(len(items))
+    return items
+
+
+def _batch(items, patch, batch, rng, scale):
+    latents, conds, mods = [], [], []
+    for _ in range(batch):
+        latent, cond, mod = items[rng.integers(len(items))]
+        size = [min(p, s) for p, s in zip(patch, latent.shape[1:])]
+        stacked = np.concatenate([latent.numpy() * scale, cond.numpy()], axis=0)
+        crop, = random_crop([stacked.transpose(1, 2, 3, 0)], size, rng, [0.0])
+        crop = crop.transpose(3, 0, 1, 2)
+        latents.append(crop[: latent.shape[0]])
+        conds.append(crop[latent.shape[0]:])
+        mods.append(mod)
+    return (torch.from_numpy(np.stack(latents)).float(), torch.from_numpy(np.stack(conds)).float(), torch.tensor(mods))
+
+
+def train_diffusion(args) -> Path:
+    ctx = setup(args.device)
+    progress = Progress(args.progress if ctx.is_main else "none")
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed + 1000 * ctx.rank)
+    package = load_package(args.autoencoder, need_diffusion=False, device=str(ctx.device))
+    if any(p % UNET_MULTIPLE for p in args.latent_patch):
+        raise SynthError(f"--latent-patch must be a multiple of {UNET_MULTIPLE}")
+    cases = load_cases(args.data, args.modality, package.working_spacing, package.labels,
+                       package.factor * UNET_MULTIPLE, progress)
+    for c in cases:
+        if c.modality not in package.modalities:
+            raise SynthError(f"case {c.name} is {c.modality} but the autoencoder knows {package.modalities}; retrain it with that modality")
+    # Every rank encodes the same cases with the same augmentation seed, so all hold the same latents.
+    items = encode_cases(package.autoencoder, cases, package, args.conditioning, args.augment_copies,
+                         np.random.default_rng(args.seed), progress, ctx.device)
+    latent_scale = 1.0 / float(torch.cat([i[0].flatten() for i in items]).std())
+
+    config = default_unet_config()
+    latent_channels = package.metadata["autoencoder"]["config"]["embedding_dim"]
+    denoiser = LatentDenoiser(latent_channels, package.labels.num_classes, args.conditioning, len(package.modalities), config).to(ctx.device)
+    ema = copy.deepcopy(denoiser).eval()
+    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=args.lr, weight_decay=0.0)
+    ckpt_dir = Path(args.checkpoint_dir or f"{args.out}.checkpoint")
+    info = load_checkpoint(ckpt_dir, {"denoiser": denoiser, "ema": ema}, {"opt": optimizer}) if args.resume else None
+    start = info["step"] if info else 0
+    elapsed_before = info["time_s"] if info else 0.0
+    model = ctx.wrap(denoiser)
+    schedule = default_schedule()
+    scheduler = ddpm(schedule)
+    log = TrainingLog(ckpt_dir.parent / f"{Path(args.out).name}.log.jsonl", ctx.is_main)
+    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    losses = []
+    progress.stage("training diffusion", args.steps)
+    for step in range(start, args.steps):
+        latent, cond, mod = _batch(items, args.latent_patch, args.batch, rng, latent_scale)
+        latent, cond, mod = latent.to(ctx.device), cond.to(ctx.device), mod.to(ctx.device)
+        noise = torch.randn_like(latent)
+        t = torch.randint(0, schedule["num_train_timesteps"], (latent.shape[0],), device=ctx.device)
+        noisy = scheduler.add_noise(latent, noise, t)
+        with autocast(ctx.device):
+            pred = model(noisy, t, cond, mod)
+        loss = F.mse_loss(pred.float(), noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
+        optimizer.step()
+        with torch.no_grad():
+            decay = min(args.ema, (1 + step) / (10 + step))
+            for pe, p in zip(ema.parameters(), denoiser.parameters()):
+                pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        losses.append(loss.detach().item())
+        done = step + 1
+        if done % args.log_every == 0 or done == args.steps:
+            mean_loss = ctx.mean(float(np.mean(losses[-args.log_every:])))
+            log.write(step=done, loss=mean_loss)
+            progress.update(done, loss=round(mean_loss, 4))
+        if ctx.is_main and (done % args.checkpoint_every == 0 or done == args.steps):
+            save_checkpoint(ckpt_dir, {"denoiser": denoiser, "ema": ema}, {"opt": optimizer},
+                            {"step": done, "time_s": elapsed_before + time.monotonic() - t0})
+    progress.close_bar()
+    if ctx.is_main:
+        meta = dict(package.metadata)
+        for key in ("format", "format_version", "version"):
+            meta.pop(key, None)
+        meta["name"] = Path(args.out).name
+        meta["diffusion"] = {
+            "conditioning": args.conditioning, "config": config, "weights": "diffusion.safetensors",
+            "schedule": schedule, "latent_scale": latent_scale, "default_steps": args.default_steps,
+            "window": int(max(args.latent_patch)), "decode_window": 64, "ema": args.ema,
+        }
+        meta.setdefault("training", {})["diffusion"] = {
+            "data": str(args.data), "cases": len(cases), "augment_copies": args.augment_copies, "command": command_line(),
+            "steps": args.steps, "batch": args.batch, "latent_patch": list(args.latent_patch), "lr": args.lr,
+            "processes": ctx.world_size, "time_s": round(elapsed_before + time.monotonic() - t0, 1),
+            "final_loss": float(np.mean(losses[-50:])) if losses else None,
+        }
+        save_package(args.out, meta, package.autoencoder, ema)
+        progress.message(f"model package written to {args.out}")
+    ctx.barrier()
+    ctx.close()
+    return Path(args.out)
