@@ -57,8 +57,13 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise SynthError(f"output folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise SynthError(f"output folder {parent} is not writable; choose another output path")
+    # Probe with a real file: permission bits say nothing for root or read-only mounts.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=parent)
+        os.close(fd)
+        os.remove(probe)
+    except OSError:
+        raise SynthError(f"output folder {parent} is not writable; choose another output path") from None
     return path
 
 
@@ -71,6 +76,9 @@ def write_volume(image: sitk.Image, path: str | os.PathLike, overwrite: bool = F
     try:
         sitk.WriteImage(image, tmp, useCompression=True)
         os.replace(tmp, path)
+    except RuntimeError as exc:
+        os.remove(tmp)
+        raise SynthError(f"cannot write {path}: {str(exc).strip().splitlines()[-1]}") from None
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
