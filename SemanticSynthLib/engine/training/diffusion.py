@@ -132,7 +132,7 @@ def train_diffusion(args) -> Path:
         meta["diffusion"] = {
             "conditioning": args.conditioning, "config": config, "weights": "diffusion.safetensors",
             "schedule": schedule, "latent_scale": latent_scale, "default_steps": args.default_steps,
-            "window": int(max(args.latent_patch)), "decode_window": 64, "ema": args.ema,
+            "window": int(max(64, *args.latent_patch)), "decode_window": 64, "ema": args.ema,
         }
         meta.setdefault("training", {})["diffusion"] = {
             "data": str(args.data), "cases": len(cases), "augment_copies": args.augment_copies, "command": command_line(),

@@ -1,0 +1,129 @@
+"""Generation speed and memory on 2 CPU threads, against MAISI and a SegGuidedDiff-style 2D DDPM.
+
+python scripts/benchmark.py [--repeats 3] [--peers] [--json FILE]
+
+Each measurement runs in a fresh child process (so its peak RSS is its own); the median of the repeats is
+printed. Label maps: the bundled CT sample (122x101x30), an MRI validation map (120x120x90), and real MUSE
+label maps resampled to fill a 128^3 and a 256x256x128 grid at the brain model's 2 mm working spacing.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+IXI_VAL = REPO.parent / "shared" / "data" / "ixi_muse" / "labels" / "IXI012-HH-1211.nii.gz"
+
+
+def make_map(size, path: Path) -> Path:
+    """A real MUSE label map stretched onto a grid of `size` voxels at 2 mm (nearest neighbour)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    src = sitk.DICOMOrient(sitk.ReadImage(str(IXI_VAL)), "LPS")
+    ref = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
+    extent = np.array(src.GetSpacing()) * np.array(src.GetSize())
+    ref.SetSpacing(tuple(extent / np.array(size)))
+    ref.SetOrigin(src.GetOrigin())
+    stretched = sitk.Resample(src, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    stretched.SetSpacing((2.0, 2.0, 2.0))
+    sitk.WriteImage(stretched, str(path))
+    return path
+
+
+def one_run(labels: str, model: str, modality: str, steps: int | None) -> dict:
+    import torch
+
+    torch.set_num_threads(2)
+    from SemanticSynthLib.engine.generate import generate_volume
+    from SemanticSynthLib.engine.io import read_volume
+    from SemanticSynthLib.engine.package import load_package, resolve_model
+
+    t0 = time.perf_counter()
+    package = load_package(resolve_model(model, modality))
+    label_map = read_volume(labels)
+    t1 = time.perf_counter()
+    generate_volume(package, label_map, modality, steps, seed=0, unknown="background")
+    t2 = time.perf_counter()
+    return {"load_s": t1 - t0, "generate_s": t2 - t1,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+
+
+def measure(labels, model, modality, steps, repeats) -> dict:
+    runs = []
+    for _ in range(repeats):
+        cmd = [sys.executable, __file__, "--one", str(labels), "--model", model, "--modality", modality]
+        if steps:
+            cmd += ["--steps", str(steps)]
+        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+        if out.returncode:
+            return {"error": out.stderr.strip().splitlines()[-1]}
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {"generate_s_median": statistics.median(r["generate_s"] for r in runs),
+            "generate_s_runs": [round(r["generate_s"], 2) for r in runs],
+            "load_s_median": statistics.median(r["load_s"] for r in runs),
+            "peak_rss_gb_max": max(r["peak_rss_gb"] for r in runs)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--modality", default="mri")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--peers", action="store_true", help="also time MAISI and SegGuidedDiff networks (minutes)")
+    parser.add_argument("--json", default=None, help="write the results here too")
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one_run(args.one, args.model, args.modality, args.steps)))
+        return
+    tmp = Path(tempfile.mkdtemp())
+    cases = [
+        ("CT sample 122x101x30", REPO / "samples" / "abdomen_ct_totalseg_labels.nii.gz", args.model or "abdomen-ct", "ct"),
+        ("MRI validation 120x120x90", IXI_VAL, args.model or "brain-mri", "mri"),
+        ("128^3", make_map((128, 128, 128), tmp / "map128.nii.gz"), args.model or "brain-mri", "mri"),
+        ("256x256x128", make_map((256, 256, 128), tmp / "map256.nii.gz"), args.model or "brain-mri", "mri"),
+    ]
+    results = {}
+    for name, labels, model, modality in cases:
+        results[name] = measure(labels, model, modality, args.steps, args.repeats)
+        r = results[name]
+        if "error" in r:
+            print(f"{name:28s} failed: {r['error']}", flush=True)
+            continue
+        print(f"{name:28s} generate {r['generate_s_median']:7.2f} s (median of {args.repeats}: {r['generate_s_runs']}), "
+              f"load {r['load_s_median']:.2f} s, peak RSS {r['peak_rss_gb_max']:.2f} GB", flush=True)
+    if args.peers:
+        import torch
+
+        torch.set_num_threads(2)
+        sys.path.insert(0, str(REPO / "scripts"))
+        import peers
+
+        ours = results["256x256x128"]["generate_s_median"]
+        maisi = peers.time_maisi((256, 256, 128))
+        seg = peers.time_segguided((256, 256, 128))
+        results["peers"] = {"maisi": maisi, "segguided": seg,
+                            "ratio_maisi_over_ours": maisi["total_s"] / ours,
+                            "ratio_segguided_50ddim_over_ours": seg["total_50_ddim_s"] / ours,
+                            "ratio_segguided_1000ddpm_over_ours": seg["total_1000_ddpm_s"] / ours}
+        print(f"MAISI rflow-ct 256x256x128: {maisi['total_s']:.0f} s ({results['peers']['ratio_maisi_over_ours']:.1f}x ours)")
+        print(f"SegGuidedDiff 256x256x128: 50 DDIM {seg['total_50_ddim_s']:.0f} s "
+              f"({results['peers']['ratio_segguided_50ddim_over_ours']:.0f}x), 1000 DDPM {seg['total_1000_ddpm_s']:.0f} s "
+              f"({results['peers']['ratio_segguided_1000ddpm_over_ours']:.0f}x)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
