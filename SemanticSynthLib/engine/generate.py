@@ -77,6 +77,8 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
             noise = _windowed(predict, torch.cat([latent, condition], dim=1), window)
             latent, _ = scheduler.step(noise, t, latent)
             progress.update(i + 1)
+        if not torch.isfinite(latent).all():
+            raise SynthError("the model produced non-finite values; the model package is broken, retrain or reinstall it")
         progress.stage("decoding", 1)
         latent = latent / float(diffusion["latent_scale"])
         decode_window = int(diffusion.get("decode_window", 64))

@@ -17,9 +17,19 @@ def bf16_available(device: torch.device) -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def bf16_training_safe(device: torch.device, smallest_first_dim: int) -> bool:
+    """Whether bf16 autocast gives correct conv3d weight gradients here.
+
+    torch 2.13 on this CPU returns NaN or garbage weight gradients from bf16 conv3d backward when the
+    first spatial dimension is 2 (measured: (2,2,2), (2,4,4), (2,8,8) broken; (4,2,2), (8,7,2) and up
+    within 0.3% of fp32). Training falls back to fp32 whenever a feature map would be that thin.
+    """
+    return device.type != "cpu" or smallest_first_dim >= 4
+
+
 def autocast(device: torch.device, enabled: bool = True):
     if enabled and bf16_available(device):
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, )
     return contextlib.nullcontext()
 
 

@@ -15,7 +15,7 @@ from ..package import save_package
 from ..precision import autocast
 from ..progress import Progress
 from .augment import random_affine, random_intensity
-from .common import TrainingLog, command_line, load_cases, package_normalization
+from .common import GuardedStep, TrainingLog, command_line, load_cases, package_normalization
 from .dataset import random_crop
 from .distributed import setup
 
@@ -74,6 +74,8 @@ def train_autoencoder(args) -> Path:
     log = TrainingLog(ckpt_dir.parent / f"{Path(args.out).name}.log.jsonl", ctx.is_main)
     ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
+    step_g = GuardedStep(opt_g, autoencoder.parameters())
+    step_d = GuardedStep(opt_d, discriminator.parameters())
     progress.stage("training autoencoder", args.steps)
     for step in range(start, args.steps):
         x = _batch(images, args.patch, args.batch, rng, args.augment).to(ctx.device)
@@ -88,7 +90,7 @@ def train_autoencoder(args) -> Path:
             loss_g = loss_g + args.adv_weight * adversarial(logits_fake.float(), target_is_real=True, for_discriminator=False)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
-        opt_g.step()
+        step_g()
         loss_d = torch.zeros(())
         if use_adv:
             # One forward for fake and real: DDP expects one forward per backward.
@@ -99,11 +101,12 @@ def train_autoencoder(args) -> Path:
                             + adversarial(real, target_is_real=True, for_discriminator=True))
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
-            opt_d.step()
+            step_d()
         done = step + 1
         if done % args.log_every == 0 or done == args.steps:
             record = {"step": done, "l1": ctx.mean(l1.detach().item()), "codebook": ctx.mean(float(codebook_loss.detach())),
-                      "disc": ctx.mean(float(loss_d.detach()))}
+                      "disc": ctx.mean(float(loss_d.detach())),
+                      "skipped_steps": step_g.skipped + step_d.skipped}
             log.write(**record)
             progress.update(done, l1=round(record["l1"], 4))
         if ctx.is_main and (done % args.checkpoint_every == 0 or done == args.steps):

@@ -7,6 +7,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from ...errors import SynthError
 
 from ..intensity import ct_normalization, mri_normalization
 from ..labels import LabelTable
@@ -57,3 +60,30 @@ class TrainingLog:
 
 def command_line() -> str:
     return " ".join(["semanticsynth", *sys.argv[1:]]) if sys.argv else ""
+
+
+class GuardedStep:
+    """Optimizer steps that skip non-finite gradients, as AMP's GradScaler does.
+
+    torch 2.13's CPU bf16 conv3d backward now and then returns NaN weight gradients for small spatial
+    sizes (reproduced with a lone Conv3d on a 2x2x8 input). One such step would poison the weights, so it
+    is skipped and counted; many skips mean real divergence and stop the run.
+    """
+
+    def __init__(self, optimizer, parameters, max_norm: float | None = None):
+        self.optimizer, self.parameters = optimizer, list(parameters)
+        self.max_norm = max_norm if max_norm is not None else float("inf")
+        self.taken = self.skipped = 0
+
+    def __call__(self) -> bool:
+        norm = torch.nn.utils.clip_grad_norm_(self.parameters, self.max_norm)
+        if torch.isfinite(norm):
+            self.optimizer.step()
+            self.taken += 1
+            return True
+        self.optimizer.zero_grad(set_to_none=True)
+        self.skipped += 1
+        if self.skipped > max(10, 0.2 * (self.taken + self.skipped)):
+            raise SynthError(f"training diverged: {self.skipped} of {self.taken + self.skipped} steps had non-finite "
+                             "gradients; lower --lr or check the data")
+        return False

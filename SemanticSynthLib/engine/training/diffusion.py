@@ -15,11 +15,11 @@ from ..conditioning import label_condition
 from ..generate import UNET_MULTIPLE
 from ..networks import LatentDenoiser, default_unet_config
 from ..package import load_package, save_package
-from ..precision import autocast, encode_latent
+from ..precision import autocast, bf16_training_safe, encode_latent
 from ..progress import Progress
 from ..schedule import ddpm, default_schedule
 from .augment import random_affine, random_intensity
-from .common import TrainingLog, command_line, load_cases
+from .common import GuardedStep, TrainingLog, command_line, load_cases
 from .dataset import random_crop
 from .distributed import setup
 
@@ -78,7 +78,12 @@ def train_diffusion(args) -> Path:
     # Every rank encodes the same cases with the same augmentation seed, so all hold the same latents.
     items = encode_cases(package.autoencoder, cases, package, args.conditioning, args.augment_copies,
                          np.random.default_rng(args.seed), progress, ctx.device)
-    latent_scale = 1.0 / float(torch.cat([i[0].flatten() for i in items]).std())
+    # LDM's scale factor: unit-variance latents. A barely trained codebook can give near-constant latents,
+    # so the std is floored rather than dividing by ~0.
+    # The U-Net halves the latent crop twice; its thinnest feature map decides whether bf16 is safe.
+    first_dim = min(min(args.latent_patch[0], item[0].shape[1]) for item in items) // UNET_MULTIPLE
+    use_bf16 = bf16_training_safe(ctx.device, first_dim)
+    latent_scale = 1.0 / max(float(torch.cat([i[0].flatten() for i in items]).std()), 1e-2)
 
     config = default_unet_config()
     latent_channels = package.metadata["autoencoder"]["config"]["embedding_dim"]
@@ -96,6 +101,7 @@ def train_diffusion(args) -> Path:
     ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     losses = []
+    guarded_step = GuardedStep(optimizer, denoiser.parameters(), max_norm=1.0)
     progress.stage("training diffusion", args.steps)
     for step in range(start, args.steps):
         latent, cond, mod = _batch(items, args.latent_patch, args.batch, rng, latent_scale)
@@ -103,22 +109,23 @@ def train_diffusion(args) -> Path:
         noise = torch.randn_like(latent)
         t = torch.randint(0, schedule["num_train_timesteps"], (latent.shape[0],), device=ctx.device)
         noisy = scheduler.add_noise(latent, noise, t)
-        with autocast(ctx.device):
+        with autocast(ctx.device, use_bf16):
             pred = model(noisy, t, cond, mod)
         loss = F.mse_loss(pred.float(), noise)
+        if not torch.isfinite(loss):
+            raise SynthError(f"training diverged at step {step + 1} (loss is not finite); lower --lr or check the data")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
-        optimizer.step()
-        with torch.no_grad():
-            decay = min(args.ema, (1 + step) / (10 + step))
-            for pe, p in zip(ema.parameters(), denoiser.parameters()):
-                pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        if guarded_step():
+            with torch.no_grad():
+                decay = min(args.ema, (1 + step) / (10 + step))
+                for pe, p in zip(ema.parameters(), denoiser.parameters()):
+                    pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
         losses.append(loss.detach().item())
         done = step + 1
         if done % args.log_every == 0 or done == args.steps:
             mean_loss = ctx.mean(float(np.mean(losses[-args.log_every:])))
-            log.write(step=done, loss=mean_loss)
+            log.write(step=done, loss=mean_loss, skipped_steps=guarded_step.skipped)
             progress.update(done, loss=round(mean_loss, 4))
         if ctx.is_main and (done % args.checkpoint_every == 0 or done == args.steps):
             save_checkpoint(ckpt_dir, {"denoiser": denoiser, "ema": ema}, {"opt": optimizer},
@@ -138,7 +145,7 @@ def train_diffusion(args) -> Path:
             "data": str(args.data), "cases": len(cases), "augment_copies": args.augment_copies, "command": command_line(),
             "steps": args.steps, "batch": args.batch, "latent_patch": list(args.latent_patch), "lr": args.lr,
             "processes": ctx.world_size, "time_s": round(elapsed_before + time.monotonic() - t0, 1),
-            "final_loss": float(np.mean(losses[-50:])) if losses else None,
+            "final_loss": float(np.mean(losses[-50:])) if losses else None, "skipped_steps": guarded_step.skipped,
         }
         save_package(args.out, meta, package.autoencoder, ema)
         progress.message(f"model package written to {args.out}")
