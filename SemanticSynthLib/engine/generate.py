@@ -12,7 +12,8 @@ from .geometry import resample_intensity, resample_labels, working_grid
 from .intensity import denormalize
 from .io import array_of, check_output_path, read_volume, write_volume
 from .labels import load_name_mapping, to_class_indices
-from .package import ModelPackage, load_package, resolve_model
+from .package import ModelPackage, load_package
+from .package_metadata import resolve_model
 from .precision import autocast, quantize_decode
 from .progress import Progress
 from .schedule import ddim

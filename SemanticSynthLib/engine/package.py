@@ -15,36 +15,11 @@ from safetensors.torch import load_file, save_file
 from .. import __version__
 from ..errors import SynthError
 from .labels import LabelTable
+from .package_metadata import FORMAT, FORMAT_VERSION, read_metadata
 from .networks import LatentDenoiser, autoencoder_factor, build_autoencoder
 
-FORMAT = "semanticsynth-model"
-FORMAT_VERSION = 1
 AUTOENCODER_WEIGHTS = "autoencoder.safetensors"
 DIFFUSION_WEIGHTS = "diffusion.safetensors"
-
-
-def default_model_dir() -> Path:
-    """The bundled default packages live beside the library so Slicer and pip installs both find them."""
-    return Path(__file__).resolve().parents[1] / "models"
-
-
-def resolve_model(name_or_path: str | None, modality: str | None = None) -> Path:
-    """A folder path, or the name of a bundled package; None picks the bundled default for the modality."""
-    if name_or_path:
-        path = Path(name_or_path)
-        if path.exists() or os.sep in name_or_path:
-            return path
-        bundled = default_model_dir() / name_or_path
-        if bundled.exists():
-            return bundled
-        raise SynthError(f"model '{name_or_path}' not found; give a model folder or a bundled name: {', '.join(bundled_models())}")
-    default = {"ct": "abdomen-ct", "mri": "brain-mri"}.get(modality or "mri", "brain-mri")
-    return default_model_dir() / default
-
-
-def bundled_models() -> list[str]:
-    root = default_model_dir()
-    return sorted(p.name for p in root.iterdir() if (p / "metadata.json").exists()) if root.exists() else []
 
 
 def _load_weights(module: torch.nn.Module, path: Path) -> None:
@@ -93,29 +68,9 @@ class ModelPackage:
         return self.modalities.index(modality)
 
 
-def _read_metadata(path: Path) -> dict:
-    meta_path = path / "metadata.json"
-    if not path.is_dir():
-        raise SynthError(f"model folder not found: {path}; pass --model with a model package folder")
-    if not meta_path.exists():
-        raise SynthError(f"{path} is not a model package (no metadata.json); pass a folder made by semanticsynth training")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SynthError(f"metadata.json of {path} is corrupt ({exc.__class__.__name__}); reinstall the model package") from None
-    if meta.get("format") != FORMAT:
-        raise SynthError(f"{path} is not a SemanticSynth model package (format {meta.get('format')!r})")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise SynthError(f"model package {path.name} needs a newer SemanticSynth (format {meta['format_version']}); upgrade")
-    for key in ("label_table", "modalities", "normalization", "working_spacing", "autoencoder"):
-        if key not in meta:
-            raise SynthError(f"metadata.json of {path} lacks '{key}'; the package is incomplete")
-    return meta
-
-
 def load_package(path: str | Path, need_diffusion: bool = True, device: str = "cpu") -> ModelPackage:
     path = Path(path)
-    meta = _read_metadata(path)
+    meta = read_metadata(path)
     if need_diffusion and "diffusion" not in meta:
         raise SynthError(f"{path} holds only an autoencoder; train the diffusion model with semanticsynth train-diffusion")
     labels = LabelTable.from_json(meta["label_table"])

@@ -1,0 +1,57 @@
+"""Model package metadata without torch: what the Slicer bridge needs to match labels and list models."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..errors import SynthError
+
+FORMAT = "semanticsynth-model"
+FORMAT_VERSION = 1
+
+
+def default_model_dir() -> Path:
+    """The bundled default packages live beside the library so Slicer and pip installs both find them."""
+    return Path(__file__).resolve().parents[1] / "models"
+
+
+def resolve_model(name_or_path: str | None, modality: str | None = None) -> Path:
+    """A folder path, or the name of a bundled package; None picks the bundled default for the modality."""
+    if name_or_path:
+        path = Path(name_or_path)
+        if path.exists() or os.sep in name_or_path:
+            return path
+        bundled = default_model_dir() / name_or_path
+        if bundled.exists():
+            return bundled
+        raise SynthError(f"model '{name_or_path}' not found; give a model folder or a bundled name: {', '.join(bundled_models())}")
+    default = {"ct": "abdomen-ct", "mri": "brain-mri"}.get(modality or "mri", "brain-mri")
+    return default_model_dir() / default
+
+
+def bundled_models() -> list[str]:
+    root = default_model_dir()
+    return sorted(p.name for p in root.iterdir() if (p / "metadata.json").exists()) if root.exists() else []
+
+
+def read_metadata(path: Path) -> dict:
+    meta_path = path / "metadata.json"
+    if not path.is_dir():
+        raise SynthError(f"model folder not found: {path}; pass --model with a model package folder")
+    if not meta_path.exists():
+        raise SynthError(f"{path} is not a model package (no metadata.json); pass a folder made by semanticsynth training")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SynthError(f"metadata.json of {path} is corrupt ({exc.__class__.__name__}); reinstall the model package") from None
+    if meta.get("format") != FORMAT:
+        raise SynthError(f"{path} is not a SemanticSynth model package (format {meta.get('format')!r})")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise SynthError(f"model package {path.name} needs a newer SemanticSynth (format {meta['format_version']}); upgrade")
+    for key in ("label_table", "modalities", "normalization", "working_spacing", "autoencoder"):
+        if key not in meta:
+            raise SynthError(f"metadata.json of {path} lacks '{key}'; the package is incomplete")
+    return meta
+
+

@@ -1,0 +1,163 @@
+"""Generation in the Slicer scene without the GUI: export labels, run the engine in a child process, import.
+
+Usable from Slicer's Python console, scripts and tests (slicer-core, no Qt). The module's Logic class
+(SemanticSynth/SemanticSynth.py) adds nothing to it but Slicer's ScriptedLoadableModuleLogic base.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .engine.labels import LabelTable
+from .engine.package_metadata import bundled_models, read_metadata, resolve_model
+from .errors import SynthError
+from .process import EngineProcess
+from .scene import apply_window_level, export_label_map, ijk_to_ras_of, import_volume, link_output
+
+GEOMETRY_TOLERANCE_MM = 1e-4
+
+
+class GenerationJob:
+    """One running generation. poll() from a GUI timer, or wait(); cancel() at any time.
+
+    Nodes are created only once the engine has succeeded, so a cancel or an error leaves the scene as it was;
+    the temporary folder is removed in every case.
+    """
+
+    def __init__(self, logic_args: dict, workdir: Path, export: dict, on_progress):
+        self.args, self.workdir, self.export = logic_args, workdir, export
+        self.last_progress: dict = {}
+        self._on_progress = on_progress
+        self._lock = threading.Lock()
+        self.result_node = None
+        self.error: str | None = None
+        self.process = EngineProcess(self._command(), self._progress)
+
+    def _command(self) -> list[str]:
+        a = self.args
+        cmd = ["generate", str(self.workdir / "labels.nrrd"), str(self.workdir / "generated.nrrd"),
+               "--model", str(a["model_path"]), "--modality", a["modality"], "--seed", str(a["seed"])]
+        if a.get("steps"):
+            cmd += ["--steps", str(a["steps"])]
+        if a.get("device"):
+            cmd += ["--device", a["device"]]
+        return cmd
+
+    def _progress(self, record: dict) -> None:
+        with self._lock:
+            self.last_progress = record
+        if self._on_progress:
+            self._on_progress(record)
+
+    def start(self) -> "GenerationJob":
+        self.process.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.process.running
+
+    def cancel(self) -> None:
+        self.process.cancel()
+        self.process.wait()
+        self._cleanup()
+
+    def poll(self) -> bool:
+        """True once finished (then result_node or error is set). Call from the main thread."""
+        if self.process.running:
+            return False
+        if self.result_node is None and self.error is None:
+            self._finish()
+        return True
+
+    def wait(self):
+        self.process.wait()
+        self.poll()
+        if self.error:
+            raise SynthError(self.error)
+        return self.result_node
+
+    def _finish(self) -> None:
+        try:
+            if self.process.cancelled:
+                self.error = "cancelled"
+                return
+            if self.process.process.returncode != 0:
+                self.error = self.process.error_message
+                return
+            self.result_node = self._import()
+        except SynthError as exc:
+            self.error = str(exc)
+        finally:
+            self._cleanup()
+
+    def _import(self):
+        a = self.args
+        source = a["segmentation_node"]
+        scene = source.GetScene()
+        node = import_volume(scene, self.workdir / "generated.nrrd", f"{source.GetName()} synthetic {a['modality'].upper()}",
+                             a.get("output_node"))
+        error = np.abs(ijk_to_ras_of(node) - self.export["ijk_to_ras"]).max()
+        if error > GEOMETRY_TOLERANCE_MM:
+            if a.get("output_node") is None:
+                scene.RemoveNode(node)
+            raise SynthError(f"the generated volume's grid differs from the label map's by {error:.2g} mm; report this bug")
+        link_output(node, source, {"model": a["model_name"], "version": a["model_version"], "modality": a["modality"],
+                                   "steps": a.get("steps") or a["default_steps"], "seed": a["seed"],
+                                   "conditioning": a["conditioning"], "software": f"SemanticSynth {__version__}"})
+        apply_window_level(node, a["modality"])
+        return node
+
+    def _cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class GenerationLogic:
+    """Generate a CT or MRI volume from a segmentation node, on its grid (or a reference volume's).
+
+    Can be used without the GUI, e.g. in Slicer's Python console:
+        node = GenerationLogic().generate(segmentationNode, modality="ct")
+    """
+
+    @staticmethod
+    def available_models() -> list[str]:
+        return bundled_models()
+
+    @staticmethod
+    def model_info(model: str | None, modality: str | None = None) -> dict:
+        path = resolve_model(model, modality)
+        meta = read_metadata(path)
+        if "diffusion" not in meta:
+            raise SynthError(f"{path} holds only an autoencoder; choose a complete model package")
+        return {"path": path, "metadata": meta, "labels": LabelTable.from_json(meta["label_table"])}
+
+    def start(self, segmentation_node, model: str | None = None, modality: str | None = None, steps: int | None = None,
+              seed: int = 0, reference_volume_node=None, output_node=None, on_progress=None,
+              device: str | None = None) -> GenerationJob:
+        info = self.model_info(model, modality)
+        meta = info["metadata"]
+        modality = modality or meta["modalities"][0]
+        if modality not in meta["modalities"]:
+            raise SynthError(f"model {info['path'].name} generates {', '.join(meta['modalities'])}, not {modality}")
+        workdir = Path(tempfile.mkdtemp(prefix="SemanticSynth-"))
+        try:
+            export = export_label_map(segmentation_node, info["labels"], workdir / "labels.nrrd", reference_volume_node)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        args = {"segmentation_node": segmentation_node, "model_path": info["path"], "model_name": meta.get("name", info["path"].name),
+                "model_version": meta.get("version"), "modality": modality, "steps": steps, "seed": int(seed),
+                "default_steps": meta["diffusion"].get("default_steps"), "conditioning": meta["diffusion"]["conditioning"],
+                "output_node": output_node, "device": device}
+        job = GenerationJob(args, workdir, export, on_progress)
+        job.unmatched_segments = export["unmatched"]
+        return job.start()
+
+    def generate(self, segmentation_node, **kwargs):
+        """Blocking: returns the new (or given) output volume node; raises SynthError with a one-line message."""
+        return self.start(segmentation_node, **kwargs).wait()

@@ -1,0 +1,225 @@
+"""MRML bridge (slicer-core, no Qt): segmentation node -> label map file; result file -> linked volume node.
+
+RAS (Slicer) and LPS (ITK files) meet here and only here: `LPS_FROM_RAS`.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+import vtk
+
+from .engine.labels import LabelTable, normalized_name
+from .errors import SynthError
+
+LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
+SOURCE_REFERENCE = "SemanticSynthSource"
+ATTRIBUTE_PREFIX = "SemanticSynth."
+WINDOW_LEVEL = {"ct": (400.0, 40.0)}  # abdominal soft-tissue window, as in the abdominal-CT paper
+
+
+def matrix_to_array(matrix: vtk.vtkMatrix4x4) -> np.ndarray:
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def ijk_to_ras_of(volume_node) -> np.ndarray:
+    m = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(m)
+    return matrix_to_array(m)
+
+
+def sitk_geometry(ijk_to_ras: np.ndarray) -> dict:
+    """ITK spacing, origin and direction (LPS) of a Slicer IJKToRAS matrix."""
+    spacing = np.linalg.norm(ijk_to_ras[:3, :3], axis=0)
+    direction = LPS_FROM_RAS @ (ijk_to_ras[:3, :3] / spacing)
+    origin = LPS_FROM_RAS @ ijk_to_ras[:3, 3]
+    return {"spacing": tuple(spacing), "origin": tuple(origin), "direction": tuple(direction.flatten())}
+
+
+def _terminology_names(segment) -> list[str]:
+    """Code meanings of the segment's terminology entry (category~type~modifier fields, 'code^scheme^meaning')."""
+    if hasattr(segment, "GetTerminology"):
+        tag = segment.GetTerminology()
+    else:
+        value = vtk.reference("")
+        tag = str(value) if segment.GetTag("TerminologyEntry", value) else ""
+    if not isinstance(tag, str) or not tag:
+        return []
+    fields = tag.split("~")
+    names = []
+    for field_text in fields[2:4]:  # type and type modifier
+        parts = field_text.split("^")
+        if len(parts) >= 3 and parts[2]:
+            names.append(parts[2])
+    if len(names) == 2:
+        names.insert(0, f"{names[1]} {names[0]}")  # e.g. "left kidney"
+    return names
+
+
+def match_segments(segmentation_node, table: LabelTable) -> tuple[dict[str, int], list[str]]:
+    """Segment id -> model label id by name (case/separator-insensitive, synonyms) or terminology.
+
+    A name such as "Label_5", "Segment_5" or "5" (what importing a label map without a colour table
+    gives) matches model id 5. Returns the matches and the names of segments that match nothing.
+    """
+    by_name = table.id_by_name()
+    known_ids = {lab.id for lab in table.labels}
+    segmentation = segmentation_node.GetSegmentation()
+    matches, unmatched = {}, []
+    for index in range(segmentation.GetNumberOfSegments()):
+        segment_id = segmentation.GetNthSegmentID(index)
+        segment = segmentation.GetSegment(segment_id)
+        name = segment.GetName()
+        found = None
+        for candidate in [name, *_terminology_names(segment)]:
+            found = by_name.get(normalized_name(candidate))
+            if found is not None:
+                break
+        if found is None:
+            numbered = re.fullmatch(r"(?:label|segment)?[ _-]*(\d+)", name.strip().lower())
+            if numbered and int(numbered.group(1)) in known_ids:
+                found = int(numbered.group(1))
+        if found is None:
+            unmatched.append(name)
+        else:
+            matches[segment_id] = found
+    return matches, unmatched
+
+
+def _geometry_volume(scene, segmentation_node, reference_volume_node):
+    """A volume node that carries the output grid: the chosen reference volume, or the segmentation's
+    reference image geometry (made into a temporary, empty volume node)."""
+    if reference_volume_node is not None:
+        return reference_volume_node
+    geometry = segmentation_node.GetSegmentation().GetConversionParameter(
+        slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName())
+    if not geometry:
+        raise SynthError("the segmentation has no reference geometry; choose a reference volume")
+    oriented = slicer.vtkOrientedImageData()
+    slicer.vtkSegmentationConverter.DeserializeImageGeometry(geometry, oriented, False)
+    extent = oriented.GetExtent()
+    m = vtk.vtkMatrix4x4()
+    oriented.GetImageToWorldMatrix(m)
+    ijk_to_ras = matrix_to_array(m)
+    ijk_to_ras[:3, 3] = ijk_to_ras[:3, :3] @ np.array(extent[::2], float) + ijk_to_ras[:3, 3]
+    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "SemanticSynth geometry (temporary)")
+    image = vtk.vtkImageData()
+    image.SetDimensions(extent[1] - extent[0] + 1, extent[3] - extent[2] + 1, extent[5] - extent[4] + 1)
+    image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+    node.SetAndObserveImageData(image)
+    node.SetIJKToRASMatrix(_vtk_matrix(ijk_to_ras))
+    return node
+
+
+def _vtk_matrix(array: np.ndarray) -> vtk.vtkMatrix4x4:
+    m = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            m.SetElement(r, c, float(array[r, c]))
+    return m
+
+
+def _node_ids(scene) -> set[str]:
+    return {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+
+
+def _voxels(volume_node) -> np.ndarray:
+    """Voxel array in (k, j, i) order, as SimpleITK's GetImageFromArray expects."""
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    image = volume_node.GetImageData()
+    dims = image.GetDimensions()
+    return vtk_to_numpy(image.GetPointData().GetScalars()).reshape(dims[::-1])
+
+
+def export_label_map(segmentation_node, table: LabelTable, path: str | Path, reference_volume_node=None) -> dict:
+    """Write the matched segments as one label map of model ids on the reference grid (NRRD keeps doubles).
+
+    Returns {"ijk_to_ras", "matched" (segment name -> id), "unmatched" (names)}.
+    """
+    if segmentation_node is None:
+        raise SynthError("no segmentation selected; choose a segmentation node")
+    segmentation = segmentation_node.GetSegmentation()
+    if segmentation.GetNumberOfSegments() == 0:
+        raise SynthError("the segmentation has no segments; draw or load segments first")
+    matches, unmatched = match_segments(segmentation_node, table)
+    if not matches:
+        raise SynthError(f"no segment matches a label of the model ({', '.join(unmatched[:8])}); rename segments or choose another model")
+    scene = segmentation_node.GetScene()
+    existing = _node_ids(scene)
+    try:
+        geometry_node = _geometry_volume(scene, segmentation_node, reference_volume_node)
+        labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "SemanticSynth export (temporary)")
+        segment_ids = vtk.vtkStringArray()
+        for segment_id in matches:
+            segment_ids.InsertNextValue(segment_id)
+        logic = slicer.vtkSlicerSegmentationsModuleLogic()
+        logic.SetMRMLScene(scene)
+        if not logic.ExportSegmentsToLabelmapNode(segmentation_node, segment_ids, labelmap, geometry_node):
+            raise SynthError("exporting the segments failed; check the segmentation's geometry or choose a reference volume")
+        # Exported values are 1..n in segment order; turn them into the model's label ids.
+        lookup = np.array([0, *matches.values()], np.uint16)
+        labels = lookup[_voxels(labelmap)]
+        ijk_to_ras = ijk_to_ras_of(labelmap)
+    finally:
+        # Export makes helper nodes (display, colour table) besides our temporary ones: remove them all.
+        for node_id in _node_ids(scene) - existing:
+            node = scene.GetNodeByID(node_id)
+            if node is not None:
+                scene.RemoveNode(node)
+    if not labels.any():
+        raise SynthError("the segmentation is empty (no voxels in any matched segment); draw segments first")
+    image = sitk.GetImageFromArray(labels)
+    geometry = sitk_geometry(ijk_to_ras)
+    image.SetSpacing(geometry["spacing"])
+    image.SetOrigin(geometry["origin"])
+    image.SetDirection(geometry["direction"])
+    sitk.WriteImage(image, str(path))
+    names = {segmentation.GetSegment(s).GetName(): i for s, i in matches.items()}
+    return {"ijk_to_ras": ijk_to_ras, "matched": names, "unmatched": unmatched}
+
+
+def import_volume(scene, path: str | Path, name: str, output_node=None):
+    """Read a result file into a new scalar volume node (or into output_node, replacing its voxels)."""
+    node = output_node or scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    storage.SetFileName(str(path))
+    storage.SetSingleFile(True)
+    if not storage.ReadData(node):
+        if output_node is None:
+            scene.RemoveNode(node)
+        raise SynthError(f"cannot read the generated volume {path}")
+    if node.GetDisplayNode() is None:
+        node.CreateDefaultDisplayNodes()
+    return node
+
+
+def link_output(output_node, source_node, attributes: dict) -> None:
+    """Reference from the output to its source, provenance attributes, and the source's study folder."""
+    output_node.SetNodeReferenceID(SOURCE_REFERENCE, source_node.GetID())
+    for key, value in attributes.items():
+        output_node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(output_node.GetScene())
+    parent = sh.GetItemParent(sh.GetItemByDataNode(source_node)) or sh.GetSceneItemID()
+    item = sh.GetItemByDataNode(output_node)
+    if item:
+        sh.SetItemParent(item, parent)
+    else:  # without Slicer's SH plugins (slicer-core) new nodes get no item by themselves
+        sh.CreateItem(parent, output_node)
+
+
+def apply_window_level(volume_node, modality: str) -> None:
+    display = volume_node.GetDisplayNode()
+    if display is None:
+        return
+    display.AutoWindowLevelOff()
+    if modality in WINDOW_LEVEL:
+        window, level = WINDOW_LEVEL[modality]
+    else:
+        values = slicer.util.arrayFromVolume(volume_node)
+        low, high = np.percentile(values[values > 0] if (values > 0).any() else values, [1, 99.5])
+        window, level = float(high - low), float((high + low) / 2)
+    display.SetWindowLevel(window, level)

@@ -1,0 +1,60 @@
+"""Fixtures for the Slicer-side tests: a real slicer-core MRML scene and a tiny CT model package."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+SAMPLE_SEGMENTATION = REPO.parent / "shared" / "data" / "totalseg" / "example_seg.nii.gz"
+SAMPLE_CT = REPO.parent / "shared" / "data" / "totalseg" / "example_ct_sm.nii.gz"
+
+
+@pytest.fixture(scope="session")
+def tiny_ct_model(tmp_path_factory) -> Path:
+    """A CT package trained for a few steps on the sample pair: enough to exercise every code path."""
+    from SemanticSynthLib.cli import main
+
+    root = tmp_path_factory.mktemp("tiny_ct")
+    csv = root / "pairs.csv"
+    csv.write_text(f"image,label,modality\n{SAMPLE_CT},{SAMPLE_SEGMENTATION},ct\n")
+    assert main(["train-autoencoder", "--data", str(csv), "--out", str(root / "ae"), "--label-table", "totalseg_v2",
+                 "--modality", "ct", "--spacing", "3", "--steps", "3", "--patch", "32", "--adv-start", "100",
+                 "--progress", "none"]) == 0
+    assert main(["train-diffusion", "--data", str(csv), "--autoencoder", str(root / "ae"), "--out", str(root / "model"),
+                 "--steps", "3", "--latent-patch", "16,16,8", "--progress", "none", "--default-steps", "2"]) == 0
+    return root / "model"
+
+
+@pytest.fixture()
+def scene():
+    import slicer
+
+    scene = slicer.vtkMRMLScene()
+    slicer.mrmlScene = scene
+    yield scene
+    scene.Clear(True)
+
+
+@pytest.fixture()
+def sample_segmentation(scene):
+    """The shared sample label map imported into a segmentation node with the segmentations logic."""
+    import slicer
+
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "sample labels")
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    storage.SetFileName(str(SAMPLE_SEGMENTATION))
+    assert storage.ReadData(labelmap)
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "sample segmentation")
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(labelmap)
+    logic = slicer.vtkSlicerSegmentationsModuleLogic()
+    logic.SetMRMLScene(scene)
+    assert logic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    study = sh.CreateStudyItem(sh.CreateSubjectItem(sh.GetSceneItemID(), "patient"), "study")
+    item = sh.GetItemByDataNode(segmentation)
+    sh.SetItemParent(item, study) if item else sh.CreateItem(study, segmentation)
+    scene.RemoveNode(labelmap)
+    return segmentation

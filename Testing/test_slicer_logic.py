@@ -1,0 +1,140 @@
+"""The Logic end to end on slicer-core's real vtkMRMLScene with a real child process (no mocks)."""
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+import time
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from SemanticSynthLib.errors import SynthError
+from SemanticSynthLib.logic import GenerationLogic
+from SemanticSynthLib.scene import SOURCE_REFERENCE, ijk_to_ras_of, sitk_geometry
+
+from conftest import SAMPLE_SEGMENTATION
+
+
+def _temp_folders():
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "SemanticSynth-*")))
+
+
+def _label_map_ijk_to_ras():
+    """The sample label map's IJKToRAS from its file (ITK LPS -> Slicer RAS)."""
+    image = sitk.ReadImage(str(SAMPLE_SEGMENTATION))
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    m = np.eye(4)
+    m[:3, :3] = np.diag([-1, -1, 1]) @ direction @ np.diag(image.GetSpacing())
+    m[:3, 3] = np.diag([-1, -1, 1]) @ np.array(image.GetOrigin())
+    return m
+
+
+def test_generate_end_to_end_and_scene_round_trip(scene, sample_segmentation, tiny_ct_model, tmp_path):
+    import slicer
+
+    before = _temp_folders()
+    records = []
+    node = GenerationLogic().generate(sample_segmentation, model=str(tiny_ct_model), modality="ct", steps=2, seed=3,
+                                      on_progress=records.append)
+    assert any(r.get("stage") == "denoising" for r in records)
+    np.testing.assert_allclose(ijk_to_ras_of(node), _label_map_ijk_to_ras(), atol=1e-6)
+    assert node.GetImageData().GetDimensions() == sitk.ReadImage(str(SAMPLE_SEGMENTATION)).GetSize()
+    assert node.GetNodeReferenceID(SOURCE_REFERENCE) == sample_segmentation.GetID()
+    assert node.GetAttribute("SemanticSynth.modality") == "ct"
+    assert node.GetAttribute("SemanticSynth.seed") == "3"
+    assert node.GetAttribute("SemanticSynth.steps") == "2"
+    assert node.GetAttribute("SemanticSynth.conditioning") == "concat"
+    assert node.GetAttribute("SemanticSynth.model") == "model"
+    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    assert sh.GetItemParent(sh.GetItemByDataNode(node)) == sh.GetItemParent(sh.GetItemByDataNode(sample_segmentation))
+    assert node.GetDisplayNode().GetWindow() == pytest.approx(400) and node.GetDisplayNode().GetLevel() == pytest.approx(40)
+    assert _temp_folders() == before
+
+    # Save (Commit) and reload into a new scene: the output and its reference survive.
+    for storable in [node, sample_segmentation]:
+        storable.AddDefaultStorageNode()
+        storage = storable.GetStorageNode()
+        storage.SetFileName(str(tmp_path / (storable.GetName().replace(" ", "_") + "." + storage.GetDefaultWriteFileExtension())))
+        assert storage.WriteData(storable)
+    scene.SetRootDirectory(str(tmp_path))
+    scene.SetURL(str(tmp_path / "scene.mrml"))
+    assert scene.Commit()
+    reloaded = slicer.vtkMRMLScene()
+    reloaded.SetURL(str(tmp_path / "scene.mrml"))
+    assert reloaded.Connect()
+    again = reloaded.GetFirstNodeByName(node.GetName())
+    assert again is not None and again.GetImageData() is not None
+    source = again.GetNodeReference(SOURCE_REFERENCE)
+    assert source is not None and source.GetName() == sample_segmentation.GetName()
+    np.testing.assert_allclose(ijk_to_ras_of(again), _label_map_ijk_to_ras(), atol=1e-6)
+    assert again.GetAttribute("SemanticSynth.seed") == "3"
+
+
+def test_cancel_leaves_no_node_and_no_temp_files(scene, sample_segmentation, tiny_ct_model):
+    before_nodes = scene.GetNumberOfNodes()
+    before = _temp_folders()
+    job = GenerationLogic().start(sample_segmentation, model=str(tiny_ct_model), modality="ct", steps=500)
+    deadline = time.monotonic() + 120
+    while job.last_progress.get("stage") != "denoising" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert job.running
+    job.cancel()
+    assert job.poll() and job.error == "cancelled" and job.result_node is None
+    assert scene.GetNumberOfNodes() == before_nodes
+    assert _temp_folders() == before
+
+
+def test_empty_segmentation_is_a_clear_error(scene, sample_segmentation, tiny_ct_model):
+    import slicer
+
+    empty = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "empty")
+    before_nodes = scene.GetNumberOfNodes()
+    before = _temp_folders()
+    with pytest.raises(SynthError, match="no segments"):
+        GenerationLogic().generate(empty, model=str(tiny_ct_model), modality="ct")
+    segment_id = empty.GetSegmentation().AddEmptySegment("liver")
+    empty.SetReferenceImageGeometryParameterFromVolumeNode(None) if False else None
+    geometry = sample_segmentation.GetSegmentation().GetConversionParameter(
+        slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName())
+    empty.GetSegmentation().SetConversionParameter(slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(), geometry)
+    assert segment_id
+    with pytest.raises(SynthError, match="empty"):
+        GenerationLogic().generate(empty, model=str(tiny_ct_model), modality="ct")
+    assert scene.GetNumberOfNodes() == before_nodes
+    assert _temp_folders() == before
+
+
+def test_engine_error_reaches_the_user_as_one_line(scene, sample_segmentation, tiny_ct_model):
+    with pytest.raises(SynthError) as info:
+        GenerationLogic().generate(sample_segmentation, model=str(tiny_ct_model), modality="ct", steps=5000)
+    assert "--steps" in str(info.value) and "\n" not in str(info.value) and "Traceback" not in str(info.value)
+
+
+def test_segment_names_match_case_and_separator_insensitively(scene, sample_segmentation):
+    from SemanticSynthLib.engine.labels import LabelTable
+    from SemanticSynthLib.scene import match_segments
+
+    table = LabelTable.builtin("totalseg_v2")
+    segmentation = sample_segmentation.GetSegmentation()
+    segmentation.GetNthSegment(0).SetName("Spleen")
+    segmentation.GetNthSegment(1).SetName("KIDNEY RIGHT")
+    segmentation.GetNthSegment(2).SetName("my tumour")
+    matches, unmatched = match_segments(sample_segmentation, table)
+    names = {segmentation.GetSegment(s).GetName(): i for s, i in matches.items()}
+    assert names["Spleen"] == 1 and names["KIDNEY RIGHT"] == 2
+    assert unmatched == ["my tumour"]
+    assert len(matches) == segmentation.GetNumberOfSegments() - 1
+
+
+def test_geometry_conversion_ras_lps():
+    m = np.array([[-0.8, 0.1, 0.0, 10.0], [0.2, 0.9, 0.0, -5.0], [0.0, 0.0, 2.5, 30.0], [0, 0, 0, 1]])
+    g = sitk_geometry(m)
+    image = sitk.Image(4, 4, 4, sitk.sitkUInt8)
+    image.SetSpacing(g["spacing"])
+    image.SetOrigin(g["origin"])
+    image.SetDirection(g["direction"])
+    lps = np.array(image.TransformContinuousIndexToPhysicalPoint((1.0, 2.0, 3.0)))
+    ras = m @ np.array([1.0, 2.0, 3.0, 1.0])
+    np.testing.assert_allclose(lps * [-1, -1, 1], ras[:3], atol=1e-9)
