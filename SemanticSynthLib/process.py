@@ -9,6 +9,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
+
+LIBRARY_ROOT = str(Path(__file__).resolve().parents[1])
 
 
 def engine_python() -> str:
@@ -31,7 +34,9 @@ class EngineProcess:
         self.arguments = list(arguments)
         self.on_progress = on_progress or (lambda record: None)
         self.python = python or engine_python()
-        self.env = env
+        # The child must import this very library, wherever Slicer installed it.
+        self.env = dict(env if env is not None else os.environ)
+        self.env["PYTHONPATH"] = os.pathsep.join(p for p in [LIBRARY_ROOT, self.env.get("PYTHONPATH", "")] if p)
         self.process: subprocess.Popen | None = None
         self.cancelled = False
         self._stderr: list[str] = []

@@ -90,7 +90,7 @@ def main():
         return
     tmp = Path(tempfile.mkdtemp())
     cases = [
-        ("CT sample 122x101x30", REPO / "samples" / "abdomen_ct_totalseg_labels.nii.gz", args.model or "abdomen-ct", "ct"),
+        ("CT sample 122x101x30", REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz", args.model or "abdomen-ct", "ct"),
         ("MRI validation 120x120x90", IXI_VAL, args.model or "brain-mri", "mri"),
         ("128^3", make_map((128, 128, 128), tmp / "map128.nii.gz"), args.model or "brain-mri", "mri"),
         ("256x256x128", make_map((256, 256, 128), tmp / "map256.nii.gz"), args.model or "brain-mri", "mri"),

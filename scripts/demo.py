@@ -15,7 +15,7 @@ from SemanticSynthLib.engine.io import read_volume  # noqa: E402
 from SemanticSynthLib.preview import save_preview  # noqa: E402
 
 JOBS = [
-    ("ct", REPO / "samples" / "abdomen_ct_totalseg_labels.nii.gz", "abdomen-ct", (-160, 240)),
+    ("ct", REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz", "abdomen-ct", (-160, 240)),
     ("mri", REPO.parent / "shared" / "data" / "ixi_muse" / "labels" / "IXI012-HH-1211.nii.gz", "brain-mri", None),
 ]
 

@@ -107,7 +107,7 @@ def ct(args) -> dict:
     import json as _json
 
     package = load_package(resolve_model("abdomen-ct"))
-    label_img = read_volume(REPO / "samples" / "abdomen_ct_totalseg_labels.nii.gz")
+    label_img = read_volume(REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz")
     labels = array_of(label_img)
     real = array_of(read_volume(SHARED / "totalseg" / "example_ct_sm.nii.gz"))
     generated = array_of(generate_volume(package, label_img, "ct", args.steps, seed=0))
