@@ -16,4 +16,4 @@ python -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out
 python -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
   --conditioning concat --steps ${DIFFUSION_STEPS:-1500} --batch 2 --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 \
   --checkpoint-every 200 --log-every 20 --progress none --threads ${THREADS:-2} --resume
-rm -rf SemanticSynthLib/models/abdomen-ct && cp -r "$RUN/model" SemanticSynthLib/models/abdomen-ct
+mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/abdomen-ct && cp -r "$RUN/model" SemanticSynthLib/models/abdomen-ct

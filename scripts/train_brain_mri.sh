@@ -13,4 +13,4 @@ python -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN
 python -m SemanticSynthLib train-diffusion --data "$RUN/train.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
   --conditioning concat --steps ${DIFFUSION_STEPS:-3000} --batch 2 --latent-patch 32 --lr 2e-4 \
   --checkpoint-every 200 --log-every 20 --progress none --threads 2 --resume
-rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/model" SemanticSynthLib/models/brain-mri
+mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/model" SemanticSynthLib/models/brain-mri

@@ -101,3 +101,22 @@ def test_resume_continues_from_checkpoint(tiny_dataset, tiny_model, tmp_path):
     assert main(args + ["--steps", "4"]) == 0
     steps = [json.loads(line)["step"] for line in (tmp_path / "m.log.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]  # the second run started at step 3, not from scratch
+
+
+def test_ddim_with_the_exact_training_target_recovers_the_latent():
+    """The sampler inverts what training teaches: feeding DDIM the true v (or eps) returns the clean latent."""
+    from SemanticSynthLib.engine.schedule import ddim, training_target
+
+    schedule = default_schedule()
+    torch.manual_seed(0)
+    clean = torch.randn(1, 8, 4, 4, 4)
+    train = ddpm(schedule)
+    sampler = ddim(schedule, 20)
+    latent = torch.randn_like(clean)
+    for t in sampler.timesteps:
+        ab = sampler.alphas_cumprod[int(t)]
+        noise = (latent - ab.sqrt() * clean) / (1 - ab).sqrt()  # the noise that explains the current latent
+        target = training_target(train, clean, noise, torch.tensor([int(t)]))
+        latent, _ = sampler.step(target, t, latent)
+    assert schedule["prediction_type"] == "v_prediction"
+    assert torch.allclose(latent, clean, atol=1e-4)

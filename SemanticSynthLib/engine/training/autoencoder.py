@@ -68,6 +68,7 @@ def train_autoencoder(args) -> Path:
     ckpt_dir = Path(args.checkpoint_dir or f"{args.out}.checkpoint")
     info = load_checkpoint(ckpt_dir, {"autoencoder": autoencoder, "discriminator": discriminator}, {"g": opt_g, "d": opt_d}) if args.resume else None
     start = info["step"] if info else 0
+    last_l1 = info.get("l1") if info else None
     elapsed_before = info["time_s"] if info else 0.0
     model_g, model_d = ctx.wrap(autoencoder), ctx.wrap(discriminator)
     adversarial = PatchAdversarialLoss(criterion="least_squares")
@@ -81,6 +82,7 @@ def train_autoencoder(args) -> Path:
         x = _batch(images, args.patch, args.batch, rng, args.augment).to(ctx.device)
         recon, codebook_loss = _ddp_reconstruct(model_g, x) if ctx.enabled else reconstruct(autoencoder, x)
         l1 = torch.nn.functional.l1_loss(recon, x)
+        last_l1 = ctx.mean(l1.detach().item())
         loss_g = l1 + codebook_loss
         use_adv = args.adv_weight > 0 and step >= args.adv_start
         if use_adv:
@@ -104,14 +106,14 @@ def train_autoencoder(args) -> Path:
             step_d()
         done = step + 1
         if done % args.log_every == 0 or done == args.steps:
-            record = {"step": done, "l1": ctx.mean(l1.detach().item()), "codebook": ctx.mean(float(codebook_loss.detach())),
+            record = {"step": done, "l1": last_l1, "codebook": ctx.mean(float(codebook_loss.detach())),
                       "disc": ctx.mean(float(loss_d.detach())),
                       "skipped_steps": step_g.skipped + step_d.skipped}
             log.write(**record)
             progress.update(done, l1=round(record["l1"], 4))
         if ctx.is_main and (done % args.checkpoint_every == 0 or done == args.steps):
             save_checkpoint(ckpt_dir, {"autoencoder": autoencoder, "discriminator": discriminator}, {"g": opt_g, "d": opt_d},
-                            {"step": done, "time_s": elapsed_before + time.monotonic() - t0})
+                            {"step": done, "time_s": elapsed_before + time.monotonic() - t0, "l1": last_l1})
     progress.close_bar()
     if ctx.is_main:
         train_time = elapsed_before + time.monotonic() - t0
@@ -127,7 +129,7 @@ def train_autoencoder(args) -> Path:
             "training": {"autoencoder": {"data": str(args.data), "cases": len(images), "command": command_line(),
                                          "steps": args.steps, "batch": args.batch, "patch": list(args.patch),
                                          "processes": ctx.world_size, "time_s": round(train_time, 1),
-                                         "final_l1": ctx.mean(l1.detach().item())}},
+                                         "final_l1": last_l1}},
         }
         save_package(args.out, metadata, autoencoder, None)
         progress.message(f"autoencoder written to {args.out}")

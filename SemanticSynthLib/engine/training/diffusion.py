@@ -17,7 +17,7 @@ from ..networks import LatentDenoiser, default_unet_config
 from ..package import load_package, save_package
 from ..precision import autocast, bf16_training_safe, encode_latent
 from ..progress import Progress
-from ..schedule import ddpm, default_schedule
+from ..schedule import ddpm, default_schedule, training_target
 from .augment import random_affine, random_intensity
 from .common import GuardedStep, TrainingLog, command_line, load_cases
 from .dataset import random_crop
@@ -111,7 +111,7 @@ def train_diffusion(args) -> Path:
         noisy = scheduler.add_noise(latent, noise, t)
         with autocast(ctx.device, use_bf16):
             pred = model(noisy, t, cond, mod)
-        loss = F.mse_loss(pred.float(), noise)
+        loss = F.mse_loss(pred.float(), training_target(scheduler, latent, noise, t))
         if not torch.isfinite(loss):
             raise SynthError(f"training diverged at step {step + 1} (loss is not finite); lower --lr or check the data")
         optimizer.zero_grad(set_to_none=True)
