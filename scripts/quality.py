@@ -141,11 +141,28 @@ def write_markdown(result: dict, path: Path):
     path.write_text("\n".join(lines) + "\n")
 
 
+def record_metrics(result: dict) -> None:
+    """The summary figures under "metrics" in each bundled package's metadata.json."""
+    brain = {"validation_subjects": len(result["brain"]["subjects"]), "ddim_steps": result["brain"]["steps"],
+             **{f"{k}": v for k, v in result["brain"]["summary"]["model"].items()},
+             "painting_baseline": result["brain"]["summary"]["painting"], "script": "scripts/quality.py"}
+    targets = [("brain-mri", brain)]
+    if "ct" in result:
+        targets.append(("abdomen-ct", {"sample_mean_abs_hu_error": result["ct"]["mean_abs_hu_error"],
+                                       "note": "measured on the training case itself", "script": "scripts/quality.py"}))
+    for name, metrics in targets:
+        path = resolve_model(name) / "metadata.json"
+        meta = json.loads(path.read_text())
+        meta["metrics"] = metrics
+        path.write_text(json.dumps(meta, indent=1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", type=int, default=20)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--out", default=str(REPO / "docs" / "quality"))
+    parser.add_argument("--record", action="store_true", help="also store the summary in the packages' metadata.json")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -156,6 +173,8 @@ def main():
         print(f"CT part skipped: {exc}")
     (out / "quality.json").write_text(json.dumps(result, indent=1))
     write_markdown(result, out / "quality.md")
+    if args.record:
+        record_metrics(result)
     print((out / "quality.md").read_text())
 
 

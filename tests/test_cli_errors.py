@@ -114,3 +114,13 @@ def test_console_entry_point_reports_one_line(bad_inputs, tiny_model, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "2D image" in result.stderr
     assert not out.exists()
+
+
+def test_console_script_is_installed():
+    """`pip install` gives the `semanticsynth` command (pyproject console script)."""
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "semanticsynth"
+    assert script.exists(), "install the package: pip install -e ."
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "generate" in result.stdout and "train-diffusion" in result.stdout
