@@ -138,3 +138,49 @@ def test_geometry_conversion_ras_lps():
     lps = np.array(image.TransformContinuousIndexToPhysicalPoint((1.0, 2.0, 3.0)))
     ras = m @ np.array([1.0, 2.0, 3.0, 1.0])
     np.testing.assert_allclose(lps * [-1, -1, 1], ras[:3], atol=1e-9)
+
+
+def test_export_on_a_reference_volume_grid(scene, sample_segmentation, tmp_path):
+    """With a reference volume, the label map is written on that volume's grid (here: oblique, 2 mm)."""
+    import vtk
+
+    from SemanticSynthLib.engine.labels import LabelTable
+    from SemanticSynthLib.scene import export_label_map
+
+    reference = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "reference")
+    image = vtk.vtkImageData()
+    image.SetDimensions(150, 120, 40)
+    image.AllocateScalars(vtk.VTK_SHORT, 1)
+    reference.SetAndObserveImageData(image)
+    angle = np.deg2rad(12)
+    m = np.eye(4)
+    m[:3, :3] = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]]) * 2.0
+    m[:3, 3] = [-150.0, 30.0, 100.0]  # overlaps the sample (RAS x -178..188, y 11..314, z 94..184)
+    matrix = vtk.vtkMatrix4x4()
+    for r in range(4):
+        for c in range(4):
+            matrix.SetElement(r, c, m[r, c])
+    reference.SetIJKToRASMatrix(matrix)
+    result = export_label_map(sample_segmentation, LabelTable.builtin("totalseg_v2"), tmp_path / "labels.nrrd", reference)
+    np.testing.assert_allclose(result["ijk_to_ras"], m, atol=1e-9)
+    written = sitk.ReadImage(str(tmp_path / "labels.nrrd"))
+    assert written.GetSize() == (150, 120, 40)
+    g = sitk_geometry(m)
+    np.testing.assert_allclose(written.GetOrigin(), g["origin"], atol=1e-9)
+    np.testing.assert_allclose(written.GetDirection(), g["direction"], atol=1e-9)
+    values = set(np.unique(sitk.GetArrayFromImage(written)).tolist())
+    assert {0, 1, 5} <= values  # spleen and liver ids survive resampling onto the new grid
+    assert len(result["matched"]) == 41 and not result["unmatched"]
+
+
+def test_segment_matched_through_its_terminology(scene, sample_segmentation):
+    from SemanticSynthLib.engine.labels import LabelTable
+    from SemanticSynthLib.scene import match_segments
+
+    segment = sample_segmentation.GetSegmentation().GetNthSegment(0)
+    segment.SetName("organ of interest")
+    segment.SetTag("TerminologyEntry", "Segmentation category and type - 3D Slicer General Anatomy list~SCT^123037004^"
+                   "Anatomical Structure~SCT^10200004^Liver~^^~Anatomic codes - DICOM master list~^^~^^")
+    matches, unmatched = match_segments(sample_segmentation, LabelTable.builtin("totalseg_v2"))
+    assert matches[sample_segmentation.GetSegmentation().GetNthSegmentID(0)] == 5  # liver
+    assert not unmatched
