@@ -45,7 +45,7 @@ class EngineProcess:
     def start(self) -> "EngineProcess":
         self.process = subprocess.Popen(
             [self.python, "-m", "SemanticSynthLib", *self.arguments, "--progress", "json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, bufsize=1,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, encoding="utf-8", errors="replace", bufsize=1,
             start_new_session=True, env=self.env)
         self._threads = [threading.Thread(target=self._read_stdout, daemon=True),
                          threading.Thread(target=self._read_stderr, daemon=True)]

@@ -1,15 +1,11 @@
 """Fixtures for the Slicer-side tests: a real slicer-core MRML scene and a tiny CT model package."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-SAMPLE_SEGMENTATION = REPO.parent / "shared" / "data" / "totalseg" / "example_seg.nii.gz"
-SAMPLE_CT = REPO.parent / "shared" / "data" / "totalseg" / "example_ct_sm.nii.gz"
+from slicer_testdata import SAMPLE_CT, SAMPLE_SEGMENTATION
 
 
 @pytest.fixture(scope="session")

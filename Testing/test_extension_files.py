@@ -6,7 +6,7 @@ import sys
 
 from PIL import Image
 
-from conftest import REPO
+from slicer_testdata import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
 from cmake_lists import module_files  # noqa: E402
@@ -19,7 +19,7 @@ def _cmake_list(text: str, name: str) -> list[str]:
 
 def test_every_file_listed_and_every_listed_file_exists():
     for folder in ("SemanticSynth", "SemanticSynthLib"):
-        text = (REPO / folder / "CMakeLists.txt").read_text()
+        text = (REPO / folder / "CMakeLists.txt").read_text(encoding="utf-8")
         listed_scripts = _cmake_list(text, "MODULE_PYTHON_SCRIPTS")
         listed_resources = _cmake_list(text, "MODULE_PYTHON_RESOURCES")
         scripts, resources = module_files(folder)
@@ -27,13 +27,13 @@ def test_every_file_listed_and_every_listed_file_exists():
         assert sorted(listed_resources) == sorted(resources), f"{folder}: run python scripts/cmake_lists.py"
         for f in listed_scripts + listed_resources:
             assert (REPO / folder / f).is_file(), f
-    assert "WITH_SUBDIR" in (REPO / "SemanticSynthLib" / "CMakeLists.txt").read_text()
-    module = (REPO / "SemanticSynth" / "CMakeLists.txt").read_text()
+    assert "WITH_SUBDIR" in (REPO / "SemanticSynthLib" / "CMakeLists.txt").read_text(encoding="utf-8")
+    module = (REPO / "SemanticSynth" / "CMakeLists.txt").read_text(encoding="utf-8")
     assert "Resources/UI/SemanticSynth.ui" in module and "Resources/Icons/SemanticSynth.png" in module
 
 
 def test_top_level_extension_metadata():
-    text = (REPO / "CMakeLists.txt").read_text()
+    text = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
     assert "project(SemanticSynth)" in text
     for key in ("EXTENSION_HOMEPAGE", "EXTENSION_CONTRIBUTORS", "EXTENSION_DESCRIPTION", "EXTENSION_ICONURL",
                 "EXTENSION_SCREENSHOTURLS"):
@@ -41,19 +41,19 @@ def test_top_level_extension_metadata():
     assert 'set(EXTENSION_CATEGORY "Image Synthesis")' in text
     assert 'set(EXTENSION_DEPENDS "PyTorch")' in text
     assert "add_subdirectory(SemanticSynth)" in text and "add_subdirectory(SemanticSynthLib)" in text
-    assert (REPO / "LICENSE").read_text().startswith(" " * 33 + "Apache License")
+    assert (REPO / "LICENSE").read_text(encoding="utf-8").startswith(" " * 33 + "Apache License")
     with Image.open(REPO / "SemanticSynth.png") as icon:
         assert icon.size == (128, 128)
 
 
 def test_module_file_stays_thin():
-    source = (REPO / "SemanticSynth" / "SemanticSynth.py").read_text()
+    source = (REPO / "SemanticSynth" / "SemanticSynth.py").read_text(encoding="utf-8")
     assert len(source.splitlines()) <= 400
     for cls in ("class SemanticSynth(", "class SemanticSynthWidget(", "class SemanticSynthLogic(", "class SemanticSynthTest("):
         assert cls in source
     # The engine never imports slicer or Qt; the bridge never imports Qt.
     for path in (REPO / "SemanticSynthLib").rglob("*.py"):
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         assert not re.search(r"^\s*import qt|^\s*from qt|^\s*import ctk", text, re.M), path
         if "engine" in path.parts or path.name in ("cli.py", "process.py"):
             assert not re.search(r"^\s*(import|from) slicer", text, re.M), path

@@ -14,7 +14,7 @@ from SemanticSynthLib.errors import SynthError
 from SemanticSynthLib.logic import GenerationLogic
 from SemanticSynthLib.scene import SOURCE_REFERENCE, ijk_to_ras_of, sitk_geometry
 
-from conftest import SAMPLE_SEGMENTATION
+from slicer_testdata import SAMPLE_SEGMENTATION
 
 
 def _temp_folders():

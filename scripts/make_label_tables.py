@@ -25,7 +25,7 @@ def write(name, title, labels):
 
 def main(data: Path):
     OUT.mkdir(parents=True, exist_ok=True)
-    ts = json.loads((data / "totalseg" / "total_v2_labels.json").read_text())
+    ts = json.loads((data / "totalseg" / "total_v2_labels.json").read_text(encoding="utf-8"))
     write("totalseg_v2", "TotalSegmentator v2 (total task)",
           [{"id": int(k), "name": v} for k, v in sorted(ts.items(), key=lambda kv: int(kv[0]))])
     write("amos", "AMOS 2022 (15 abdominal organs)",

@@ -111,7 +111,7 @@ def ct(args) -> dict:
     labels = array_of(label_img)
     real = array_of(read_volume(SHARED / "totalseg" / "example_ct_sm.nii.gz"))
     generated = array_of(generate_volume(package, label_img, "ct", args.steps, seed=0))
-    names = _json.loads((SHARED / "totalseg" / "total_v2_labels.json").read_text())
+    names = _json.loads((SHARED / "totalseg" / "total_v2_labels.json").read_text(encoding="utf-8"))
     organs = {}
     for k in np.unique(labels):
         if k == 0 or (labels == k).sum() < 50:
@@ -152,7 +152,7 @@ def record_metrics(result: dict) -> None:
                                        "note": "measured on the training case itself", "script": "scripts/quality.py"}))
     for name, metrics in targets:
         path = resolve_model(name) / "metadata.json"
-        meta = json.loads(path.read_text())
+        meta = json.loads(path.read_text(encoding="utf-8"))
         meta["metrics"] = metrics
         path.write_text(json.dumps(meta, indent=1))
 
@@ -175,7 +175,7 @@ def main():
     write_markdown(result, out / "quality.md")
     if args.record:
         record_metrics(result)
-    print((out / "quality.md").read_text())
+    print((out / "quality.md").read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

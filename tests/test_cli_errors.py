@@ -11,7 +11,7 @@ import SimpleITK as sitk
 
 from SemanticSynthLib.cli import main
 
-from conftest import REPO
+from testdata import REPO
 
 
 def _run(args, capsys):

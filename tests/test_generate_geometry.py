@@ -8,7 +8,7 @@ from SemanticSynthLib.engine.generate import generate_volume
 from SemanticSynthLib.engine.io import array_of
 from SemanticSynthLib.engine.package import load_package
 
-from conftest import IXI, assert_same_grid
+from testdata import IXI, assert_same_grid
 
 
 def _rotation(ax, ay, az):

@@ -16,7 +16,7 @@ from SemanticSynthLib.engine.networks import LatentDenoiser, build_autoencoder, 
 from SemanticSynthLib.engine.schedule import ddpm, default_schedule
 from SemanticSynthLib.engine.training.autoencoder import reconstruct
 
-from conftest import REPO, crop_case
+from testdata import REPO, crop_case
 
 
 def _tiny_crop():
@@ -86,9 +86,9 @@ def test_torchrun_two_processes(tiny_dataset, tiny_model, tmp_path):
            "--out", str(out), "--steps", "4", "--latent-patch", "8", "--progress", "none", "--log-every", "2"]
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    meta = json.loads((out / "metadata.json").read_text())
+    meta = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
     assert meta["training"]["diffusion"]["processes"] == 2
-    log = [json.loads(line) for line in (tmp_path / "ddp_model.log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (tmp_path / "ddp_model.log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["step"] for r in log] == [2, 4]
 
 
@@ -99,7 +99,7 @@ def test_resume_continues_from_checkpoint(tiny_dataset, tiny_model, tmp_path):
             "--latent-patch", "8", "--progress", "none", "--log-every", "1", "--checkpoint-every", "2", "--resume"]
     assert main(args + ["--steps", "2"]) == 0
     assert main(args + ["--steps", "4"]) == 0
-    steps = [json.loads(line)["step"] for line in (tmp_path / "m.log.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "m.log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert steps == [1, 2, 3, 4]  # the second run started at step 3, not from scratch
 
 

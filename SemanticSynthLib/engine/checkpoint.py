@@ -50,7 +50,7 @@ def load_checkpoint(path: str | Path, modules: dict, optimizers: dict) -> dict |
     path = Path(path)
     if not (path / "checkpoint.json").exists():
         return None
-    meta = json.loads((path / "checkpoint.json").read_text())
+    meta = json.loads((path / "checkpoint.json").read_text(encoding="utf-8"))
     tensors = load_file(str(path / "checkpoint.safetensors"))
     for name, module in modules.items():
         prefix = f"module.{name}."

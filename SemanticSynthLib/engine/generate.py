@@ -21,7 +21,7 @@ from .schedule import ddim
 UNET_MULTIPLE = 4  # the small U-Net halves the latent twice
 
 
-def _windowed(fn, inputs: torch.Tensor, window: int, overlap: float = 0.25) -> torch.Tensor:
+def _windowed(fn, inputs: torch.Tensor, window: int, overlap: float = 0.5) -> torch.Tensor:
     """Run fn on the whole tensor when it fits in the window, else on Gaussian-blended windows."""
     spatial = inputs.shape[2:]
     roi = tuple(min(window, s) for s in spatial)

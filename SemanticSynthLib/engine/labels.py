@@ -55,7 +55,7 @@ class LabelTable:
         if not path.exists():
             known = ", ".join(sorted(p.stem for p in BUILTIN_DIR.glob("*.json")))
             raise SynthError(f"unknown label table '{name}'; built-in tables: {known}")
-        return cls.from_json(json.loads(path.read_text()))
+        return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
 
     def to_json(self) -> dict:
         return {"name": self.name, "labels": [lab.to_json() for lab in self.labels]}
@@ -87,7 +87,7 @@ class LabelTable:
 def load_name_mapping(path: str | Path, table: LabelTable, input_names: dict) -> dict[int, int]:
     """A JSON mapping of input ids to model ids: values may be model ids or model label names."""
     try:
-        raw = json.loads(Path(path).read_text())
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise SynthError(f"cannot read label mapping {path}: {exc}; give a JSON object of input id -> model id or name") from None
     by_name = table.id_by_name()

@@ -42,7 +42,7 @@ def read_metadata(path: Path) -> dict:
     if not meta_path.exists():
         raise SynthError(f"{path} is not a model package (no metadata.json); pass a folder made by semanticsynth training")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SynthError(f"metadata.json of {path} is corrupt ({exc.__class__.__name__}); reinstall the model package") from None
     if meta.get("format") != FORMAT:

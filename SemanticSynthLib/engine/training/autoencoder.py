@@ -53,7 +53,7 @@ def train_autoencoder(args) -> Path:
     if args.label_table and args.label_table.endswith(".json"):
         import json
 
-        table = LabelTable.from_json(json.loads(Path(args.label_table).read_text()))
+        table = LabelTable.from_json(json.loads(Path(args.label_table).read_text(encoding="utf-8")))
     config = default_autoencoder_config()
     if args.num_embeddings:
         config["num_embeddings"] = args.num_embeddings

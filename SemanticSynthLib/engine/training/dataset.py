@@ -38,7 +38,7 @@ class Case:
 def list_cases(dataset: str | Path, modality: str) -> list[CaseFiles]:
     dataset = Path(dataset)
     if dataset.is_file() and dataset.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(open(dataset)))
+        rows = list(csv.DictReader(open(dataset, encoding="utf-8")))
         if not rows or "image" not in rows[0]:
             raise SynthError(f"{dataset}: a dataset CSV needs a header with columns image,label[,modality]")
         base = dataset.parent
