@@ -21,7 +21,7 @@ from SemanticSynthLib.logic import GenerationLogic
 LOAD_MODEL_FOLDER = "Load model folder…"
 MODULE_DIR = os.path.dirname(__file__)
 # Floors of what the engine needs; torch comes through the PyTorch extension.
-PIP_REQUIREMENTS = ["monai>=1.5", "safetensors>=0.4", "nibabel>=5.0", "tqdm>=4.60"]
+PIP_REQUIREMENTS = ["monai>=1.5", "safetensors>=0.4", "nibabel>=5.0", "tqdm>=4.60", "einops>=0.6"]
 
 
 class SemanticSynth(ScriptedLoadableModule):
@@ -192,7 +192,7 @@ class SemanticSynthLogic(ScriptedLoadableModuleLogic, GenerationLogic):
 
     def ensureDependencies(self, ask=True) -> bool:
         """Install torch (PyTorch extension) and the engine's packages on first use, after asking."""
-        missing = [name for name in ("torch", "monai", "safetensors", "nibabel", "tqdm") if not _importable(name)]
+        missing = [name for name in ("torch", "monai", "safetensors", "nibabel", "tqdm", "einops") if not _importable(name)]
         if not missing:
             return True
         if ask and not slicer.util.confirmOkCancelDisplay(
