@@ -11,6 +11,6 @@ python -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN
   --modality mri --spacing 2 --steps 2000 --batch 2 --patch 64 --adv-start 1400 --adv-weight 0.01 \
   --checkpoint-every 200 --log-every 20 --progress none --threads 2 --resume
 python -m SemanticSynthLib train-diffusion --data "$RUN/train.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
-  --conditioning concat --steps ${DIFFUSION_STEPS:-3000} --batch 2 --latent-patch 32 --lr 2e-4 \
+  --conditioning concat --steps ${DIFFUSION_STEPS:-6000} --batch 2 --latent-patch 32 --lr 2e-4 \
   --checkpoint-every 200 --log-every 20 --progress none --threads 2 --resume
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/model" SemanticSynthLib/models/brain-mri

@@ -97,3 +97,16 @@ def test_formats_round_trip_with_geometry(tiny_labels, tmp_path):
         assert_same_grid(back, labels)
         np.testing.assert_array_equal(array_of(back), array_of(labels))
     assert not list(tmp_path.glob(".partial-*"))
+
+
+def test_written_files_get_ordinary_permissions(tiny_labels, tmp_path):
+    import os
+
+    from SemanticSynthLib.engine.io import write_volume
+
+    mask = os.umask(0o022)
+    try:
+        path = write_volume(tiny_labels, tmp_path / "out.nii.gz")
+    finally:
+        os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == 0o644

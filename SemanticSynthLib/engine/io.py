@@ -67,12 +67,19 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_volume(image: sitk.Image, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write atomically: a temp file in the same folder renamed into place, so no partial output remains."""
     path = check_output_path(path, overwrite)
     suffix = _suffix(path)
     fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; outputs get the usual permissions
     try:
         sitk.WriteImage(image, tmp, useCompression=True)
         os.replace(tmp, path)
