@@ -59,36 +59,32 @@ MAISI_AUTOENCODER_DEF = dict(
     dim_split=1,
 )
 
-MAISI_UNET_DEF = dict(
+# What the U-Net and its ControlNet share in config_network_rflow.json.
+_MAISI_BACKBONE = dict(
     spatial_dims=3,
     in_channels=LATENT_CHANNELS,
-    out_channels=LATENT_CHANNELS,
     num_channels=[64, 128, 256, 512],
     attention_levels=[False, False, True, True],
     num_head_channels=[0, 0, 32, 32],
     num_res_blocks=2,
     use_flash_attention=True,  # published; forced False on CPU below
-    include_top_region_index_input=False,  # include_body_region = false
-    include_bottom_region_index_input=False,
-    include_spacing_input=True,
     num_class_embeds=128,
     resblock_updown=True,
     include_fc=True,
 )
 
+MAISI_UNET_DEF = dict(
+    _MAISI_BACKBONE,
+    out_channels=LATENT_CHANNELS,
+    include_top_region_index_input=False,  # include_body_region = false
+    include_bottom_region_index_input=False,
+    include_spacing_input=True,
+)
+
 MAISI_CONTROLNET_DEF = dict(
-    spatial_dims=3,
-    in_channels=LATENT_CHANNELS,
-    num_channels=[64, 128, 256, 512],
-    attention_levels=[False, False, True, True],
-    num_head_channels=[0, 0, 32, 32],
-    num_res_blocks=2,
-    use_flash_attention=True,  # published; forced False on CPU below
+    _MAISI_BACKBONE,
     conditioning_embedding_in_channels=8,
     conditioning_embedding_num_channels=[8, 32, 64],
-    num_class_embeds=128,
-    resblock_updown=True,
-    include_fc=True,
 )
 
 # configs/config_infer_16g_256x256x128.json (inference settings that matter for speed)
