@@ -98,6 +98,8 @@ def save_package(path: str | Path, metadata: dict, autoencoder: torch.nn.Module,
             save_file({k: v.detach().cpu().contiguous() for k, v in denoiser.state_dict().items()}, str(tmp / DIFFUSION_WEIGHTS))
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=1))
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a package is meant to be shared
+        for f in tmp.iterdir():
+            os.chmod(f, 0o644)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
