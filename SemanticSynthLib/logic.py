@@ -31,6 +31,7 @@ class GenerationJob:
 
     def __init__(self, logic_args: dict, workdir: Path, export: dict, on_progress):
         self.args, self.workdir, self.export = logic_args, workdir, export
+        self.unmatched_segments: list[str] = export["unmatched"]
         self.last_progress: dict = {}
         self._on_progress = on_progress
         self._lock = threading.Lock()
@@ -154,9 +155,7 @@ class GenerationLogic:
                 "model_version": meta.get("version"), "modality": modality, "steps": steps, "seed": int(seed),
                 "default_steps": meta["diffusion"].get("default_steps"), "conditioning": meta["diffusion"]["conditioning"],
                 "output_node": output_node, "device": device}
-        job = GenerationJob(args, workdir, export, on_progress)
-        job.unmatched_segments = export["unmatched"]
-        return job.start()
+        return GenerationJob(args, workdir, export, on_progress).start()
 
     def generate(self, segmentation_node, **kwargs):
         """Blocking: returns the new (or given) output volume node; raises SynthError with a one-line message."""

@@ -95,7 +95,6 @@ def test_empty_segmentation_is_a_clear_error(scene, sample_segmentation, tiny_ct
     with pytest.raises(SynthError, match="no segments"):
         GenerationLogic().generate(empty, model=str(tiny_ct_model), modality="ct")
     segment_id = empty.GetSegmentation().AddEmptySegment("liver")
-    empty.SetReferenceImageGeometryParameterFromVolumeNode(None) if False else None
     geometry = sample_segmentation.GetSegmentation().GetConversionParameter(
         slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName())
     empty.GetSegmentation().SetConversionParameter(slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(), geometry)

@@ -14,6 +14,6 @@ python -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out
   --modality ct --spacing 3 --steps ${AE_STEPS:-1500} --batch 2 --patch 64,64,32 --augment --adv-start 800 --adv-weight 0.01 \
   --checkpoint-every 200 --log-every 20 --progress none --threads ${THREADS:-2} --resume
 python -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
-  --conditioning concat --steps ${DIFFUSION_STEPS:-1500} --batch 2 --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 \
+  --conditioning concat --steps ${DIFFUSION_STEPS:-4000} --batch 2 --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 \
   --checkpoint-every 200 --log-every 20 --progress none --threads ${THREADS:-2} --resume
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/abdomen-ct && cp -r "$RUN/model" SemanticSynthLib/models/abdomen-ct

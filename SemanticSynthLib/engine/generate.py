@@ -106,7 +106,7 @@ def generate_file(args) -> None:
     package = load_package(resolve_model(args.model, args.modality), device="cpu")
     modality = args.modality or package.modalities[0]
     package.modality_index(modality)
-    mapping = load_name_mapping(args.label_mapping, package.labels, {}) if args.label_mapping else None
+    mapping = load_name_mapping(args.label_mapping, package.labels) if args.label_mapping else None
     image = generate_volume(package, label_map, modality, args.steps, args.seed, args.device, progress, args.window,
                             not args.fp32, mapping, args.unknown_labels, args.max_voxels)
     steps = int(args.steps or package.metadata["diffusion"].get("default_steps", 20))

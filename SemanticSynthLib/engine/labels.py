@@ -57,6 +57,16 @@ class LabelTable:
             raise SynthError(f"unknown label table '{name}'; built-in tables: {known}")
         return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
 
+    @classmethod
+    def from_spec(cls, spec: str) -> "LabelTable":
+        """A built-in table's name (muse, totalseg_v2, amos) or a JSON file with {"name", "labels": [...]}."""
+        if not spec.lower().endswith(".json"):
+            return cls.builtin(spec)
+        try:
+            return cls.from_json(json.loads(Path(spec).read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError, KeyError) as exc:
+            raise SynthError(f"cannot read label table {spec}: {exc}; give a JSON file with a 'labels' list") from None
+
     def to_json(self) -> dict:
         return {"name": self.name, "labels": [lab.to_json() for lab in self.labels]}
 
@@ -84,7 +94,7 @@ class LabelTable:
         return lut
 
 
-def load_name_mapping(path: str | Path, table: LabelTable, input_names: dict) -> dict[int, int]:
+def load_name_mapping(path: str | Path, table: LabelTable) -> dict[int, int]:
     """A JSON mapping of input ids to model ids: values may be model ids or model label names."""
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -49,11 +49,7 @@ def train_autoencoder(args) -> Path:
     progress = Progress(args.progress if ctx.is_main else "none")
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed + 1000 * ctx.rank)
-    table = LabelTable.builtin(args.label_table) if args.label_table and not args.label_table.endswith(".json") else None
-    if args.label_table and args.label_table.endswith(".json"):
-        import json
-
-        table = LabelTable.from_json(json.loads(Path(args.label_table).read_text(encoding="utf-8")))
+    table = LabelTable.from_spec(args.label_table) if args.label_table else None
     config = default_autoencoder_config()
     if args.num_embeddings:
         config["num_embeddings"] = args.num_embeddings
