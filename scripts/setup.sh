@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv with the CPU build of torch 2.13.0 and SemanticSynth (editable, with test extras).
-# Safe to rerun: it only installs what is missing.
+# Safe to rerun: torch is installed once; the package and its dependencies are synced each time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from SemanticSynthLib.engine.conditioning import label_condition
 from SemanticSynthLib.engine.networks import LatentDenoiser, build_autoencoder, default_autoencoder_config, default_unet_config
 from SemanticSynthLib.engine.schedule import ddpm, default_schedule
-from SemanticSynthLib.engine.training.autoencoder import reconstruct
+from SemanticSynthLib.engine.precision import reconstruct
 
 from testdata import REPO, crop_case
 

@@ -47,7 +47,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
     modality = modality or package.modalities[0]
     modality_index = package.modality_index(modality)
     diffusion = package.metadata["diffusion"]
-    steps = int(steps or diffusion.get("default_steps", 20))
+    steps = int(steps or package.default_steps)
     if steps < 1 or steps > diffusion["schedule"]["num_train_timesteps"]:
         raise SynthError(f"--steps must be between 1 and {diffusion['schedule']['num_train_timesteps']}")
     factor = package.factor
@@ -109,7 +109,7 @@ def generate_file(args) -> None:
     mapping = load_name_mapping(args.label_mapping, package.labels) if args.label_mapping else None
     image = generate_volume(package, label_map, modality, args.steps, args.seed, args.device, progress, args.window,
                             not args.fp32, mapping, args.unknown_labels, args.max_voxels)
-    steps = int(args.steps or package.metadata["diffusion"].get("default_steps", 20))
+    steps = int(args.steps or package.default_steps)
     for key, value in provenance(package, modality, steps, args.seed).items():
         image.SetMetaData(f"SemanticSynth_{key}", str(value))
     write_volume(image, args.out, args.overwrite)

@@ -56,6 +56,10 @@ class ModelPackage:
         return autoencoder_factor(self.metadata["autoencoder"]["config"])
 
     @property
+    def default_steps(self) -> int:
+        return int(self.metadata["diffusion"].get("default_steps", 20))
+
+    @property
     def conditioning(self) -> str:
         return self.metadata["diffusion"]["conditioning"]
 

@@ -49,3 +49,14 @@ def quantize_decode(autoencoder, latent: torch.Tensor, use_bf16: bool = True) ->
     with autocast(latent.device, use_bf16):
         image = autoencoder.decode(quantized)
     return image.float()
+
+
+def reconstruct(autoencoder, image: torch.Tensor, use_bf16: bool = True):
+    """Encode, quantize (fp32) and decode with gradients, for training: image and codebook loss."""
+    with autocast(image.device, use_bf16):
+        z = autoencoder.encode(image)
+    with autocast(image.device, False):
+        quantized, codebook_loss = autoencoder.quantize(z.float())
+    with autocast(image.device, use_bf16):
+        recon = autoencoder.decode(quantized)
+    return recon.float(), codebook_loss

@@ -12,7 +12,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..labels import LabelTable
 from ..networks import autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config
 from ..package import save_package
-from ..precision import autocast
+from ..precision import autocast, reconstruct
 from ..progress import Progress
 from .augment import random_affine, random_intensity
 from .common import GuardedStep, TrainingLog, command_line, load_cases, package_normalization
@@ -31,17 +31,6 @@ def _batch(cases, patch, batch, rng, augment: bool) -> torch.Tensor:
         crop, = random_crop([image], patch, rng, [float(image.min())])
         crops.append(crop)
     return torch.from_numpy(np.stack(crops)[:, None])
-
-
-def reconstruct(autoencoder, image: torch.Tensor):
-    """Encoder/decoder in autocast, quantizer in fp32 (see precision.py); returns image and codebook loss."""
-    with autocast(image.device):
-        z = autoencoder.encode(image)
-    with torch.autocast(image.device.type, enabled=False):
-        quantized, codebook_loss = autoencoder.quantize(z.float())
-    with autocast(image.device):
-        recon = autoencoder.decode(quantized)
-    return recon.float(), codebook_loss
 
 
 def train_autoencoder(args) -> Path:
