@@ -21,15 +21,18 @@ def _patch(text: str):
     return tuple(parts * 3 if len(parts) == 1 else parts)
 
 
-def _training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="nnU-Net-style folder (imagesTr/labelsTr) or CSV with image,label[,modality]")
+def _training_options(p: argparse.ArgumentParser, labelled: bool = True) -> None:
+    if labelled:
+        p.add_argument("--data", required=True, help="nnU-Net-style folder (imagesTr/labelsTr) or CSV with image,label[,modality]")
+        p.add_argument("--modality", default="mri", choices=["ct", "mri"], help="modality of cases without a modality column")
+        p.add_argument("--augment", action="store_true", help="random affine and intensity augmentation")
+    else:
+        p.add_argument("--data", required=True, help="CSV with source,target columns, or a folder with source/ and target/")
     p.add_argument("--out", required=True, help="model package folder to write")
-    p.add_argument("--modality", default="mri", choices=["ct", "mri"], help="modality of cases without a modality column")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--augment", action="store_true", help="random affine and intensity augmentation")
     p.add_argument("--resume", action="store_true", help="continue from OUT.checkpoint if it exists")
     p.add_argument("--checkpoint-dir", default=None, help="default: OUT.checkpoint")
     p.add_argument("--checkpoint-every", type=int, default=200)
@@ -60,6 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, default=None)
     g.add_argument("--fp32", action="store_true", help="no bf16 autocast")
 
+    tr = sub.add_parser("translate", help="translate a volume to the model's target contrast, with a displacement field")
+    tr.add_argument("source", help="source volume: NIfTI, NRRD, MHA or a DICOM series folder")
+    tr.add_argument("out", help="translated volume, on the source's grid")
+    tr.add_argument("--field", required=True, help="displacement field to write (ITK vector image, LPS mm): "
+                    "output point x -> source point x + u(x)")
+    tr.add_argument("--model", default=None, help="translator package folder or bundled name (default: brain-t1-to-t2like)")
+    tr.add_argument("--no-deform", action="store_true", help="intensity translation only; the field is the identity (zero)")
+    tr.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--labels", default=None, help="source label map to carry through the field (nearest neighbour)")
+    tr.add_argument("--labels-out", default=None, help="where to write the carried label map")
+    tr.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    tr.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
+    tr.add_argument("--progress", default="bar", choices=["bar", "json", "none"])
+    tr.add_argument("--threads", type=int, default=None)
+    tr.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+
     a = sub.add_parser("train-autoencoder", help="train the VQ-GAN autoencoder")
     _training_options(a)
     a.add_argument("--label-table", default=None, help="built-in table (muse, totalseg_v2, amos) or a JSON file")
@@ -69,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--num-embeddings", type=int, default=None)
     a.add_argument("--adv-weight", type=float, default=0.01)
     a.add_argument("--adv-start", type=int, default=500, help="step at which the adversarial loss starts")
+    a.add_argument("--init", default=None, help="start from this package's autoencoder (fine-tuning for a new contrast)")
 
     d = sub.add_parser("train-diffusion", help="train the latent diffusion U-Net on top of an autoencoder package")
     _training_options(d)
@@ -78,6 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--augment-copies", type=int, default=0, help="extra augmented copies of each case to encode")
     d.add_argument("--ema", type=float, default=0.999)
     d.add_argument("--default-steps", type=int, default=20)
+    t = sub.add_parser("train-translator", help="train a traceable translator (spatial transform + intensity translator)")
+    _training_options(t, labelled=False)
+    t.set_defaults(steps=3000)
+    t.add_argument("--autoencoder", required=True, help="autoencoder package for the target contrast")
+    t.add_argument("--spatial-steps", type=int, default=600, help="steps for the velocity network (first stage)")
+    t.add_argument("--spatial-lr", type=float, default=1e-3)
+    t.add_argument("--smoothness", type=float, default=0.5, help="weight of the velocity's smoothness loss")
+    t.add_argument("--ncc-kernel", type=int, default=7, help="local NCC window (voxels at half resolution)")
+    t.add_argument("--latent-patch", type=_patch, default=(24, 24, 24), help="latent crop per sample")
+    t.add_argument("--ema", type=float, default=0.999)
+    t.add_argument("--default-steps", type=int, default=20)
+    t.add_argument("--source-modality", default="mri", choices=["ct", "mri"])
+    t.add_argument("--target-modality", default="mri", choices=["ct", "mri"])
+    t.add_argument("--source-contrast", default="T1")
+    t.add_argument("--target-contrast", default="T2-like")
     return parser
 
 
@@ -100,6 +136,14 @@ def main(argv=None) -> int:
             from .engine.training.diffusion import train_diffusion
 
             train_diffusion(args)
+        elif args.command == "translate":
+            from .engine.translation.translate import translate_file
+
+            translate_file(args)
+        elif args.command == "train-translator":
+            from .engine.training.translator import train_translator
+
+            train_translator(args)
     except SynthError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,28 +15,19 @@ from . import __version__
 from .engine.labels import LabelTable
 from .engine.package_metadata import bundled_models, read_metadata, resolve_model
 from .errors import SynthError
-from .process import EngineProcess
+from .jobs import EngineJob
 from .scene import apply_window_level, export_label_map, ijk_to_ras_of, import_volume, link_output
 
 GEOMETRY_TOLERANCE_MM = 1e-4
 
 
-class GenerationJob:
-    """One running generation. poll() from a GUI timer, or wait(); cancel() at any time.
-
-    Nodes are created only once the engine has succeeded, so a cancel or an error leaves the scene as it was;
-    the temporary folder is removed in every case.
-    """
+class GenerationJob(EngineJob):
+    """One running generation (see EngineJob)."""
 
     def __init__(self, logic_args: dict, workdir: Path, export: dict, on_progress):
-        self.args, self.workdir, self.export = logic_args, workdir, export
+        self.export = export
         self.unmatched_segments: list[str] = export["unmatched"]
-        self.last_progress: dict = {}
-        self._on_progress = on_progress
-        self._lock = threading.Lock()
-        self.result_node = None
-        self.error: str | None = None
-        self.process = EngineProcess(self._command(), self._progress)
+        super().__init__(logic_args, workdir, on_progress)
 
     def _command(self) -> list[str]:
         a = self.args
@@ -48,54 +38,6 @@ class GenerationJob:
         if a.get("device"):
             cmd += ["--device", a["device"]]
         return cmd
-
-    def _progress(self, record: dict) -> None:
-        with self._lock:
-            self.last_progress = record
-        if self._on_progress:
-            self._on_progress(record)
-
-    def start(self) -> "GenerationJob":
-        self.process.start()
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self.process.running
-
-    def cancel(self) -> None:
-        self.process.cancel()
-        self.process.wait()
-        self._cleanup()
-
-    def poll(self) -> bool:
-        """True once finished (then result_node or error is set). Call from the main thread."""
-        if self.process.running:
-            return False
-        if self.result_node is None and self.error is None:
-            self._finish()
-        return True
-
-    def wait(self):
-        self.process.wait()
-        self.poll()
-        if self.error:
-            raise SynthError(self.error)
-        return self.result_node
-
-    def _finish(self) -> None:
-        try:
-            if self.process.cancelled:
-                self.error = "cancelled"
-                return
-            if self.process.process.returncode != 0:
-                self.error = self.process.error_message
-                return
-            self.result_node = self._import()
-        except SynthError as exc:
-            self.error = str(exc)
-        finally:
-            self._cleanup()
 
     def _import(self):
         a = self.args
@@ -114,9 +56,6 @@ class GenerationJob:
         apply_window_level(node, a["modality"])
         return node
 
-    def _cleanup(self) -> None:
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
 
 class GenerationLogic:
     """Generate a CT or MRI volume from a segmentation node, on its grid (or a reference volume's).
@@ -127,12 +66,14 @@ class GenerationLogic:
 
     @staticmethod
     def available_models() -> list[str]:
-        return bundled_models()
+        return bundled_models("generator")
 
     @staticmethod
     def model_info(model: str | None, modality: str | None = None) -> dict:
         path = resolve_model(model, modality)
         meta = read_metadata(path)
+        if meta.get("kind") == "translator":
+            raise SynthError(f"{path.name} is a translator; choose a generator model, or use Translate")
         if "diffusion" not in meta:
             raise SynthError(f"{path} holds only an autoencoder; choose a complete model package")
         return {"path": path, "metadata": meta, "labels": LabelTable.from_json(meta["label_table"])}

@@ -223,3 +223,58 @@ def apply_window_level(volume_node, modality: str) -> None:
         low, high = np.percentile(values[values > 0] if (values > 0).any() else values, [1, 99.5])
         window, level = float(high - low), float((high + low) / 2)
     display.SetWindowLevel(window, level)
+
+
+def check_source_volume(volume_node) -> None:
+    """A scalar 3D volume on its own grid; the engine reads it as a file, without any parent transform."""
+    if volume_node is None:
+        raise SynthError("no source volume selected; choose a volume")
+    image = volume_node.GetImageData()
+    if image is None:
+        raise SynthError(f"volume {volume_node.GetName()} has no voxels; load image data first")
+    if min(image.GetDimensions()) <= 1:
+        raise SynthError(f"volume {volume_node.GetName()} is a 2D image (size {image.GetDimensions()}); choose a 3D volume")
+    if image.GetNumberOfScalarComponents() != 1:
+        raise SynthError(f"volume {volume_node.GetName()} has {image.GetNumberOfScalarComponents()} components; choose a scalar volume")
+    if volume_node.GetParentTransformNode() is not None:
+        raise SynthError(f"volume {volume_node.GetName()} is under a transform; harden or remove the transform first")
+
+
+def export_volume(volume_node, path: str | Path) -> np.ndarray:
+    """Write a volume node to a file with Slicer's own writer (RAS -> LPS done by it); returns IJKToRAS."""
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    storage.SetFileName(str(path))
+    storage.SetUseCompression(False)
+    if not storage.WriteData(volume_node):
+        raise SynthError(f"cannot write volume {volume_node.GetName()} to a temporary file; check disk space")
+    return ijk_to_ras_of(volume_node)
+
+
+def import_transform(scene, path: str | Path, name: str):
+    """Read an ITK displacement field file into a new vtkMRMLGridTransformNode (displacements in RAS).
+
+    Slicer reads it as the transform "from parent", which maps output points to source points: the same
+    direction as the file. Interpolation is set to linear, as ITK and the engine use.
+    """
+    node = scene.AddNewNodeByClass("vtkMRMLGridTransformNode", scene.GenerateUniqueName(name))
+    storage = slicer.vtkMRMLTransformStorageNode()
+    storage.SetFileName(str(path))
+    if not storage.ReadData(node):
+        scene.RemoveNode(node)
+        raise SynthError(f"cannot read the displacement field {path}")
+    node.GetTransformFromParent().SetInterpolationModeToLinear()
+    if node.GetDisplayNode() is None:
+        node.CreateDefaultDisplayNodes()
+    return node
+
+
+def grid_transform_points(transform_node, points_lps: np.ndarray) -> np.ndarray:
+    """Where the grid transform node sends output points (LPS mm): its "from parent" direction."""
+    transform = transform_node.GetTransformFromParent()
+    out = []
+    for p in np.atleast_2d(points_lps):
+        ras = LPS_FROM_RAS @ np.asarray(p, float)
+        moved = [0.0, 0.0, 0.0]
+        transform.TransformPoint(list(ras), moved)
+        out.append(LPS_FROM_RAS @ np.array(moved))
+    return np.array(out)

@@ -54,3 +54,10 @@ def sample_segmentation(scene):
     sh.SetItemParent(item, study) if item else sh.CreateItem(study, segmentation)
     scene.RemoveNode(labelmap)
     return segmentation
+
+
+@pytest.fixture(scope="session")
+def tiny_translator(tmp_path_factory) -> Path:
+    from testdata import train_tiny_translator
+
+    return train_tiny_translator(tmp_path_factory.mktemp("tiny_translator"))

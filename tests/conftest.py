@@ -36,3 +36,10 @@ def tiny_model(tmp_path_factory, tiny_dataset) -> Path:
 @pytest.fixture(scope="session")
 def tiny_labels(tiny_dataset) -> sitk.Image:
     return sitk.ReadImage(str(tiny_dataset / "labelsTr" / "case_000.nii.gz"))
+
+
+@pytest.fixture(scope="session")
+def tiny_translator(tmp_path_factory) -> Path:
+    from testdata import train_tiny_translator
+
+    return train_tiny_translator(tmp_path_factory.mktemp("tiny_translator"))

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 
-from SemanticSynthLib.engine.generate import _windowed
+from SemanticSynthLib.engine.sampling import windowed
 from SemanticSynthLib.engine.package import load_package
 
 
@@ -33,7 +33,7 @@ def test_blended_windows_have_no_seams(tiny_model):
         return package.denoiser.forward_packed(x, t.expand(x.shape[0]), mod.expand(x.shape[0]))
 
     with torch.no_grad():
-        blended = _windowed(predict, smooth, window=16)[0].numpy()
+        blended = windowed(predict, smooth, window=16)[0].numpy()
         naive = sliding_window_inference(smooth, (16, 16, 16), 1, predict, overlap=0.0, mode="constant")[0].numpy()
         whole = predict(smooth)[0].numpy()
     assert blended.shape == whole.shape

@@ -30,3 +30,34 @@ def assert_same_grid(a: sitk.Image, b: sitk.Image):
     np.testing.assert_allclose(a.GetSpacing(), b.GetSpacing(), atol=1e-6)
     np.testing.assert_allclose(a.GetOrigin(), b.GetOrigin(), atol=1e-4)
     np.testing.assert_allclose(a.GetDirection(), b.GetDirection(), atol=1e-6)
+
+
+def write_tiny_pairs(root: Path, size: int = 32) -> Path:
+    """Stand-in translation pairs (source/, target/ folders) from real IXI crops, with their truth
+    (labels/, target_labels/, field/) beside them."""
+    from SemanticSynthLib.engine.translation.synthetic_pairs import make_pair
+
+    for sub in ("source", "target", "labels", "target_labels", "field"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for case_id in IXI_IDS[:2]:
+        image, labels = crop_case(case_id, size)
+        target, field, target_labels = make_pair(image, labels)
+        for sub, volume in (("source", image), ("target", target), ("labels", labels),
+                            ("target_labels", target_labels), ("field", field)):
+            sitk.WriteImage(volume, str(root / sub / f"{case_id}.nii.gz"))
+    return root
+
+
+def train_tiny_translator(root: Path, spatial_steps: int = 3, steps: int = 3) -> Path:
+    """A translator package trained for a few steps on tiny pairs: every code path, seconds of CPU."""
+    from SemanticSynthLib.cli import main
+
+    pairs = write_tiny_pairs(root / "pairs")
+    targets = root / "targets.csv"
+    targets.write_text("image,label,modality\n" + "".join(f"{p},,mri\n" for p in sorted((pairs / "target").iterdir())))
+    assert main(["train-autoencoder", "--data", str(targets), "--out", str(root / "ae"), "--steps", "3", "--patch", "32",
+                 "--adv-weight", "0", "--progress", "none"]) == 0
+    assert main(["train-translator", "--data", str(pairs), "--autoencoder", str(root / "ae"), "--out", str(root / "translator"),
+                 "--spatial-steps", str(spatial_steps), "--steps", str(steps), "--latent-patch", "8", "--progress", "none",
+                 "--default-steps", "2", "--log-every", "1"]) == 0
+    return root / "translator"

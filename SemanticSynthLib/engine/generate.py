@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 import torch
-from monai.inferers import sliding_window_inference
 
 from ..errors import SynthError
 from .conditioning import label_condition
@@ -14,27 +13,8 @@ from .io import array_of, check_output_path, read_volume, write_volume
 from .labels import load_name_mapping, to_class_indices
 from .package import ModelPackage, load_package
 from .package_metadata import resolve_model
-from .precision import autocast, quantize_decode
 from .progress import Progress
-from .schedule import ddim
-
-UNET_MULTIPLE = 4  # the small U-Net halves the latent twice
-
-
-def _windowed(fn, inputs: torch.Tensor, window: int, overlap: float = 0.5) -> torch.Tensor:
-    """Run fn on the whole tensor when it fits in the window, else on Gaussian-blended windows."""
-    spatial = inputs.shape[2:]
-    roi = tuple(min(window, s) for s in spatial)
-    if roi == tuple(spatial):
-        return fn(inputs)
-    return sliding_window_inference(inputs, roi, sw_batch_size=1, predictor=fn, overlap=overlap, mode="gaussian",
-                                    progress=False)
-
-
-def _device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SynthError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    return torch.device(name)
+from .sampling import UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device
 
 
 def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str | None = None, steps: int | None = None,
@@ -43,13 +23,11 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
                     max_voxels: int | None = None) -> sitk.Image:
     """Generate a volume on exactly the label map's grid; intensities in HU (CT) or scanner units (MRI)."""
     progress = progress or Progress("none")
-    dev = _device(device)
+    dev = torch_device(device)
     modality = modality or package.modalities[0]
     modality_index = package.modality_index(modality)
     diffusion = package.metadata["diffusion"]
-    steps = int(steps or package.default_steps)
-    if steps < 1 or steps > diffusion["schedule"]["num_train_timesteps"]:
-        raise SynthError(f"--steps must be between 1 and {diffusion['schedule']['num_train_timesteps']}")
+    steps = check_steps(int(steps or package.default_steps), diffusion["schedule"])
     factor = package.factor
     grid = working_grid(label_map, package.working_spacing, factor * UNET_MULTIPLE)
     if max_voxels and int(np.prod(grid.GetSize())) > max_voxels:
@@ -58,33 +36,13 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
     classes = to_class_indices(array_of(resample_labels(label_map, grid)), package.labels, mapping, unknown)
     condition = label_condition(torch.from_numpy(classes)[None, None], package.labels.num_classes, factor, package.conditioning)
     latent_shape = (1, package.metadata["autoencoder"]["config"]["embedding_dim"], *condition.shape[2:])
-    # Noise from a CPU generator: the same seed gives the same start on any device.
-    latent = torch.randn(latent_shape, generator=torch.Generator().manual_seed(int(seed))).to(dev)
-    condition = condition.to(dev)
     modality_t = torch.tensor([modality_index], device=dev)
-    window = int(window or diffusion.get("window", 32))
-    window -= window % UNET_MULTIPLE
-    scheduler = ddim(diffusion["schedule"], steps)
     denoiser = package.denoiser.to(dev)
-    progress.stage("denoising", steps)
-    with torch.no_grad():
-        for i, t in enumerate(scheduler.timesteps):
-            timesteps = torch.full((1,), int(t), device=dev, dtype=torch.long)
-
-            def predict(packed, timesteps=timesteps):
-                with autocast(dev, use_bf16):
-                    return denoiser.forward_packed(packed, timesteps.expand(packed.shape[0]), modality_t.expand(packed.shape[0])).float()
-
-            noise = _windowed(predict, torch.cat([latent, condition], dim=1), window)
-            latent, _ = scheduler.step(noise, t, latent)
-            progress.update(i + 1)
-        if not torch.isfinite(latent).all():
-            raise SynthError("the model produced non-finite values; the model package is broken, retrain or reinstall it")
-        progress.stage("decoding", 1)
-        latent = latent / float(diffusion["latent_scale"])
-        decode_window = int(diffusion.get("decode_window", 64))
-        unit = _windowed(lambda z: quantize_decode(package.autoencoder.to(dev), z, use_bf16), latent, decode_window)
-        progress.update(1)
+    latent = denoise(lambda packed, t: denoiser.forward_packed(packed, t, modality_t.expand(packed.shape[0])),
+                     initial_noise(latent_shape, seed, dev), condition.to(dev), diffusion["schedule"], steps,
+                     int(window or diffusion.get("window", 32)), use_bf16, progress)
+    unit = decode(package.autoencoder.to(dev), latent, diffusion["latent_scale"], int(diffusion.get("decode_window", 64)),
+                  use_bf16, progress)
     unit = unit[0, 0].float().cpu().numpy()
     values = denormalize(unit, package.normalization(modality))
     working = sitk.GetImageFromArray(np.ascontiguousarray(values.transpose(2, 1, 0)))

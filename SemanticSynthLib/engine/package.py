@@ -22,7 +22,7 @@ AUTOENCODER_WEIGHTS = "autoencoder.safetensors"
 DIFFUSION_WEIGHTS = "diffusion.safetensors"
 
 
-def _load_weights(module: torch.nn.Module, path: Path) -> None:
+def load_weights(module: torch.nn.Module, path: Path) -> None:
     if not path.exists():
         raise SynthError(f"model file missing: {path}; reinstall or retrain the model package")
     try:
@@ -75,31 +75,34 @@ class ModelPackage:
 def load_package(path: str | Path, need_diffusion: bool = True, device: str = "cpu") -> ModelPackage:
     path = Path(path)
     meta = read_metadata(path)
+    if meta.get("kind") == "translator":
+        raise SynthError(f"{path} is a translator package; use it with semanticsynth translate, or give a generator model")
     if need_diffusion and "diffusion" not in meta:
         raise SynthError(f"{path} holds only an autoencoder; train the diffusion model with semanticsynth train-diffusion")
     labels = LabelTable.from_json(meta["label_table"])
     autoencoder = build_autoencoder(meta["autoencoder"]["config"])
-    _load_weights(autoencoder, path / AUTOENCODER_WEIGHTS)
+    load_weights(autoencoder, path / AUTOENCODER_WEIGHTS)
     denoiser = None
     if "diffusion" in meta:
         d = meta["diffusion"]
         denoiser = LatentDenoiser(meta["autoencoder"]["config"]["embedding_dim"], labels.num_classes,
                                   d["conditioning"], len(meta["modalities"]), d["config"])
-        _load_weights(denoiser, path / DIFFUSION_WEIGHTS)
+        load_weights(denoiser, path / DIFFUSION_WEIGHTS)
         denoiser.to(device).eval()
     return ModelPackage(path, meta, autoencoder.to(device).eval(), denoiser, labels)
 
 
-def save_package(path: str | Path, metadata: dict, autoencoder: torch.nn.Module, denoiser: torch.nn.Module | None) -> Path:
+def save_package(path: str | Path, metadata: dict, autoencoder: torch.nn.Module, denoiser: torch.nn.Module | None,
+                 extra: dict[str, torch.nn.Module] | None = None) -> Path:
     """Write into a temp folder, then swap it into place, so a reader never sees half a package."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__, **metadata}
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in autoencoder.state_dict().items()}, str(tmp / AUTOENCODER_WEIGHTS))
-        if denoiser is not None:
-            save_file({k: v.detach().cpu().contiguous() for k, v in denoiser.state_dict().items()}, str(tmp / DIFFUSION_WEIGHTS))
+        for name, module in {AUTOENCODER_WEIGHTS: autoencoder, DIFFUSION_WEIGHTS: denoiser, **(extra or {})}.items():
+            if module is not None:
+                save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp / name))
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=1))
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a package is meant to be shared
         for f in tmp.iterdir():

@@ -30,9 +30,13 @@ def resolve_model(name_or_path: str | None, modality: str | None = None) -> Path
     return default_model_dir() / default
 
 
-def bundled_models() -> list[str]:
+def bundled_models(kind: str | None = None) -> list[str]:
+    """Names of the bundled packages, optionally only generators or only translators."""
     root = default_model_dir()
-    return sorted(p.name for p in root.iterdir() if (p / "metadata.json").exists()) if root.exists() else []
+    names = sorted(p.name for p in root.iterdir() if (p / "metadata.json").exists()) if root.exists() else []
+    if kind is None:
+        return names
+    return [n for n in names if json.loads((root / n / "metadata.json").read_text(encoding="utf-8")).get("kind", "generator") == kind]
 
 
 def read_metadata(path: Path) -> dict:
@@ -49,7 +53,12 @@ def read_metadata(path: Path) -> dict:
         raise SynthError(f"{path} is not a SemanticSynth model package (format {meta.get('format')!r})")
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
         raise SynthError(f"model package {path.name} needs a newer SemanticSynth (format {meta['format_version']}); upgrade")
-    for key in ("label_table", "modalities", "normalization", "working_spacing", "autoencoder"):
+    required = {"generator": ("label_table", "modalities", "normalization", "working_spacing", "autoencoder"),
+                "translator": ("source", "target", "working_spacing", "autoencoder", "translator", "spatial")}
+    kind = meta.get("kind", "generator")
+    if kind not in required:
+        raise SynthError(f"{path} is a '{kind}' package, which this SemanticSynth does not know; upgrade")
+    for key in required[kind]:
         if key not in meta:
             raise SynthError(f"metadata.json of {path} lacks '{key}'; the package is incomplete")
     return meta

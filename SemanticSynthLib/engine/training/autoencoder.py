@@ -11,7 +11,7 @@ from monai.losses import PatchAdversarialLoss
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..labels import LabelTable
 from ..networks import autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config
-from ..package import save_package
+from ..package import load_package, save_package
 from ..precision import autocast, reconstruct
 from ..progress import Progress
 from .augment import random_affine, random_intensity
@@ -42,11 +42,16 @@ def train_autoencoder(args) -> Path:
     config = default_autoencoder_config()
     if args.num_embeddings:
         config["num_embeddings"] = args.num_embeddings
+    init = None
+    if args.init:
+        # Fine-tuning for a new contrast: start from another package's autoencoder and its config.
+        init = load_package(args.init, need_diffusion=False)
+        config = init.metadata["autoencoder"]["config"]
     factor = autoencoder_factor(config)
     cases = load_cases(args.data, args.modality, args.spacing, table, factor, progress)
     images = [c for c in cases if c.image is not None]
 
-    autoencoder = build_autoencoder(config).to(ctx.device)
+    autoencoder = (init.autoencoder.train() if init else build_autoencoder(config)).to(ctx.device)
     discriminator = build_discriminator().to(ctx.device)
     opt_g = torch.optim.Adam(autoencoder.parameters(), lr=args.lr)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr)
@@ -114,7 +119,7 @@ def train_autoencoder(args) -> Path:
             "training": {"autoencoder": {"data": str(args.data), "cases": len(images), "command": command_line(),
                                          "steps": args.steps, "batch": args.batch, "patch": list(args.patch),
                                          "processes": ctx.world_size, "time_s": round(train_time, 1),
-                                         "final_l1": last_l1}},
+                                         "final_l1": last_l1, "init": str(args.init) if args.init else None}},
         }
         save_package(args.out, metadata, autoencoder, None)
         progress.message(f"autoencoder written to {args.out}")

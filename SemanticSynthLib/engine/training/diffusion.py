@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from ...errors import SynthError
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..conditioning import label_condition
-from ..generate import UNET_MULTIPLE
+from ..sampling import UNET_MULTIPLE
 from ..networks import LatentDenoiser, default_unet_config
 from ..package import load_package, save_package
 from ..precision import autocast, bf16_training_safe, encode_latent
@@ -48,7 +48,27 @@ def encode_cases(autoencoder, cases, package, mode: str, copies: int, rng, progr
     return items
 
 
-def _batch(items, patch, batch, rng, scale):
+def noised(scheduler, latent: torch.Tensor):
+    """A DDPM training sample: noisy latent at random timesteps, the timesteps, and the target to predict."""
+    noise = torch.randn_like(latent)
+    t = torch.randint(0, scheduler.num_train_timesteps, (latent.shape[0],), device=latent.device)
+    return scheduler.add_noise(latent, noise, t), t, training_target(scheduler, latent, noise, t)
+
+
+def check_finite(loss: torch.Tensor, step: int) -> None:
+    if not torch.isfinite(loss):
+        raise SynthError(f"training diverged at step {step + 1} (loss is not finite); lower --lr or check the data")
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, rate: float) -> None:
+    """Exponential moving average of the weights, with the usual warm-up of the decay."""
+    with torch.no_grad():
+        decay = min(rate, (1 + step) / (10 + step))
+        for pe, p in zip(ema.parameters(), model.parameters()):
+            pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
+
+
+def latent_batch(items, patch, batch, rng, scale):
     latents, conds, mods = [], [], []
     for _ in range(batch):
         latent, cond, mod = items[rng.integers(len(items))]
@@ -104,23 +124,17 @@ def train_diffusion(args) -> Path:
     guarded_step = GuardedStep(optimizer, denoiser.parameters(), max_norm=1.0)
     progress.stage("training diffusion", args.steps)
     for step in range(start, args.steps):
-        latent, cond, mod = _batch(items, args.latent_patch, args.batch, rng, latent_scale)
+        latent, cond, mod = latent_batch(items, args.latent_patch, args.batch, rng, latent_scale)
         latent, cond, mod = latent.to(ctx.device), cond.to(ctx.device), mod.to(ctx.device)
-        noise = torch.randn_like(latent)
-        t = torch.randint(0, schedule["num_train_timesteps"], (latent.shape[0],), device=ctx.device)
-        noisy = scheduler.add_noise(latent, noise, t)
+        noisy, t, target = noised(scheduler, latent)
         with autocast(ctx.device, use_bf16):
             pred = model(noisy, t, cond, mod)
-        loss = F.mse_loss(pred.float(), training_target(scheduler, latent, noise, t))
-        if not torch.isfinite(loss):
-            raise SynthError(f"training diverged at step {step + 1} (loss is not finite); lower --lr or check the data")
+        loss = F.mse_loss(pred.float(), target)
+        check_finite(loss, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if guarded_step():
-            with torch.no_grad():
-                decay = min(args.ema, (1 + step) / (10 + step))
-                for pe, p in zip(ema.parameters(), denoiser.parameters()):
-                    pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
+            ema_update(ema, denoiser, step, args.ema)
         losses.append(loss.detach().item())
         done = step + 1
         if done % args.log_every == 0 or done == args.steps:

@@ -1,0 +1,185 @@
+"""Train the traceable translator: the spatial transform first, then the intensity translator.
+
+1. Spatial transform: the velocity net sees the source; exp(v) warps the image towards the target;
+   loss = local NCC (squared, so contrast inversions still match) + lambda * smoothness of v.
+   It works at half resolution, where the velocity lives.
+2. Intensity translator: each target is pulled back onto the source with exp(-v) and encoded by the
+   target-contrast autoencoder; a latent diffusion U-Net learns it given the source (DDPM, linear
+   schedule, T = 1000, v-prediction), as the generator does.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.losses import DiffusionLoss, LocalNormalizedCrossCorrelationLoss
+
+from ...errors import SynthError
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..sampling import UNET_MULTIPLE
+from ..intensity import mri_normalization
+from ..package import load_package, save_package
+from ..precision import autocast, bf16_training_safe, encode_latent
+from ..progress import Progress
+from ..schedule import ddpm, default_schedule
+from ..translation.fields import integrate_velocity, warp
+from ..translation.networks import (SPATIAL_FACTOR, TranslationDenoiser, VelocityNet, default_translator_config,
+                                    default_velocity_config, space_to_depth)
+from ..translation.pairs import list_pairs, load_pair
+from ..translation.translate import VELOCITY_MULTIPLE
+from .common import GuardedStep, TrainingLog, command_line
+from .diffusion import check_finite, latent_batch, ema_update, noised
+from .distributed import setup
+
+
+def _volume(array: np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array))[None, None].to(device)
+
+
+def spatial_loss(velnet, source, target, similarity, smoothness, weight: float):
+    velocity = velnet(source)
+    moved = warp(F.avg_pool3d(source, SPATIAL_FACTOR), integrate_velocity(velocity))
+    return similarity(moved, F.avg_pool3d(target, SPATIAL_FACTOR)) + weight * smoothness(velocity)
+
+
+def encode_aligned(pairs, velnet, autoencoder, factor, device, progress):
+    """Latent of each target pulled back onto its source, with the source packed at latent resolution."""
+    items = []
+    progress.stage("encoding aligned targets", len(pairs))
+    with torch.no_grad():
+        for i, pair in enumerate(pairs):
+            source, target = _volume(pair.source, device), _volume(pair.target, device)
+            aligned = warp(target, VelocityNet.displacement(velnet(source), source.shape[2:], inverse=True))
+            latent = encode_latent(autoencoder, aligned)[0].cpu()
+            items.append((latent, space_to_depth(source, factor)[0].cpu(), 0))
+            progress.update(i + 1)
+    return items
+
+
+def train_translator(args) -> Path:
+    if "ct" in (args.source_modality, args.target_modality):
+        raise SynthError("train-translator normalizes MRI contrasts only so far; CT sources or targets are not supported yet")
+    ctx = setup(args.device)
+    progress = Progress(args.progress if ctx.is_main else "none")
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed + 1000 * ctx.rank)
+    package = load_package(args.autoencoder, need_diffusion=False, device=str(ctx.device))
+    factor = package.factor
+    multiple = int(np.lcm(factor * UNET_MULTIPLE, VELOCITY_MULTIPLE))
+    files = list_pairs(args.data)
+    progress.stage("loading pairs", len(files))
+    pairs = []
+    for i, (s, t) in enumerate(files):
+        pairs.append(load_pair(s, t, package.working_spacing, multiple))
+        progress.update(i + 1)
+
+    velnet = VelocityNet(default_velocity_config()).to(ctx.device)
+    config = default_translator_config()
+    latent_channels = package.metadata["autoencoder"]["config"]["embedding_dim"]
+    denoiser = TranslationDenoiser(latent_channels, factor, config).to(ctx.device)
+    ema = copy.deepcopy(denoiser).eval()
+    opt_v = torch.optim.Adam(velnet.parameters(), lr=args.spatial_lr)
+    opt_d = torch.optim.AdamW(denoiser.parameters(), lr=args.lr, weight_decay=0.0)
+    modules = {"velocity": velnet, "denoiser": denoiser, "ema": ema}
+    optimizers = {"velocity": opt_v, "denoiser": opt_d}
+    ckpt_dir = Path(args.checkpoint_dir or f"{args.out}.checkpoint")
+    info = load_checkpoint(ckpt_dir, modules, optimizers) if args.resume else None
+    start = info["step"] if info else 0
+    elapsed_before = info["time_s"] if info else 0.0
+    log = TrainingLog(ckpt_dir.parent / f"{Path(args.out).name}.log.jsonl", ctx.is_main)
+    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    total = args.spatial_steps + args.steps
+
+    def checkpoint(done, **extra):
+        if ctx.is_main and (done % args.checkpoint_every == 0 or done in (args.spatial_steps, total)):
+            save_checkpoint(ckpt_dir, modules, optimizers,
+                            {"step": done, "time_s": elapsed_before + time.monotonic() - t0, **extra})
+
+    # 1. the spatial transform
+    similarity = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=args.ncc_kernel)
+    smoothness = DiffusionLoss()
+    spatial_model = ctx.wrap(velnet)
+    step_v = GuardedStep(opt_v, velnet.parameters(), max_norm=10.0)
+    progress.stage("training spatial transform", args.spatial_steps)
+    losses = []
+    for step in range(start, args.spatial_steps):
+        pair = pairs[rng.integers(len(pairs))]
+        loss = spatial_loss(spatial_model, _volume(pair.source, ctx.device), _volume(pair.target, ctx.device),
+                            similarity, smoothness, args.smoothness)
+        check_finite(loss, step)
+        opt_v.zero_grad(set_to_none=True)
+        loss.backward()
+        step_v()
+        losses.append(loss.item())
+        done = step + 1
+        if done % args.log_every == 0 or done == args.spatial_steps:
+            mean = ctx.mean(float(np.mean(losses[-args.log_every:])))
+            log.write(step=done, spatial_loss=mean)
+            progress.update(done, loss=round(mean, 4))
+        checkpoint(done)
+    spatial_final = float(np.mean(losses[-50:])) if losses else (info or {}).get("spatial_loss")
+
+    # 2. the intensity translator, on targets aligned by the (now fixed) spatial transform
+    velnet.eval()
+    items = encode_aligned(pairs, velnet, package.autoencoder, factor, ctx.device, progress)
+    latent_scale = 1.0 / max(float(torch.cat([i[0].flatten() for i in items]).std()), 1e-2)
+    smallest = min(min(args.latent_patch[0], item[0].shape[1]) for item in items) // UNET_MULTIPLE
+    use_bf16 = bf16_training_safe(ctx.device, smallest)
+    model = ctx.wrap(denoiser)
+    scheduler = ddpm(default_schedule())
+    guarded_step = GuardedStep(opt_d, denoiser.parameters(), max_norm=1.0)
+    progress.stage("training intensity translator", args.steps)
+    losses = []
+    for step in range(max(start, args.spatial_steps), total):
+        latent, source, _ = latent_batch(items, args.latent_patch, args.batch, rng, latent_scale)
+        latent, source = latent.to(ctx.device), source.to(ctx.device)
+        noisy, t, target = noised(scheduler, latent)
+        with autocast(ctx.device, use_bf16):
+            pred = model(noisy, t, source)
+        loss = F.mse_loss(pred.float(), target)
+        check_finite(loss, step)
+        opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        if guarded_step():
+            ema_update(ema, denoiser, step - args.spatial_steps, args.ema)
+        losses.append(loss.item())
+        done = step + 1
+        if (done - args.spatial_steps) % args.log_every == 0 or done == total:
+            mean = ctx.mean(float(np.mean(losses[-args.log_every:])))
+            log.write(step=done, diffusion_loss=mean, skipped_steps=guarded_step.skipped)
+            progress.update(done - args.spatial_steps, loss=round(mean, 4))
+        checkpoint(done, spatial_loss=spatial_final)
+    progress.close_bar()
+    if ctx.is_main:
+        meta = {
+            "name": Path(args.out).name, "kind": "translator",
+            "source": {"modality": args.source_modality, "contrast": args.source_contrast,
+                       "normalization": mri_normalization(float(np.median([p.source_scale for p in pairs])))},
+            "target": {"modality": args.target_modality, "contrast": args.target_contrast,
+                       "normalization": mri_normalization(float(np.median([p.target_scale for p in pairs])))},
+            "working_spacing": list(package.working_spacing),
+            "autoencoder": {"config": package.metadata["autoencoder"]["config"], "weights": "autoencoder.safetensors"},
+            "translator": {"config": config, "weights": "diffusion.safetensors", "schedule": default_schedule(),
+                           "latent_scale": latent_scale, "default_steps": args.default_steps, "window": 64,
+                           "decode_window": 64},
+            "spatial": {"config": default_velocity_config(), "weights": "velocity.safetensors",
+                        "resolution_factor": SPATIAL_FACTOR, "squaring_steps": 7,
+                        "field_convention": "output point x -> source point x + u(x), LPS mm"},
+            "training": {"translator": {
+                "data": str(args.data), "pairs": len(pairs), "command": command_line(), "autoencoder": str(args.autoencoder),
+                "spatial_steps": args.spatial_steps, "steps": args.steps, "batch": args.batch,
+                "latent_patch": list(args.latent_patch), "lr": args.lr, "smoothness": args.smoothness,
+                "processes": ctx.world_size, "time_s": round(elapsed_before + time.monotonic() - t0, 1),
+                "final_spatial_loss": spatial_final, "final_diffusion_loss": float(np.mean(losses[-50:])) if losses else None,
+                "skipped_steps": guarded_step.skipped}},
+        }
+        save_package(args.out, meta, package.autoencoder, ema, {"velocity.safetensors": velnet})
+        progress.message(f"translator package written to {args.out}")
+    ctx.barrier()
+    ctx.close()
+    return Path(args.out)

@@ -1,0 +1,1 @@
+"""Traceable modality translation (Plasticine in 3D): intensity translator + diffeomorphic spatial transform."""

@@ -1,0 +1,172 @@
+"""Source volume -> translated volume + displacement field (+ carried labels), all on the source's grid.
+
+output(x) = translation(x + u(x)): the intensity translator works on the source's working grid, the
+spatial transform gives u = exp(v), and the final resampling goes through SimpleITK's
+DisplacementFieldTransform, so the written field is exactly the one that made the output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from ...errors import SynthError
+from ..geometry import resample_intensity, same_grid, working_grid
+from ..intensity import denormalize, normalize
+from ..io import array_of, check_output_path, read_volume, write_volume
+from ..networks import autoencoder_factor, build_autoencoder
+from ..package import load_weights
+from ..package_metadata import read_metadata, resolve_model
+from ..progress import Progress
+from ..sampling import UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device
+from .fields import displacement_transform, field_image, resample_field
+from .networks import SPATIAL_FACTOR, TranslationDenoiser, VelocityNet, space_to_depth
+
+DEFAULT_TRANSLATOR = "brain-t1-to-t2like"
+VELOCITY_MULTIPLE = SPATIAL_FACTOR * 8  # half resolution, then three stride-2 levels
+
+
+@dataclass
+class Translator:
+    path: Path
+    metadata: dict
+    autoencoder: torch.nn.Module
+    denoiser: TranslationDenoiser
+    velocity: VelocityNet
+
+    @property
+    def factor(self) -> int:
+        return autoencoder_factor(self.metadata["autoencoder"]["config"])
+
+    @property
+    def multiple(self) -> int:
+        return int(np.lcm(self.factor * UNET_MULTIPLE, VELOCITY_MULTIPLE))
+
+    @property
+    def name(self) -> str:
+        return self.metadata.get("name", self.path.name)
+
+
+def load_translator(path: str | Path | None, device: str = "cpu") -> Translator:
+    path = resolve_model(path or DEFAULT_TRANSLATOR)
+    meta = read_metadata(path)
+    if meta.get("kind") != "translator":
+        raise SynthError(f"{path} is a generator package, not a translator; pass --model with a translator package")
+    ae_config = meta["autoencoder"]["config"]
+    translator = Translator(path, meta, build_autoencoder(ae_config),
+                            TranslationDenoiser(ae_config["embedding_dim"], autoencoder_factor(ae_config), meta["translator"]["config"]),
+                            VelocityNet(meta["spatial"]["config"]))
+    load_weights(translator.autoencoder, path / "autoencoder.safetensors")
+    load_weights(translator.denoiser, path / meta["translator"]["weights"])
+    load_weights(translator.velocity, path / meta["spatial"]["weights"])
+    for module in (translator.autoencoder, translator.denoiser, translator.velocity):
+        module.to(device).eval()
+    return translator
+
+
+def looks_like_ct(image: sitk.Image) -> bool:
+    """CT is in HU, with air near -1000; MRI has no negative tissue values."""
+    values = sitk.GetArrayViewFromImage(image)
+    return float(np.mean(values < -200)) > 0.02
+
+
+def check_source_modality(image: sitk.Image, translator: Translator) -> None:
+    expected = translator.metadata["source"]["modality"]
+    found = "ct" if looks_like_ct(image) else "mri"
+    if found != expected:
+        contrast = translator.metadata["source"].get("contrast", "")
+        raise SynthError(f"the source looks like {found.upper()} but model {translator.name} translates "
+                         f"{expected.upper()} {contrast}".rstrip() + "; give a matching source or another --model")
+
+
+@dataclass
+class Translation:
+    image: sitk.Image         # translated volume on the source grid
+    field: sitk.Image         # displacement field on the source grid, LPS mm, output -> source
+    labels: sitk.Image | None  # source labels carried to the output
+
+
+def translate_volume(translator: Translator, source: sitk.Image, steps: int | None = None, seed: int = 0,
+                     deform: bool = True, labels: sitk.Image | None = None, device: str = "cpu",
+                     progress: Progress | None = None, use_bf16: bool = True) -> Translation:
+    progress = progress or Progress("none")
+    dev = torch_device(device)
+    meta = translator.metadata
+    check_source_modality(source, translator)
+    if labels is not None and not same_grid(labels, source):
+        raise SynthError("the label map is on another grid than the source (size, spacing, origin or direction differ); "
+                         "resample it onto the source first")
+    settings = meta["translator"]
+    steps = check_steps(int(steps or settings["default_steps"]), settings["schedule"])
+    grid = working_grid(source, meta["working_spacing"], translator.multiple)
+    lowest = float(sitk.GetArrayViewFromImage(source).min())
+    unit = normalize(array_of(resample_intensity(source, grid, default=lowest)), meta["source"]["normalization"])
+    source_t = torch.from_numpy(unit)[None, None].to(dev)
+
+    progress.stage("spatial transform", 1)
+    with torch.no_grad():
+        if deform:
+            displacement = VelocityNet.displacement(translator.velocity.to(dev)(source_t), source_t.shape[2:])[0]
+        else:
+            displacement = torch.zeros((3, *source_t.shape[2:]), device=dev)
+    progress.update(1)
+
+    condition = space_to_depth(source_t, translator.factor)
+    latent_shape = (1, meta["autoencoder"]["config"]["embedding_dim"], *condition.shape[2:])
+    denoiser = translator.denoiser.to(dev)
+    latent = denoise(denoiser.forward_packed, initial_noise(latent_shape, seed, dev), condition, settings["schedule"],
+                     steps, int(settings.get("window", 64)), use_bf16, progress)
+    translated = decode(translator.autoencoder.to(dev), latent, settings["latent_scale"],
+                        int(settings.get("decode_window", 64)), use_bf16, progress)[0, 0].float().cpu().numpy()
+
+    progress.stage("resampling", 1)
+    target_norm = meta["target"]["normalization"]
+    working = sitk.GetImageFromArray(np.ascontiguousarray(denormalize(translated, target_norm).transpose(2, 1, 0)))
+    working.CopyInformation(grid)
+    field = resample_field(field_image(displacement.cpu().numpy(), grid), source)
+    transform = displacement_transform(field)
+    background = float(denormalize(np.zeros(1), target_norm)[0])
+    image = sitk.Resample(working, source, transform, sitk.sitkLinear, background, sitk.sitkFloat32)
+    carried = None
+    if labels is not None:
+        carried = sitk.Resample(labels, source, transform, sitk.sitkNearestNeighbor, 0, labels.GetPixelID())
+    progress.update(1)
+    return Translation(image, field, carried)
+
+
+def translate_file(args) -> None:
+    """The `translate` command: all checks before any work; every output written atomically, or none."""
+    progress = Progress(args.progress)
+    outputs = [args.out, args.field] + ([args.labels_out] if args.labels else [])
+    if args.labels_out and not args.labels:
+        raise SynthError("--labels-out needs --labels SEG, the source label map to carry")
+    if args.labels and not args.labels_out:
+        raise SynthError("--labels needs --labels-out OUT, where to write the carried label map")
+    if len({str(Path(p).resolve()) for p in outputs}) != len(outputs):
+        raise SynthError("the output, field and label outputs must be different files")
+    for path in outputs:
+        check_output_path(path, args.overwrite)
+    source = read_volume(args.source)
+    labels = read_volume(args.labels) if args.labels else None
+    translator = load_translator(args.model)
+    result = translate_volume(translator, source, args.steps, args.seed, not args.no_deform, labels, args.device,
+                              progress, not args.fp32)
+    steps = int(args.steps or translator.metadata["translator"]["default_steps"])
+    info = {"model": translator.name, "steps": steps, "seed": args.seed, "deform": not args.no_deform,
+            "field_convention": "output point x -> source point x + u(x), LPS mm"}
+    for key, value in info.items():
+        result.image.SetMetaData(f"SemanticSynth_{key}", str(value))
+    written = []
+    try:
+        for image, path in ((result.image, args.out), (result.field, args.field), (result.labels, args.labels_out)):
+            if image is not None:
+                write_volume(image, path, args.overwrite)
+                written.append(Path(path))
+    except BaseException:
+        for path in written:  # all or nothing: no translated volume without its field
+            path.unlink(missing_ok=True)
+        raise
+    progress.message(f"wrote {args.out} and {args.field}", output=str(args.out), field=str(args.field))

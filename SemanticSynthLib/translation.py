@@ -1,0 +1,143 @@
+"""Translation in the Slicer scene without the GUI: volume -> translated volume + grid transform node.
+
+    volume, transform = TranslationLogic().translate(volumeNode)
+    carried = carry_segmentation(segmentationNode, transform)
+
+The translated volume and the transform are linked to the source and to each other by node references
+and share the source's subject-hierarchy parent. The transform maps output points to source points
+(Slicer's "from parent"), so a segmentation placed under it and hardened lands on the translated image.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import slicer
+
+from . import __version__
+from .engine.package_metadata import bundled_models, read_metadata, resolve_model
+from .errors import SynthError
+from .jobs import EngineJob
+from .scene import (ATTRIBUTE_PREFIX, SOURCE_REFERENCE, apply_window_level, check_source_volume, export_volume,
+                    ijk_to_ras_of, import_transform, import_volume, link_output)
+
+DEFAULT_TRANSLATOR = "brain-t1-to-t2like"
+FIELD_REFERENCE = "SemanticSynthField"
+TRANSLATED_REFERENCE = "SemanticSynthTranslated"
+GEOMETRY_TOLERANCE_MM = 1e-4
+
+
+class TranslationJob(EngineJob):
+    """One running translation (see EngineJob); result_node is (volume node, grid transform node)."""
+
+    def __init__(self, logic_args: dict, workdir: Path, ijk_to_ras: np.ndarray, on_progress):
+        self.ijk_to_ras = ijk_to_ras
+        super().__init__(logic_args, workdir, on_progress)
+
+    def _command(self) -> list[str]:
+        a = self.args
+        cmd = ["translate", str(self.workdir / "source.nrrd"), str(self.workdir / "translated.nrrd"),
+               "--field", str(self.workdir / "field.nrrd"), "--model", str(a["model_path"]), "--seed", str(a["seed"])]
+        if a.get("steps"):
+            cmd += ["--steps", str(a["steps"])]
+        if not a["deform"]:
+            cmd.append("--no-deform")
+        if a.get("device"):
+            cmd += ["--device", a["device"]]
+        return cmd
+
+    def _import(self):
+        a = self.args
+        source = a["volume_node"]
+        scene = source.GetScene()
+        contrast = a["metadata"]["target"].get("contrast", "translated")
+        created = []
+        try:
+            volume = import_volume(scene, self.workdir / "translated.nrrd", f"{source.GetName()} {contrast}")
+            created.append(volume)
+            error = np.abs(ijk_to_ras_of(volume) - self.ijk_to_ras).max()
+            if error > GEOMETRY_TOLERANCE_MM:
+                raise SynthError(f"the translated volume's grid differs from the source's by {error:.2g} mm; report this bug")
+            transform = import_transform(scene, self.workdir / "field.nrrd", f"{source.GetName()} {contrast} field")
+            created.append(transform)
+        except BaseException:
+            for node in created:
+                scene.RemoveNode(node)
+            raise
+        attributes = {"model": a["metadata"].get("name", a["model_path"].name), "version": a["metadata"].get("version"),
+                      "steps": a.get("steps") or a["metadata"]["translator"]["default_steps"], "seed": a["seed"],
+                      "deform": a["deform"], "field_convention": "output point -> source point (transform from parent)",
+                      "software": f"SemanticSynth {__version__}"}
+        link_output(volume, source, attributes)
+        link_output(transform, source, attributes)
+        volume.SetNodeReferenceID(FIELD_REFERENCE, transform.GetID())
+        transform.SetNodeReferenceID(TRANSLATED_REFERENCE, volume.GetID())
+        apply_window_level(volume, a["metadata"]["target"]["modality"])
+        return volume, transform
+
+
+class TranslationLogic:
+    """Translate a volume node with a translator package; see the module docstring."""
+
+    @staticmethod
+    def available_models() -> list[str]:
+        return bundled_models("translator")
+
+    @staticmethod
+    def model_info(model: str | None) -> dict:
+        path = resolve_model(model or DEFAULT_TRANSLATOR)
+        meta = read_metadata(path)
+        if meta.get("kind") != "translator":
+            raise SynthError(f"{path.name} is a generator; choose a translator model")
+        return {"path": path, "metadata": meta}
+
+    def start(self, volume_node, model: str | None = None, steps: int | None = None, seed: int = 0, deform: bool = True,
+              on_progress=None, device: str | None = None) -> TranslationJob:
+        check_source_volume(volume_node)
+        info = self.model_info(model)
+        workdir = Path(tempfile.mkdtemp(prefix="SemanticSynth-"))
+        try:
+            ijk_to_ras = export_volume(volume_node, workdir / "source.nrrd")
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        args = {"volume_node": volume_node, "model_path": info["path"], "metadata": info["metadata"], "steps": steps,
+                "seed": int(seed), "deform": bool(deform), "device": device}
+        return TranslationJob(args, workdir, ijk_to_ras, on_progress).start()
+
+    def translate(self, volume_node, **kwargs):
+        """Blocking: returns (translated volume node, grid transform node); raises SynthError with one line."""
+        return self.start(volume_node, **kwargs).wait()
+
+
+def carry_segmentation(segmentation_node, transform_node, name: str | None = None):
+    """A copy of the segmentation moved onto the translated image: cloned, put under the transform, hardened.
+
+    The original is untouched; on any failure no node is left behind.
+    """
+    if segmentation_node is None or transform_node is None:
+        raise SynthError("choose a segmentation and a translation field to carry it through")
+    if segmentation_node.GetSegmentation().GetNumberOfSegments() == 0:
+        raise SynthError("the segmentation has no segments; nothing to carry")
+    scene = segmentation_node.GetScene()
+    clone = scene.AddNewNodeByClass("vtkMRMLSegmentationNode",
+                                    scene.GenerateUniqueName(name or f"{segmentation_node.GetName()} carried"))
+    try:
+        clone.GetSegmentation().DeepCopy(segmentation_node.GetSegmentation())
+        clone.CreateDefaultDisplayNodes()
+        clone.SetAndObserveTransformNodeID(transform_node.GetID())
+        if not slicer.vtkSlicerTransformLogic().hardenTransform(clone):
+            raise SynthError("hardening the transform on the segmentation failed")
+        clone.SetNodeReferenceID(SOURCE_REFERENCE, segmentation_node.GetID())
+        clone.SetNodeReferenceID(FIELD_REFERENCE, transform_node.GetID())
+        clone.SetAttribute(ATTRIBUTE_PREFIX + "carriedBy", transform_node.GetName())
+        sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+        parent = sh.GetItemParent(sh.GetItemByDataNode(transform_node)) or sh.GetSceneItemID()
+        item = sh.GetItemByDataNode(clone)
+        sh.SetItemParent(item, parent) if item else sh.CreateItem(parent, clone)
+    except BaseException:
+        scene.RemoveNode(clone)
+        raise
+    return clone
