@@ -1,4 +1,5 @@
-"""SemanticSynth Slicer module: a segmentation in, a synthetic CT or MRI volume out, on the same grid.
+"""SemanticSynth Slicer module: a segmentation in, a synthetic CT or MRI volume out, on the same grid;
+or a volume in, a translated volume and its displacement field (a grid transform) out.
 
 Only this file touches Qt and slicer.app. All work is done by SemanticSynthLib (engine in a child process,
 MRML bridge and GUI-free logic), which is tested on plain CPython with slicer-core.
@@ -14,9 +15,10 @@ from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrappe
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
-from MRMLCorePython import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from MRMLCorePython import vtkMRMLGridTransformNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 from SemanticSynthLib.logic import GenerationLogic
+from SemanticSynthLib.translation import DEFAULT_TRANSLATOR, TranslationLogic, carry_segmentation
 
 LOAD_MODEL_FOLDER = "Load model folder…"
 MODULE_DIR = os.path.dirname(__file__)
@@ -61,6 +63,12 @@ class SemanticSynthParameterNode:
     steps: Annotated[int, WithinRange(1, 1000)] = 20
     seed: Annotated[int, WithinRange(0, 2 ** 31 - 1)] = 0
     outputVolume: vtkMRMLScalarVolumeNode
+    translateSource: vtkMRMLScalarVolumeNode
+    translator: str = DEFAULT_TRANSLATOR
+    deform: bool = True
+    translateSteps: Annotated[int, WithinRange(1, 1000)] = 20
+    carrySegmentation: vtkMRMLSegmentationNode
+    translationField: vtkMRMLGridTransformNode
 
 
 class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -72,6 +80,7 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = None
         self._parameterNode = None
         self._job = None
+        self._jobButton = None
         self._timer = qt.QTimer()
         self._timer.setInterval(200)
         self._timer.connect("timeout()", self.onPoll)
@@ -84,8 +93,12 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = SemanticSynthLogic()
         self.ui.modelComboBox.addItems(GenerationLogic.available_models() + [LOAD_MODEL_FOLDER])
-        self.ui.modelComboBox.connect("activated(int)", self.onModelChosen)
+        self.ui.modelComboBox.connect("activated(int)", lambda i: self.onModelChosen(self.ui.modelComboBox, "model", i))
+        self.ui.translatorComboBox.addItems(TranslationLogic.available_models() + [LOAD_MODEL_FOLDER])
+        self.ui.translatorComboBox.connect("activated(int)", lambda i: self.onModelChosen(self.ui.translatorComboBox, "translator", i))
         self.ui.generateButton.connect("clicked(bool)", self.onGenerateOrCancel)
+        self.ui.translateButton.connect("clicked(bool)", self.onTranslateOrCancel)
+        self.ui.carryButton.connect("clicked(bool)", self.onCarry)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.initializeParameterNode()
@@ -117,35 +130,59 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
 
-    def onModelChosen(self, index):
-        if self.ui.modelComboBox.itemText(index) != LOAD_MODEL_FOLDER:
+    def onModelChosen(self, comboBox, parameter, index):
+        if comboBox.itemText(index) != LOAD_MODEL_FOLDER:
             return
         folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Choose a model package folder"))
         if folder:
-            self.ui.modelComboBox.insertItem(index, folder)
-            self.ui.modelComboBox.setCurrentIndex(index)
-            self._parameterNode.model = folder
+            comboBox.insertItem(index, folder)
+            comboBox.setCurrentIndex(index)
+            setattr(self._parameterNode, parameter, folder)
 
-    def onGenerateOrCancel(self):
-        if self._job is not None:
-            self._job.cancel()
-            self._setStatus(_("Cancelled."))
-            self._finish()
+    def _cancelRunning(self) -> bool:
+        if self._job is None:
+            return False
+        self._job.cancel()
+        self._setStatus(_("Cancelled."))
+        self._finish()
+        return True
+
+    def _run(self, button, start):
+        """Start a job (generation or translation) with its button turned into Cancel."""
+        if self._job is not None or not self.logic.ensureDependencies():
             return
-        if not self.logic.ensureDependencies():
-            return
-        p = self._parameterNode
         try:
-            self._job = self.logic.start(p.segmentation, model=p.model, modality=p.modality, steps=p.steps, seed=p.seed,
-                                         reference_volume_node=p.referenceVolume, output_node=p.outputVolume)
+            self._job = start()
         except Exception as exc:
             slicer.util.errorDisplay(str(exc))
             return
-        if self._job.unmatched_segments:
-            self._setStatus(_("Not used (unknown to the model): ") + ", ".join(self._job.unmatched_segments))
-        self.ui.generateButton.text = _("Cancel")
+        self._jobButton, self._jobButtonText = button, button.text
+        button.text = _("Cancel")
         self.ui.progressBar.value = 0
         self._timer.start()
+
+    def onGenerateOrCancel(self):
+        if self._cancelRunning():
+            return
+        p = self._parameterNode
+        self._run(self.ui.generateButton, lambda: self.logic.start(
+            p.segmentation, model=p.model, modality=p.modality, steps=p.steps, seed=p.seed,
+            reference_volume_node=p.referenceVolume, output_node=p.outputVolume))
+        if self._job is not None and self._job.unmatched_segments:
+            self._setStatus(_("Not used (unknown to the model): ") + ", ".join(self._job.unmatched_segments))
+
+    def onTranslateOrCancel(self):
+        if self._cancelRunning():
+            return
+        p = self._parameterNode
+        self._run(self.ui.translateButton, lambda: self.logic.startTranslation(
+            p.translateSource, model=p.translator, steps=p.translateSteps, seed=p.seed, deform=p.deform))
+
+    def onCarry(self):
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Carrying the segmentation failed."), waitCursor=True):
+            node = self.logic.carrySegmentation(p.carrySegmentation, p.translationField)
+            self._setStatus(_("Carried: ") + node.GetName())
 
     def onPoll(self):
         record = self._job.last_progress
@@ -161,7 +198,10 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.errorDisplay(self._job.error)
         elif self._job.result_node is not None:
             node = self._job.result_node
-            self._parameterNode.outputVolume = node
+            if isinstance(node, tuple):  # translation: (volume, field)
+                node, self._parameterNode.translationField = node
+            else:
+                self._parameterNode.outputVolume = node
             slicer.util.setSliceViewerLayers(background=node, fit=True)
             self._setStatus(_("Done: ") + node.GetName())
             self.ui.progressBar.value = 100
@@ -170,22 +210,38 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _finish(self):
         self._timer.stop()
         self._job = None
-        self.ui.generateButton.text = _("Generate")
+        if self._jobButton is not None:
+            self._jobButton.text = self._jobButtonText
+            self._jobButton = None
 
     def _setStatus(self, text):
         self.ui.statusLabel.text = text
 
 
 class SemanticSynthLogic(ScriptedLoadableModuleLogic, GenerationLogic):
-    """Generation without the GUI: see SemanticSynthLib.logic.GenerationLogic (start / generate).
+    """Generation and translation without the GUI: see SemanticSynthLib.logic and SemanticSynthLib.translation.
 
-    Example from the Python console:
-        slicer.util.getModuleLogic("SemanticSynth").generate(segmentationNode, modality="ct", steps=20)
+    Examples from the Python console:
+        logic = slicer.util.getModuleLogic("SemanticSynth")
+        ct = logic.generate(segmentationNode, modality="ct", steps=20)
+        t2, field = logic.translate(t1VolumeNode)
+        carried = logic.carrySegmentation(segmentationNode, field)
     """
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
         GenerationLogic.__init__(self)
+        self.translation = TranslationLogic()
+
+    def translate(self, volumeNode, **kwargs):
+        """Blocking: (translated volume node, grid transform node), linked to the source."""
+        return self.translation.translate(volumeNode, **kwargs)
+
+    def startTranslation(self, volumeNode, **kwargs):
+        return self.translation.start(volumeNode, **kwargs)
+
+    def carrySegmentation(self, segmentationNode, transformNode):
+        return carry_segmentation(segmentationNode, transformNode)
 
     def getParameterNode(self):
         return SemanticSynthParameterNode(super().getParameterNode())

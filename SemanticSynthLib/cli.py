@@ -99,6 +99,32 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--augment-copies", type=int, default=0, help="extra augmented copies of each case to encode")
     d.add_argument("--ema", type=float, default=0.999)
     d.add_argument("--default-steps", type=int, default=20)
+    e = sub.add_parser("evaluate", help="fidelity and realism of a generator against real labelled cases")
+    e.add_argument("--model", default=None, help="generator package folder or bundled name (default: by modality)")
+    e.add_argument("--segmenter", required=True, help="segmenter package from train-segmenter")
+    e.add_argument("--data", required=True, help="nnU-Net-style folder or CSV of real image,label pairs")
+    e.add_argument("--out", required=True, help="report folder (report.json, report.md, PNGs)")
+    e.add_argument("--samples", type=int, default=1, help="generated samples per case")
+    e.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--modality", default=None, choices=["ct", "mri"])
+    e.add_argument("--feature-weights", default=None, help="safetensors weights of a MONAI 3D ResNet (Med3D layout) for FID")
+    e.add_argument("--feature-depth", type=int, default=10, help="depth of that ResNet: 10, 18, 34 or 50")
+    e.add_argument("--pictures", type=int, default=3, help="cases drawn as slice grids")
+    e.add_argument("--max-cases", type=int, default=None)
+    e.add_argument("--overwrite", action="store_true", help="write into a non-empty report folder")
+    e.add_argument("--progress", default="bar", choices=["bar", "json", "none"])
+    e.add_argument("--threads", type=int, default=None)
+
+    s = sub.add_parser("train-segmenter", help="train the auxiliary segmenter used by evaluate (MONAI SegResNet)")
+    _training_options(s)
+    s.set_defaults(steps=1500, lr=1e-3)
+    s.add_argument("--label-groups", default="muse_groups",
+                   help="built-in groups (muse_groups), a groups JSON file, or a label table (each label its own group)")
+    s.add_argument("--spacing", type=_spacing, default=(2.0, 2.0, 2.0), help="working spacing in mm")
+    s.add_argument("--patch", type=_patch, default=(80, 80, 80), help="training crop (multiple of 8)")
+    s.add_argument("--filters", type=int, default=8, help="SegResNet init_filters")
+
     t = sub.add_parser("train-translator", help="train a traceable translator (spatial transform + intensity translator)")
     _training_options(t, labelled=False)
     t.set_defaults(steps=3000)
@@ -140,6 +166,14 @@ def main(argv=None) -> int:
             from .engine.translation.translate import translate_file
 
             translate_file(args)
+        elif args.command == "evaluate":
+            from .engine.evaluation.evaluate import evaluate_file
+
+            evaluate_file(args)
+        elif args.command == "train-segmenter":
+            from .engine.training.segmenter import train_segmenter
+
+            train_segmenter(args)
         elif args.command == "train-translator":
             from .engine.training.translator import train_translator
 

@@ -6,11 +6,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-
-def _lps_array(image: sitk.Image):
-    """Voxels reoriented so x runs to the patient's left, y to posterior, z to superior (x, y, z order)."""
-    oriented = sitk.DICOMOrient(image, "LPS")
-    return sitk.GetArrayFromImage(oriented).transpose(2, 1, 0), oriented.GetSpacing()
+from .engine.io import lps_array
 
 
 def save_preview(label_map: sitk.Image, volume: sitk.Image, path: str | Path, title: str = "",
@@ -20,8 +16,8 @@ def save_preview(label_map: sitk.Image, volume: sitk.Image, path: str | Path, ti
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels, spacing = _lps_array(label_map)
-    values, _ = _lps_array(volume)
+    labels, spacing = lps_array(label_map)
+    values, _ = lps_array(volume)
     if window is None:
         lo, hi = np.percentile(values, [1, 99.5])
     else:

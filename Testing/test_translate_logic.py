@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from SemanticSynthLib.cli import main
 from SemanticSynthLib.engine.translation.fields import field_image, map_points
 from SemanticSynthLib.errors import SynthError
-from SemanticSynthLib.scene import SOURCE_REFERENCE, grid_transform_points, ijk_to_ras_of, import_transform, sitk_geometry
+from SemanticSynthLib.scene import SOURCE_REFERENCE, grid_transform_points, ijk_to_ras_of, import_transform
 from SemanticSynthLib.translation import FIELD_REFERENCE, TRANSLATED_REFERENCE, TranslationLogic, carry_segmentation
 
 from slicer_testdata import SAMPLE_CT

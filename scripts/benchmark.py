@@ -1,10 +1,12 @@
-"""Generation speed and memory on 2 CPU threads, against MAISI and a SegGuidedDiff-style 2D DDPM.
+"""Generation and translation speed and memory on 2 CPU threads, against MAISI and a SegGuidedDiff-style 2D DDPM.
 
 python scripts/benchmark.py [--repeats 3] [--peers] [--json FILE]
+python scripts/benchmark.py --translate [--repeats 3]   # the translator on a 128^3 T1
 
 Each measurement runs in a fresh child process (so its peak RSS is its own); the median of the repeats is
 printed. Label maps: the bundled CT sample (122x101x30), an MRI validation map (120x120x90), and real MUSE
 label maps resampled to fill a 128^3 and a 256x256x128 grid at the brain model's 2 mm working spacing.
+Translation: a real validation T1 resampled (linearly) to fill 128^3 at 2 mm.
 """
 from __future__ import annotations
 
@@ -22,14 +24,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 IXI_VAL = REPO.parent / "shared" / "data" / "ixi_muse" / "labels" / "IXI012-HH-1211.nii.gz"
+IXI_VAL_T1 = REPO.parent / "shared" / "data" / "ixi_muse" / "t1" / "IXI012-HH-1211.nii.gz"
 
 
-def make_map(size, path: Path) -> Path:
-    """A real MUSE label map stretched onto a grid of `size` voxels at 2 mm (nearest neighbour)."""
+def make_map(size, path: Path, source: Path = IXI_VAL) -> Path:
+    """A real MUSE label map (or T1) stretched onto a grid of `size` voxels at 2 mm (nearest neighbour)."""
     import numpy as np
     import SimpleITK as sitk
 
-    src = sitk.DICOMOrient(sitk.ReadImage(str(IXI_VAL)), "LPS")
+    src = sitk.DICOMOrient(sitk.ReadImage(str(source)), "LPS")
     ref = sitk.Image([int(s) for s in size], sitk.sitkUInt8)
     extent = np.array(src.GetSpacing()) * np.array(src.GetSize())
     ref.SetSpacing(tuple(extent / np.array(size)))
@@ -38,6 +41,23 @@ def make_map(size, path: Path) -> Path:
     stretched.SetSpacing((2.0, 2.0, 2.0))
     sitk.WriteImage(stretched, str(path))
     return path
+
+
+def one_translation(source: str, model: str | None, steps: int | None) -> dict:
+    import torch
+
+    torch.set_num_threads(2)
+    from SemanticSynthLib.engine.io import read_volume
+    from SemanticSynthLib.engine.translation.translate import load_translator, translate_volume
+
+    t0 = time.perf_counter()
+    translator = load_translator(model)
+    image = read_volume(source)
+    t1 = time.perf_counter()
+    translate_volume(translator, image, steps, seed=0)
+    t2 = time.perf_counter()
+    return {"load_s": t1 - t0, "generate_s": t2 - t1,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
 
 
 def one_run(labels: str, model: str, modality: str, steps: int | None) -> dict:
@@ -59,10 +79,12 @@ def one_run(labels: str, model: str, modality: str, steps: int | None) -> dict:
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
 
 
-def measure(labels, model, modality, steps, repeats) -> dict:
+def measure(labels, model, modality, steps, repeats, translate: bool = False) -> dict:
     runs = []
     for _ in range(repeats):
-        cmd = [sys.executable, __file__, "--one", str(labels), "--model", model, "--modality", modality]
+        cmd = [sys.executable, __file__, "--one", str(labels), "--modality", modality]
+        cmd += ["--model", model] if model else []
+        cmd += ["--translate"] if translate else []
         if steps:
             cmd += ["--steps", str(steps)]
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
@@ -84,20 +106,27 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peers", action="store_true", help="also time MAISI and SegGuidedDiff networks (minutes)")
     parser.add_argument("--json", default=None, help="write the results here too")
+    parser.add_argument("--translate", action="store_true", help="time the translator instead of generation")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one_run(args.one, args.model, args.modality, args.steps)))
+        if args.translate:
+            print(json.dumps(one_translation(args.one, args.model, args.steps)))
+        else:
+            print(json.dumps(one_run(args.one, args.model, args.modality, args.steps)))
         return
     tmp = Path(tempfile.mkdtemp())
-    cases = [
-        ("CT sample 122x101x30", REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz", args.model or "abdomen-ct", "ct"),
-        ("MRI validation 120x120x90", IXI_VAL, args.model or "brain-mri", "mri"),
-        ("128^3", make_map((128, 128, 128), tmp / "map128.nii.gz"), args.model or "brain-mri", "mri"),
-        ("256x256x128", make_map((256, 256, 128), tmp / "map256.nii.gz"), args.model or "brain-mri", "mri"),
-    ]
+    if args.translate:
+        cases = [("translate 128^3 T1", make_map((128, 128, 128), tmp / "t1_128.nii.gz", IXI_VAL_T1), args.model, "mri")]
+    else:
+        cases = [
+            ("CT sample 122x101x30", REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz", args.model or "abdomen-ct", "ct"),
+            ("MRI validation 120x120x90", IXI_VAL, args.model or "brain-mri", "mri"),
+            ("128^3", make_map((128, 128, 128), tmp / "map128.nii.gz"), args.model or "brain-mri", "mri"),
+            ("256x256x128", make_map((256, 256, 128), tmp / "map256.nii.gz"), args.model or "brain-mri", "mri"),
+        ]
     results = {}
     for name, labels, model, modality in cases:
-        results[name] = measure(labels, model, modality, args.steps, args.repeats)
+        results[name] = measure(labels, model, modality, args.steps, args.repeats, args.translate)
         r = results[name]
         if "error" in r:
             print(f"{name:28s} failed: {r['error']}", flush=True)

@@ -103,3 +103,10 @@ def image_like(array_xyz: np.ndarray, reference: sitk.Image) -> sitk.Image:
     image = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(array_xyz).transpose(2, 1, 0)))
     image.CopyInformation(reference)
     return image
+
+
+def lps_array(image: sitk.Image):
+    """Voxels reoriented so x runs to the patient's left, y to posterior, z to superior (x, y, z order),
+    and the spacing in that order: for pictures in standard planes whatever the file's axes."""
+    oriented = sitk.DICOMOrient(image, "LPS")
+    return sitk.GetArrayFromImage(oriented).transpose(2, 1, 0), oriented.GetSpacing()

@@ -75,8 +75,8 @@ class ModelPackage:
 def load_package(path: str | Path, need_diffusion: bool = True, device: str = "cpu") -> ModelPackage:
     path = Path(path)
     meta = read_metadata(path)
-    if meta.get("kind") == "translator":
-        raise SynthError(f"{path} is a translator package; use it with semanticsynth translate, or give a generator model")
+    if meta.get("kind", "generator") != "generator":
+        raise SynthError(f"{path} is a {meta['kind']} package, not a generator; give a generator model (e.g. brain-mri)")
     if need_diffusion and "diffusion" not in meta:
         raise SynthError(f"{path} holds only an autoencoder; train the diffusion model with semanticsynth train-diffusion")
     labels = LabelTable.from_json(meta["label_table"])
@@ -92,17 +92,15 @@ def load_package(path: str | Path, need_diffusion: bool = True, device: str = "c
     return ModelPackage(path, meta, autoencoder.to(device).eval(), denoiser, labels)
 
 
-def save_package(path: str | Path, metadata: dict, autoencoder: torch.nn.Module, denoiser: torch.nn.Module | None,
-                 extra: dict[str, torch.nn.Module] | None = None) -> Path:
+def save_package(path: str | Path, metadata: dict, weights: dict[str, torch.nn.Module]) -> Path:
     """Write into a temp folder, then swap it into place, so a reader never sees half a package."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__, **metadata}
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
-        for name, module in {AUTOENCODER_WEIGHTS: autoencoder, DIFFUSION_WEIGHTS: denoiser, **(extra or {})}.items():
-            if module is not None:
-                save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp / name))
+        for name, module in weights.items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp / name))
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=1))
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a package is meant to be shared
         for f in tmp.iterdir():

@@ -54,7 +54,8 @@ def read_metadata(path: Path) -> dict:
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
         raise SynthError(f"model package {path.name} needs a newer SemanticSynth (format {meta['format_version']}); upgrade")
     required = {"generator": ("label_table", "modalities", "normalization", "working_spacing", "autoencoder"),
-                "translator": ("source", "target", "working_spacing", "autoencoder", "translator", "spatial")}
+                "translator": ("source", "target", "working_spacing", "autoencoder", "translator", "spatial"),
+                "segmenter": ("groups", "working_spacing", "normalization", "segmenter")}
     kind = meta.get("kind", "generator")
     if kind not in required:
         raise SynthError(f"{path} is a '{kind}' package, which this SemanticSynth does not know; upgrade")

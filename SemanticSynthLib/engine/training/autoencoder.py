@@ -11,7 +11,8 @@ from monai.losses import PatchAdversarialLoss
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..labels import LabelTable
 from ..networks import autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config
-from ..package import load_package, save_package
+from ..package import AUTOENCODER_WEIGHTS, load_package, save_package
+from ..package_metadata import resolve_model
 from ..precision import autocast, reconstruct
 from ..progress import Progress
 from .augment import random_affine, random_intensity
@@ -45,7 +46,7 @@ def train_autoencoder(args) -> Path:
     init = None
     if args.init:
         # Fine-tuning for a new contrast: start from another package's autoencoder and its config.
-        init = load_package(args.init, need_diffusion=False)
+        init = load_package(resolve_model(args.init), need_diffusion=False)
         config = init.metadata["autoencoder"]["config"]
     factor = autoencoder_factor(config)
     cases = load_cases(args.data, args.modality, args.spacing, table, factor, progress)
@@ -121,7 +122,7 @@ def train_autoencoder(args) -> Path:
                                          "processes": ctx.world_size, "time_s": round(train_time, 1),
                                          "final_l1": last_l1, "init": str(args.init) if args.init else None}},
         }
-        save_package(args.out, metadata, autoencoder, None)
+        save_package(args.out, metadata, {AUTOENCODER_WEIGHTS: autoencoder})
         progress.message(f"autoencoder written to {args.out}")
     ctx.barrier()
     ctx.close()

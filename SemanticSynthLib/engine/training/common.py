@@ -21,12 +21,13 @@ def normalization_for(modality: str) -> dict:
     return ct_normalization() if modality == "ct" else mri_normalization(1.0)
 
 
-def load_cases(dataset, modality: str, spacing, table: LabelTable | None, multiple: int, progress: Progress) -> list[Case]:
+def load_cases(dataset, modality: str, spacing, table: LabelTable | None, multiple: int, progress: Progress,
+               label_transform=None) -> list[Case]:
     files = list_cases(dataset, modality)
     progress.stage("loading cases", len(files))
     cases = []
     for i, f in enumerate(files):
-        cases.append(load_case(f, spacing, table, normalization_for(f.modality), multiple))
+        cases.append(load_case(f, spacing, table, normalization_for(f.modality), multiple, label_transform))
         progress.update(i + 1)
     return cases
 
@@ -87,3 +88,26 @@ class GuardedStep:
             raise SynthError(f"training diverged: {self.skipped} of {self.taken + self.skipped} steps had non-finite "
                              "gradients; lower --lr or check the data")
         return False
+
+
+def check_finite(loss: torch.Tensor, step: int) -> None:
+    if not torch.isfinite(loss):
+        raise SynthError(f"training diverged at step {step + 1} (loss is not finite); lower --lr or check the data")
+
+
+def backward_step(loss: torch.Tensor, step: int, optimizer, guarded_step: "GuardedStep") -> bool:
+    """Check the loss, backpropagate, step; False when the step was skipped for non-finite gradients."""
+    check_finite(loss, step)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    return guarded_step()
+
+
+def log_losses(ctx, log: "TrainingLog", progress: Progress, losses: list[float], done: int, every: int, last: int,
+               key: str = "loss", shown_step: int | None = None, **extra) -> None:
+    """Every `every` steps (and at the last): the mean loss over all ranks, to the log and the progress."""
+    if done % every and done != last:
+        return
+    mean = ctx.mean(float(np.mean(losses[-every:])))
+    log.write(step=done, **{key: mean}, **extra)
+    progress.update(done if shown_step is None else shown_step, loss=round(mean, 4))

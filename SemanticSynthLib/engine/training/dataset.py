@@ -57,7 +57,9 @@ def list_cases(dataset: str | Path, modality: str) -> list[CaseFiles]:
     raise SynthError(f"dataset {dataset} is neither a CSV nor an nnU-Net folder with imagesTr/labelsTr")
 
 
-def load_case(files: CaseFiles, spacing, table: LabelTable | None, normalization: dict, multiple: int) -> Case:
+def load_case(files: CaseFiles, spacing, table: LabelTable | None, normalization: dict, multiple: int,
+              label_transform=None) -> Case:
+    """One case on its working grid; labels become class indices of `table`, or `label_transform(ids)`."""
     reference_path = files.label or files.image
     reference = read_volume(reference_path)
     grid = working_grid(reference, spacing, multiple)
@@ -69,9 +71,9 @@ def load_case(files: CaseFiles, spacing, table: LabelTable | None, normalization
         image = normalize(raw, normalization)
         if normalization["kind"] == "percentile_scale":
             scale = percentile_of_foreground(raw, normalization["percentile"])
-    if files.label is not None and table is not None:
-        lab = resample_labels(read_volume(files.label), grid)
-        classes = to_class_indices(array_of(lab), table, unknown="background").astype(np.int16)
+    if files.label is not None and (table is not None or label_transform is not None):
+        ids = array_of(resample_labels(read_volume(files.label), grid))
+        classes = (label_transform(ids) if label_transform else to_class_indices(ids, table, unknown="background")).astype(np.int16)
     return Case(image, classes, files.modality, Path(reference_path).name.split(".nii")[0], scale)
 
 

@@ -14,12 +14,12 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..conditioning import label_condition
 from ..sampling import UNET_MULTIPLE
 from ..networks import LatentDenoiser, default_unet_config
-from ..package import load_package, save_package
+from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, save_package
 from ..precision import autocast, bf16_training_safe, encode_latent
 from ..progress import Progress
 from ..schedule import ddpm, default_schedule, training_target
 from .augment import random_affine, random_intensity
-from .common import GuardedStep, TrainingLog, command_line, load_cases
+from .common import GuardedStep, TrainingLog, backward_step, command_line, load_cases, log_losses
 from .dataset import random_crop
 from .distributed import setup
 
@@ -53,11 +53,6 @@ def noised(scheduler, latent: torch.Tensor):
     noise = torch.randn_like(latent)
     t = torch.randint(0, scheduler.num_train_timesteps, (latent.shape[0],), device=latent.device)
     return scheduler.add_noise(latent, noise, t), t, training_target(scheduler, latent, noise, t)
-
-
-def check_finite(loss: torch.Tensor, step: int) -> None:
-    if not torch.isfinite(loss):
-        raise SynthError(f"training diverged at step {step + 1} (loss is not finite); lower --lr or check the data")
 
 
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, rate: float) -> None:
@@ -130,17 +125,11 @@ def train_diffusion(args) -> Path:
         with autocast(ctx.device, use_bf16):
             pred = model(noisy, t, cond, mod)
         loss = F.mse_loss(pred.float(), target)
-        check_finite(loss, step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if guarded_step():
+        if backward_step(loss, step, optimizer, guarded_step):
             ema_update(ema, denoiser, step, args.ema)
         losses.append(loss.detach().item())
         done = step + 1
-        if done % args.log_every == 0 or done == args.steps:
-            mean_loss = ctx.mean(float(np.mean(losses[-args.log_every:])))
-            log.write(step=done, loss=mean_loss, skipped_steps=guarded_step.skipped)
-            progress.update(done, loss=round(mean_loss, 4))
+        log_losses(ctx, log, progress, losses, done, args.log_every, args.steps, skipped_steps=guarded_step.skipped)
         if ctx.is_main and (done % args.checkpoint_every == 0 or done == args.steps):
             save_checkpoint(ckpt_dir, {"denoiser": denoiser, "ema": ema}, {"opt": optimizer},
                             {"step": done, "time_s": elapsed_before + time.monotonic() - t0})
@@ -161,7 +150,7 @@ def train_diffusion(args) -> Path:
             "processes": ctx.world_size, "time_s": round(elapsed_before + time.monotonic() - t0, 1),
             "final_loss": float(np.mean(losses[-50:])) if losses else None, "skipped_steps": guarded_step.skipped,
         }
-        save_package(args.out, meta, package.autoencoder, ema)
+        save_package(args.out, meta, {AUTOENCODER_WEIGHTS: package.autoencoder, DIFFUSION_WEIGHTS: ema})
         progress.message(f"model package written to {args.out}")
     ctx.barrier()
     ctx.close()

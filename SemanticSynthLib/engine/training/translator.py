@@ -22,7 +22,7 @@ from ...errors import SynthError
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..sampling import UNET_MULTIPLE
 from ..intensity import mri_normalization
-from ..package import load_package, save_package
+from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, save_package
 from ..precision import autocast, bf16_training_safe, encode_latent
 from ..progress import Progress
 from ..schedule import ddpm, default_schedule
@@ -31,8 +31,8 @@ from ..translation.networks import (SPATIAL_FACTOR, TranslationDenoiser, Velocit
                                     default_velocity_config, space_to_depth)
 from ..translation.pairs import list_pairs, load_pair
 from ..translation.translate import VELOCITY_MULTIPLE
-from .common import GuardedStep, TrainingLog, command_line
-from .diffusion import check_finite, latent_batch, ema_update, noised
+from .common import GuardedStep, TrainingLog, backward_step, command_line, log_losses
+from .diffusion import latent_batch, ema_update, noised
 from .distributed import setup
 
 
@@ -111,16 +111,10 @@ def train_translator(args) -> Path:
         pair = pairs[rng.integers(len(pairs))]
         loss = spatial_loss(spatial_model, _volume(pair.source, ctx.device), _volume(pair.target, ctx.device),
                             similarity, smoothness, args.smoothness)
-        check_finite(loss, step)
-        opt_v.zero_grad(set_to_none=True)
-        loss.backward()
-        step_v()
+        backward_step(loss, step, opt_v, step_v)
         losses.append(loss.item())
         done = step + 1
-        if done % args.log_every == 0 or done == args.spatial_steps:
-            mean = ctx.mean(float(np.mean(losses[-args.log_every:])))
-            log.write(step=done, spatial_loss=mean)
-            progress.update(done, loss=round(mean, 4))
+        log_losses(ctx, log, progress, losses, done, args.log_every, args.spatial_steps, key="spatial_loss")
         checkpoint(done)
     spatial_final = float(np.mean(losses[-50:])) if losses else (info or {}).get("spatial_loss")
 
@@ -142,17 +136,12 @@ def train_translator(args) -> Path:
         with autocast(ctx.device, use_bf16):
             pred = model(noisy, t, source)
         loss = F.mse_loss(pred.float(), target)
-        check_finite(loss, step)
-        opt_d.zero_grad(set_to_none=True)
-        loss.backward()
-        if guarded_step():
+        if backward_step(loss, step, opt_d, guarded_step):
             ema_update(ema, denoiser, step - args.spatial_steps, args.ema)
         losses.append(loss.item())
         done = step + 1
-        if (done - args.spatial_steps) % args.log_every == 0 or done == total:
-            mean = ctx.mean(float(np.mean(losses[-args.log_every:])))
-            log.write(step=done, diffusion_loss=mean, skipped_steps=guarded_step.skipped)
-            progress.update(done - args.spatial_steps, loss=round(mean, 4))
+        log_losses(ctx, log, progress, losses, done, args.log_every, total, key="diffusion_loss",
+                   shown_step=done - args.spatial_steps, skipped_steps=guarded_step.skipped)
         checkpoint(done, spatial_loss=spatial_final)
     progress.close_bar()
     if ctx.is_main:
@@ -178,7 +167,8 @@ def train_translator(args) -> Path:
                 "final_spatial_loss": spatial_final, "final_diffusion_loss": float(np.mean(losses[-50:])) if losses else None,
                 "skipped_steps": guarded_step.skipped}},
         }
-        save_package(args.out, meta, package.autoencoder, ema, {"velocity.safetensors": velnet})
+        save_package(args.out, meta, {AUTOENCODER_WEIGHTS: package.autoencoder, DIFFUSION_WEIGHTS: ema,
+                                      "velocity.safetensors": velnet})
         progress.message(f"translator package written to {args.out}")
     ctx.barrier()
     ctx.close()

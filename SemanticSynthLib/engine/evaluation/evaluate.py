@@ -1,0 +1,166 @@
+"""`semanticsynth evaluate`: label fidelity, similarity and realism of a generator on real labelled cases.
+
+For every case: generate from its label map (K samples), then against the paired real image
+- PSNR, SSIM, MS-SSIM inside the labelled region, on the model's normalization (MONAI metrics);
+- Dice of the auxiliary segmenter per structure on the real image (Dice_orig) and on the generated
+  one (Dice_gen);
+- mean and standard deviation of intensity per structure, real against generated;
+and, over all cases, FID between real and generated 2D slices in three planes. The label-mean painting
+baseline (each label filled with its training-set mean) gets the same metrics.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ...errors import SynthError
+from ..generate import generate_volume
+from ..geometry import resample_intensity, resample_labels, working_grid
+from ..intensity import normalize
+from ..io import array_of, image_like, lps_array, read_volume
+from ..metrics import dice_per_class, frechet_distance, ms_ssim_in_mask, psnr_in_mask, ssim_in_mask
+from ..package import load_package
+from ..package_metadata import resolve_model
+from ..progress import Progress
+from ..training.dataset import list_cases
+from .features import PLANES, Med3DFeatures, plane_slices
+from .report import write_report
+from .segmenter import MULTIPLE, load_segmenter
+
+SOURCES = ("generated", "painting")
+
+
+def painting(label_ids: np.ndarray, label_means: dict[str, float]) -> np.ndarray:
+    """Each label filled with its training-set mean intensity (model units); unknown ids get the background's."""
+    lookup = np.full(max(int(label_ids.max()), max(int(k) for k in label_means)) + 1, label_means.get("0", 0.0), np.float32)
+    for key, value in label_means.items():
+        lookup[int(key)] = value
+    return lookup[label_ids]
+
+
+def structure_intensity(unit: np.ndarray, groups_map: np.ndarray, count: int) -> list[dict]:
+    out = []
+    for g in range(1, count):
+        values = unit[groups_map == g]
+        out.append({"mean": float(values.mean()), "std": float(values.std())} if values.size else {"mean": None, "std": None})
+    return out
+
+
+def _on_grid(path: Path, grid: sitk.Image, labels: bool) -> np.ndarray:
+    image = read_volume(path)
+    if labels:
+        return array_of(resample_labels(image, grid))
+    return array_of(resample_intensity(image, grid, default=float(sitk.GetArrayViewFromImage(image).min())))
+
+
+def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: int | None, seed: int, progress) -> tuple[dict, dict]:
+    label_map = read_volume(case.label)
+    grid = working_grid(label_map, segmenter.working_spacing, MULTIPLE)
+    ids = _on_grid(case.label, grid, labels=True)
+    groups = segmenter.groups
+    truth = groups.group_map(ids)
+    mask = ids > 0
+    norm = package.normalization(modality)
+    real = normalize(_on_grid(case.image, grid, labels=False), norm)
+    volumes = {"real": real, "painting": painting(ids, segmenter.metadata["label_means"])}
+    generated = []
+    for k in range(samples):
+        image = generate_volume(package, label_map, modality, steps, seed + k, progress=progress, unknown="background")
+        generated.append(normalize(array_of(resample_intensity(image, grid)), norm))
+    volumes["generated"] = generated[0]
+    segmentations = {name: segmenter.segment(v) for name, v in (("real", real), ("painting", volumes["painting"]))}
+    segmentations["generated"] = segmenter.segment(generated[0])
+    dice_orig = dice_per_class(segmentations["real"], truth, groups.num_classes)
+    result = {"case": Path(case.label).name.split(".nii")[0], "dice_orig": dice_orig.tolist(),
+              "intensity_real": structure_intensity(real, truth, groups.num_classes)}
+    for name in SOURCES:
+        samples_here = generated if name == "generated" else [volumes["painting"]]
+        result[name] = {
+            "psnr": float(np.mean([psnr_in_mask(v, real, mask) for v in samples_here])),
+            "ssim": float(np.mean([ssim_in_mask(v, real, mask) for v in samples_here])),
+            "ms_ssim": float(np.mean([ms_ssim_in_mask(v, real, mask) for v in samples_here])),
+            "dice": dice_per_class(segmentations[name], truth, groups.num_classes).tolist(),
+            "intensity": structure_intensity(volumes[name], truth, groups.num_classes),
+        }
+    # Slices and pictures in LPS order (axial, coronal, sagittal are then axes 2, 1, 0), whatever the file's axes;
+    # the segmenter itself ran on the data's own orientation, as it was trained.
+    def oriented(array):
+        return lps_array(image_like(array, grid))[0]
+
+    lps_mask = oriented(mask.astype(np.uint8)) > 0
+    slices = {name: plane_slices(oriented(volumes[name]), lps_mask) for name in ("real", *SOURCES)}
+    pictures = {"labels": oriented(truth), "real": oriented(real), "generated": oriented(generated[0])}
+    return result, {"slices": slices, "pictures": pictures}
+
+
+def _summary(cases: list[dict], names: list[str], fid: dict) -> dict:
+    dice_orig = np.array([c["dice_orig"] for c in cases])
+    summary = {"cases": len(cases), "structures": names, "dice_orig": np.nanmean(dice_orig, 0).tolist(),
+               "dice_orig_mean": float(np.nanmean(dice_orig)), "fid": fid}
+    real_means = np.array([[s["mean"] if s["mean"] is not None else np.nan for s in c["intensity_real"]] for c in cases])
+    for name in SOURCES:
+        dice = np.array([c[name]["dice"] for c in cases])
+        means = np.array([[s["mean"] if s["mean"] is not None else np.nan for s in c[name]["intensity"]] for c in cases])
+        relative = np.abs(means - real_means) / real_means
+        summary[name] = {
+            "psnr": float(np.mean([c[name]["psnr"] for c in cases])), "ssim": float(np.mean([c[name]["ssim"] for c in cases])),
+            "ms_ssim": float(np.mean([c[name]["ms_ssim"] for c in cases])),
+            "dice": np.nanmean(dice, 0).tolist(), "dice_mean": float(np.nanmean(dice)),
+            "dice_ratio": float(np.nanmean(dice) / np.nanmean(dice_orig)),
+            "intensity_relative_error": np.nanmean(relative, 0).tolist(),
+            "intensity_relative_error_mean": float(np.nanmean(relative)),
+        }
+    return summary
+
+
+def evaluate_file(args) -> Path:
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise SynthError(f"report folder {out} is not empty; pass --overwrite or choose another --out")
+    if args.samples < 1:
+        raise SynthError("--samples must be at least 1")
+    progress = Progress(args.progress)
+    package = load_package(resolve_model(args.model, args.modality))
+    modality = args.modality or package.modalities[0]
+    package.modality_index(modality)
+    segmenter = load_segmenter(args.segmenter)
+    features = Med3DFeatures(args.feature_weights, args.feature_depth) if args.feature_weights else segmenter
+    feature_name = features.name if args.feature_weights else f"auxiliary segmenter {segmenter.name} (SegResNet encoder, average-pooled)"
+    cases = [c for c in list_cases(args.data, modality) if c.image is not None and c.label is not None]
+    if args.max_cases:
+        cases = cases[: args.max_cases]
+    if not cases:
+        raise SynthError(f"{args.data} has no image/label pairs to evaluate on")
+    t0 = time.monotonic()
+    results, slices, pictures = [], {n: {p: [] for p in PLANES} for n in ("real", *SOURCES)}, []
+    quiet = Progress("none")
+    progress.stage("evaluating cases", len(cases))
+    for i, case in enumerate(cases):
+        result, extra = evaluate_case(case, package, segmenter, modality, args.samples, args.steps, args.seed, quiet)
+        results.append(result)
+        for name, planes in extra["slices"].items():
+            for plane, stack in planes.items():
+                slices[name][plane].append(stack)
+        if i < args.pictures:
+            pictures.append((result["case"], extra["pictures"]))
+        progress.update(i + 1)
+    progress.stage("FID features", 1)
+    feats = {name: {p: features.slice_features(np.concatenate(slices[name][p])) for p in PLANES} for name in slices}
+    fid = {}
+    for name in SOURCES:
+        fid[name] = {p: frechet_distance(feats["real"][p], feats[name][p]) for p in PLANES}
+        fid[name]["all planes"] = frechet_distance(np.concatenate([feats["real"][p] for p in PLANES]),
+                                                   np.concatenate([feats[name][p] for p in PLANES]))
+    progress.update(1)
+    summary = _summary(results, segmenter.groups.names, fid)
+    summary.update({"generator": package.path.name, "segmenter": segmenter.name,
+                    "fid_features": feature_name, "fid_slices_per_set": int(sum(len(feats["real"][p]) for p in PLANES)),
+                    "samples_per_case": args.samples, "steps": int(args.steps or package.default_steps),
+                    "modality": modality, "data": str(args.data), "seconds": round(time.monotonic() - t0, 1)})
+    out.mkdir(parents=True, exist_ok=True)
+    write_report(out, summary, results, pictures, segmenter.groups.names)
+    progress.message(f"report written to {out}", output=str(out))
+    return out

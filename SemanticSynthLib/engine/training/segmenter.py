@@ -1,0 +1,111 @@
+"""Train the auxiliary segmenter (MONAI SegResNet, Dice + cross-entropy) on real image/label pairs.
+
+Labels are grouped (e.g. MUSE's 148 regions into seven structures, `--label-groups muse_groups`). The
+package also records each label's mean intensity over the training images, in model units: the
+label-mean painting baseline of `semanticsynth evaluate`.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.losses import DiceCELoss
+
+from ...errors import SynthError
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..evaluation.groups import LabelGroups
+from ..evaluation.segmenter import MULTIPLE, WEIGHTS, build_segmenter, default_segmenter_config
+from ..package import save_package
+from ..precision import autocast, bf16_training_safe
+from ..progress import Progress
+from .augment import random_intensity
+from .common import GuardedStep, TrainingLog, backward_step, command_line, load_cases, log_losses, package_normalization
+from .dataset import random_crop
+from .distributed import setup
+
+
+def label_means(cases) -> dict[str, float]:
+    """Mean model-unit intensity of every label id over all training images (id 0: outside any label)."""
+    sums, counts = {}, {}
+    for case in cases:
+        ids = case.classes.ravel()
+        total = np.bincount(ids, weights=case.image.ravel().astype(np.float64))
+        count = np.bincount(ids)
+        for i in np.nonzero(count)[0]:
+            sums[int(i)] = sums.get(int(i), 0.0) + float(total[i])
+            counts[int(i)] = counts.get(int(i), 0) + int(count[i])
+    return {str(i): sums[i] / counts[i] for i in sorted(sums)}
+
+
+def _batch(cases, groups: LabelGroups, patch, batch, rng, augment: bool):
+    images, labels = [], []
+    for _ in range(batch):
+        case = cases[rng.integers(len(cases))]
+        image = random_intensity(case.image, rng) if augment else case.image
+        img, lab = random_crop([image, case.classes], patch, rng, [float(case.image.min()), 0])
+        images.append(img)
+        labels.append(groups.group_map(lab))
+    return torch.from_numpy(np.stack(images)[:, None]).float(), torch.from_numpy(np.stack(labels)[:, None]).long()
+
+
+def train_segmenter(args) -> Path:
+    if any(p % MULTIPLE for p in args.patch):
+        raise SynthError(f"--patch must be a multiple of {MULTIPLE}")
+    ctx = setup(args.device)
+    progress = Progress(args.progress if ctx.is_main else "none")
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed + 1000 * ctx.rank)
+    groups = LabelGroups.from_spec(args.label_groups)
+    cases = [c for c in load_cases(args.data, args.modality, args.spacing, None, MULTIPLE, progress, label_transform=lambda ids: ids)
+             if c.image is not None and c.classes is not None]
+    if not cases:
+        raise SynthError("the dataset has no image/label pairs; the segmenter needs labelled real images")
+    if not any(groups.group_map(c.classes).any() for c in cases):
+        raise SynthError(f"no label of the data belongs to a group of {groups.name}; choose --label-groups for these labels")
+    config = default_segmenter_config()
+    config["init_filters"] = args.filters
+    network = build_segmenter(config, groups.num_classes).to(ctx.device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=args.lr)
+    ckpt_dir = Path(args.checkpoint_dir or f"{args.out}.checkpoint")
+    info = load_checkpoint(ckpt_dir, {"segmenter": network}, {"opt": optimizer}) if args.resume else None
+    start, elapsed_before = (info["step"], info["time_s"]) if info else (0, 0.0)
+    model = ctx.wrap(network)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    use_bf16 = bf16_training_safe(ctx.device, min(args.patch) // MULTIPLE)
+    log = TrainingLog(ckpt_dir.parent / f"{Path(args.out).name}.log.jsonl", ctx.is_main)
+    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
+    guarded_step = GuardedStep(optimizer, network.parameters(), max_norm=5.0)
+    t0, losses = time.monotonic(), []
+    progress.stage("training segmenter", args.steps)
+    for step in range(start, args.steps):
+        image, labels = _batch(cases, groups, args.patch, args.batch, rng, args.augment)
+        with autocast(ctx.device, use_bf16):
+            logits = model(image.to(ctx.device))
+        loss = loss_fn(logits.float(), labels.to(ctx.device))
+        backward_step(loss, step, optimizer, guarded_step)
+        losses.append(loss.item())
+        done = step + 1
+        log_losses(ctx, log, progress, losses, done, args.log_every, args.steps, skipped_steps=guarded_step.skipped)
+        if ctx.is_main and (done % args.checkpoint_every == 0 or done == args.steps):
+            save_checkpoint(ckpt_dir, {"segmenter": network}, {"opt": optimizer},
+                            {"step": done, "time_s": elapsed_before + time.monotonic() - t0})
+    progress.close_bar()
+    if ctx.is_main:
+        meta = {
+            "name": Path(args.out).name, "kind": "segmenter", "groups": groups.to_json(),
+            "modalities": sorted({c.modality for c in cases}), "normalization": package_normalization(cases),
+            "working_spacing": list(args.spacing), "label_means": label_means(cases),
+            "segmenter": {"network": "monai.networks.nets.SegResNet", "config": config, "weights": WEIGHTS},
+            "training": {"segmenter": {"data": str(args.data), "cases": len(cases), "command": command_line(),
+                                       "steps": args.steps, "batch": args.batch, "patch": list(args.patch), "lr": args.lr,
+                                       "processes": ctx.world_size, "time_s": round(elapsed_before + time.monotonic() - t0, 1),
+                                       "final_loss": float(np.mean(losses[-50:])) if losses else None,
+                                       "skipped_steps": guarded_step.skipped}},
+        }
+        save_package(args.out, meta, {WEIGHTS: network})
+        progress.message(f"segmenter written to {args.out}")
+    ctx.barrier()
+    ctx.close()
+    return Path(args.out)
