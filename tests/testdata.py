@@ -48,7 +48,7 @@ def write_tiny_pairs(root: Path, size: int = 32) -> Path:
     return root
 
 
-def train_tiny_translator(root: Path, spatial_steps: int = 3, steps: int = 3) -> Path:
+def train_tiny_translator(root: Path, spatial_steps: int = 3, steps: int = 3, refine_steps: int = 2) -> Path:
     """A translator package trained for a few steps on tiny pairs: every code path, seconds of CPU."""
     from SemanticSynthLib.cli import main
 
@@ -58,6 +58,7 @@ def train_tiny_translator(root: Path, spatial_steps: int = 3, steps: int = 3) ->
     assert main(["train-autoencoder", "--data", str(targets), "--out", str(root / "ae"), "--steps", "3", "--patch", "32",
                  "--adv-weight", "0", "--progress", "none"]) == 0
     assert main(["train-translator", "--data", str(pairs), "--autoencoder", str(root / "ae"), "--out", str(root / "translator"),
-                 "--spatial-steps", str(spatial_steps), "--steps", str(steps), "--latent-patch", "8", "--progress", "none",
+                 "--spatial-steps", str(spatial_steps), "--steps", str(steps), "--refine-steps", str(refine_steps),
+                 "--refine-sample-steps", "2", "--latent-patch", "8", "--progress", "none",
                  "--default-steps", "2", "--log-every", "1"]) == 0
     return root / "translator"

@@ -6,6 +6,9 @@
 2. Intensity translator: each target is pulled back onto the source with exp(-v) and encoded by the
    target-contrast autoencoder; a latent diffusion U-Net learns it given the source (DDPM, linear
    schedule, T = 1000, v-prediction), as the generator does.
+3. Refinement, as in Plasticine: the spatial transform is tuned so that the *translation* of each source,
+   warped by exp(v), matches its target: loss = MSE + lambda * smoothness. Same-contrast MSE is a sharper
+   criterion than the cross-contrast NCC of stage 1.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from ..translation.fields import integrate_velocity, warp
 from ..translation.networks import (SPATIAL_FACTOR, TranslationDenoiser, VelocityNet, default_translator_config,
                                     default_velocity_config, space_to_depth)
 from ..translation.pairs import list_pairs, load_pair
-from ..translation.translate import VELOCITY_MULTIPLE
+from ..translation.translate import VELOCITY_MULTIPLE, translate_unit
 from .common import GuardedStep, TrainingLog, backward_step, command_line, log_losses
 from .diffusion import latent_batch, ema_update, noised
 from .distributed import setup
@@ -44,6 +47,31 @@ def spatial_loss(velnet, source, target, similarity, smoothness, weight: float):
     velocity = velnet(source)
     moved = warp(F.avg_pool3d(source, SPATIAL_FACTOR), integrate_velocity(velocity))
     return similarity(moved, F.avg_pool3d(target, SPATIAL_FACTOR)) + weight * smoothness(velocity)
+
+
+def refine_loss(velnet, source, translation, target, smoothness, weight: float):
+    velocity = velnet(source)
+    moved = warp(F.avg_pool3d(translation, SPATIAL_FACTOR), integrate_velocity(velocity))
+    return F.mse_loss(moved, F.avg_pool3d(target, SPATIAL_FACTOR)) + weight * smoothness(velocity)
+
+
+def translate_sources(pairs, denoiser, autoencoder, settings, factor, steps, device, progress):
+    """Every training source translated once (no warp): what stage 3 aligns to the targets."""
+    out = []
+    progress.stage("translating training sources", len(pairs))
+    for i, pair in enumerate(pairs):
+        x = translate_unit(denoiser, autoencoder, settings, _volume(pair.source, device), factor, steps, seed=i,
+                           use_bf16=True, progress=Progress("none"))
+        out.append(x[0, 0].cpu().numpy())
+        progress.update(i + 1)
+    return out
+
+
+def _decayed(optimizer, base_lr: float, step: int, start: int, steps: int) -> None:
+    """Linear decay to a tenth over a stage: the last steps settle instead of jittering."""
+    fraction = (step - start) / max(steps, 1)
+    for group in optimizer.param_groups:
+        group["lr"] = base_lr * (1.0 - 0.9 * fraction)
 
 
 def encode_aligned(pairs, velnet, autoencoder, factor, device, progress):
@@ -93,12 +121,15 @@ def train_translator(args) -> Path:
     log = TrainingLog(ckpt_dir.parent / f"{Path(args.out).name}.log.jsonl", ctx.is_main)
     ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    total = args.spatial_steps + args.steps
+    total = args.spatial_steps + args.steps + args.refine_steps
+    diffusion_end = args.spatial_steps + args.steps
 
     def checkpoint(done, **extra):
         if ctx.is_main and (done % args.checkpoint_every == 0 or done in (args.spatial_steps, total)):
             save_checkpoint(ckpt_dir, modules, optimizers,
                             {"step": done, "time_s": elapsed_before + time.monotonic() - t0, **extra})
+
+    settings = {"schedule": default_schedule(), "latent_scale": None, "window": 64, "decode_window": 64}
 
     # 1. the spatial transform
     similarity = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=args.ncc_kernel)
@@ -109,6 +140,7 @@ def train_translator(args) -> Path:
     losses = []
     for step in range(start, args.spatial_steps):
         pair = pairs[rng.integers(len(pairs))]
+        _decayed(opt_v, args.spatial_lr, step, 0, args.spatial_steps)
         loss = spatial_loss(spatial_model, _volume(pair.source, ctx.device), _volume(pair.target, ctx.device),
                             similarity, smoothness, args.smoothness)
         backward_step(loss, step, opt_v, step_v)
@@ -129,7 +161,7 @@ def train_translator(args) -> Path:
     guarded_step = GuardedStep(opt_d, denoiser.parameters(), max_norm=1.0)
     progress.stage("training intensity translator", args.steps)
     losses = []
-    for step in range(max(start, args.spatial_steps), total):
+    for step in range(max(start, args.spatial_steps), diffusion_end):
         latent, source, _ = latent_batch(items, args.latent_patch, args.batch, rng, latent_scale)
         latent, source = latent.to(ctx.device), source.to(ctx.device)
         noisy, t, target = noised(scheduler, latent)
@@ -140,9 +172,34 @@ def train_translator(args) -> Path:
             ema_update(ema, denoiser, step - args.spatial_steps, args.ema)
         losses.append(loss.item())
         done = step + 1
-        log_losses(ctx, log, progress, losses, done, args.log_every, total, key="diffusion_loss",
+        log_losses(ctx, log, progress, losses, done, args.log_every, diffusion_end, key="diffusion_loss",
                    shown_step=done - args.spatial_steps, skipped_steps=guarded_step.skipped)
         checkpoint(done, spatial_loss=spatial_final)
+    diffusion_final = float(np.mean(losses[-50:])) if losses else (info or {}).get("diffusion_loss")
+
+    # 3. refinement of the spatial transform against the translations
+    refine_final = None
+    if args.refine_steps and max(start, diffusion_end) < total:
+        settings["latent_scale"] = latent_scale
+        ema.eval()
+        translations = translate_sources(pairs, ema, package.autoencoder, settings, factor, args.refine_sample_steps,
+                                         ctx.device, progress)
+        velnet.train()
+        refine_lr = args.spatial_lr * 0.2
+        losses = []
+        progress.stage("refining spatial transform", args.refine_steps)
+        for step in range(max(start, diffusion_end), total):
+            k = int(rng.integers(len(pairs)))
+            _decayed(opt_v, refine_lr, step, diffusion_end, args.refine_steps)
+            loss = refine_loss(spatial_model, _volume(pairs[k].source, ctx.device), _volume(translations[k], ctx.device),
+                               _volume(pairs[k].target, ctx.device), smoothness, args.refine_smoothness)
+            backward_step(loss, step, opt_v, step_v)
+            losses.append(loss.item())
+            done = step + 1
+            log_losses(ctx, log, progress, losses, done, args.log_every, total, key="refine_loss",
+                       shown_step=done - diffusion_end)
+            checkpoint(done, spatial_loss=spatial_final, diffusion_loss=diffusion_final)
+        refine_final = float(np.mean(losses[-50:])) if losses else None
     progress.close_bar()
     if ctx.is_main:
         meta = {
@@ -164,7 +221,8 @@ def train_translator(args) -> Path:
                 "spatial_steps": args.spatial_steps, "steps": args.steps, "batch": args.batch,
                 "latent_patch": list(args.latent_patch), "lr": args.lr, "smoothness": args.smoothness,
                 "processes": ctx.world_size, "time_s": round(elapsed_before + time.monotonic() - t0, 1),
-                "final_spatial_loss": spatial_final, "final_diffusion_loss": float(np.mean(losses[-50:])) if losses else None,
+                "refine_steps": args.refine_steps, "refine_sample_steps": args.refine_sample_steps,
+                "final_spatial_loss": spatial_final, "final_diffusion_loss": diffusion_final, "final_refine_loss": refine_final,
                 "skipped_steps": guarded_step.skipped}},
         }
         save_package(args.out, meta, {AUTOENCODER_WEIGHTS: package.autoencoder, DIFFUSION_WEIGHTS: ema,

@@ -82,6 +82,16 @@ def check_source_modality(image: sitk.Image, translator: Translator) -> None:
                          f"{expected.upper()} {contrast}".rstrip() + "; give a matching source or another --model")
 
 
+def translate_unit(denoiser, autoencoder, settings: dict, source: torch.Tensor, factor: int, steps: int, seed: int,
+                   use_bf16: bool, progress: Progress) -> torch.Tensor:
+    """The intensity translator alone: source (1,1,X,Y,Z, model units) -> target contrast on the same grid."""
+    condition = space_to_depth(source, factor)
+    latent_shape = (1, denoiser.latent_channels, *condition.shape[2:])
+    latent = denoise(denoiser.forward_packed, initial_noise(latent_shape, seed, source.device), condition,
+                     settings["schedule"], steps, int(settings.get("window", 64)), use_bf16, progress)
+    return decode(autoencoder, latent, settings["latent_scale"], int(settings.get("decode_window", 64)), use_bf16, progress)
+
+
 @dataclass
 class Translation:
     image: sitk.Image         # translated volume on the source grid
@@ -114,13 +124,8 @@ def translate_volume(translator: Translator, source: sitk.Image, steps: int | No
             displacement = torch.zeros((3, *source_t.shape[2:]), device=dev)
     progress.update(1)
 
-    condition = space_to_depth(source_t, translator.factor)
-    latent_shape = (1, meta["autoencoder"]["config"]["embedding_dim"], *condition.shape[2:])
-    denoiser = translator.denoiser.to(dev)
-    latent = denoise(denoiser.forward_packed, initial_noise(latent_shape, seed, dev), condition, settings["schedule"],
-                     steps, int(settings.get("window", 64)), use_bf16, progress)
-    translated = decode(translator.autoencoder.to(dev), latent, settings["latent_scale"],
-                        int(settings.get("decode_window", 64)), use_bf16, progress)[0, 0].float().cpu().numpy()
+    translated = translate_unit(translator.denoiser.to(dev), translator.autoencoder.to(dev), settings, source_t,
+                                translator.factor, steps, seed, use_bf16, progress)[0, 0].float().cpu().numpy()
 
     progress.stage("resampling", 1)
     target_norm = meta["target"]["normalization"]
