@@ -50,8 +50,9 @@ class Segmenter:
     def working_spacing(self):
         return tuple(self.metadata["working_spacing"])
 
-    def segment(self, unit: np.ndarray, window: int = 128, use_bf16: bool = True) -> np.ndarray:
+    def segment(self, unit: np.ndarray, window: int | None = None, use_bf16: bool = True) -> np.ndarray:
         """Group index per voxel of an image in model units (x, y, z), on the same grid."""
+        window = int(window or self.metadata["segmenter"].get("window", 80))
         x = torch.from_numpy(np.ascontiguousarray(unit, np.float32))[None, None]
         pad = [(-s) % MULTIPLE for s in x.shape[2:]]
         x = F.pad(x, [p for s in reversed(pad) for p in (0, s)], mode="replicate")

@@ -39,6 +39,16 @@ def label_means(cases) -> dict[str, float]:
     return {str(i): sums[i] / counts[i] for i in sorted(sums)}
 
 
+def class_weights(cases, groups: LabelGroups) -> np.ndarray:
+    """Cross-entropy weights (median frequency / frequency)^0.5, clipped to [0.1, 10].
+
+    Measured: without them a SegResNet with 8 filters never predicted the ventricles in 1300 steps; at
+    0.1% of the voxels and the same intensity as cortical CSF they lost every softmax competition."""
+    counts = sum(np.bincount(groups.group_map(c.classes).ravel(), minlength=groups.num_classes) for c in cases)
+    frequency = np.maximum(counts / counts.sum(), 1e-8)
+    return np.clip(np.sqrt(np.median(frequency) / frequency), 0.1, 10.0)
+
+
 def _batch(cases, groups: LabelGroups, patch, batch, rng, augment: bool):
     images, labels = [], []
     for _ in range(batch):
@@ -72,7 +82,8 @@ def train_segmenter(args) -> Path:
     info = load_checkpoint(ckpt_dir, {"segmenter": network}, {"opt": optimizer}) if args.resume else None
     start, elapsed_before = (info["step"], info["time_s"]) if info else (0, 0.0)
     model = ctx.wrap(network)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    weights = class_weights(cases, groups)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, weight=torch.tensor(weights, dtype=torch.float32, device=ctx.device))
     use_bf16 = bf16_training_safe(ctx.device, min(args.patch) // MULTIPLE)
     log = TrainingLog(ckpt_dir.parent / f"{Path(args.out).name}.log.jsonl", ctx.is_main)
     ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +108,10 @@ def train_segmenter(args) -> Path:
             "name": Path(args.out).name, "kind": "segmenter", "groups": groups.to_json(),
             "modalities": sorted({c.modality for c in cases}), "normalization": package_normalization(cases),
             "working_spacing": list(args.spacing), "label_means": label_means(cases),
-            "segmenter": {"network": "monai.networks.nets.SegResNet", "config": config, "weights": WEIGHTS},
+            # Inference in windows of the training crop: GroupNorm statistics over a whole head differ from those
+            # over a crop (measured: mean Dice 0.58 with 128-voxel windows, 0.76 with 80 at the same weights).
+            "segmenter": {"network": "monai.networks.nets.SegResNet", "config": config, "weights": WEIGHTS,
+                          "window": int(max(args.patch)), "class_weights": [round(float(w), 4) for w in weights]},
             "training": {"segmenter": {"data": str(args.data), "cases": len(cases), "command": command_line(),
                                        "steps": args.steps, "batch": args.batch, "patch": list(args.patch), "lr": args.lr,
                                        "processes": ctx.world_size, "time_s": round(elapsed_before + time.monotonic() - t0, 1),
