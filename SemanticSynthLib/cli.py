@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--spatial-lr", type=float, default=1e-3)
     t.add_argument("--smoothness", type=float, default=0.5, help="weight of the velocity's smoothness loss")
     t.add_argument("--ncc-kernel", type=int, default=7, help="local NCC window (voxels at half resolution)")
-    t.add_argument("--refine-steps", type=int, default=400,
+    t.add_argument("--refine-steps", type=int, default=0,
                    help="third stage: steps tuning the velocity net so the warped translation matches the target (MSE)")
     t.add_argument("--refine-sample-steps", type=int, default=10, help="DDIM steps for the translations of that stage")
     t.add_argument("--refine-smoothness", type=float, default=0.05, help="weight of the velocity's smoothness there")

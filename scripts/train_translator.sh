@@ -12,7 +12,7 @@ python -m SemanticSynthLib train-autoencoder --data "$RUN/targets.csv" --out "$R
   --init SemanticSynthLib/models/brain-mri --modality mri --spacing 2 --steps ${AE_STEPS:-400} --batch 2 --patch 64 \
   --adv-weight 0 --lr 1e-4 --checkpoint-every 100 --log-every 20 --progress none --threads 2 --resume
 python -m SemanticSynthLib train-translator --data "$RUN/train_pairs.csv" --autoencoder "$RUN/autoencoder" \
-  --out "$RUN/model" --spatial-steps ${SPATIAL_STEPS:-1200} --steps ${TRANSLATOR_STEPS:-3000} --refine-steps ${REFINE_STEPS:-400} --batch 2 \
+  --out "$RUN/model" --spatial-steps ${SPATIAL_STEPS:-1200} --steps ${TRANSLATOR_STEPS:-3000} --refine-steps ${REFINE_STEPS:-0} --batch 2 \
   --latent-patch 16 --checkpoint-every 200 --log-every 20 --progress none --threads 2 --resume
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-t1-to-t2like
 cp -r "$RUN/model" SemanticSynthLib/models/brain-t1-to-t2like

@@ -84,6 +84,7 @@ def test_evaluate_writes_the_report(tiny_model, tiny_segmenter, tiny_dataset, tm
         assert len(summary[source]["dice"]) == 7
         assert summary["fid"][source]["all planes"] >= 0
     assert "auxiliary segmenter" in summary["fid_features"]
+    assert summary["fid"]["real vs real (halves)"] >= 0  # the floor of the feature space, for reading the others
     for name in ("report.md", "dice.png", f"{report['cases'][0]['case']}.png"):
         assert (out / name).stat().st_size > 1000
     # A user's own feature network: MONAI resnet10 weights in safetensors (random here; Med3D weights in practice).

@@ -154,6 +154,14 @@ def evaluate_file(args) -> Path:
         fid[name] = {p: frechet_distance(feats["real"][p], feats[name][p]) for p in PLANES}
         fid[name]["all planes"] = frechet_distance(np.concatenate([feats["real"][p] for p in PLANES]),
                                                    np.concatenate([feats[name][p] for p in PLANES]))
+    # The floor of this feature space: real slices of the first half of the cases against the second half.
+    halves = [[], []]
+    for p in PLANES:
+        cut = sum(len(stack) for stack in slices["real"][p][: len(cases) // 2])
+        halves[0].append(feats["real"][p][:cut])
+        halves[1].append(feats["real"][p][cut:])
+    if len(cases) >= 2:
+        fid["real vs real (halves)"] = frechet_distance(np.concatenate(halves[0]), np.concatenate(halves[1]))
     progress.update(1)
     summary = _summary(results, segmenter.groups.names, fid)
     summary.update({"generator": package.path.name, "segmenter": segmenter.name,

@@ -31,6 +31,7 @@ def markdown(summary: dict, results: list[dict], names: list[str], pictures: lis
              f"| FID, all planes | {summary['fid']['generated']['all planes']:.2f} | {summary['fid']['painting']['all planes']:.2f} |",
              *[f"| FID, {plane} | {summary['fid']['generated'][plane]:.2f} | {summary['fid']['painting'][plane]:.2f} |"
                for plane in ("axial", "coronal", "sagittal")],
+             f"| FID floor: real vs real (first vs second half of the cases) | {_fmt(summary['fid'].get('real vs real (halves)'), 2)} | |",
              f"| Mean intensity error per structure | {100 * g['intensity_relative_error_mean']:.1f}% | {100 * p['intensity_relative_error_mean']:.1f}% |",
              "", PAPERS, "", "## Per structure", "",
              "| Structure | Dice_orig | Dice_gen | Dice painting | Intensity error gen. | Intensity error painting |",
@@ -61,7 +62,7 @@ def dice_chart(summary: dict, names: list[str], path: Path) -> None:
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel("Dice of the auxiliary segmenter")
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -47,7 +47,7 @@ class Translator:
 
     @property
     def name(self) -> str:
-        return self.metadata.get("name", self.path.name)
+        return self.path.name  # the package folder, as users name it (bundled name or their path)
 
 
 def load_translator(path: str | Path | None, device: str = "cpu") -> Translator:
