@@ -1,4 +1,5 @@
-"""The main job: a CT from the bundled sample segmentation and an MRI from a validation label map.
+"""The main job: a CT from the bundled sample segmentation, an MRI from a validation label map, and the
+translation of that validation T1 to the T2-like contrast with its displacement field and carried labels.
 
 Writes NIfTI volumes and a PNG per result (label map and output, three planes) into OUT (default outputs/demo).
 """
@@ -14,9 +15,10 @@ from SemanticSynthLib.cli import main as cli_main  # noqa: E402
 from SemanticSynthLib.engine.io import read_volume  # noqa: E402
 from SemanticSynthLib.preview import save_preview  # noqa: E402
 
+IXI_VAL = REPO.parent / "shared" / "data" / "ixi_muse"
 JOBS = [
     ("ct", REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz", "abdomen-ct", (-160, 240)),
-    ("mri", REPO.parent / "shared" / "data" / "ixi_muse" / "labels" / "IXI012-HH-1211.nii.gz", "brain-mri", None),
+    ("mri", IXI_VAL / "labels" / "IXI012-HH-1211.nii.gz", "brain-mri", None),
 ]
 
 
@@ -41,6 +43,26 @@ def main():
         png = save_preview(read_volume(labels), read_volume(volume), out / f"{modality}_preview.png",
                            f"{model}: {labels.name}", window)
         print(f"{modality}: {volume} and {png} in {time.monotonic() - start:.1f} s")
+    translate(out, args.steps)
+
+
+def translate(out: Path, steps):
+    """T1 -> T2-like with the bundled translator; the field maps each output voxel back to the T1."""
+    source, labels = IXI_VAL / "t1" / "IXI012-HH-1211.nii.gz", IXI_VAL / "labels" / "IXI012-HH-1211.nii.gz"
+    if not source.exists():
+        print(f"skipping translation: {source} not found")
+        return
+    start = time.monotonic()
+    argv = ["translate", str(source), str(out / "t2like_translated.nii.gz"), "--field", str(out / "t2like_field.nrrd"),
+            "--labels", str(labels), "--labels-out", str(out / "t2like_carried_labels.nii.gz"), "--overwrite"]
+    if steps:
+        argv += ["--steps", str(steps)]
+    if cli_main(argv) != 0:
+        sys.exit(2)
+    png = save_preview(read_volume(out / "t2like_carried_labels.nii.gz"), read_volume(out / "t2like_translated.nii.gz"),
+                       out / "t2like_preview.png", "brain-t1-to-t2like: IXI012 T1, labels carried by the field")
+    print(f"translation: {out / 't2like_translated.nii.gz'}, field {out / 't2like_field.nrrd'} and {png} "
+          f"in {time.monotonic() - start:.1f} s")
 
 
 if __name__ == "__main__":
