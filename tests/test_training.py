@@ -77,17 +77,23 @@ def test_autoencoder_l1_goes_down():
     assert after < 0.8 * before, (before, after)
 
 
-def test_torchrun_two_processes(tiny_dataset, tiny_model, tmp_path):
+@pytest.mark.parametrize("command,extra,section", [
+    ("train-diffusion", ["--latent-patch", "8"], "diffusion"),
+    ("train-segmenter", ["--patch", "32"], "segmenter"),
+])
+def test_torchrun_two_processes(command, extra, section, tiny_dataset, tiny_model, tmp_path):
     """The unchanged training command under torchrun --nproc_per_node 2 (gloo on CPU)."""
     out = tmp_path / "ddp_model"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29731",
-           "-m", "SemanticSynthLib", "train-diffusion", "--data", str(tiny_dataset), "--autoencoder", str(tiny_model),
-           "--out", str(out), "--steps", "4", "--latent-patch", "8", "--progress", "none", "--log-every", "2"]
+           "-m", "SemanticSynthLib", command, "--data", str(tiny_dataset), "--out", str(out), "--steps", "4",
+           "--progress", "none", "--log-every", "2", *extra]
+    if command == "train-diffusion":
+        cmd += ["--autoencoder", str(tiny_model)]
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     meta = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
-    assert meta["training"]["diffusion"]["processes"] == 2
+    assert meta["training"][section]["processes"] == 2
     log = [json.loads(line) for line in (tmp_path / "ddp_model.log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["step"] for r in log] == [2, 4]
 
