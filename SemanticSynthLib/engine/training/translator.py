@@ -6,9 +6,10 @@
 2. Intensity translator: each target is pulled back onto the source with exp(-v) and encoded by the
    target-contrast autoencoder; a latent diffusion U-Net learns it given the source (DDPM, linear
    schedule, T = 1000, v-prediction), as the generator does.
-3. Refinement, as in Plasticine: the spatial transform is tuned so that the *translation* of each source,
-   warped by exp(v), matches its target: loss = MSE + lambda * smoothness. Same-contrast MSE is a sharper
-   criterion than the cross-contrast NCC of stage 1.
+3. Optional refinement (--refine-steps), as in Plasticine: the spatial transform is tuned so that the
+   *translation* of each source, warped by exp(v), matches its target: loss = MSE + lambda * smoothness.
+   Off by default: on the stand-in pairs it moved the field away from the truth (endpoint error 0.71
+   against 0.52 voxels), because the translations are blurrier than the targets.
 """
 from __future__ import annotations
 
