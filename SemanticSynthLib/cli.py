@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from .errors import SynthError
@@ -147,6 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMANDS = {
+    "generate": (".engine.generate", "generate_file"),
+    "translate": (".engine.translation.translate", "translate_file"),
+    "evaluate": (".engine.evaluation.evaluate", "evaluate_file"),
+    "train-autoencoder": (".engine.training.autoencoder", "train_autoencoder"),
+    "train-diffusion": (".engine.training.diffusion", "train_diffusion"),
+    "train-segmenter": (".engine.training.segmenter", "train_segmenter"),
+    "train-translator": (".engine.training.translator", "train_translator"),
+}
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):
@@ -154,34 +166,9 @@ def main(argv=None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        if args.command == "generate":
-            from .engine.generate import generate_file
-
-            generate_file(args)
-        elif args.command == "train-autoencoder":
-            from .engine.training.autoencoder import train_autoencoder
-
-            train_autoencoder(args)
-        elif args.command == "train-diffusion":
-            from .engine.training.diffusion import train_diffusion
-
-            train_diffusion(args)
-        elif args.command == "translate":
-            from .engine.translation.translate import translate_file
-
-            translate_file(args)
-        elif args.command == "evaluate":
-            from .engine.evaluation.evaluate import evaluate_file
-
-            evaluate_file(args)
-        elif args.command == "train-segmenter":
-            from .engine.training.segmenter import train_segmenter
-
-            train_segmenter(args)
-        elif args.command == "train-translator":
-            from .engine.training.translator import train_translator
-
-            train_translator(args)
+        module, function = COMMANDS[args.command]
+        # Imported on use: `generate --help` and the Slicer bridge should not pay for torch and MONAI.
+        getattr(importlib.import_module(module, __package__), function)(args)
     except SynthError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

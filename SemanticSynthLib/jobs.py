@@ -32,6 +32,11 @@ class EngineJob:
     def _import(self):
         raise NotImplementedError
 
+    def _common_options(self) -> list[str]:
+        """--steps and --device, passed on only when the caller chose them."""
+        a = self.args
+        return (["--steps", str(a["steps"])] if a.get("steps") else []) + (["--device", a["device"]] if a.get("device") else [])
+
     def _progress(self, record: dict) -> None:
         with self._lock:
             self.last_progress = record

@@ -33,11 +33,7 @@ class GenerationJob(EngineJob):
         a = self.args
         cmd = ["generate", str(self.workdir / "labels.nrrd"), str(self.workdir / "generated.nrrd"),
                "--model", str(a["model_path"]), "--modality", a["modality"], "--seed", str(a["seed"])]
-        if a.get("steps"):
-            cmd += ["--steps", str(a["steps"])]
-        if a.get("device"):
-            cmd += ["--device", a["device"]]
-        return cmd
+        return cmd + self._common_options()
 
     def _import(self):
         a = self.args

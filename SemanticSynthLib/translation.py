@@ -40,13 +40,7 @@ class TranslationJob(EngineJob):
         a = self.args
         cmd = ["translate", str(self.workdir / "source.nrrd"), str(self.workdir / "translated.nrrd"),
                "--field", str(self.workdir / "field.nrrd"), "--model", str(a["model_path"]), "--seed", str(a["seed"])]
-        if a.get("steps"):
-            cmd += ["--steps", str(a["steps"])]
-        if not a["deform"]:
-            cmd.append("--no-deform")
-        if a.get("device"):
-            cmd += ["--device", a["device"]]
-        return cmd
+        return cmd + ([] if a["deform"] else ["--no-deform"]) + self._common_options()
 
     def _import(self):
         a = self.args

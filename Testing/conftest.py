@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from slicer_testdata import SAMPLE_CT, SAMPLE_SEGMENTATION
+from slicer_testdata import SAMPLE_CT, SAMPLE_SEGMENTATION, segmentation_from_file
 
 
 @pytest.fixture(scope="session")
@@ -39,20 +39,11 @@ def sample_segmentation(scene):
     """The shared sample label map imported into a segmentation node with the segmentations logic."""
     import slicer
 
-    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "sample labels")
-    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
-    storage.SetFileName(str(SAMPLE_SEGMENTATION))
-    assert storage.ReadData(labelmap)
-    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "sample segmentation")
-    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(labelmap)
-    logic = slicer.vtkSlicerSegmentationsModuleLogic()
-    logic.SetMRMLScene(scene)
-    assert logic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+    segmentation = segmentation_from_file(scene, SAMPLE_SEGMENTATION, "sample segmentation")
     sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
     study = sh.CreateStudyItem(sh.CreateSubjectItem(sh.GetSceneItemID(), "patient"), "study")
     item = sh.GetItemByDataNode(segmentation)
     sh.SetItemParent(item, study) if item else sh.CreateItem(study, segmentation)
-    scene.RemoveNode(labelmap)
     return segmentation
 
 

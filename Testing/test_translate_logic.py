@@ -16,7 +16,7 @@ from SemanticSynthLib.errors import SynthError
 from SemanticSynthLib.scene import SOURCE_REFERENCE, grid_transform_points, ijk_to_ras_of, import_transform
 from SemanticSynthLib.translation import FIELD_REFERENCE, TRANSLATED_REFERENCE, TranslationLogic, carry_segmentation
 
-from slicer_testdata import SAMPLE_CT
+from slicer_testdata import SAMPLE_CT, segmentation_from_file
 from testdata import IXI_IDS, crop_case
 
 
@@ -85,22 +85,6 @@ def _oblique_crop():
     return image, labels
 
 
-def _segmentation_from(scene, labels_path):
-    import slicer
-
-    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
-    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
-    storage.SetFileName(str(labels_path))
-    assert storage.ReadData(labelmap)
-    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "brain")
-    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(labelmap)
-    logic = slicer.vtkSlicerSegmentationsModuleLogic()
-    logic.SetMRMLScene(scene)
-    assert logic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
-    scene.RemoveNode(labelmap)
-    return segmentation
-
-
 def _segment_mask(scene, segmentation, reference_volume) -> np.ndarray:
     """Union of all segments, exported onto the reference volume's grid, in (k, j, i) order."""
     import slicer
@@ -125,7 +109,7 @@ def test_translate_logic_end_to_end_and_carry(scene, tmp_path, tiny_translator):
     image, labels = _oblique_crop()
     source = _load_volume(scene, image, tmp_path / "source.nrrd", "T1")
     sitk.WriteImage(labels, str(tmp_path / "labels.nrrd"))
-    segmentation = _segmentation_from(scene, tmp_path / "labels.nrrd")
+    segmentation = segmentation_from_file(scene, tmp_path / "labels.nrrd", "brain")
     sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
     study = sh.CreateStudyItem(sh.CreateSubjectItem(sh.GetSceneItemID(), "patient"), "study")
     for node in (source, segmentation):

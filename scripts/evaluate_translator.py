@@ -26,13 +26,13 @@ import SimpleITK as sitk
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from SemanticSynthLib.engine.geometry import resample_intensity, resample_labels, working_grid  # noqa: E402
-from SemanticSynthLib.engine.intensity import normalize, percentile_of_foreground  # noqa: E402
+from SemanticSynthLib.engine.geometry import resample_labels  # noqa: E402
+from SemanticSynthLib.engine.intensity import percentile_of_foreground  # noqa: E402
 from SemanticSynthLib.engine.io import array_of  # noqa: E402
 from SemanticSynthLib.engine.metrics import psnr_in_mask, ssim_in_mask  # noqa: E402
 from SemanticSynthLib.engine.translation.fields import compose, jacobian_determinant, physical_to_voxels  # noqa: E402
 from SemanticSynthLib.engine.translation.networks import VelocityNet  # noqa: E402
-from SemanticSynthLib.engine.translation.translate import load_translator, translate_volume  # noqa: E402
+from SemanticSynthLib.engine.translation.translate import load_translator, source_unit, translate_volume  # noqa: E402
 
 # MUSE primary regions: white matter (derived group 604) and the ventricles (3rd, 4th, inferior lateral, lateral).
 STRUCTURES = {"white matter": [40, 41, 61, 62, *range(81, 96)], "ventricles": [4, 11, 49, 50, 51, 52]}
@@ -45,10 +45,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def inverse_consistency(translator, source: sitk.Image, labels: sitk.Image) -> dict:
     """exp(v) followed by exp(-v), on the working grid, inside the brain: how far points end from where they began."""
-    meta = translator.metadata
-    grid = working_grid(source, meta["working_spacing"], translator.multiple)
-    lowest = float(sitk.GetArrayViewFromImage(source).min())
-    unit = normalize(array_of(resample_intensity(source, grid, default=lowest)), meta["source"]["normalization"])
+    grid, unit = source_unit(translator, source)
     x = torch.from_numpy(unit)[None, None]
     with torch.no_grad():
         velocity = translator.velocity(x)

@@ -130,8 +130,6 @@ def train_translator(args) -> Path:
             save_checkpoint(ckpt_dir, modules, optimizers,
                             {"step": done, "time_s": elapsed_before + time.monotonic() - t0, **extra})
 
-    settings = {"schedule": default_schedule(), "latent_scale": None, "window": 64, "decode_window": 64}
-
     # 1. the spatial transform
     similarity = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=args.ncc_kernel)
     smoothness = DiffusionLoss()
@@ -155,6 +153,9 @@ def train_translator(args) -> Path:
     velnet.eval()
     items = encode_aligned(pairs, velnet, package.autoencoder, factor, ctx.device, progress)
     latent_scale = 1.0 / max(float(torch.cat([i[0].flatten() for i in items]).std()), 1e-2)
+    # What sampling needs, as the package will store it (stage 3 samples with it too).
+    settings = {"schedule": default_schedule(), "latent_scale": latent_scale, "default_steps": args.default_steps,
+                "window": 64, "decode_window": 64}
     smallest = min(min(args.latent_patch[0], item[0].shape[1]) for item in items) // UNET_MULTIPLE
     use_bf16 = bf16_training_safe(ctx.device, smallest)
     model = ctx.wrap(denoiser)
@@ -181,7 +182,6 @@ def train_translator(args) -> Path:
     # 3. refinement of the spatial transform against the translations
     refine_final = None
     if args.refine_steps and max(start, diffusion_end) < total:
-        settings["latent_scale"] = latent_scale
         ema.eval()
         translations = translate_sources(pairs, ema, package.autoencoder, settings, factor, args.refine_sample_steps,
                                          ctx.device, progress)
@@ -211,9 +211,7 @@ def train_translator(args) -> Path:
                        "normalization": mri_normalization(float(np.median([p.target_scale for p in pairs])))},
             "working_spacing": list(package.working_spacing),
             "autoencoder": {"config": package.metadata["autoencoder"]["config"], "weights": "autoencoder.safetensors"},
-            "translator": {"config": config, "weights": "diffusion.safetensors", "schedule": default_schedule(),
-                           "latent_scale": latent_scale, "default_steps": args.default_steps, "window": 64,
-                           "decode_window": 64},
+            "translator": {"config": config, "weights": DIFFUSION_WEIGHTS, **settings},
             "spatial": {"config": default_velocity_config(), "weights": "velocity.safetensors",
                         "resolution_factor": SPATIAL_FACTOR, "squaring_steps": 7,
                         "field_convention": "output point x -> source point x + u(x), LPS mm"},

@@ -82,6 +82,14 @@ def check_source_modality(image: sitk.Image, translator: Translator) -> None:
                          f"{expected.upper()} {contrast}".rstrip() + "; give a matching source or another --model")
 
 
+def source_unit(translator: Translator, source: sitk.Image) -> tuple[sitk.Image, np.ndarray]:
+    """The translator's working grid for this source, and the source on it in model units."""
+    grid = working_grid(source, translator.metadata["working_spacing"], translator.multiple)
+    lowest = float(sitk.GetArrayViewFromImage(source).min())
+    unit = normalize(array_of(resample_intensity(source, grid, default=lowest)), translator.metadata["source"]["normalization"])
+    return grid, unit
+
+
 def translate_unit(denoiser, autoencoder, settings: dict, source: torch.Tensor, factor: int, steps: int, seed: int,
                    use_bf16: bool, progress: Progress) -> torch.Tensor:
     """The intensity translator alone: source (1,1,X,Y,Z, model units) -> target contrast on the same grid."""
@@ -111,9 +119,7 @@ def translate_volume(translator: Translator, source: sitk.Image, steps: int | No
                          "resample it onto the source first")
     settings = meta["translator"]
     steps = check_steps(int(steps or settings["default_steps"]), settings["schedule"])
-    grid = working_grid(source, meta["working_spacing"], translator.multiple)
-    lowest = float(sitk.GetArrayViewFromImage(source).min())
-    unit = normalize(array_of(resample_intensity(source, grid, default=lowest)), meta["source"]["normalization"])
+    grid, unit = source_unit(translator, source)
     source_t = torch.from_numpy(unit)[None, None].to(dev)
 
     progress.stage("spatial transform", 1)
