@@ -3,12 +3,12 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE_SEGMENTATION = REPO.parent / "shared" / "data" / "totalseg" / "example_seg.nii.gz"
-SAMPLE_CT = REPO.parent / "shared" / "data" / "totalseg" / "example_ct_sm.nii.gz"
-IXI_T1 = REPO.parent / "shared" / "data" / "ixi_muse" / "t1"
-
-# The engine-side helpers (tiny real crops, the tiny translator) live with the engine tests.
+# The engine-side helpers (data paths, tiny real crops, the tiny translator) live with the engine tests.
 sys.path.insert(0, str(REPO / "tests"))
+from testdata import SHARED  # noqa: E402  (../shared/data, or $SEMANTICSYNTH_DATA)
+
+SAMPLE_SEGMENTATION = SHARED / "totalseg" / "example_seg.nii.gz"
+SAMPLE_CT = SHARED / "totalseg" / "example_ct_sm.nii.gz"
 
 
 def segmentation_from_file(scene, labels_path, name: str):
