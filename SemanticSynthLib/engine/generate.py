@@ -10,7 +10,7 @@ from .conditioning import label_condition
 from .geometry import resample_intensity, resample_labels, working_grid
 from .intensity import denormalize
 from .io import array_of, check_output_path, read_volume, write_volume
-from .labels import load_name_mapping, to_class_indices
+from .labels import load_name_mapping, segment_names, to_class_indices
 from .package import ModelPackage, load_package
 from .package_metadata import resolve_model
 from .progress import Progress
@@ -60,11 +60,11 @@ def generate_file(args) -> None:
     """The `generate` command: every check that can fail runs before any work, and the write is atomic."""
     progress = Progress(args.progress)
     check_output_path(args.out, args.overwrite)
-    label_map = read_volume(args.labels)
+    label_map = read_volume(args.labels, getattr(args, "series", None))
     package = load_package(resolve_model(args.model, args.modality), device="cpu")
     modality = args.modality or package.modalities[0]
     package.modality_index(modality)
-    mapping = load_name_mapping(args.label_mapping, package.labels) if args.label_mapping else None
+    mapping = load_name_mapping(args.label_mapping, package.labels, segment_names(label_map)) if args.label_mapping else None
     image = generate_volume(package, label_map, modality, args.steps, args.seed, args.device, progress, args.window,
                             not args.fp32, mapping, args.unknown_labels, args.max_voxels)
     steps = int(args.steps or package.default_steps)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
+from .memory import check_working_grid
+
 
 def same_grid(a: sitk.Image, b: sitk.Image, tol: float = 1e-5) -> bool:
     return (
@@ -25,6 +27,7 @@ def working_grid(image: sitk.Image, spacing: tuple[float, float, float], multipl
     extent = in_spacing * np.array(image.GetSize())
     size = np.maximum(np.ceil(extent / spacing - 1e-3).astype(int), 1)
     size = ((size + multiple - 1) // multiple) * multiple
+    check_working_grid(size, spacing)  # before allocating: a huge extent must not take the machine's memory
     # Voxel centres: the first working voxel's corner coincides with the first input voxel's corner.
     direction = np.array(image.GetDirection()).reshape(3, 3)
     shift = direction @ ((spacing - in_spacing) / 2.0)

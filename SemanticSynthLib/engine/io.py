@@ -1,17 +1,32 @@
-"""Volume input/output with SimpleITK, geometry kept exactly (size, spacing, origin, direction)."""
+"""Volume input/output with SimpleITK, geometry kept exactly (size, spacing, origin, direction).
+
+Reading is strict: a truncated or corrupt file, NaN/Inf voxels, a non-orthonormal direction, or a DICOM
+folder with several series are errors, whatever the reader would have let through (SimpleITK reads a
+truncated .nii.gz with zeros for the missing part and turns NaN into 0, so NIfTI files are also
+decoded with nibabel). Writing goes to a temp file beside the target, is read back and compared with
+what was meant to be written (SimpleITK does not raise on a failed NIfTI write), and only then renamed
+into place: a failed write leaves the previous file untouched.
+"""
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..errors import SynthError
+from .atomic import commit_files, temp_file_beside
+from .outputs import writable_folder
 
 READABLE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 WRITABLE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+DIRECTION_TOLERANCE = 1e-3  # NIfTI keeps the direction in float32; shears and scalings are far larger
 
 
 def _suffix(path: Path) -> str:
@@ -19,31 +34,92 @@ def _suffix(path: Path) -> str:
     return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
 
 
-def read_volume(path: str | os.PathLike) -> sitk.Image:
-    """Read a NIfTI/NRRD/MHA file or a DICOM series folder as a 3D image."""
+def _last_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else exc.__class__.__name__
+
+
+def dicom_series(folder: Path) -> list[str]:
+    return list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+
+
+def _read_dicom(path: Path, series: str | None) -> sitk.Image:
+    found = dicom_series(path)
+    if not found:
+        raise SynthError(f"no DICOM series in folder {path}; give a folder with one DICOM series")
+    if series is None and len(found) > 1:
+        listed = ", ".join(f"{uid} ({len(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), uid))} files)"
+                           for uid in found)
+        raise SynthError(f"folder {path} holds {len(found)} DICOM series: {listed}; choose one with --series UID")
+    if series is not None and series not in found:
+        raise SynthError(f"DICOM series {series} is not in folder {path}; it holds: {', '.join(found)}")
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series or found[0]))
+    return reader.Execute()
+
+
+def _nifti_voxels(path: Path) -> np.ndarray:
+    """The whole NIfTI data block decoded by nibabel, which notices a short or corrupt file."""
+    import nibabel as nib
+
+    try:
+        return np.asanyarray(nib.load(str(path)).dataobj)
+    except (EOFError, OSError, ValueError, zlib.error, MemoryError) as exc:
+        raise SynthError(f"{path.name} is truncated or corrupt ({_last_line(exc)}); re-export or copy the file again") from None
+    except Exception as exc:  # nibabel's ImageFileError and friends
+        raise SynthError(f"{path.name} is not a readable NIfTI file ({_last_line(exc)}); re-export it") from None
+
+
+def _check_values(path: Path, image: sitk.Image, raw: np.ndarray | None) -> None:
+    """NaN/Inf anywhere is an error; for NIfTI the decoded file data is checked, since SimpleITK hides them."""
+    values = raw if raw is not None else sitk.GetArrayViewFromImage(image)
+    if np.asarray(values).dtype.kind in "fc":
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise SynthError(f"{path.name} has {bad} NaN or infinite voxels; replace them (e.g. by 0) and try again")
+
+
+def _check_geometry(path: Path, image: sitk.Image) -> None:
+    spacing, origin = np.array(image.GetSpacing()), np.array(image.GetOrigin())
+    if not (np.all(np.isfinite(spacing)) and np.all(spacing > 0)):
+        raise SynthError(f"{path.name} has an invalid voxel spacing {tuple(spacing)}; fix the file's header")
+    if not np.all(np.isfinite(origin)):
+        raise SynthError(f"{path.name} has an invalid origin {tuple(origin)}; fix the file's header")
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    if not np.all(np.isfinite(direction)) or np.abs(direction.T @ direction - np.eye(3)).max() > DIRECTION_TOLERANCE:
+        raise SynthError(f"{path.name} has a non-orthonormal direction matrix (sheared or scaled axes); "
+                         "resample it onto a grid with orthonormal axes first")
+
+
+def read_volume(path: str | os.PathLike, series: str | None = None) -> sitk.Image:
+    """Read a NIfTI/NRRD/MHA file or a DICOM series folder as a 3D scalar image, strictly (see above)."""
     path = Path(path)
     if not path.exists():
         raise SynthError(f"input not found: {path}; check the path")
+    raw = None
     try:
         if path.is_dir():
-            reader = sitk.ImageSeriesReader()
-            series = reader.GetGDCMSeriesIDs(str(path))
-            if not series:
-                raise SynthError(f"no DICOM series in folder {path}; give a folder with one DICOM series")
-            reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), series[0]))
-            image = reader.Execute()
+            image = _read_dicom(path, series)
         else:
+            if series is not None:
+                raise SynthError(f"--series is for DICOM folders, and {path.name} is a file; leave it out")
             if _suffix(path) not in READABLE_SUFFIXES and _suffix(path) != ".dcm":
                 raise SynthError(f"unsupported file type {path.name}; use NIfTI, NRRD, MHA or a DICOM folder")
             image = sitk.ReadImage(str(path))
+            if _suffix(path) in NIFTI_SUFFIXES:
+                raw = _nifti_voxels(path)
     except RuntimeError as exc:
-        raise SynthError(f"cannot read {path}: {str(exc).strip().splitlines()[-1]}") from None
+        raise SynthError(f"cannot read {path}: {_last_line(exc)}") from None
+    except MemoryError:
+        raise SynthError(f"{path.name} is too large to read into memory; crop it first") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise SynthError(f"{path.name} has {image.GetNumberOfComponentsPerPixel()} components per voxel; give a scalar volume")
     if image.GetDimension() == 2 or (image.GetDimension() == 3 and min(image.GetSize()) <= 1):
         raise SynthError(f"{path.name} is a 2D image (size {image.GetSize()}); give a 3D volume")
     if image.GetDimension() != 3:
         raise SynthError(f"{path.name} has {image.GetDimension()} dimensions; give a 3D volume")
+    _check_geometry(path, image)
+    _check_values(path, image, raw)
     return image
 
 
@@ -52,45 +128,86 @@ def check_output_path(path: str | os.PathLike, overwrite: bool) -> Path:
     path = Path(path)
     if _suffix(path) not in WRITABLE_SUFFIXES:
         raise SynthError(f"output {path.name} has an unsupported type; use .nii.gz, .nii, .nrrd or .mha")
+    if path.is_dir():
+        raise SynthError(f"output {path} is a folder; give a file name such as {path / 'out.nii.gz'}")
     if path.exists() and not overwrite:
-        raise SynthError(f"output {path} exists; pass --overwrite to replace it")
+        raise SynthError(f"output {path} exists; pass --overwrite to replace it, or choose another output path")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise SynthError(f"output folder {parent} does not exist; create it first")
-    # Probe with a real file: permission bits say nothing for root or read-only mounts.
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=parent)
-        os.close(fd)
-        os.remove(probe)
-    except OSError:
-        raise SynthError(f"output folder {parent} is not writable; choose another output path") from None
+    writable_folder(parent)
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+@contextlib.contextmanager
+def _native_stderr_captured():
+    """C libraries (niftilib's 'NWAD: wrote only ...') print to fd 2; collect that instead of showing it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        captured = {"text": ""}
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured["text"] = sink.read().decode("utf-8", "replace")
+
+
+def _same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
+    return (a.GetSize() == b.GetSize() and a.GetPixelID() == b.GetPixelID()
+            and a.GetNumberOfComponentsPerPixel() == b.GetNumberOfComponentsPerPixel()
+            and np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=1e-5, atol=1e-6)
+            and np.allclose(a.GetOrigin(), b.GetOrigin(), rtol=1e-5, atol=1e-4)
+            and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-5))
+
+
+def _reads_back_as(tmp: Path, suffix: str, image: sitk.Image) -> bool:
+    try:
+        back = sitk.ReadImage(str(tmp))
+        if suffix in NIFTI_SUFFIXES:
+            _nifti_voxels(tmp)  # completeness: SimpleITK fills a short NIfTI with zeros
+    except (RuntimeError, SynthError):
+        return False
+    return _same_geometry(back, image) and np.array_equal(sitk.GetArrayViewFromImage(back),
+                                                          sitk.GetArrayViewFromImage(image), equal_nan=True)
+
+
+def _write_checked(image: sitk.Image, tmp: Path, path: Path) -> None:
+    """Write `image` to the temp file `tmp` (destined for `path`) and read it back; a SynthError if it differs."""
+    values = sitk.GetArrayViewFromImage(image)
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        raise SynthError(f"refusing to write {path}: the result has NaN or infinite voxels; the model package or "
+                         "input is broken")
+    try:
+        with _native_stderr_captured():
+            sitk.WriteImage(image, str(tmp), useCompression=True)
+    except RuntimeError as exc:
+        raise SynthError(f"cannot write {path}: {_last_line(exc)} (disk full?); any previous file is unchanged") from None
+    if not _reads_back_as(tmp, _suffix(path), image):
+        raise SynthError(f"cannot write {path}: the file did not read back as written (disk full?); "
+                         "any previous file is unchanged, free space or choose another output path")
+
+
+def write_volumes(items, overwrite: bool = False) -> list[Path]:
+    """Write several volumes as one output: each to a temp file beside its target, read back and compared,
+    then all renamed into place together. On any failure nothing changes, previous files included."""
+    items = [(image, check_output_path(path, overwrite)) for image, path in items]
+    with contextlib.ExitStack() as stack:
+        staged = []
+        for image, path in items:
+            tmp = stack.enter_context(temp_file_beside(path, _suffix(path)))
+            _write_checked(image, tmp, path)
+            staged.append((tmp, path))
+        commit_files(staged)
+    return [path for _, path in items]
 
 
 def write_volume(image: sitk.Image, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write atomically: a temp file in the same folder renamed into place, so no partial output remains."""
-    path = check_output_path(path, overwrite)
-    suffix = _suffix(path)
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; outputs get the usual permissions
-    try:
-        sitk.WriteImage(image, tmp, useCompression=True)
-        os.replace(tmp, path)
-    except RuntimeError as exc:
-        os.remove(tmp)
-        raise SynthError(f"cannot write {path}: {str(exc).strip().splitlines()[-1]}") from None
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    """Write to a temp file beside the target, read it back, compare, rename: all of it, or nothing."""
+    return write_volumes([(image, path)], overwrite)[0]
 
 
 def array_of(image: sitk.Image) -> np.ndarray:

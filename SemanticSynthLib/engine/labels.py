@@ -94,20 +94,67 @@ class LabelTable:
         return lut
 
 
-def load_name_mapping(path: str | Path, table: LabelTable) -> dict[int, int]:
-    """A JSON mapping of input ids to model ids: values may be model ids or model label names."""
+MAX_LABEL_ID = 2 ** 31 - 1
+
+
+def segment_names(image) -> dict[str, int]:
+    """Names the label map file itself gives its ids (Slicer .seg.nrrd: SegmentN_Name, SegmentN_LabelValue)."""
+    keys = set(image.GetMetaDataKeys())
+    names = {}
+    for key in keys:
+        if key.startswith("Segment") and key.endswith("_Name"):
+            value_key = key[: -len("_Name")] + "_LabelValue"
+            if value_key in keys and image.GetMetaData(value_key).strip().isdigit():
+                names.setdefault(normalized_name(image.GetMetaData(key)), int(image.GetMetaData(value_key)))
+    return names
+
+
+def _mapping_id(text, path, what: str) -> int:
+    if isinstance(text, bool) or not isinstance(text, (int, str)) or (isinstance(text, str) and not text.strip().isdigit()):
+        raise SynthError(f"label mapping {path}: {what} {text!r} is not a label id; ids are whole numbers from 0 to {MAX_LABEL_ID}")
+    value = int(text)
+    if value > MAX_LABEL_ID:
+        raise SynthError(f"label mapping {path}: {what} {value} is out of range; ids are whole numbers from 0 to {MAX_LABEL_ID}")
+    return value
+
+
+def load_name_mapping(path: str | Path, table: LabelTable, input_names: dict[str, int] | None = None) -> dict[int, int]:
+    """A JSON object of input label -> model label, checked for types and ranges.
+
+    Keys are the input's ids ("23"), or names the label map itself gives its ids (Slicer segment names);
+    values are model ids (whole numbers, 0 for background) or model label names.
+    """
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise SynthError(f"cannot read label mapping {path}: {exc}; give a JSON object of input id -> model id or name") from None
-    by_name = table.id_by_name()
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise SynthError(f"cannot read label mapping {path}: {exc.__class__.__name__}; give a JSON object of input id -> "
+                         "model id or name") from None
+    if not isinstance(raw, dict):
+        raise SynthError(f"label mapping {path} is not a JSON object; give {{\"input id\": model id or name, ...}}")
+    by_name, known = table.id_by_name(), {lab.id for lab in table.labels}
+    input_names = input_names or {}
     mapping = {}
     for key, value in raw.items():
-        if isinstance(value, str):
+        if key.strip().isdigit():
+            source = _mapping_id(key, path, "input id")
+        elif normalized_name(key) in input_names:
+            source = input_names[normalized_name(key)]
+        else:
+            where = "the label map's segment names" if input_names else "the label map (it names no segments)"
+            raise SynthError(f"label mapping {path}: key {key!r} is neither an input id (a whole number >= 0) nor a name in "
+                             f"{where}; use the input's label ids as keys")
+        if isinstance(value, str) and not value.strip().isdigit():
             if normalized_name(value) not in by_name:
                 raise SynthError(f"label mapping {path}: '{value}' is not a label of the model; use one of its names or ids")
-            value = by_name[normalized_name(value)]
-        mapping[int(key)] = int(value)
+            target = by_name[normalized_name(value)]
+        else:
+            target = _mapping_id(value, path, f"the target of {key!r},")
+            if target != 0 and target not in known:
+                raise SynthError(f"label mapping {path}: the target of {key!r}, {target}, is not a label of the model "
+                                 f"({table.name}); use one of its ids or names, or 0 for background")
+        if source in mapping:
+            raise SynthError(f"label mapping {path}: input id {source} is mapped twice; keep one entry")
+        mapping[source] = target
     return mapping
 
 
@@ -115,35 +162,36 @@ def to_class_indices(label_ids: np.ndarray, table: LabelTable, mapping: dict[int
                      unknown: str = "error") -> np.ndarray:
     """Turn a label map's ids into the model's class indices (0 = background).
 
-    unknown="error" lists the ids the model does not know; unknown="background" maps them to 0.
+    unknown="error" lists the ids the model does not know; unknown="background" maps them to 0. Works on the
+    ids present (no lookup table as large as the largest id).
     """
+    label_ids = np.asarray(label_ids)
     if label_ids.dtype.kind == "f":
         if not np.all(np.isfinite(label_ids)) or not np.all(label_ids == np.round(label_ids)):
             raise SynthError("the label map has non-integer values; give a label map of integer ids, not an image")
-        label_ids = label_ids.astype(np.int64)
     elif label_ids.dtype.kind not in "iub":
         raise SynthError(f"the label map has voxel type {label_ids.dtype}; give integer label ids")
-    label_ids = label_ids.astype(np.int64)
+    if label_ids.size == 0:
+        raise SynthError("the label map is empty (no voxels); give a 3D label map")
     if label_ids.min() < 0:
         raise SynthError("the label map has negative ids; label ids must be 0 (background) or positive")
-    present = np.unique(label_ids)
-    if mapping:
-        lut_in = np.arange(int(present.max()) + 1)
-        for src, dst in mapping.items():
-            if src <= present.max():
-                lut_in[src] = dst
-        label_ids = lut_in[label_ids]
-        present = np.unique(label_ids)
-    if present.max() == 0:
+    if label_ids.max() > MAX_LABEL_ID:
+        raise SynthError(f"the label map has ids above {MAX_LABEL_ID}; give a label map of ordinary label ids")
+    present, inverse = np.unique(label_ids.astype(np.int64), return_inverse=True)
+    targets = present.copy()
+    for src, dst in (mapping or {}).items():
+        if src < 0 or dst < 0 or src > MAX_LABEL_ID or dst > MAX_LABEL_ID:
+            raise SynthError(f"label mapping {src} -> {dst} is out of range; ids are whole numbers from 0 to {MAX_LABEL_ID}")
+        targets[present == src] = dst
+    if targets.max() == 0:
         raise SynthError("the label map is empty (background only); give a label map with at least one label")
-    known = {lab.id for lab in table.labels}
-    missing = [int(i) for i in present if i != 0 and i not in known]
+    class_of = {lab.id: index for index, lab in enumerate(table.labels, start=1)}
+    missing = sorted({int(i) for i in targets if i != 0 and int(i) not in class_of})
     if missing and unknown != "background":
         shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
         raise SynthError(f"labels unknown to the model ({table.name}): {shown}; "
                          "map them with --label-mapping or pass --unknown-labels background")
-    lut = table.class_lookup(int(present.max()))
-    classes = lut[label_ids]
-    if classes.max() == 0:
+    classes_present = np.array([class_of.get(int(i), 0) for i in targets], np.int64)
+    if classes_present.max() == 0:
         raise SynthError("none of the label map's labels are known to the model; check the label table or mapping")
-    return classes
+    return classes_present[inverse.reshape(label_ids.shape)]

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +13,10 @@ from safetensors.torch import load_file, save_file
 from .. import __version__
 from ..errors import SynthError
 from .labels import LabelTable
+from .atomic import commit_dir, temp_dir_beside
+from .outputs import may_replace
 from .package_metadata import FORMAT, FORMAT_VERSION, read_metadata
+from .schema import validate_metadata
 from .networks import LatentDenoiser, autoencoder_factor, build_autoencoder
 
 AUTOENCODER_WEIGHTS = "autoencoder.safetensors"
@@ -92,23 +93,49 @@ def load_package(path: str | Path, need_diffusion: bool = True, device: str = "c
     return ModelPackage(path, meta, autoencoder.to(device).eval(), denoiser, labels)
 
 
-def save_package(path: str | Path, metadata: dict, weights: dict[str, torch.nn.Module]) -> Path:
-    """Write into a temp folder, then swap it into place, so a reader never sees half a package."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__, **metadata}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+def _written_correctly(folder: Path, metadata_text: str, tensors: dict[str, dict]) -> str | None:
+    """Read the temp package back; the first difference from what was meant to be written, or None."""
     try:
-        for name, module in weights.items():
-            save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp / name))
-        (tmp / "metadata.json").write_text(json.dumps(metadata, indent=1))
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a package is meant to be shared
-        for f in tmp.iterdir():
-            os.chmod(f, 0o644)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        if (folder / "metadata.json").read_text(encoding="utf-8") != metadata_text:
+            return "metadata.json"
+        for name, state in tensors.items():
+            back = load_file(str(folder / name))
+            if back.keys() != state.keys() or any(not torch.equal(back[k], v) for k, v in state.items()):
+                return name
+    except (OSError, SafetensorError, ValueError, UnicodeDecodeError):
+        return "the package files"
+    return None
+
+
+def save_package(path: str | Path, metadata: dict, weights: dict[str, torch.nn.Module], overwrite: bool = False) -> Path:
+    """Write into a temp folder beside the target, read it back, then swap it in, so a reader never sees half
+    a package and a failure leaves the previous folder as it was. A non-empty existing folder is replaced only
+    with overwrite=True or after the CLI's --overwrite check (engine/outputs.py)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SynthError(f"cannot write the package: {path} is a file; give a folder path")
+    if path.is_dir() and any(path.iterdir()) and not (overwrite or may_replace(path)):
+        raise SynthError(f"{path} exists and is not empty; pass --overwrite to replace it or choose a new folder")
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__, **metadata}
+    text = json.dumps(metadata, indent=1)
+    validate_metadata(json.loads(text), f"the package for {path}")
+    tensors = {name: {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+               for name, module in weights.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with temp_dir_beside(path) as tmp:
+        try:
+            for name, state in tensors.items():
+                save_file(state, str(tmp / name))
+            (tmp / "metadata.json").write_text(text, encoding="utf-8")
+            os.chmod(tmp, 0o755)  # a package is meant to be shared
+            for f in tmp.iterdir():
+                os.chmod(f, 0o644)
+        except (OSError, SafetensorError) as exc:
+            raise SynthError(f"cannot write the package {path}: {getattr(exc, 'strerror', None) or exc} (disk full?); "
+                             "free space or choose another --out") from None
+        bad = _written_correctly(tmp, text, tensors)
+        if bad:
+            raise SynthError(f"cannot write the package {path}: {bad} did not read back as written (disk full?); "
+                             "free space or choose another --out")
+        commit_dir(tmp, path)
     return path

@@ -40,28 +40,24 @@ def bundled_models(kind: str | None = None) -> list[str]:
 
 
 def read_metadata(path: Path) -> dict:
+    """A package's metadata.json, checked against the schema (engine/schema.py) before anything uses it."""
+    path = Path(path)
     meta_path = path / "metadata.json"
     if not path.is_dir():
         raise SynthError(f"model folder not found: {path}; pass --model with a model package folder")
-    if not meta_path.exists():
+    if not meta_path.is_file():
         raise SynthError(f"{path} is not a model package (no metadata.json); pass a folder made by semanticsynth training")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise SynthError(f"metadata.json of {path} is corrupt ({exc.__class__.__name__}); reinstall the model package") from None
+    if not isinstance(meta, dict):
+        raise SynthError(f"metadata.json of {path} is not a JSON object; reinstall or retrain the model package")
     if meta.get("format") != FORMAT:
         raise SynthError(f"{path} is not a SemanticSynth model package (format {meta.get('format')!r})")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise SynthError(f"model package {path.name} needs a newer SemanticSynth (format {meta['format_version']}); upgrade")
-    required = {"generator": ("label_table", "modalities", "normalization", "working_spacing", "autoencoder"),
-                "translator": ("source", "target", "working_spacing", "autoencoder", "translator", "spatial"),
-                "segmenter": ("groups", "working_spacing", "normalization", "segmenter")}
-    kind = meta.get("kind", "generator")
-    if kind not in required:
-        raise SynthError(f"{path} is a '{kind}' package, which this SemanticSynth does not know; upgrade")
-    for key in required[kind]:
-        if key not in meta:
-            raise SynthError(f"metadata.json of {path} lacks '{key}'; the package is incomplete")
-    return meta
+    version = meta.get("format_version", 0)
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise SynthError(f"model package {path.name} needs a newer SemanticSynth (format {version}); upgrade")
+    from .schema import validate_metadata  # pydantic only where a package is read
 
-
+    return validate_metadata(meta, str(path))

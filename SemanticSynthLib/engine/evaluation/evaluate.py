@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...errors import SynthError
+from ..atomic import staged_dir
 from ..generate import generate_volume
 from ..geometry import resample_intensity, resample_labels, working_grid
 from ..intensity import normalize
@@ -168,7 +169,8 @@ def evaluate_file(args) -> Path:
                     "fid_features": feature_name, "fid_slices_per_set": int(sum(len(feats["real"][p]) for p in PLANES)),
                     "samples_per_case": args.samples, "steps": int(args.steps or package.default_steps),
                     "modality": modality, "data": str(args.data), "seconds": round(time.monotonic() - t0, 1)})
-    out.mkdir(parents=True, exist_ok=True)
-    write_report(out, summary, results, pictures, segmenter.groups.names)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with staged_dir(out) as staged:  # the report appears whole, or the previous folder stays as it was
+        write_report(staged, summary, results, pictures, segmenter.groups.names)
     progress.message(f"report written to {out}", output=str(out))
     return out

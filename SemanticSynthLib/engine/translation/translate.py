@@ -16,11 +16,12 @@ import torch
 from ...errors import SynthError
 from ..geometry import resample_intensity, same_grid, working_grid
 from ..intensity import denormalize, normalize
-from ..io import array_of, check_output_path, read_volume, write_volume
+from ..io import array_of, check_output_path, read_volume, write_volumes
 from ..networks import autoencoder_factor, build_autoencoder
 from ..package import load_weights
 from ..package_metadata import read_metadata, resolve_model
 from ..progress import Progress
+from ..volume_kind import volume_kind
 from ..sampling import UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device
 from .fields import displacement_transform, field_image, resample_field
 from .networks import SPATIAL_FACTOR, TranslationDenoiser, VelocityNet, space_to_depth
@@ -67,17 +68,16 @@ def load_translator(path: str | Path | None, device: str = "cpu") -> Translator:
     return translator
 
 
-def looks_like_ct(image: sitk.Image) -> bool:
-    """CT is in HU, with air near -1000; MRI has no negative tissue values."""
-    values = sitk.GetArrayViewFromImage(image)
-    return float(np.mean(values < -200)) > 0.02
-
-
 def check_source_modality(image: sitk.Image, translator: Translator) -> None:
+    """The source must be an intensity volume of the model's source modality (rules: engine/volume_kind.py)."""
     expected = translator.metadata["source"]["modality"]
-    found = "ct" if looks_like_ct(image) else "mri"
+    contrast = translator.metadata["source"].get("contrast", "")
+    found = volume_kind(image)
+    if found == "labels":
+        raise SynthError(f"the source looks like a label map (whole-number values in uniform regions), but model "
+                         f"{translator.name} translates {expected.upper()} {contrast}".rstrip()
+                         + " images; give the intensity volume (carry labels with --labels SEG --labels-out OUT_SEG)")
     if found != expected:
-        contrast = translator.metadata["source"].get("contrast", "")
         raise SynthError(f"the source looks like {found.upper()} but model {translator.name} translates "
                          f"{expected.upper()} {contrast}".rstrip() + "; give a matching source or another --model")
 
@@ -160,7 +160,7 @@ def translate_file(args) -> None:
         raise SynthError("the output, field and label outputs must be different files")
     for path in outputs:
         check_output_path(path, args.overwrite)
-    source = read_volume(args.source)
+    source = read_volume(args.source, getattr(args, "series", None))
     labels = read_volume(args.labels) if args.labels else None
     translator = load_translator(args.model)
     result = translate_volume(translator, source, args.steps, args.seed, not args.no_deform, labels, args.device,
@@ -170,14 +170,9 @@ def translate_file(args) -> None:
             "field_convention": "output point x -> source point x + u(x), LPS mm"}
     for key, value in info.items():
         result.image.SetMetaData(f"SemanticSynth_{key}", str(value))
-    written = []
-    try:
-        for image, path in ((result.image, args.out), (result.field, args.field), (result.labels, args.labels_out)):
-            if image is not None:
-                write_volume(image, path, args.overwrite)
-                written.append(Path(path))
-    except BaseException:
-        for path in written:  # all or nothing: no translated volume without its field
-            path.unlink(missing_ok=True)
-        raise
+    # All or nothing: each output is written beside its target and read back, then all are renamed together,
+    # and the user's previous files come back if any step fails.
+    write_volumes([(image, path) for image, path in ((result.image, args.out), (result.field, args.field),
+                                                      (result.labels, args.labels_out)) if image is not None],
+                  args.overwrite)
     progress.message(f"wrote {args.out} and {args.field}", output=str(args.out), field=str(args.field))
