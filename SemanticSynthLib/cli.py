@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--window", type=num.integer(8, 1024), default=None, help="latent window edge for sliding-window generation")
     g.add_argument("--threads", type=num.integer(1, 1024), default=None)
     g.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    g.add_argument("--phase", default=None, choices=["non_contrast", "portal_venous"],
+                   help="CT: generate every label at this contrast phase's reference HU (default: the training data's)")
+    g.add_argument("--priors", default=None, help="JSON of label id or name -> mean (HU for CT, x white matter for MRI) "
+                   "or {\"mean\": x, \"range\": [lo, hi]}, overriding the model's priors")
     g.add_argument("--series", default=None, help="DICOM series UID, when the LABELS folder holds several")
     g.add_argument("--debug", action="store_true", help="show the traceback of unexpected errors")
 
@@ -91,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--num-embeddings", type=num.integer(2, 65536), default=None)
     a.add_argument("--adv-weight", type=num.number(0, 100), default=0.01)
     a.add_argument("--adv-start", type=num.integer(0), default=500, help="step at which the adversarial loss starts")
+    a.add_argument("--data-phase", default=None, choices=["non_contrast", "portal_venous"],
+                   help="CT: the contrast phase of the training scans (which reference priors unseen classes get)")
     a.add_argument("--init", default=None, help="start from this package's autoencoder (fine-tuning for a new contrast)")
 
     d = sub.add_parser("train-diffusion", help="train the latent diffusion U-Net on top of an autoencoder package")

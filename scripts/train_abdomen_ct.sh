@@ -2,18 +2,30 @@
 # Trains the bundled abdominal-CT demo model on ../shared/data/totalseg: the autoencoder learns from all
 # three CTs (example_ct, aorta_ct_crop and the labelled example_ct_sm), the diffusion model from the one
 # labelled pair with spatial and intensity augmentation. One labelled case: a demo, not a clinical model.
+# The autoencoder is label-aware and the model conditions on tissue kinds and HU priors, so every
+# TotalSegmentator v2 class generates, also the ones the one training case lacks (docs/priors.md).
+# The training CT is non-contrast (its measured organ means, docs/priors.md), hence --data-phase.
+# Resumable: rerun the same command. STAGE=autoencoder or STAGE=diffusion runs one stage only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=$(cd "${DATA:-../shared/data/totalseg}" && pwd)
-RUN=runs/abdomen-ct
+RUN=${RUN:-runs/abdomen-ct}
+PY=${PY:-python}
+STAGE=${STAGE:-all}
+THREADS=${THREADS:-2}
 mkdir -p "$RUN"
 printf 'image,label,modality\n%s,,ct\n%s,,ct\n%s,%s,ct\n' "$DATA/example_ct.nii.gz" "$DATA/aorta_ct_crop.nii.gz" \
   "$DATA/example_ct_sm.nii.gz" "$DATA/example_seg.nii.gz" > "$RUN/autoencoder.csv"
 printf 'image,label,modality\n%s,%s,ct\n' "$DATA/example_ct_sm.nii.gz" "$DATA/example_seg.nii.gz" > "$RUN/pairs.csv"
-python -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$RUN/autoencoder" --label-table totalseg_v2 \
-  --modality ct --spacing 3 --steps ${AE_STEPS:-1500} --batch 2 --patch 64,64,32 --augment --adv-start 800 --adv-weight 0.01 \
-  --checkpoint-every 200 --log-every 20 --progress none --threads ${THREADS:-2} --resume
-python -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
-  --conditioning concat --steps ${DIFFUSION_STEPS:-4000} --batch 2 --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 \
-  --checkpoint-every 200 --log-every 20 --progress none --threads ${THREADS:-2} --resume
+if [ "$STAGE" != diffusion ]; then
+$PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$RUN/autoencoder" --label-table totalseg_v2 \
+  --data-phase non_contrast --modality ct --spacing 3 --steps ${AE_STEPS:-1500} --batch 2 --patch 64,64,32 --augment \
+  --num-embeddings 512 --adv-start 1000 --adv-weight 0.01 \
+  --checkpoint-every 100 --log-every 20 --progress none --threads $THREADS --resume
+fi
+[ "$STAGE" = autoencoder ] && exit 0
+$PY -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
+  --conditioning concat --steps ${DIFFUSION_STEPS:-3000} --batch 2 --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 \
+  --checkpoint-every 100 --log-every 20 --progress none --threads $THREADS --resume
+[ -n "${INSTALL:-}" ] || exit 0
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/abdomen-ct && cp -r "$RUN/model" SemanticSynthLib/models/abdomen-ct

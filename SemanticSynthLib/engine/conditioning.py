@@ -4,11 +4,17 @@
   noisy latent;
 - spade:  the same fractions fed to SPADE normalization in the U-Net's separate label branch;
 - edge:   concat plus the fraction of label-boundary voxels in each latent voxel.
+
+Packages with the label-aware autoencoder condition on what each label *is* rather than on its id: the
+mean painted prior of each latent voxel plus the fraction of each tissue kind (engine/priors.py). Then
+every class of the label table generates, seen in training or not.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from .priors import TISSUE_KINDS
 
 CONDITIONING_MODES = ("concat", "spade", "edge")
 
@@ -42,15 +48,24 @@ def class_fractions(classes: torch.Tensor, num_classes: int, factor: int) -> tor
     return counts.float() / float(factor ** 3)
 
 
-def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: str) -> torch.Tensor:
+def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: str, priors=None) -> torch.Tensor:
     """Condition channels at latent resolution from class indices at working resolution.
 
     classes: N,1,X,Y,Z integer class indices; the spatial size must be divisible by `factor`.
-    Returns N, num_classes (+1 for edge), X/factor, Y/factor, Z/factor in float32.
+    Without priors: N, num_classes (+1 for edge), X/factor, Y/factor, Z/factor in float32.
+    With priors (engine/priors.ClassPriors): N, 1 + len(TISSUE_KINDS) (+1 for edge): the mean prior and
+    the kind fractions.
     """
     if mode not in CONDITIONING_MODES:
         raise ValueError(f"conditioning must be one of {CONDITIONING_MODES}")
-    fractions = class_fractions(classes, num_classes, factor)
+    if priors is None:
+        fractions = class_fractions(classes, num_classes, factor)
+    else:
+        index = classes.long()
+        prior = torch.from_numpy(priors.unit)[index].float()
+        kinds = torch.from_numpy(priors.kind)[index]
+        fractions = torch.cat([F.avg_pool3d(prior, factor) if factor > 1 else prior,
+                               class_fractions(kinds, len(TISSUE_KINDS), factor)], dim=1)
     if mode != "edge":
         return fractions
     edges = label_boundary(classes)
@@ -58,5 +73,5 @@ def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: 
     return torch.cat([fractions, edges], dim=1)
 
 
-def condition_channels(num_classes: int, mode: str) -> int:
-    return num_classes + (1 if mode == "edge" else 0)
+def condition_channels(num_classes: int, mode: str, priors: bool = False) -> int:
+    return (1 + len(TISSUE_KINDS) if priors else num_classes) + (1 if mode == "edge" else 0)

@@ -1,17 +1,20 @@
 """Label map -> volume: resample in, denoise latents (in overlapping windows), decode, resample out."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import SimpleITK as sitk
 import torch
 
 from ..errors import SynthError
 from .conditioning import label_condition
-from .geometry import resample_intensity, resample_labels, working_grid
+from .geometry import extend_edges, resample_intensity, resample_labels, working_grid
 from .intensity import denormalize
 from .io import array_of, check_output_path, read_volume, write_volume
 from .labels import load_name_mapping, segment_names, to_class_indices
 from .package import ModelPackage, load_package
+from .priors import calibration_check, load_overrides
 from .package_metadata import resolve_model
 from .progress import Progress
 from .sampling import UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device
@@ -20,8 +23,13 @@ from .sampling import UNET_MULTIPLE, check_steps, decode, denoise, initial_noise
 def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str | None = None, steps: int | None = None,
                     seed: int = 0, device: str = "cpu", progress: Progress | None = None, window: int | None = None,
                     use_bf16: bool = True, mapping: dict | None = None, unknown: str = "error",
-                    max_voxels: int | None = None) -> sitk.Image:
-    """Generate a volume on exactly the label map's grid; intensities in HU (CT) or scanner units (MRI)."""
+                    max_voxels: int | None = None, phase: str | None = None, prior_overrides: dict | None = None) -> sitk.Image:
+    """Generate a volume on exactly the label map's grid; intensities in HU (CT) or scanner units (MRI).
+
+    A label-aware package also checks the result against its priors: labels whose generated mean falls
+    outside the prior's range, and labels it never saw in training, are reported in the progress stream
+    and in the image's metadata (SemanticSynth_calibration, SemanticSynth_unseen_labels).
+    """
     progress = progress or Progress("none")
     dev = torch_device(device)
     modality = modality or package.modalities[0]
@@ -33,22 +41,50 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
     if max_voxels and int(np.prod(grid.GetSize())) > max_voxels:
         raise SynthError(f"label map too large: {int(np.prod(grid.GetSize()))} voxels at the model's spacing exceeds the limit "
                          f"{max_voxels}; crop it or raise --max-voxels")
-    classes = to_class_indices(array_of(resample_labels(label_map, grid)), package.labels, mapping, unknown)
-    condition = label_condition(torch.from_numpy(classes)[None, None], package.labels.num_classes, factor, package.conditioning)
-    latent_shape = (1, package.metadata["autoencoder"]["config"]["embedding_dim"], *condition.shape[2:])
+    norm = package.normalization(modality)
+    priors = package.priors(modality, phase, prior_overrides)
+    # The working grid reaches past the label map's far edge: replicate the edge labels there (cropped later).
+    classes = to_class_indices(array_of(resample_labels(extend_edges(label_map, grid), grid)), package.labels, mapping, unknown)
+    classes_t = torch.from_numpy(classes)[None, None]
+    condition = label_condition(classes_t, package.labels.num_classes, factor, package.conditioning, priors)
+    latent_shape = (1, package.latent_channels, *condition.shape[2:])
     modality_t = torch.tensor([modality_index], device=dev)
     denoiser = package.denoiser.to(dev)
     latent = denoise(lambda packed, t: denoiser.forward_packed(packed, t, modality_t.expand(packed.shape[0])),
                      initial_noise(latent_shape, seed, dev), condition.to(dev), diffusion["schedule"], steps,
                      int(window or diffusion.get("window", 32)), use_bf16, progress)
+    guide = torch.from_numpy(priors.guide(classes))[None] if priors else None
     unit = decode(package.autoencoder.to(dev), latent, diffusion["latent_scale"], int(diffusion.get("decode_window", 64)),
-                  use_bf16, progress)
+                  use_bf16, progress, guide, factor)
     unit = unit[0, 0].float().cpu().numpy()
-    values = denormalize(unit, package.normalization(modality))
+    values = denormalize(unit, norm)
     working = sitk.GetImageFromArray(np.ascontiguousarray(values.transpose(2, 1, 0)))
     working.CopyInformation(grid)
-    background = float(denormalize(np.zeros(1), package.normalization(modality))[0])
-    return resample_intensity(working, label_map, default=background)
+    background = float(denormalize(np.zeros(1), norm)[0])
+    image = resample_intensity(working, label_map, default=background)
+    if priors is not None:
+        inside = _inside_input(label_map, grid)
+        flagged = calibration_check(values[inside], classes[inside], package.labels, priors, norm)
+        seen = set(package.metadata.get("priors", {}).get("seen_labels", []))
+        present = {package.labels.labels[i - 1].id for i in np.unique(classes[inside]) if i > 0}
+        unseen = sorted(present - seen)
+        if unseen:
+            progress.message(f"{len(unseen)} label(s) were not in the training data and follow their priors: "
+                             f"{', '.join(map(str, unseen[:20]))}", unseen_labels=unseen)
+        if flagged:
+            shown = ", ".join(f"{f['name']} {f['mean']:g} (range {f['range'][0]:g}..{f['range'][1]:g} {f['units']})" for f in flagged[:10])
+            progress.message(f"calibration: {len(flagged)} label(s) outside their prior range: {shown}", calibration=flagged)
+        image.SetMetaData("SemanticSynth_calibration", json.dumps(flagged))
+        image.SetMetaData("SemanticSynth_unseen_labels", json.dumps(unseen))
+    return image
+
+
+def _inside_input(label_map: sitk.Image, grid: sitk.Image) -> np.ndarray:
+    """Working voxels (x, y, z order) whose centres lie inside the input's extent, not in the replicated edge."""
+    size = np.array(grid.GetSize())
+    in_extent = np.array(label_map.GetSpacing()) * np.array(label_map.GetSize())
+    inside = (np.arange(max(size)) + 0.5)[None, :] * np.array(grid.GetSpacing())[:, None] <= in_extent[:, None]
+    return inside[0, : size[0], None, None] & inside[1, None, : size[1], None] & inside[2, None, None, : size[2]]
 
 
 def provenance(package: ModelPackage, modality: str, steps: int, seed: int) -> dict:
@@ -65,8 +101,11 @@ def generate_file(args) -> None:
     modality = args.modality or package.modalities[0]
     package.modality_index(modality)
     mapping = load_name_mapping(args.label_mapping, package.labels, segment_names(label_map)) if args.label_mapping else None
+    phase = getattr(args, "phase", None)
+    overrides = load_overrides(getattr(args, "priors", None), package.labels)
+    package.priors(modality, phase, overrides)  # a bad --phase or --priors fails here, before any work
     image = generate_volume(package, label_map, modality, args.steps, args.seed, args.device, progress, args.window,
-                            not args.fp32, mapping, args.unknown_labels, args.max_voxels)
+                            not args.fp32, mapping, args.unknown_labels, args.max_voxels, phase, overrides)
     steps = int(args.steps or package.default_steps)
     for key, value in provenance(package, modality, steps, args.seed).items():
         image.SetMetaData(f"SemanticSynth_{key}", str(value))

@@ -47,3 +47,19 @@ def resample_intensity(image: sitk.Image, reference: sitk.Image, default: float 
     """Linear interpolation onto the reference grid, in float32."""
     image = sitk.Cast(image, sitk.sitkFloat32)
     return sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, float(default), sitk.sitkFloat32)
+
+
+def extend_edges(image: sitk.Image, grid: sitk.Image) -> sitk.Image:
+    """The image with its last voxels replicated outward far enough to cover `grid`.
+
+    The working grid is rounded up past the input's far corner; filling that part with background would
+    make the model generate (and the decoder smear) air into the last real slices. Replicating the edge
+    makes the overhang look like the inside; it is cropped away when resampling back. The origin does not
+    move, so the image's own voxels stay where they were.
+    """
+    far = np.array(grid.TransformIndexToPhysicalPoint([int(s) - 1 for s in grid.GetSize()]))
+    index = np.array(image.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in far)))
+    pad = np.maximum(np.ceil(index - (np.array(image.GetSize()) - 1)).astype(int) + 1, 0)
+    if not pad.any():
+        return image
+    return sitk.ZeroFluxNeumannPad(image, [0, 0, 0], [int(p) for p in pad])

@@ -50,3 +50,12 @@ def denormalize(unit: np.ndarray, norm: dict) -> np.ndarray:
     if norm["kind"] == "percentile_scale":
         return (np.clip(unit, 0.0, 1.0) * 1.5 * norm["scale"]).astype(np.float32)
     raise SynthError(f"unknown normalization kind {norm['kind']}; the model package is from a newer version")
+
+
+def model_units(values: np.ndarray, norm: dict) -> np.ndarray:
+    """The exact inverse of `denormalize`: a generated volume back in model units with the model's own fixed
+    scale, never re-normalised by its own percentile (that would hide an intensity drift)."""
+    values = np.asarray(values, np.float32)
+    if norm["kind"] == "percentile_scale":
+        return np.clip(values / (1.5 * norm["scale"]), 0.0, 1.0).astype(np.float32)
+    return normalize(values, norm)

@@ -24,6 +24,8 @@ class Label:
     name: str
     color: list[int] | None = None
     synonyms: list[str] = field(default_factory=list)
+    kind: str | None = None     # tissue kind (engine/priors.py TISSUE_KINDS): how a model conditions on an unseen id
+    prior: dict | None = None   # reference intensity: CT {"phase": {"mean": HU, "range": [lo, hi]}}; MRI relative to WM
 
     def to_json(self) -> dict:
         out = {"id": self.id, "name": self.name}
@@ -31,6 +33,10 @@ class Label:
             out["color"] = list(self.color)
         if self.synonyms:
             out["synonyms"] = list(self.synonyms)
+        if self.kind:
+            out["kind"] = self.kind
+        if self.prior:
+            out["prior"] = self.prior
         return out
 
 
@@ -43,7 +49,8 @@ class LabelTable:
 
     @classmethod
     def from_json(cls, data: dict) -> "LabelTable":
-        labels = [Label(int(e["id"]), str(e["name"]), e.get("color"), list(e.get("synonyms", []))) for e in data["labels"]]
+        labels = [Label(int(e["id"]), str(e["name"]), e.get("color"), list(e.get("synonyms", [])), e.get("kind"), e.get("prior"))
+                  for e in data["labels"]]
         ids = [lab.id for lab in labels]
         if len(set(ids)) != len(ids) or 0 in ids:
             raise SynthError(f"label table {data.get('name')} has duplicate ids or uses id 0; fix the table")

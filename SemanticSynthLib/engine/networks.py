@@ -6,6 +6,7 @@ from monai.networks.nets import VQVAE, DiffusionModelUNet, PatchDiscriminator, S
 from torch import nn
 
 from .conditioning import condition_channels
+from .label_autoencoder import LabelAwareVQVAE
 
 
 def default_autoencoder_config() -> dict:
@@ -25,16 +26,43 @@ def default_unet_config() -> dict:
             "num_head_channels": 32, "norm_num_groups": 16, "label_embedding_channels": 16}
 
 
-def build_autoencoder(config: dict) -> VQVAE:
+def label_autoencoder_config() -> dict:
+    """The label-aware VQ-GAN (engine/label_autoencoder.py): the small VQVAE plus a 16-channel guided head."""
+    vqvae = default_autoencoder_config()
+    for key in ("spatial_dims", "in_channels", "out_channels"):
+        vqvae.pop(key)
+    vqvae["spatial_dims"] = 3
+    return {"kind": "label_vqvae", "vqvae": vqvae, "head_channels": 8, "guide_hidden": 8, "kind_embedding": 4}
+
+
+def vqvae_config(config: dict) -> dict:
+    """The VQVAE part of either autoencoder kind."""
+    return config["vqvae"] if config.get("kind") == "label_vqvae" else config
+
+
+def build_autoencoder(config: dict) -> nn.Module:
+    """One place that knows the autoencoder kinds: the plain VQVAE (older packages, the translator) and the
+    label-aware one."""
+    if config.get("kind") == "label_vqvae":
+        return LabelAwareVQVAE(config["vqvae"], int(config["head_channels"]), int(config["guide_hidden"]),
+                               int(config["kind_embedding"]))
     cfg = dict(config)
     cfg["downsample_parameters"] = tuple(tuple(p) for p in cfg["downsample_parameters"])
     cfg["upsample_parameters"] = tuple(tuple(p) for p in cfg["upsample_parameters"])
     return VQVAE(**cfg)
 
 
+def is_label_aware(config: dict) -> bool:
+    return config.get("kind") == "label_vqvae"
+
+
+def latent_channels(config: dict) -> int:
+    return int(vqvae_config(config)["embedding_dim"])
+
+
 def autoencoder_factor(config: dict) -> int:
     factor = 1
-    for p in config["downsample_parameters"]:
+    for p in vqvae_config(config)["downsample_parameters"]:
         factor *= p[0]
     return factor
 
@@ -51,12 +79,13 @@ class LatentDenoiser(nn.Module):
     block and the first convolution wide.
     """
 
-    def __init__(self, latent_channels: int, num_classes: int, conditioning: str, num_modalities: int, config: dict):
+    def __init__(self, latent_channels: int, num_classes: int, conditioning: str, num_modalities: int, config: dict,
+                 priors: bool = False):
         super().__init__()
         self.conditioning = conditioning
         self.latent_channels = latent_channels
         embed = int(config.get("label_embedding_channels", 16))
-        self.label_embedding = nn.Conv3d(condition_channels(num_classes, conditioning), embed, 1)
+        self.label_embedding = nn.Conv3d(condition_channels(num_classes, conditioning, priors), embed, 1)
         common = dict(
             spatial_dims=3, out_channels=latent_channels, channels=tuple(config["channels"]),
             attention_levels=tuple(config["attention_levels"]), num_res_blocks=config["num_res_blocks"],

@@ -17,7 +17,8 @@ from .atomic import commit_dir, temp_dir_beside
 from .outputs import may_replace
 from .package_metadata import FORMAT, FORMAT_VERSION, read_metadata
 from .schema import validate_metadata
-from .networks import LatentDenoiser, autoencoder_factor, build_autoencoder
+from .networks import LatentDenoiser, autoencoder_factor, build_autoencoder, is_label_aware, latent_channels
+from .priors import ClassPriors, class_priors
 
 AUTOENCODER_WEIGHTS = "autoencoder.safetensors"
 DIFFUSION_WEIGHTS = "diffusion.safetensors"
@@ -67,6 +68,20 @@ class ModelPackage:
     def normalization(self, modality: str) -> dict:
         return self.metadata["normalization"][modality]
 
+    @property
+    def label_aware(self) -> bool:
+        return is_label_aware(self.metadata["autoencoder"]["config"])
+
+    @property
+    def latent_channels(self) -> int:
+        return latent_channels(self.metadata["autoencoder"]["config"])
+
+    def priors(self, modality: str, phase: str | None = None, overrides: dict | None = None) -> ClassPriors | None:
+        """Per-class priors of a label-aware package (None for older packages, which condition on ids)."""
+        if not self.label_aware:
+            return None
+        return class_priors(self.labels, self.normalization(modality), self.metadata.get("priors", {}), phase, overrides)
+
     def modality_index(self, modality: str) -> int:
         if modality not in self.modalities:
             raise SynthError(f"this model generates {', '.join(self.modalities)}, not {modality}; choose --modality {self.modalities[0]} or another model")
@@ -86,8 +101,9 @@ def load_package(path: str | Path, need_diffusion: bool = True, device: str = "c
     denoiser = None
     if "diffusion" in meta:
         d = meta["diffusion"]
-        denoiser = LatentDenoiser(meta["autoencoder"]["config"]["embedding_dim"], labels.num_classes,
-                                  d["conditioning"], len(meta["modalities"]), d["config"])
+        ae_config = meta["autoencoder"]["config"]
+        denoiser = LatentDenoiser(latent_channels(ae_config), labels.num_classes, d["conditioning"],
+                                  len(meta["modalities"]), d["config"], priors=is_label_aware(ae_config))
         load_weights(denoiser, path / DIFFUSION_WEIGHTS)
         denoiser.to(device).eval()
     return ModelPackage(path, meta, autoencoder.to(device).eval(), denoiser, labels)

@@ -27,36 +27,54 @@ def bf16_training_safe(device: torch.device, smallest_first_dim: int) -> bool:
     return device.type != "cpu" or smallest_first_dim >= 4
 
 
+def bf16_for_training(device: torch.device) -> bool:
+    """Whether training should run under bf16 autocast.
+
+    Not on the CPU: a VQVAE (32,64) forward+backward at 2x64^3 took 2.6 s in bf16 autocast against 0.65 s in
+    fp32 on this machine (torch 2.13, 2 threads), since bf16 conv3d backward misses oneDNN's fast paths.
+    """
+    return device.type == "cuda"
+
+
 def autocast(device: torch.device, enabled: bool = True):
     if enabled and bf16_available(device):
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16, )
     return contextlib.nullcontext()
 
 
-def encode_latent(autoencoder, image: torch.Tensor, use_bf16: bool = True) -> torch.Tensor:
-    """Encoder in autocast, quantizer in fp32: the quantized latent."""
+def _encode(autoencoder, image, guide):
+    return autoencoder.encode(image) if guide is None else autoencoder.encode(image, guide)
+
+
+def _decode(autoencoder, quantized, guide):
+    return autoencoder.decode(quantized) if guide is None else autoencoder.decode(quantized, guide)
+
+
+def encode_latent(autoencoder, image: torch.Tensor, use_bf16: bool = True, guide: torch.Tensor | None = None) -> torch.Tensor:
+    """Encoder in autocast, quantizer in fp32: the quantized latent. `guide`: the label-aware
+    autoencoder's painted prior and kinds (None for the plain VQVAE)."""
     with autocast(image.device, use_bf16):
-        z = autoencoder.encode(image)
+        z = _encode(autoencoder, image, guide)
     with autocast(image.device, False):
         quantized, _ = autoencoder.quantize(z.float())
     return quantized.float()
 
 
-def quantize_decode(autoencoder, latent: torch.Tensor, use_bf16: bool = True) -> torch.Tensor:
+def quantize_decode(autoencoder, latent: torch.Tensor, use_bf16: bool = True, guide: torch.Tensor | None = None) -> torch.Tensor:
     """Quantizer in fp32, decoder in autocast: latent -> image (fp32)."""
     with autocast(latent.device, False):
         quantized, _ = autoencoder.quantize(latent.float())
     with autocast(latent.device, use_bf16):
-        image = autoencoder.decode(quantized)
+        image = _decode(autoencoder, quantized, guide)
     return image.float()
 
 
-def reconstruct(autoencoder, image: torch.Tensor, use_bf16: bool = True):
+def reconstruct(autoencoder, image: torch.Tensor, use_bf16: bool = True, guide: torch.Tensor | None = None):
     """Encode, quantize (fp32) and decode with gradients, for training: image and codebook loss."""
     with autocast(image.device, use_bf16):
-        z = autoencoder.encode(image)
+        z = _encode(autoencoder, image, guide)
     with autocast(image.device, False):
         quantized, codebook_loss = autoencoder.quantize(z.float())
     with autocast(image.device, use_bf16):
-        recon = autoencoder.decode(quantized)
+        recon = _decode(autoencoder, quantized, guide)
     return recon.float(), codebook_loss

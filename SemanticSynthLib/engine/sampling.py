@@ -5,6 +5,7 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from ..errors import SynthError
+from .packing import depth_to_space, space_to_depth
 from .precision import autocast, quantize_decode
 from .progress import Progress
 from .schedule import ddim
@@ -63,10 +64,21 @@ def denoise(predict_packed, latent: torch.Tensor, condition: torch.Tensor, sched
 
 
 def decode(autoencoder, latent: torch.Tensor, latent_scale: float, window: int, use_bf16: bool,
-           progress: Progress) -> torch.Tensor:
-    """Scaled latent -> image in model units, decoded in windows."""
+           progress: Progress, guide: torch.Tensor | None = None, factor: int = 1) -> torch.Tensor:
+    """Scaled latent -> image in model units, decoded in windows.
+
+    `guide` (label-aware autoencoder): the full-resolution painted prior and kinds, packed space-to-depth
+    beside the latent so each window gets its own part of it.
+    """
     progress.stage("decoding", 1)
+    latent = latent / float(latent_scale)
+    channels = latent.shape[1]
     with torch.no_grad():
-        image = windowed(lambda z: quantize_decode(autoencoder, z, use_bf16), latent / float(latent_scale), window)
+        if guide is None:
+            image = windowed(lambda z: quantize_decode(autoencoder, z, use_bf16), latent, window)
+        else:
+            packed = torch.cat([latent, space_to_depth(guide.to(latent.device), factor)], dim=1)
+            image = windowed(lambda p: quantize_decode(autoencoder, p[:, :channels], use_bf16,
+                                                       depth_to_space(p[:, channels:], factor)), packed, window)
     progress.update(1)
     return image

@@ -19,8 +19,9 @@ import SimpleITK as sitk
 from ...errors import SynthError
 from ..atomic import staged_dir
 from ..generate import generate_volume
+from ..reconstruction import reconstruct_volume
 from ..geometry import resample_intensity, resample_labels, working_grid
-from ..intensity import normalize
+from ..intensity import model_units, normalize
 from ..io import array_of, image_like, lps_array, read_volume
 from ..metrics import dice_per_class, frechet_distance, ms_ssim_in_mask, psnr_in_mask, ssim_in_mask
 from ..package import load_package
@@ -31,7 +32,7 @@ from .features import PLANES, Med3DFeatures, plane_slices
 from .report import write_report
 from .segmenter import MULTIPLE, load_segmenter
 
-SOURCES = ("generated", "painting")
+SOURCES = ("generated", "reconstruction", "painting")
 
 
 def painting(label_ids: np.ndarray, label_means: dict[str, float]) -> np.ndarray:
@@ -70,15 +71,17 @@ def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: 
     generated = []
     for k in range(samples):
         image = generate_volume(package, label_map, modality, steps, seed + k, progress=progress, unknown="background")
-        generated.append(normalize(array_of(resample_intensity(image, grid)), norm))
+        generated.append(model_units(array_of(resample_intensity(image, grid)), norm))
     volumes["generated"] = generated[0]
-    segmentations = {name: segmenter.segment(v) for name, v in (("real", real), ("painting", volumes["painting"]))}
+    reconstruction = reconstruct_volume(package, read_volume(case.image), label_map, modality)
+    volumes["reconstruction"] = model_units(array_of(resample_intensity(reconstruction, grid)), norm)
+    segmentations = {name: segmenter.segment(volumes[name]) for name in ("real", "painting", "reconstruction")}
     segmentations["generated"] = segmenter.segment(generated[0])
     dice_orig = dice_per_class(segmentations["real"], truth, groups.num_classes)
     result = {"case": Path(case.label).name.split(".nii")[0], "dice_orig": dice_orig.tolist(),
               "intensity_real": structure_intensity(real, truth, groups.num_classes)}
     for name in SOURCES:
-        samples_here = generated if name == "generated" else [volumes["painting"]]
+        samples_here = generated if name == "generated" else [volumes[name]]
         result[name] = {
             "psnr": float(np.mean([psnr_in_mask(v, real, mask) for v in samples_here])),
             "ssim": float(np.mean([ssim_in_mask(v, real, mask) for v in samples_here])),

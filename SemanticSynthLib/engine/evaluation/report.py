@@ -17,28 +17,31 @@ def _fmt(value, digits=3):
 
 def markdown(summary: dict, results: list[dict], names: list[str], pictures: list[str]) -> str:
     g, p = summary["generated"], summary["painting"]
+    r = summary.get("reconstruction", {k: float("nan") for k in ("psnr", "ssim", "ms_ssim", "dice_mean", "dice_ratio",
+                                                                   "intensity_relative_error_mean")})
+    rfid = summary["fid"].get("reconstruction", {})
     lines = [f"# Evaluation of `{summary['generator']}`", "",
              f"{summary['cases']} cases of `{summary['data']}`, {summary['samples_per_case']} sample(s) per case, "
              f"{summary['steps']} DDIM steps, {summary['seconds'] / 60:.1f} min. Auxiliary segmenter: `{summary['segmenter']}`. "
              f"FID features: {summary['fid_features']}; {summary['fid_slices_per_set']} slices per set (axial, coronal, sagittal).",
              "", "## Summary", "",
-             "| | Generated | Label-mean painting |", "|---|---|---|",
-             f"| PSNR (dB), labelled region | {g['psnr']:.2f} | {p['psnr']:.2f} |",
-             f"| SSIM | {g['ssim']:.3f} | {p['ssim']:.3f} |",
-             f"| MS-SSIM | {g['ms_ssim']:.3f} | {p['ms_ssim']:.3f} |",
-             f"| Mean Dice (segmenter on the image) | {g['dice_mean']:.3f} | {p['dice_mean']:.3f} |",
-             f"| Dice / Dice_orig ({summary['dice_orig_mean']:.3f} on real images) | {g['dice_ratio']:.3f} | {p['dice_ratio']:.3f} |",
-             f"| FID, all planes | {summary['fid']['generated']['all planes']:.2f} | {summary['fid']['painting']['all planes']:.2f} |",
-             *[f"| FID, {plane} | {summary['fid']['generated'][plane]:.2f} | {summary['fid']['painting'][plane]:.2f} |"
+             "| | Generated | Label-mean painting | Autoencoder reconstruction (ceiling) |", "|---|---|---|---|",
+             f"| PSNR (dB), labelled region | {g['psnr']:.2f} | {p['psnr']:.2f} | {_fmt(r['psnr'], 2)} |",
+             f"| SSIM | {g['ssim']:.3f} | {p['ssim']:.3f} | {_fmt(r['ssim'])} |",
+             f"| MS-SSIM | {g['ms_ssim']:.3f} | {p['ms_ssim']:.3f} | {_fmt(r['ms_ssim'])} |",
+             f"| Mean Dice (segmenter on the image) | {g['dice_mean']:.3f} | {p['dice_mean']:.3f} | {_fmt(r['dice_mean'])} |",
+             f"| Dice / Dice_orig ({summary['dice_orig_mean']:.3f} on real images) | {g['dice_ratio']:.3f} | {p['dice_ratio']:.3f} | {_fmt(r['dice_ratio'])} |",
+             f"| FID, all planes | {summary['fid']['generated']['all planes']:.2f} | {summary['fid']['painting']['all planes']:.2f} | {_fmt(rfid.get('all planes'), 2)} |",
+             *[f"| FID, {plane} | {summary['fid']['generated'][plane]:.2f} | {summary['fid']['painting'][plane]:.2f} | {_fmt(rfid.get(plane), 2)} |"
                for plane in ("axial", "coronal", "sagittal")],
-             f"| FID floor: real vs real (first vs second half of the cases) | {_fmt(summary['fid'].get('real vs real (halves)'), 2)} | |",
-             f"| Mean intensity error per structure | {100 * g['intensity_relative_error_mean']:.1f}% | {100 * p['intensity_relative_error_mean']:.1f}% |",
+             f"| FID floor: real vs real (first vs second half of the cases) | {_fmt(summary['fid'].get('real vs real (halves)'), 2)} | | |",
+             f"| Mean intensity error per structure | {100 * g['intensity_relative_error_mean']:.1f}% | {100 * p['intensity_relative_error_mean']:.1f}% | {_fmt(100 * r['intensity_relative_error_mean'], 1)}% |",
              "", PAPERS, "", "## Per structure", "",
-             "| Structure | Dice_orig | Dice_gen | Dice painting | Intensity error gen. | Intensity error painting |",
-             "|---|---|---|---|---|---|"]
+             "| Structure | Dice_orig | Dice_gen | Dice painting | Dice reconstruction | Intensity error gen. | Intensity error painting |",
+             "|---|---|---|---|---|---|---|"]
     for i, name in enumerate(names):
         lines.append(f"| {name} | {_fmt(summary['dice_orig'][i])} | {_fmt(g['dice'][i])} | {_fmt(p['dice'][i])} | "
-                     f"{_fmt(100 * g['intensity_relative_error'][i], 1)}% | {_fmt(100 * p['intensity_relative_error'][i], 1)}% |")
+                     f"{_fmt(r['dice'][i] if 'dice' in r else None)} | {_fmt(100 * g['intensity_relative_error'][i], 1)}% | {_fmt(100 * p['intensity_relative_error'][i], 1)}% |")
     lines += ["", "![Dice per structure](dice.png)", "", "## Per case", "",
               "| Case | PSNR | SSIM | MS-SSIM | Dice_orig | Dice_gen | PSNR painting |", "|---|---|---|---|---|---|---|"]
     for r in results:

@@ -10,10 +10,13 @@ from monai.losses import PatchAdversarialLoss
 
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..labels import LabelTable
-from ..networks import autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config
+from ...errors import SynthError
+from ..networks import (autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config,
+                        is_label_aware, label_autoencoder_config, vqvae_config)
+from ..priors import class_priors, measure_class_means, priors_metadata
 from ..package import AUTOENCODER_WEIGHTS, load_package, save_package
 from ..package_metadata import resolve_model
-from ..precision import autocast, reconstruct
+from ..precision import autocast, bf16_for_training, reconstruct
 from ..progress import Progress
 from .augment import random_affine, random_intensity
 from .common import GuardedStep, TrainingLog, command_line, load_cases, package_normalization
@@ -21,17 +24,23 @@ from .dataset import random_crop
 from .distributed import setup
 
 
-def _batch(cases, patch, batch, rng, augment: bool) -> torch.Tensor:
-    crops = []
+def _batch(cases, patch, batch, rng, augment: bool, priors=None):
+    """Image crops, and for a label-aware autoencoder the guides of the same crops (unlabelled cases: all
+    background)."""
+    crops, guides = [], []
     for _ in range(batch):
         case = cases[rng.integers(len(cases))]
         image = case.image
+        classes = case.classes if case.classes is not None else np.zeros(image.shape, np.int16)
         if augment:
-            image, _ = random_affine(image, None, rng)
+            image, classes = random_affine(image, classes, rng)
             image = random_intensity(image, rng)
-        crop, = random_crop([image], patch, rng, [float(image.min())])
+        crop, classes = random_crop([image, classes], patch, rng, [float(image.min()), 0])
         crops.append(crop)
-    return torch.from_numpy(np.stack(crops)[:, None])
+        if priors is not None:
+            guides.append(priors.guide(classes.astype(np.int64)))
+    images = torch.from_numpy(np.stack(crops)[:, None])
+    return images, (torch.from_numpy(np.stack(guides)) if priors is not None else None)
 
 
 def train_autoencoder(args) -> Path:
@@ -40,9 +49,10 @@ def train_autoencoder(args) -> Path:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed + 1000 * ctx.rank)
     table = LabelTable.from_spec(args.label_table) if args.label_table else None
-    config = default_autoencoder_config()
+    # With a label table the decoder is label-aware (engine/label_autoencoder.py); without, the plain VQVAE.
+    config = label_autoencoder_config() if table else default_autoencoder_config()
     if args.num_embeddings:
-        config["num_embeddings"] = args.num_embeddings
+        vqvae_config(config)["num_embeddings"] = args.num_embeddings
     init = None
     if args.init:
         # Fine-tuning for a new contrast: start from another package's autoencoder and its config.
@@ -51,6 +61,13 @@ def train_autoencoder(args) -> Path:
     factor = autoencoder_factor(config)
     cases = load_cases(args.data, args.modality, args.spacing, table, factor, progress)
     images = [c for c in cases if c.image is not None]
+    priors = priors_meta = None
+    if is_label_aware(config):
+        if table is None:
+            raise SynthError("a label-aware autoencoder needs --label-table (its decoder is guided by the labels)")
+        norm = package_normalization(images)[images[0].modality]
+        priors_meta = priors_metadata(table, measure_class_means(images, table.num_classes), norm, args.data_phase)
+        priors = class_priors(table, norm, priors_meta)
 
     autoencoder = (init.autoencoder.train() if init else build_autoencoder(config)).to(ctx.device)
     discriminator = build_discriminator().to(ctx.device)
@@ -70,15 +87,18 @@ def train_autoencoder(args) -> Path:
     step_d = GuardedStep(opt_d, discriminator.parameters())
     progress.stage("training autoencoder", args.steps)
     for step in range(start, args.steps):
-        x = _batch(images, args.patch, args.batch, rng, args.augment).to(ctx.device)
-        recon, codebook_loss = _ddp_reconstruct(model_g, x) if ctx.enabled else reconstruct(autoencoder, x)
+        x, guide = _batch(images, args.patch, args.batch, rng, args.augment, priors)
+        x = x.to(ctx.device)
+        guide = guide.to(ctx.device) if guide is not None else None
+        recon, codebook_loss = (_ddp_reconstruct(model_g, x, guide) if ctx.enabled
+                                else reconstruct(autoencoder, x, bf16_for_training(ctx.device), guide))
         l1 = torch.nn.functional.l1_loss(recon, x)
         last_l1 = ctx.mean(l1.detach().item())
         loss_g = l1 + codebook_loss
         use_adv = args.adv_weight > 0 and step >= args.adv_start
         if use_adv:
             # The bare discriminator: this backward must not start DDP's gradient all-reduce for it.
-            with autocast(ctx.device):
+            with autocast(ctx.device, bf16_for_training(ctx.device)):
                 logits_fake = discriminator(recon.contiguous())[-1]
             loss_g = loss_g + args.adv_weight * adversarial(logits_fake.float(), target_is_real=True, for_discriminator=False)
         opt_g.zero_grad(set_to_none=True)
@@ -87,7 +107,7 @@ def train_autoencoder(args) -> Path:
         loss_d = torch.zeros(())
         if use_adv:
             # One forward for fake and real: DDP expects one forward per backward.
-            with autocast(ctx.device):
+            with autocast(ctx.device, bf16_for_training(ctx.device)):
                 logits = model_d(torch.cat([recon.detach(), x]).contiguous())[-1].float()
             fake, real = logits[: len(x)], logits[len(x):]
             loss_d = 0.5 * (adversarial(fake, target_is_real=False, for_discriminator=True)
@@ -109,7 +129,9 @@ def train_autoencoder(args) -> Path:
     if ctx.is_main:
         train_time = elapsed_before + time.monotonic() - t0
         label_ids = sorted({int(i) for c in cases if c.classes is not None for i in np.unique(c.classes)})
-        used = table.subset([table.labels[i - 1].id for i in label_ids if i > 0]) if table and not args.all_labels else table
+        # A label-aware model keeps the whole table: it generates unseen classes through kinds and priors.
+        keep_all = args.all_labels or is_label_aware(config)
+        used = table.subset([table.labels[i - 1].id for i in label_ids if i > 0]) if table and not keep_all else table
         metadata = {
             "name": Path(args.out).name,
             "label_table": (used or LabelTable("none", [])).to_json(),
@@ -117,6 +139,7 @@ def train_autoencoder(args) -> Path:
             "normalization": package_normalization(images),
             "working_spacing": list(args.spacing),
             "autoencoder": {"config": config, "weights": "autoencoder.safetensors"},
+            **({"priors": priors_meta} if priors_meta else {}),
             "training": {"autoencoder": {"data": str(args.data), "cases": len(images), "command": command_line(),
                                          "steps": args.steps, "batch": args.batch, "patch": list(args.patch),
                                          "processes": ctx.world_size, "time_s": round(train_time, 1),
@@ -129,7 +152,7 @@ def train_autoencoder(args) -> Path:
     return Path(args.out)
 
 
-def _ddp_reconstruct(model, x):
+def _ddp_reconstruct(model, x, guide=None):
     """Under DDP the forward must go through the wrapper so gradients are all-reduced."""
-    recon, codebook_loss = model(x)
+    recon, codebook_loss = model(x) if guide is None else model(x, guide)
     return recon.float(), codebook_loss

@@ -13,7 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...errors import SynthError
-from ..geometry import resample_intensity, resample_labels, working_grid
+from ..geometry import extend_edges, resample_intensity, resample_labels, working_grid
 from ..intensity import normalize, percentile_of_foreground
 from ..io import array_of, read_volume
 from ..labels import LabelTable, to_class_indices
@@ -67,12 +67,12 @@ def load_case(files: CaseFiles, spacing, table: LabelTable | None, normalization
     if files.image is not None:
         img = read_volume(files.image)
         lowest = float(sitk.GetArrayViewFromImage(img).min())
-        raw = array_of(resample_intensity(img, grid, default=lowest))
+        raw = array_of(resample_intensity(extend_edges(img, grid), grid, default=lowest))
         image = normalize(raw, normalization)
         if normalization["kind"] == "percentile_scale":
             scale = percentile_of_foreground(raw, normalization["percentile"])
     if files.label is not None and (table is not None or label_transform is not None):
-        ids = array_of(resample_labels(read_volume(files.label), grid))
+        ids = array_of(resample_labels(extend_edges(read_volume(files.label), grid), grid))
         classes = (label_transform(ids) if label_transform else to_class_indices(ids, table, unknown="background")).astype(np.int16)
     return Case(image, classes, files.modality, Path(reference_path).name.split(".nii")[0], scale)
 

@@ -15,7 +15,7 @@ from ..conditioning import label_condition
 from ..sampling import UNET_MULTIPLE
 from ..networks import LatentDenoiser, default_unet_config
 from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, save_package
-from ..precision import autocast, bf16_training_safe, encode_latent
+from ..precision import autocast, bf16_for_training, bf16_training_safe, encode_latent
 from ..progress import Progress
 from ..schedule import ddpm, default_schedule, training_target
 from .augment import random_affine, random_intensity
@@ -27,6 +27,7 @@ from .distributed import setup
 def encode_cases(autoencoder, cases, package, mode: str, copies: int, rng, progress: Progress, device):
     """Latent and condition of every labelled case, plus `copies` augmented versions of each."""
     factor = package.factor
+    priors = package.priors(package.modalities[0])
     labelled = [c for c in cases if c.image is not None and c.classes is not None]
     if not labelled:
         raise SynthError("the dataset has no image/label pairs; the diffusion model needs labelled cases")
@@ -39,10 +40,11 @@ def encode_cases(autoencoder, cases, package, mode: str, copies: int, rng, progr
                 image, classes = random_affine(image, classes, rng)
                 image = random_intensity(image, rng)
             x = torch.from_numpy(np.ascontiguousarray(image))[None, None].to(device)
+            guide = torch.from_numpy(priors.guide(classes.astype(np.int64)))[None].to(device) if priors else None
             with torch.no_grad():
-                latent = encode_latent(autoencoder, x)[0].cpu()
+                latent = encode_latent(autoencoder, x, guide=guide)[0].cpu()
             cond = label_condition(torch.from_numpy(classes.astype(np.int64))[None, None], package.labels.num_classes,
-                                   factor, mode)[0]
+                                   factor, mode, priors)[0]
             items.append((latent, cond, package.modality_index(case.modality)))
             progress.update(len(items))
     return items
@@ -97,12 +99,12 @@ def train_diffusion(args) -> Path:
     # so the std is floored rather than dividing by ~0.
     # The U-Net halves the latent crop twice; its thinnest feature map decides whether bf16 is safe.
     first_dim = min(min(args.latent_patch[0], item[0].shape[1]) for item in items) // UNET_MULTIPLE
-    use_bf16 = bf16_training_safe(ctx.device, first_dim)
+    use_bf16 = bf16_for_training(ctx.device) and bf16_training_safe(ctx.device, first_dim)
     latent_scale = 1.0 / max(float(torch.cat([i[0].flatten() for i in items]).std()), 1e-2)
 
     config = default_unet_config()
-    latent_channels = package.metadata["autoencoder"]["config"]["embedding_dim"]
-    denoiser = LatentDenoiser(latent_channels, package.labels.num_classes, args.conditioning, len(package.modalities), config).to(ctx.device)
+    denoiser = LatentDenoiser(package.latent_channels, package.labels.num_classes, args.conditioning, len(package.modalities),
+                              config, priors=package.label_aware).to(ctx.device)
     ema = copy.deepcopy(denoiser).eval()
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=args.lr, weight_decay=0.0)
     ckpt_dir = Path(args.checkpoint_dir or f"{args.out}.checkpoint")

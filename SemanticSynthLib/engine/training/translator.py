@@ -31,8 +31,9 @@ from ..precision import autocast, bf16_training_safe, encode_latent
 from ..progress import Progress
 from ..schedule import ddpm, default_schedule
 from ..translation.fields import integrate_velocity, warp
+from ..packing import space_to_depth
 from ..translation.networks import (SPATIAL_FACTOR, TranslationDenoiser, VelocityNet, default_translator_config,
-                                    default_velocity_config, space_to_depth)
+                                    default_velocity_config)
 from ..translation.pairs import list_pairs, load_pair
 from ..translation.translate import VELOCITY_MULTIPLE, translate_unit
 from .common import GuardedStep, TrainingLog, backward_step, command_line, log_losses

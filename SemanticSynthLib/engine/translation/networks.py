@@ -21,15 +21,6 @@ def default_translator_config() -> dict:
             "num_head_channels": 32, "norm_num_groups": 16, "source_embedding_channels": 16}
 
 
-def space_to_depth(image: torch.Tensor, factor: int) -> torch.Tensor:
-    """(B,1,X,Y,Z) -> (B,f^3,X/f,Y/f,Z/f): every source voxel kept, at latent resolution, so a sliding
-    window can crop latent and source alike."""
-    b, c, x, y, z = image.shape
-    f = factor
-    out = image.reshape(b, c, x // f, f, y // f, f, z // f, f).permute(0, 1, 3, 5, 7, 2, 4, 6)
-    return out.reshape(b, c * f ** 3, x // f, y // f, z // f)
-
-
 class TranslationDenoiser(nn.Module):
     """v-prediction for the target latent z_t given the source image (the intensity translator)."""
 

@@ -24,7 +24,8 @@ from ..progress import Progress
 from ..volume_kind import volume_kind
 from ..sampling import UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device
 from .fields import displacement_transform, field_image, resample_field
-from .networks import SPATIAL_FACTOR, TranslationDenoiser, VelocityNet, space_to_depth
+from ..packing import space_to_depth
+from .networks import SPATIAL_FACTOR, TranslationDenoiser, VelocityNet
 
 DEFAULT_TRANSLATOR = "brain-t1-to-t2like"
 VELOCITY_MULTIPLE = SPATIAL_FACTOR * 8  # half resolution, then three stride-2 levels

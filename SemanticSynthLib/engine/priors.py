@@ -1,0 +1,211 @@
+"""Intensity priors and tissue kinds per class: what the label-aware autoencoder and the diffusion condition see.
+
+A model conditions on *what a label is* (its tissue kind) and *how bright it should be* (its prior), not
+on the ids it happened to see in training, so every class of its label table generates.
+
+Where a class's prior comes from, in order:
+1. a user override (`--priors FILE`), in natural units: HU for CT, multiples of white matter for MRI;
+2. CT with `--phase`: the label table's reference HU for that contrast phase;
+3. the class's mean intensity measured on the training data (what the model learned on);
+4. CT: the reference HU for the training data's phase; MRI: a typical value for the tissue kind.
+
+Every class also gets a calibration range: the generated mean is checked against it after generation.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SynthError
+from .intensity import denormalize, normalize
+from .labels import LabelTable, normalized_name
+
+TISSUE_KINDS = ("background", "bone", "muscle", "fat", "lung", "gas", "vessel", "solid_organ", "hollow_organ",
+                "fluid", "brain", "other")
+CT_PHASES = ("non_contrast", "portal_venous")
+# Calibration tolerance around a measured training mean: CT in HU, MRI relative to the mean.
+CT_MEASURED_TOLERANCE_HU = 40.0
+MRI_MEASURED_TOLERANCE = 0.10
+# MRI classes never seen in training: a T1-typical brightness per kind, in multiples of white matter.
+MRI_KIND_RELATIVE = {"brain": 0.85, "fluid": 0.35, "fat": 1.2, "vessel": 0.6, "other": 0.6, "bone": 0.4}
+# Classes smaller than this (working voxels) are not checked: their mean is mostly partial volume.
+MIN_CHECKED_VOXELS = 30
+
+
+def kind_index(kind: str | None) -> int:
+    return TISSUE_KINDS.index(kind) if kind in TISSUE_KINDS else TISSUE_KINDS.index("other")
+
+
+def is_ct(norm: dict) -> bool:
+    return norm.get("units") == "HU"
+
+
+@dataclass
+class ClassPriors:
+    """Per class index (0 = background): prior in model units, tissue kind, calibration range, source."""
+
+    unit: np.ndarray
+    kind: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    source: list[str]
+
+    def paint(self, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Prior image (model units) and kind image for a class-index map."""
+        return self.unit[classes].astype(np.float32), self.kind[classes].astype(np.float32)
+
+    def guide(self, classes: np.ndarray) -> np.ndarray:
+        """The decoder's label input: (2, X, Y, Z) = painted prior and kind index."""
+        prior, kind = self.paint(classes)
+        return np.stack([prior, kind])
+
+
+def measure_class_means(cases, num_classes: int) -> dict[int, dict]:
+    """Mean and std of every class's intensity (model units) over all labelled training cases."""
+    total = np.zeros(num_classes)
+    square = np.zeros(num_classes)
+    count = np.zeros(num_classes)
+    for case in cases:
+        if case.image is None or case.classes is None:
+            continue
+        c = case.classes.reshape(-1).astype(np.int64)
+        v = case.image.reshape(-1).astype(np.float64)
+        total += np.bincount(c, v, num_classes)
+        square += np.bincount(c, v * v, num_classes)
+        count += np.bincount(c, None, num_classes)
+    out = {}
+    for index in np.nonzero(count)[0]:
+        mean = total[index] / count[index]
+        out[int(index)] = {"mean": float(mean), "std": float(np.sqrt(max(square[index] / count[index] - mean ** 2, 0.0))),
+                           "voxels": int(count[index])}
+    return out
+
+
+def priors_metadata(table: LabelTable, measured: dict[int, dict], norm: dict, phase: str | None) -> dict:
+    """What a package records: measured means by label id (0 = background), seen ids, the data's phase,
+    and for MRI the white-matter reference that relative priors are multiples of."""
+    by_id = {"0" if index == 0 else str(table.labels[index - 1].id): stats for index, stats in measured.items()}
+    meta = {"measured": by_id, "seen_labels": sorted(int(k) for k in by_id if k != "0"), "phase": phase}
+    if not is_ct(norm):
+        wm = [str(lab.id) for lab in table.labels if "WM" in lab.name.split("_") and str(lab.id) in by_id]
+        if wm:
+            weights = np.array([by_id[i]["voxels"] for i in wm], float)
+            meta["reference"] = {"name": "white matter", "ids": [int(i) for i in wm],
+                                 "mean": float(np.average([by_id[i]["mean"] for i in wm], weights=weights))}
+    return meta
+
+
+def load_overrides(path: str | Path | None, table: LabelTable) -> dict[int, dict]:
+    """A JSON object: label id or name -> a number or {"mean": x, "range": [lo, hi]}, in natural units."""
+    if not path:
+        return {}
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SynthError(f"cannot read priors file {path}: {exc.__class__.__name__}; give a JSON object of label -> mean") from None
+    if not isinstance(raw, dict):
+        raise SynthError(f"priors file {path} must be a JSON object of label id or name -> mean")
+    by_name = table.id_by_name()
+    out = {}
+    for key, value in raw.items():
+        label_id = int(key) if str(key).isdigit() else by_name.get(normalized_name(str(key)))
+        if label_id is None or label_id not in {lab.id for lab in table.labels}:
+            raise SynthError(f"priors file {path}: '{key}' is not a label of the model; use its ids or names")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value):
+            value = {"mean": float(value)}
+        ok = isinstance(value, dict) and isinstance(value.get("mean"), (int, float)) and np.isfinite(value["mean"])
+        rng = value.get("range") if isinstance(value, dict) else None
+        ok = ok and (rng is None or (isinstance(rng, list) and len(rng) == 2 and all(isinstance(r, (int, float)) for r in rng)
+                                     and rng[0] <= value["mean"] <= rng[1]))
+        if not ok:
+            raise SynthError(f"priors file {path}: the value for '{key}' must be a number or "
+                             "{\"mean\": x, \"range\": [lo, hi]} with lo <= x <= hi")
+        out[label_id] = value
+    return out
+
+
+def class_priors(table: LabelTable, norm: dict, meta: dict, phase: str | None = None,
+                 overrides: dict[int, dict] | None = None) -> ClassPriors:
+    """Priors for every class of the table (see the module docstring for the order)."""
+    if phase is not None and phase not in CT_PHASES:
+        raise SynthError(f"unknown --phase {phase}; choose one of {', '.join(CT_PHASES)}")
+    if phase is not None and not is_ct(norm):
+        raise SynthError("--phase applies to CT models only; leave it out for MRI")
+    overrides = overrides or {}
+    measured = meta.get("measured", {})
+    ct = is_ct(norm)
+    reference = meta.get("reference", {}).get("mean", 1.0)  # MRI: white matter's mean in model units
+
+    def to_unit(natural: float) -> float:
+        return float(normalize(np.array([natural]), norm)[0]) if ct else float(natural) * reference
+
+    def to_natural(unit: float) -> float:
+        return float(denormalize(np.array([unit]), norm)[0]) if ct else float(unit) / reference
+
+    def measured_range(mean_unit: float) -> tuple[float, float]:
+        natural = to_natural(mean_unit)
+        if ct:
+            return natural - CT_MEASURED_TOLERANCE_HU, natural + CT_MEASURED_TOLERANCE_HU
+        return natural * (1 - MRI_MEASURED_TOLERANCE), natural * (1 + MRI_MEASURED_TOLERANCE)
+
+    n = table.num_classes
+    unit, kind, low, high = np.zeros(n, np.float32), np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
+    source = ["background"] * n
+    background = measured.get("0", {}).get("mean", 0.0)
+    unit[0], low[0], high[0] = background, -np.inf, np.inf
+    for index, lab in enumerate(table.labels, start=1):
+        kind[index] = kind_index(lab.kind)
+        ref = (lab.prior or {}).get(phase or meta.get("phase") or CT_PHASES[1]) if ct else None
+        if lab.id in overrides:
+            o = overrides[lab.id]
+            value, rng, src = o["mean"], o.get("range"), "override"
+            if rng is None:
+                rng = measured_range(to_unit(value))
+        elif ct and phase and ref:
+            value, rng, src = ref["mean"], ref["range"], f"reference:{phase}"
+        elif str(lab.id) in measured:
+            value = to_natural(measured[str(lab.id)]["mean"])
+            rng, src = measured_range(measured[str(lab.id)]["mean"]), "measured"
+        elif ct and ref:
+            value, rng, src = ref["mean"], ref["range"], f"reference:{meta.get('phase') or CT_PHASES[1]}"
+        elif not ct:
+            value = MRI_KIND_RELATIVE.get(lab.kind or "other", 0.6)
+            rng, src = (value * (1 - 2 * MRI_MEASURED_TOLERANCE), value * (1 + 2 * MRI_MEASURED_TOLERANCE)), "kind"
+        else:
+            raise SynthError(f"label {lab.id} ({lab.name}) has no prior and was not in the training data; "
+                             "add a prior to the label table or pass --priors")
+        unit[index] = to_unit(value)
+        low[index], high[index] = float(min(rng)), float(max(rng))
+        source[index] = src
+    return ClassPriors(unit, kind, low, high, source)
+
+
+def calibration_check(values_natural: np.ndarray, classes: np.ndarray, table: LabelTable, priors: ClassPriors,
+                      norm: dict) -> list[dict]:
+    """Labels whose generated mean falls outside the prior's range (natural units), as MAISI checks organ HU."""
+    ct = is_ct(norm)
+    reference = None
+    if not ct:
+        wm = [i for i, lab in enumerate(table.labels, start=1) if "WM" in lab.name.split("_")]
+        mask = np.isin(classes, wm)
+        reference = float(values_natural[mask].mean()) if mask.sum() >= MIN_CHECKED_VOXELS else None
+        if reference is None or reference <= 0:
+            return []
+    flat = classes.reshape(-1)
+    sums = np.bincount(flat, values_natural.reshape(-1).astype(np.float64), table.num_classes)
+    counts = np.bincount(flat, None, table.num_classes)
+    flagged = []
+    for index in np.nonzero(counts >= MIN_CHECKED_VOXELS)[0]:
+        if index == 0:
+            continue
+        mean = sums[index] / counts[index]
+        value = mean if ct else mean / reference
+        if not priors.low[index] <= value <= priors.high[index]:
+            lab = table.labels[index - 1]
+            flagged.append({"id": lab.id, "name": lab.name, "mean": round(float(value), 3),
+                            "range": [round(float(priors.low[index]), 3), round(float(priors.high[index]), 3)],
+                            "units": "HU" if ct else "x white matter", "prior_source": priors.source[index]})
+    return flagged

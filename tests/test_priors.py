@@ -1,0 +1,146 @@
+"""Issue 9: the label-aware decoder, intensity priors and kinds, the whole vocabulary, edges, calibration."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from SemanticSynthLib.engine.generate import generate_volume
+from SemanticSynthLib.engine.geometry import extend_edges, resample_labels, working_grid
+from SemanticSynthLib.engine.intensity import ct_normalization, denormalize, normalize
+from SemanticSynthLib.engine.io import array_of
+from SemanticSynthLib.engine.label_autoencoder import LabelAwareVQVAE
+from SemanticSynthLib.engine.labels import LabelTable
+from SemanticSynthLib.engine.networks import label_autoencoder_config
+from SemanticSynthLib.engine.package import load_package
+from SemanticSynthLib.engine.priors import (TISSUE_KINDS, calibration_check, class_priors, load_overrides,
+                                            priors_metadata)
+from SemanticSynthLib.errors import SynthError
+
+
+def _ct_table():
+    return LabelTable.builtin("totalseg_v2")
+
+
+def test_every_builtin_label_has_a_kind_and_ct_priors_for_both_phases():
+    for name in ("totalseg_v2", "amos", "muse"):
+        for lab in LabelTable.builtin(name).labels:
+            assert lab.kind in TISSUE_KINDS[1:], (name, lab.name, lab.kind)
+            if name != "muse":
+                for phase in ("non_contrast", "portal_venous"):
+                    p = lab.prior[phase]
+                    assert p["range"][0] <= p["mean"] <= p["range"][1], (lab.name, phase)
+
+
+def test_ct_priors_invert_to_the_reference_hu():
+    table, norm = _ct_table(), ct_normalization()
+    priors = class_priors(table, norm, {"measured": {}, "phase": "non_contrast"}, phase="portal_venous")
+    hu = denormalize(priors.unit, norm)
+    for index, lab in enumerate(table.labels, start=1):
+        assert abs(hu[index] - lab.prior["portal_venous"]["mean"]) < 0.5, lab.name
+        assert priors.source[index] == "reference:portal_venous"
+    liver = table.id_by_name()["liver"]
+    measured = {str(liver): {"mean": float(normalize(np.array([61.0]), norm)[0]), "std": 0.01, "voxels": 100}}
+    default = class_priors(table, norm, {"measured": measured, "phase": "non_contrast"})
+    liver_index = [lab.id for lab in table.labels].index(liver) + 1
+    assert abs(denormalize(default.unit, norm)[liver_index] - 61.0) < 0.5  # the training data's own mean
+    assert default.source[liver_index] == "measured"
+    # An unseen class gets the reference of the training data's phase.
+    aorta_index = [lab.name for lab in table.labels].index("aorta") + 1
+    assert abs(denormalize(default.unit, norm)[aorta_index] - table.labels[aorta_index - 1].prior["non_contrast"]["mean"]) < 0.5
+
+
+def test_mri_priors_are_multiples_of_white_matter(tmp_path):
+    table = LabelTable.builtin("muse")
+    wm = [lab for lab in table.labels if "WM" in lab.name.split("_")]
+    index_of = {lab.id: i for i, lab in enumerate(table.labels, start=1)}
+    measured = {index_of[wm[0].id]: {"mean": 0.5, "std": 0.02, "voxels": 1000}, 0: {"mean": 0.05, "std": 0.01, "voxels": 9}}
+    meta = priors_metadata(table, measured, {"kind": "percentile_scale", "units": "scanner"}, None)
+    assert meta["reference"]["mean"] == pytest.approx(0.5)
+    overrides_file = tmp_path / "priors.json"
+    overrides_file.write_text(json.dumps({"CortCSF": 0.4}))
+    priors = class_priors(table, {"kind": "percentile_scale", "units": "scanner"}, meta,
+                          overrides=load_overrides(overrides_file, table))
+    csf = index_of[table.id_by_name()["cortcsf"]]
+    assert priors.unit[csf] == pytest.approx(0.2)  # 0.4 x white matter's 0.5
+    assert priors.source[csf] == "override"
+    with pytest.raises(SynthError, match="--phase applies to CT"):
+        class_priors(table, {"kind": "percentile_scale", "units": "scanner"}, meta, phase="portal_venous")
+    overrides_file.write_text(json.dumps({"no_such_region": 1.0}))
+    with pytest.raises(SynthError, match="not a label of the model"):
+        load_overrides(overrides_file, table)
+
+
+def test_calibration_flags_a_deliberately_wrong_prior(tmp_path):
+    table, norm = _ct_table(), ct_normalization()
+    priors = class_priors(table, norm, {"measured": {}, "phase": "non_contrast"}, phase="non_contrast")
+    classes = np.zeros((20, 20, 20), np.int64)
+    liver = [lab.name for lab in table.labels].index("liver") + 1
+    spleen = [lab.name for lab in table.labels].index("spleen") + 1
+    classes[:10], classes[10:] = liver, spleen
+    values = denormalize(priors.paint(classes)[0], norm)
+    assert calibration_check(values, classes, table, priors, norm) == []  # the priors themselves pass
+    overrides_file = tmp_path / "wrong.json"
+    overrides_file.write_text(json.dumps({"liver": {"mean": -900, "range": [-950, -850]}}))
+    wrong = class_priors(table, norm, {"measured": {}, "phase": "non_contrast"}, "non_contrast",
+                         load_overrides(overrides_file, table))
+    flagged = calibration_check(values, classes, table, wrong, norm)
+    assert [f["name"] for f in flagged] == ["liver"]
+    assert flagged[0]["range"] == [-950, -850] and flagged[0]["units"] == "HU"
+
+
+def _random_head(model: LabelAwareVQVAE) -> LabelAwareVQVAE:
+    # The modulation starts at zero (identity) by design; randomise it so the labels act as trained ones would.
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.modulation.gamma_beta.weight, std=0.3)
+    return model.eval()
+
+
+def test_decoder_output_follows_the_labels_locally():
+    config = label_autoencoder_config()
+    model = _random_head(LabelAwareVQVAE(config["vqvae"], config["head_channels"], config["guide_hidden"],
+                                         config["kind_embedding"]))
+    latent = torch.randn(1, config["vqvae"]["embedding_dim"], 8, 8, 8)
+    guide = torch.zeros(1, 2, 32, 32, 32)
+    guide[:, 0] = 0.3
+    guide[:, 1] = TISSUE_KINDS.index("brain")
+    changed = guide.clone()
+    changed[:, 0, 12:18, 12:18, 12:18] = 0.8
+    changed[:, 1, 12:18, 12:18, 12:18] = TISSUE_KINDS.index("fluid")
+    with torch.no_grad():
+        quantized, _ = model.quantize(latent)
+        a = model.decode(quantized, guide)[0, 0]
+        b = model.decode(quantized, changed)[0, 0]
+    diff = (a - b).abs()
+    assert diff[12:18, 12:18, 12:18].min() > 0.1  # the region follows its new label
+    near = torch.zeros_like(diff, dtype=torch.bool)
+    near[10:20, 10:20, 10:20] = True  # the guide's receptive field in the head is 2 voxels
+    assert diff[~near].max() == 0.0  # and nothing changes away from it
+
+
+def test_edge_labels_are_replicated_into_the_working_grid():
+    labels = sitk.GetImageFromArray(np.arange(1, 6, dtype=np.uint8).repeat(100).reshape(5, 10, 10))  # z = 5 slices
+    labels.SetSpacing((1.0, 1.0, 3.0))
+    grid = working_grid(labels, (1.0, 1.0, 1.0), 16)  # 16 working slices over 15 mm: one past the far edge
+    plain = array_of(resample_labels(labels, grid))
+    extended = array_of(resample_labels(extend_edges(labels, grid), grid))
+    assert (plain[:10, :10, -1] == 0).all()  # background past the edge, as before
+    assert (extended[..., -1] == 5).all()  # the last slice's labels instead, also past the x and y edges
+    assert np.array_equal(plain[:10, :10, :15], extended[:10, :10, :15])  # the inside is untouched
+
+
+def test_an_unseen_class_of_the_table_generates(tiny_model, tiny_labels):
+    package = load_package(tiny_model)
+    assert package.label_aware and package.labels.num_classes == len(LabelTable.builtin("muse").labels) + 1
+    seen = set(package.metadata["priors"]["seen_labels"])
+    unseen = next(lab.id for lab in package.labels.labels if lab.id not in seen)
+    ids = sitk.GetArrayFromImage(tiny_labels).copy()
+    ids[10:20, 10:20, 10:20] = unseen
+    labels = sitk.GetImageFromArray(ids)
+    labels.CopyInformation(tiny_labels)
+    out = generate_volume(package, labels, steps=2, seed=0)
+    assert unseen in json.loads(out.GetMetaData("SemanticSynth_unseen_labels"))
+    assert np.isfinite(sitk.GetArrayFromImage(out)).all()
