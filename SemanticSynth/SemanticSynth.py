@@ -2,28 +2,38 @@
 or a volume in, a translated volume and its displacement field (a grid transform) out.
 
 Only this file touches Qt and slicer.app. All work is done by SemanticSynthLib (engine in a child process,
-MRML bridge and GUI-free logic), which is tested on plain CPython with slicer-core.
+MRML bridge and GUI-free logic), which is tested on plain CPython with slicer-core; this file is tested there
+too, with only the Qt/application layer replaced (Testing/fake_slicer_app.py).
 """
-import os
+import logging
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import qt
+import vtk
+
 import slicer
+from slicer import vtkMRMLGridTransformNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
-from MRMLCorePython import vtkMRMLGridTransformNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
-from SemanticSynthLib.logic import GenerationLogic
-from SemanticSynthLib.translation import DEFAULT_TRANSLATOR, TranslationLogic, carry_segmentation
+MODULE_DIR = Path(__file__).resolve().parent
+try:
+    import SemanticSynthLib  # noqa: F401  (the built extension installs it beside this file)
+except ImportError:  # a source checkout: the library is the sibling folder of SemanticSynth/
+    sys.path.append(str(MODULE_DIR.parent))
 
-LOAD_MODEL_FOLDER = "Load model folder…"
-MODULE_DIR = os.path.dirname(__file__)
-# Floors of what the engine needs; torch comes through the PyTorch extension.
-PIP_REQUIREMENTS = ["monai>=1.5", "safetensors>=0.4", "nibabel>=5.0", "tqdm>=4.60", "einops>=0.6"]
+from SemanticSynthLib import dependencies  # noqa: E402
+from SemanticSynthLib.errors import SynthError  # noqa: E402
+from SemanticSynthLib.logic import GenerationLogic  # noqa: E402
+from SemanticSynthLib.translation import DEFAULT_TRANSLATOR, TranslationLogic, carry_segmentation  # noqa: E402
+
+SAMPLE_FILE = MODULE_DIR / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz"
 
 
 class SemanticSynth(ScriptedLoadableModule):
@@ -42,22 +52,28 @@ class SemanticSynth(ScriptedLoadableModule):
         slicer.app.connect("startupCompleted()", registerSampleData)
 
 
+def sampleDataSource() -> dict:
+    """Arguments of SampleDataLogic.registerCustomSampleDataSource for the bundled sample segmentation."""
+    return {"category": "SemanticSynth", "sampleName": "SemanticSynthAbdomenLabels",
+            "thumbnailFileName": str(MODULE_DIR / "Resources" / "Icons" / "SemanticSynth.png"),
+            "uris": SAMPLE_FILE.as_uri(),  # file:///C:/... on Windows, file:///... elsewhere
+            "fileNames": "abdomen_ct_totalseg_labels.seg.nii.gz", "nodeNames": "Abdomen labels",
+            "loadFileType": "SegmentationFile"}
+
+
 def registerSampleData():
     """The bundled sample segmentation (TotalSegmentator labels of an abdominal CT) in the Sample Data module."""
     import SampleData
 
-    sample = os.path.join(MODULE_DIR, "Resources", "Samples", "abdomen_ct_totalseg_labels.nii.gz")
-    SampleData.SampleDataLogic.registerCustomSampleDataSource(
-        category="SemanticSynth", sampleName="SemanticSynthAbdomenLabels",
-        thumbnailFileName=os.path.join(MODULE_DIR, "Resources", "Icons", "SemanticSynth.png"),
-        uris="file://" + sample, fileNames="abdomen_ct_totalseg_labels.seg.nii.gz", nodeNames="Abdomen labels",
-        loadFileType="SegmentationFile")
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(**sampleDataSource())
 
 
 @parameterNodeWrapper
 class SemanticSynthParameterNode:
     segmentation: vtkMRMLSegmentationNode
     referenceVolume: vtkMRMLScalarVolumeNode
+    # model and translator are not bound in the .ui: their combo boxes also hold loaded folders, which no
+    # Choice can list, so the Widget syncs them itself (_syncModelChoices).
     model: str = "abdomen-ct"
     modality: Annotated[str, Choice(["ct", "mri"])] = "ct"
     steps: Annotated[int, WithinRange(1, 1000)] = 20
@@ -71,19 +87,113 @@ class SemanticSynthParameterNode:
     translationField: vtkMRMLGridTransformNode
 
 
+def _oneLine(exc: Exception) -> str:
+    """A user-facing line: SynthError messages as they are, anything else with its type (a bug to report)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text if isinstance(exc, SynthError) else f"{exc.__class__.__name__}: {text}".rstrip(": ")
+
+
+class EngineTask:
+    """One button with its own engine job, progress bar, status line and timer: Generate and Translate each have
+    one, so neither cancels the other. The button turns into Cancel while the job runs."""
+
+    def __init__(self, button, progressBar, statusLabel, start, done):
+        self.button, self.progressBar, self.statusLabel = button, progressBar, statusLabel
+        self.start, self.done = start, done  # start() -> job or None; done(job.result_node) -> output name
+        self.idleText, self.job = button.text, None
+        self.note = ""  # kept under every status line, e.g. the segments the model does not know
+        self.timer = qt.QTimer()
+        self.timer.setInterval(200)
+        self.timer.connect("timeout()", self.poll)
+        button.connect("clicked(bool)", self.onClicked)
+
+    def onClicked(self):
+        if self.job is not None:
+            self.cancel()
+            return
+        try:
+            job = self.start()
+        except Exception as exc:
+            self._fail(exc)
+            return
+        if job is None:
+            return
+        self.job, self.note = job, ""
+        self.button.text = _("Cancel")
+        self.progressBar.value = 0
+        self.setStatus(_("Starting…"))
+        self.timer.start()
+
+    def cancel(self):
+        """End the job, if one runs, and its timer."""
+        job = self._end()
+        if job is not None:
+            job.cancel()
+            self.setStatus(_("Cancelled."))
+
+    def poll(self):
+        try:
+            self._poll()
+        except Exception as exc:  # a bug: end the job once with one message, not on every tick
+            self._fail(exc)
+
+    def _poll(self):
+        unmatched = getattr(self.job, "unmatched_segments", None)
+        if unmatched:
+            self.note = _("Not used (unknown to the model): ") + ", ".join(unmatched)
+        record = self.job.last_progress
+        if record.get("total"):
+            self.progressBar.value = int(100 * record.get("fraction", 0))
+            eta = record.get("eta_s")
+            self.setStatus(f"{record.get('stage', '')} {record.get('step')}/{record.get('total')}{record.get('unit', '')}"
+                           + (_(", {seconds} s left").format(seconds=f"{eta:.0f}") if eta is not None else ""))
+        if not self.job.poll():
+            return
+        job = self._end()
+        if job.error == "cancelled":
+            self.setStatus(_("Cancelled."))
+        elif job.error:
+            self.setStatus(_("Failed: ") + job.error)
+            slicer.util.errorDisplay(job.error)
+        else:
+            self.progressBar.value = 100
+            self.setStatus(_("Done: ") + self.done(job.result_node))
+
+    def _fail(self, exc):
+        logging.error("SemanticSynth: %s", exc, exc_info=not isinstance(exc, SynthError))
+        job = self._end()
+        try:
+            if job is not None:
+                job.cancel()
+        except Exception:
+            logging.exception("SemanticSynth: cancelling after an error failed")
+        self.setStatus(_("Failed: ") + _oneLine(exc))
+        slicer.util.errorDisplay(_oneLine(exc))
+
+    def _end(self):
+        job, self.job, self.button.text = self.job, None, self.idleText
+        self.timer.stop()
+        return job
+
+    def setStatus(self, text):
+        self.statusLabel.text = text + ("\n" + self.note if self.note else "")
+
+
 class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     """Wires the UI to the Logic: no computation here."""
+
+    # parameter -> (combo box, logic class): unbound in the .ui, synced by _syncModelChoices
+    MODEL_FIELDS = {"model": ("modelComboBox", GenerationLogic), "translator": ("translatorComboBox", TranslationLogic)}
 
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
         self._parameterNode = None
-        self._job = None
-        self._jobButton = None
-        self._timer = qt.QTimer()
-        self._timer.setInterval(200)
-        self._timer.connect("timeout()", self.onPoll)
+        self._parameterNodeGuiTag = None
+        self._updatingModelChoices = False
+        self._loadedFolders = {"model": [], "translator": []}
+        self.tasks = {}
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -92,12 +202,15 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = SemanticSynthLogic()
-        self.ui.modelComboBox.addItems(GenerationLogic.available_models() + [LOAD_MODEL_FOLDER])
-        self.ui.modelComboBox.connect("activated(int)", lambda i: self.onModelChosen(self.ui.modelComboBox, "model", i))
-        self.ui.translatorComboBox.addItems(TranslationLogic.available_models() + [LOAD_MODEL_FOLDER])
-        self.ui.translatorComboBox.connect("activated(int)", lambda i: self.onModelChosen(self.ui.translatorComboBox, "translator", i))
-        self.ui.generateButton.connect("clicked(bool)", self.onGenerateOrCancel)
-        self.ui.translateButton.connect("clicked(bool)", self.onTranslateOrCancel)
+        self.tasks = {
+            "generate": EngineTask(self.ui.generateButton, self.ui.generateProgressBar, self.ui.generateStatusLabel,
+                                   self.startGeneration, self.generationDone),
+            "translate": EngineTask(self.ui.translateButton, self.ui.translateProgressBar, self.ui.translateStatusLabel,
+                                    self.startTranslation, self.translationDone)}
+        for field, (comboName, _logic) in self.MODEL_FIELDS.items():
+            getattr(self.ui, comboName).connect("currentIndexChanged(int)", lambda _i, f=field: self.onModelComboChanged(f))
+        self.ui.loadModelButton.connect("clicked(bool)", lambda: self.onLoadModelFolder("model"))
+        self.ui.loadTranslatorButton.connect("clicked(bool)", lambda: self.onLoadModelFolder("translator"))
         self.ui.carryButton.connect("clicked(bool)", self.onCarry)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -105,11 +218,17 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self):
         self.removeObservers()
-        if self._job is not None:
-            self._job.cancel()
+        for task in self.tasks.values():
+            task.cancel()
 
     def enter(self):
         self.initializeParameterNode()
+
+    def exit(self):
+        if self._parameterNode and self._parameterNodeGuiTag is not None:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
 
     def onSceneStartClose(self, caller, event):
         self.setParameterNode(None)
@@ -124,98 +243,96 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.segmentation = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLSegmentationNode")
 
     def setParameterNode(self, inputParameterNode):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        self.exit()
         self._parameterNode = inputParameterNode
         if self._parameterNode:
             self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+            self._onParameterNodeModified()
 
-    def onModelChosen(self, comboBox, parameter, index):
-        if comboBox.itemText(index) != LOAD_MODEL_FOLDER:
+    def _onParameterNodeModified(self, caller=None, event=None):
+        self._syncModelChoices()
+        p = self._parameterNode
+        if p is None:
             return
-        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Choose a model package folder"))
-        if folder:
-            comboBox.insertItem(index, folder)
-            comboBox.setCurrentIndex(index)
-            setattr(self._parameterNode, parameter, folder)
+        self.ui.generateButton.enabled = bool(p.segmentation) or self.tasks["generate"].job is not None
+        self.ui.translateButton.enabled = bool(p.translateSource) or self.tasks["translate"].job is not None
+        self.ui.carryButton.enabled = bool(p.carrySegmentation and p.translationField)
 
-    def _cancelRunning(self) -> bool:
-        if self._job is None:
-            return False
-        self._job.cancel()
-        self._setStatus(_("Cancelled."))
-        self._finish()
-        return True
-
-    def _run(self, button, start):
-        """Start a job (generation or translation) with its button turned into Cancel."""
-        if self._job is not None or not self.logic.ensureDependencies():
+    def _syncModelChoices(self):
+        """Parameter -> combo box: the models found, loaded folders, and the parameter's value, selected."""
+        if self._parameterNode is None or self._updatingModelChoices:
             return
+        self._updatingModelChoices = True
         try:
-            self._job = start()
-        except Exception as exc:
-            slicer.util.errorDisplay(str(exc))
-            return
-        self._jobButton, self._jobButtonText = button, button.text
-        button.text = _("Cancel")
-        self.ui.progressBar.value = 0
-        self._timer.start()
+            for field, (comboName, logicClass) in self.MODEL_FIELDS.items():
+                combo, value = getattr(self.ui, comboName), getattr(self._parameterNode, field)
+                names = logicClass.available_models() + self._loadedFolders[field]
+                names += [value] if value and value not in names else []
+                if [combo.itemText(i) for i in range(combo.count)] != names:
+                    combo.clear()
+                    combo.addItems(names)
+                combo.currentIndex = names.index(value) if value in names else -1
+        finally:
+            self._updatingModelChoices = False
 
-    def onGenerateOrCancel(self):
-        if self._cancelRunning():
+    def onModelComboChanged(self, field):
+        """Combo box -> parameter."""
+        if self._updatingModelChoices or self._parameterNode is None:
             return
-        p = self._parameterNode
-        self._run(self.ui.generateButton, lambda: self.logic.start(
-            p.segmentation, model=p.model, modality=p.modality, steps=p.steps, seed=p.seed,
-            reference_volume_node=p.referenceVolume, output_node=p.outputVolume))
-        if self._job is not None and self._job.unmatched_segments:
-            self._setStatus(_("Not used (unknown to the model): ") + ", ".join(self._job.unmatched_segments))
+        text = getattr(self.ui, self.MODEL_FIELDS[field][0]).currentText
+        if text:
+            setattr(self._parameterNode, field, text)
 
-    def onTranslateOrCancel(self):
-        if self._cancelRunning():
+    def onLoadModelFolder(self, field):
+        folder = qt.QFileDialog.getExistingDirectory(slicer.util.mainWindow(), _("Choose a model package folder"))
+        if not folder:
             return
+        try:  # a package of the kind the field needs (generator or translator)
+            (self.logic.model_info if field == "model" else self.logic.translation.model_info)(folder)
+        except SynthError as exc:
+            slicer.util.errorDisplay(_oneLine(exc))
+            return
+        if folder not in self._loadedFolders[field]:
+            self._loadedFolders[field].append(folder)
+        setattr(self._parameterNode, field, folder)
+
+    def startGeneration(self):
         p = self._parameterNode
-        self._run(self.ui.translateButton, lambda: self.logic.startTranslation(
-            p.translateSource, model=p.translator, steps=p.translateSteps, seed=p.seed, deform=p.deform))
+        if not p.segmentation:
+            raise SynthError(_("choose a segmentation to generate from"))
+        if not self.logic.ensureDependencies():
+            return None
+        return self.logic.start(p.segmentation, model=p.model, modality=p.modality, steps=p.steps, seed=p.seed,
+                                reference_volume_node=p.referenceVolume, output_node=p.outputVolume)
+
+    def generationDone(self, node):
+        self._parameterNode.outputVolume = node
+        slicer.util.setSliceViewerLayers(background=node, fit=True)
+        return node.GetName()
+
+    def startTranslation(self):
+        p = self._parameterNode
+        if not p.translateSource:
+            raise SynthError(_("choose a source volume to translate"))
+        if not self.logic.ensureDependencies():
+            return None
+        return self.logic.startTranslation(p.translateSource, model=p.translator, steps=p.translateSteps, seed=p.seed,
+                                           deform=p.deform)
+
+    def translationDone(self, nodes):
+        volume, self._parameterNode.translationField = nodes
+        slicer.util.setSliceViewerLayers(background=volume, fit=True)
+        return volume.GetName()
 
     def onCarry(self):
         p = self._parameterNode
-        with slicer.util.tryWithErrorDisplay(_("Carrying the segmentation failed."), waitCursor=True):
+        try:
             node = self.logic.carrySegmentation(p.carrySegmentation, p.translationField)
-            self._setStatus(_("Carried: ") + node.GetName())
-
-    def onPoll(self):
-        record = self._job.last_progress
-        if record.get("total"):
-            self.ui.progressBar.value = int(100 * record.get("fraction", 0))
-            eta = record.get("eta_s")
-            self._setStatus(f"{record.get('stage', '')} {record.get('step')}/{record.get('total')}"
-                            + (f", {eta:.0f} s left" if eta is not None else ""))
-        if not self._job.poll():
+        except Exception as exc:
+            slicer.util.errorDisplay(_oneLine(exc))
             return
-        if self._job.error and self._job.error != "cancelled":
-            self._setStatus(_("Failed: ") + self._job.error)
-            slicer.util.errorDisplay(self._job.error)
-        elif self._job.result_node is not None:
-            node = self._job.result_node
-            if isinstance(node, tuple):  # translation: (volume, field)
-                node, self._parameterNode.translationField = node
-            else:
-                self._parameterNode.outputVolume = node
-            slicer.util.setSliceViewerLayers(background=node, fit=True)
-            self._setStatus(_("Done: ") + node.GetName())
-            self.ui.progressBar.value = 100
-        self._finish()
-
-    def _finish(self):
-        self._timer.stop()
-        self._job = None
-        if self._jobButton is not None:
-            self._jobButton.text = self._jobButtonText
-            self._jobButton = None
-
-    def _setStatus(self, text):
-        self.ui.statusLabel.text = text
+        self.ui.translateStatusLabel.text = _("Carried: ") + node.GetName()
 
 
 class SemanticSynthLogic(ScriptedLoadableModuleLogic, GenerationLogic):
@@ -247,35 +364,16 @@ class SemanticSynthLogic(ScriptedLoadableModuleLogic, GenerationLogic):
         return SemanticSynthParameterNode(super().getParameterNode())
 
     def ensureDependencies(self, ask=True) -> bool:
-        """Install torch (PyTorch extension) and the engine's packages on first use, after asking."""
-        missing = [name for name in ("torch", "monai", "safetensors", "nibabel", "tqdm", "einops") if not _importable(name)]
-        if not missing:
-            return True
-        if ask and not slicer.util.confirmOkCancelDisplay(
-                _("SemanticSynth needs these Python packages: ") + ", ".join(missing) + _(". Install them now?")):
+        """Install what the engine needs on first use, after asking (see SemanticSynthLib.dependencies)."""
+        try:
+            return dependencies.ensure(confirm=slicer.util.confirmOkCancelDisplay if ask else None)
+        except SynthError as exc:
+            slicer.util.errorDisplay(str(exc))
             return False
-        if "torch" in missing:
-            try:
-                import PyTorchUtils
-            except ImportError:
-                slicer.util.errorDisplay(_("Install the PyTorch extension from the Extensions Manager first."))
-                return False
-            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
-                slicer.util.errorDisplay(_("PyTorch could not be installed."))
-                return False
-        with slicer.util.tryWithErrorDisplay(_("Installing Python packages failed."), waitCursor=True):
-            slicer.util.pip_install(" ".join(f'"{r}"' for r in PIP_REQUIREMENTS))
-        return True
-
-
-def _importable(name):
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
 
 
 class SemanticSynthTest(ScriptedLoadableModuleTest):
-    """In-Slicer self-test: the Logic on the bundled sample segmentation with the bundled CT model."""
+    """In-Slicer self-test (registered with CTest): the Logic on the bundled sample with the bundled CT model."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()

@@ -1,10 +1,13 @@
 """One engine run in a child process, seen from the scene: progress, cancel, and nodes only on success."""
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import threading
 from pathlib import Path
 
+from . import model_store
 from .errors import SynthError
 from .process import EngineProcess
 
@@ -17,6 +20,8 @@ class EngineJob:
     temporary folder is removed in every case.
     """
 
+    module = "SemanticSynthLib"
+
     def __init__(self, logic_args: dict, workdir: Path, on_progress):
         self.args, self.workdir = logic_args, workdir
         self.last_progress: dict = {}
@@ -24,7 +29,7 @@ class EngineJob:
         self._lock = threading.Lock()
         self.result_node = None
         self.error: str | None = None
-        self.process = EngineProcess(self._command(), self._progress)
+        self.process = EngineProcess(self._command(), self._progress, module=self.module)
 
     def _command(self) -> list[str]:
         raise NotImplementedError
@@ -87,3 +92,91 @@ class EngineJob:
 
     def _cleanup(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class DownloadJob(EngineJob):
+    """Downloads a manifest model into the user cache in a child process (`python -m SemanticSynthLib.model_store
+    fetch`), so that Cancel can end it like any engine run; result_node is the package folder. The staging
+    folder lies in the cache and is removed in every case, so a cancelled download leaves nothing partial."""
+
+    module = "SemanticSynthLib.model_store"
+
+    def __init__(self, name: str, on_progress=None, cache: Path | None = None):
+        cache = Path(cache or model_store.cache_dir())
+        cache.mkdir(parents=True, exist_ok=True)
+        super().__init__({"name": name, "cache": cache}, Path(tempfile.mkdtemp(prefix=".partial-", dir=cache)), on_progress)
+        self.process.env["SEMANTICSYNTH_CACHE"] = str(cache)
+        if os.environ.get("SEMANTICSYNTH_MODEL_MANIFEST"):
+            self.process.env["SEMANTICSYNTH_MODEL_MANIFEST"] = os.environ["SEMANTICSYNTH_MODEL_MANIFEST"]
+
+    def _command(self) -> list[str]:
+        return ["fetch", self.args["name"], "--workdir", str(self.workdir / "staging")]
+
+    def _import(self):
+        path = model_store.local_package(self.args["name"], cache=self.args["cache"])
+        if path is None:
+            raise SynthError(f"model '{self.args['name']}' was downloaded but is not in the cache; try again")
+        return path
+
+
+class ChainedJob:
+    """A job that first runs `first` (a DownloadJob) and then the job that `then(first's result)` starts.
+
+    It has the EngineJob interface (poll, wait, cancel, last_progress, result_node, error), so callers and the
+    Slicer widget treat it like the job it ends with; attributes of that job (unmatched_segments) show through."""
+
+    def __init__(self, first, then):
+        self.current, self._then, self._started_second = first, then, False
+        self.result_node = None
+        self.error: str | None = None
+
+    @property
+    def last_progress(self) -> dict:
+        return self.current.last_progress
+
+    @property
+    def running(self) -> bool:
+        return self.error is None and self.result_node is None
+
+    def __getattr__(self, name):
+        if name in ("current", "_then", "_started_second"):
+            raise AttributeError(name)
+        return getattr(self.current, name)
+
+    def poll(self) -> bool:
+        if not self.current.poll():
+            return False
+        if self.current.error:
+            self.error = self.current.error
+            return True
+        if not self._started_second:
+            self._started_second = True
+            try:
+                self.current = self._then(self.current.result_node)
+            except SynthError as exc:
+                self.error = str(exc)
+                return True
+            return False
+        self.result_node = self.current.result_node
+        return True
+
+    def wait(self):
+        import time
+
+        while not self.poll():
+            time.sleep(0.05)
+        if self.error:
+            raise SynthError(self.error)
+        return self.result_node
+
+    def cancel(self) -> None:
+        self.current.cancel()
+        self.error = "cancelled"
+
+
+def start_with_model(model: str | None, start, on_progress=None):
+    """start(model) at once when the package is here (a folder, bundled or cached); otherwise download it
+    first (a manifest name) and start with the downloaded folder: the returned job covers both."""
+    if model_store.needs_download(model):
+        return ChainedJob(DownloadJob(model, on_progress).start(), lambda path: start(str(path)))
+    return start(model)

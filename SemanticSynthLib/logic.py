@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, model_store
 from .engine.labels import LabelTable
-from .engine.package_metadata import bundled_models, read_metadata, resolve_model
+from .engine.package_metadata import bundled_models, read_metadata
 from .errors import SynthError
-from .jobs import EngineJob
+from .jobs import EngineJob, start_with_model
 from .scene import apply_window_level, export_label_map, ijk_to_ras_of, import_volume, link_output
 
 GEOMETRY_TOLERANCE_MM = 1e-4
@@ -62,11 +62,12 @@ class GenerationLogic:
 
     @staticmethod
     def available_models() -> list[str]:
-        return bundled_models("generator")
+        """Bundled generators and those of the model manifest (downloaded on first use)."""
+        return sorted(set(bundled_models("generator")) | set(model_store.available("generator")))
 
     @staticmethod
     def model_info(model: str | None, modality: str | None = None) -> dict:
-        path = resolve_model(model, modality)
+        path = model_store.resolve_local(model, modality)
         meta = read_metadata(path)
         if meta.get("kind") == "translator":
             raise SynthError(f"{path.name} is a translator; choose a generator model, or use Translate")
@@ -76,7 +77,13 @@ class GenerationLogic:
 
     def start(self, segmentation_node, model: str | None = None, modality: str | None = None, steps: int | None = None,
               seed: int = 0, reference_volume_node=None, output_node=None, on_progress=None,
-              device: str | None = None) -> GenerationJob:
+              device: str | None = None):
+        """A GenerationJob; for a manifest model not downloaded yet, a job that downloads it first."""
+        return start_with_model(model, lambda m: self._start(segmentation_node, m, modality, steps, seed, reference_volume_node,
+                                                             output_node, on_progress, device), on_progress)
+
+    def _start(self, segmentation_node, model, modality, steps, seed, reference_volume_node, output_node, on_progress,
+               device) -> GenerationJob:
         info = self.model_info(model, modality)
         meta = info["metadata"]
         modality = modality or meta["modalities"][0]

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import slicer
 
-from . import __version__
-from .engine.package_metadata import bundled_models, read_metadata, resolve_model
+from . import __version__, model_store
+from .engine.package_metadata import bundled_models, read_metadata
 from .errors import SynthError
-from .jobs import EngineJob
+from .jobs import EngineJob, start_with_model
 from .scene import (ATTRIBUTE_PREFIX, SOURCE_REFERENCE, apply_window_level, check_source_volume, export_volume,
                     ijk_to_ras_of, import_transform, import_volume, link_output)
 
@@ -77,19 +77,25 @@ class TranslationLogic:
 
     @staticmethod
     def available_models() -> list[str]:
-        return bundled_models("translator")
+        """Bundled translators and those of the model manifest (downloaded on first use)."""
+        return sorted(set(bundled_models("translator")) | set(model_store.available("translator")))
 
     @staticmethod
     def model_info(model: str | None) -> dict:
-        path = resolve_model(model or DEFAULT_TRANSLATOR)
+        path = model_store.resolve_local(model or DEFAULT_TRANSLATOR)
         meta = read_metadata(path)
         if meta.get("kind") != "translator":
             raise SynthError(f"{path.name} is a generator; choose a translator model")
         return {"path": path, "metadata": meta}
 
     def start(self, volume_node, model: str | None = None, steps: int | None = None, seed: int = 0, deform: bool = True,
-              on_progress=None, device: str | None = None) -> TranslationJob:
+              on_progress=None, device: str | None = None):
+        """A TranslationJob; for a manifest model not downloaded yet, a job that downloads it first."""
         check_source_volume(volume_node)
+        return start_with_model(model or DEFAULT_TRANSLATOR,
+                                lambda m: self._start(volume_node, m, steps, seed, deform, on_progress, device), on_progress)
+
+    def _start(self, volume_node, model, steps, seed, deform, on_progress, device) -> TranslationJob:
         info = self.model_info(model)
         workdir = Path(tempfile.mkdtemp(prefix="SemanticSynth-"))
         try:

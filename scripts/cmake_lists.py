@@ -2,6 +2,7 @@
 
 python scripts/cmake_lists.py        (Testing/test_extension_files.py checks the lists match the tree)
 """
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,10 +31,22 @@ def render(name: str, scripts, resources, with_subdir: bool) -> str:
     return "\n".join(lines)
 
 
+def _replace_list(text: str, name: str, entries) -> str:
+    """Swap one set(NAME ...) block for the given entries, leaving the rest of the file as it is."""
+    block = "\n".join([f"set({name}"] + [f"  {e}" for e in entries] + ["  )"])
+    return re.sub(rf"set\({name}\s.*?\)", lambda _m: block, text, count=1, flags=re.S)
+
+
 def main():
     for folder, with_subdir in (("SemanticSynth", False), ("SemanticSynthLib", True)):
         scripts, resources = module_files(folder)
-        (REPO / folder / "CMakeLists.txt").write_text(render(folder, scripts, resources, with_subdir))
+        path = REPO / folder / "CMakeLists.txt"
+        if path.exists():  # keep what else the file says (self-test registration, installed extras)
+            text = _replace_list(path.read_text(), "MODULE_PYTHON_SCRIPTS", scripts)
+            text = _replace_list(text, "MODULE_PYTHON_RESOURCES", resources)
+        else:
+            text = render(folder, scripts, resources, with_subdir)
+        path.write_text(text)
         print(f"{folder}: {len(scripts)} scripts, {len(resources)} resources")
 
 
