@@ -30,6 +30,9 @@ def test_every_file_listed_and_every_listed_file_exists():
     assert "WITH_SUBDIR" in (REPO / "SemanticSynthLib" / "CMakeLists.txt").read_text(encoding="utf-8")
     module = (REPO / "SemanticSynth" / "CMakeLists.txt").read_text(encoding="utf-8")
     assert "Resources/UI/SemanticSynth.ui" in module and "Resources/Icons/SemanticSynth.png" in module
+    assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in module  # the self-test runs under CTest
+    library = (REPO / "SemanticSynthLib" / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert "../pyproject.toml" in library  # the one dependency list travels with the library
 
 
 def test_top_level_extension_metadata():
