@@ -195,7 +195,10 @@ def main(argv=None) -> int:
     debug = "--debug" in argv
     install_signal_handlers()
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help (0) or a bad option, already reported in one line (2)
+            return exc.code if isinstance(exc.code, int) else 0
         if getattr(args, "threads", None):
             import torch
 

@@ -9,7 +9,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import SynthError
-from .atomic import commit_file, temp_file_beside
+from .atomic import commit_files, temp_file_beside
 
 
 def _flatten_optimizer(prefix: str, optimizer: torch.optim.Optimizer, tensors: dict) -> dict:
@@ -43,10 +43,15 @@ def save_checkpoint(path: str | Path, modules: dict, optimizers: dict, info: dic
     for name, opt in optimizers.items():
         meta["optimizers"][name] = _flatten_optimizer(f"optim.{name}", opt, tensors)
     with temp_file_beside(path / "checkpoint.safetensors") as tensor_tmp, temp_file_beside(path / "checkpoint.json") as json_tmp:
-        save_file(tensors, str(tensor_tmp))
-        json_tmp.write_text(json.dumps(meta), encoding="utf-8")
-        commit_file(tensor_tmp, path / "checkpoint.safetensors")
-        commit_file(json_tmp, path / "checkpoint.json")
+        try:
+            save_file(tensors, str(tensor_tmp))
+            json_tmp.write_text(json.dumps(meta), encoding="utf-8")
+            if load_file(str(tensor_tmp)).keys() != tensors.keys():
+                raise OSError("the tensors did not read back")
+        except (OSError, SafetensorError) as exc:
+            raise SynthError(f"cannot write the checkpoint in {path}: {getattr(exc, 'strerror', None) or exc} (disk full?); "
+                             "free space or pass another --checkpoint-dir") from None
+        commit_files([(tensor_tmp, path / "checkpoint.safetensors"), (json_tmp, path / "checkpoint.json")])
 
 
 def has_checkpoint(path: str | Path) -> bool:
@@ -102,7 +107,7 @@ def load_checkpoint(path: str | Path, modules: dict, optimizers: dict) -> dict |
                              "choose another --checkpoint-dir or leave out --resume")
         expected = module.state_dict()
         missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
-        shapes = [k for k in expected.keys() & state.keys() if tuple(expected[k].shape) != tuple(state[k].shape)]
+        shapes = [k for k in expected if k in state and tuple(expected[k].shape) != tuple(state[k].shape)]
         if missing or unexpected or shapes:
             what = (f"size of {shapes[0]} is {tuple(state[shapes[0]].shape)}, the network has {tuple(expected[shapes[0]].shape)}"
                     if shapes else f"{len(missing)} missing and {len(unexpected)} unexpected weights"

@@ -120,6 +120,8 @@ def _mapping_id(text, path, what: str) -> int:
     if isinstance(text, bool) or not isinstance(text, (int, str)) or (isinstance(text, str) and not text.strip().isdigit()):
         raise SynthError(f"label mapping {path}: {what} {text!r} is not a label id; ids are whole numbers from 0 to {MAX_LABEL_ID}")
     value = int(text)
+    if value < 0:
+        raise SynthError(f"label mapping {path}: {what} {text!r} is not a label id; ids are whole numbers from 0 to {MAX_LABEL_ID}")
     if value > MAX_LABEL_ID:
         raise SynthError(f"label mapping {path}: {what} {value} is out of range; ids are whole numbers from 0 to {MAX_LABEL_ID}")
     return value

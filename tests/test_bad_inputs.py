@@ -1,0 +1,482 @@
+"""Issue 12: nothing lost, nothing silently wrong.
+
+Every case gives bad or awkward input to a real command and checks three things: the exact one-line
+message, the exit status, and that no file in the working folder changed or appeared (sizes, bytes and
+modification times, hidden temp files included). Disk-full and SIGTERM run the real CLI in a child
+process: the write failure comes from a file-size limit (RLIMIT_FSIZE, with SIGXFSZ ignored, so the
+write itself fails as on a full disk), the signal from os.kill.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from SemanticSynthLib.cli import COMMANDS, main
+from SemanticSynthLib.engine.package_metadata import default_model_dir
+
+from testdata import REPO, SHARED
+
+TRANSLATOR = default_model_dir() / "brain-t1-to-t2like"
+
+
+def snapshot(root: Path) -> dict:
+    """Every file and folder under root with its size, mtime and content hash."""
+    state = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_dir():
+            state[rel] = "dir"
+        else:
+            data = path.read_bytes()
+            state[rel] = (len(data), path.stat().st_mtime_ns, hashlib.sha1(data).hexdigest())
+    return state
+
+
+def run_cli(args, capsys):
+    code = main([str(a) for a in args])
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err
+
+
+def assert_refused(args, message, capsys, root, code=2):
+    before = snapshot(root)
+    got, err = run_cli(args, capsys)
+    assert err == [message], err
+    assert got == code
+    assert snapshot(root) == before, "files changed or appeared"
+
+
+def child(args, cwd, fsize=None, **popen):
+    """The real console entry point in a child process, optionally with a file-size limit."""
+    def limit():
+        if fsize is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "SemanticSynthLib", *map(str, args)], cwd=cwd, env=env,
+                            preexec_fn=limit, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def finish(proc, timeout=120):
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err.strip().splitlines()
+
+
+@pytest.fixture()
+def work(tmp_path, tiny_labels):
+    """A working folder with a good label map, the user's previous output, and a T1 crop."""
+    sitk.WriteImage(tiny_labels, str(tmp_path / "labels.nii.gz"))
+    (tmp_path / "previous.nii.gz").write_bytes(b"the user's earlier result")
+    image = sitk.ReadImage(str(SHARED / "ixi_muse" / "t1" / "IXI013-HH-1212.nii.gz"))
+    start = [(s - 32) // 2 for s in image.GetSize()]
+    sitk.WriteImage(sitk.RegionOfInterest(image, [32] * 3, start), str(tmp_path / "t1.nii.gz"))
+    return tmp_path
+
+
+# --- 1. outputs never destroy what the user had -------------------------------------------------------
+
+def test_train_into_a_non_empty_folder_is_refused(work, tiny_dataset, capsys):
+    out = work / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert_refused(["train-autoencoder", "--data", tiny_dataset, "--out", out, "--steps", "1", "--progress", "none"],
+                   f"error: --out {out} exists and is not empty; pass --overwrite to replace it or choose a new folder",
+                   capsys, work)
+
+
+def test_train_out_equal_to_the_data_or_holding_it_is_refused_even_with_overwrite(work, tiny_dataset, capsys, monkeypatch):
+    data = work / "ds"
+    shutil.copytree(tiny_dataset, data)
+    assert_refused(["train-segmenter", "--data", data, "--out", data, "--overwrite", "--steps", "1"],
+                   f"error: --out {data} holds the input {data}; writing there would delete it, choose another folder",
+                   capsys, work)
+    monkeypatch.chdir(work)
+    assert_refused(["train-segmenter", "--data", "ds", "--out", ".", "--overwrite", "--steps", "1"],
+                   "error: --out . holds the input ds; writing there would delete it, choose another folder", capsys, work)
+    (work / "empty").mkdir()
+    monkeypatch.chdir(work / "empty")
+    assert_refused(["train-segmenter", "--data", data, "--out", ".", "--overwrite", "--steps", "1"],
+                   "error: --out . is the current folder or holds it; choose a new folder for the output", capsys, work)
+
+
+def test_train_out_that_is_a_file_or_unwritable_fails_before_any_work(work, tiny_dataset, capsys):
+    assert_refused(["train-diffusion", "--data", tiny_dataset, "--autoencoder", "brain-mri", "--out", work / "labels.nii.gz"],
+                   f"error: --out {work / 'labels.nii.gz'} is a file; give a folder path (a new or empty folder)", capsys, work)
+    assert_refused(["train-autoencoder", "--data", tiny_dataset, "--out", "/proc/semanticsynth-model"],
+                   "error: output folder /proc is not writable; choose another output path", capsys, work)
+    assert_refused(["evaluate", "--segmenter", "brain-mri-segmenter", "--data", tiny_dataset, "--out", work / "labels.nii.gz"],
+                   f"error: --out {work / 'labels.nii.gz'} is a file; give a folder path (a new or empty folder)", capsys, work)
+
+
+def test_train_with_overwrite_replaces_only_after_the_new_package_is_complete(work, tiny_dataset, capsys):
+    out = work / "model"
+    out.mkdir()
+    (out / "notes.txt").write_text("old")
+    bad = work / "bad.csv"
+    bad.write_text("image,label\nmissing.nii.gz,\n")
+    assert_refused(["train-autoencoder", "--data", bad, "--out", out, "--overwrite", "--steps", "1", "--patch", "32",
+                    "--progress", "none"], f"error: input not found: {work / 'missing.nii.gz'}; check the path", capsys, work)
+    code, err = run_cli(["train-autoencoder", "--data", tiny_dataset, "--out", out, "--overwrite", "--steps", "1",
+                         "--patch", "32", "--progress", "none"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["autoencoder.safetensors", "metadata.json"]
+    assert not list(work.glob(".partial-*"))
+
+
+def test_an_earlier_runs_checkpoint_is_not_overwritten_without_resume(work, tiny_dataset, capsys):
+    ckpt = work / "model.checkpoint"
+    ckpt.mkdir()
+    (ckpt / "checkpoint.json").write_text("{}")
+    (ckpt / "checkpoint.safetensors").write_bytes(b"x")
+    assert_refused(["train-autoencoder", "--data", tiny_dataset, "--out", work / "model", "--steps", "1"],
+                   f"error: {ckpt} holds a checkpoint of an earlier run; pass --resume to continue it, or --overwrite to start over",
+                   capsys, work)
+
+
+def test_output_equal_to_an_input_is_refused(work, capsys):
+    labels = work / "labels.nii.gz"
+    assert_refused(["generate", labels, labels, "--overwrite", "--model", "brain-mri"],
+                   f"error: the output {labels} is the input {labels}; choose another output path", capsys, work)
+    os.link(labels, work / "hardlink.nii.gz")
+    assert_refused(["generate", labels, work / "hardlink.nii.gz", "--overwrite", "--model", "brain-mri"],
+                   f"error: the output {work / 'hardlink.nii.gz'} is the input {labels}; choose another output path", capsys, work)
+    t1 = work / "t1.nii.gz"
+    assert_refused(["translate", t1, t1, "--field", work / "f.nrrd", "--overwrite"],
+                   f"error: the output {t1} is the input {t1}; choose another output path", capsys, work)
+    assert_refused(["translate", t1, work / "o.nii.gz", "--field", t1, "--overwrite"],
+                   f"error: the output {t1} is the input {t1}; choose another output path", capsys, work)
+    assert_refused(["translate", t1, work / "o.nii.gz", "--field", work / "f.nrrd", "--labels", labels, "--labels-out", labels,
+                    "--overwrite"], f"error: the output {labels} is the input {labels}; choose another output path", capsys, work)
+    assert_refused(["translate", t1, work / "o.nii.gz", "--field", work / "o.nii.gz"],
+                   f"error: two outputs are the same file ({work / 'o.nii.gz'}); give each output its own path", capsys, work)
+
+
+# --- 2. writes that verify themselves -----------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix,limit", [(".nii.gz", 4000), (".nii", 40000), (".nrrd", 4000), (".mha", 4000)])
+def test_disk_full_while_writing_keeps_the_previous_file(work, tiny_model, suffix, limit):
+    out = work / f"previous{suffix}"
+    out.write_bytes(b"the user's earlier result")
+    before = snapshot(work)
+    code, err = finish(child(["generate", work / "labels.nii.gz", out, "--model", tiny_model, "--steps", "1",
+                              "--progress", "none", "--overwrite"], work, fsize=limit))
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: cannot write {out}: ") and "(disk full?)" in err[0], err
+    assert snapshot(work) == before
+
+
+def test_disk_full_message_for_nifti_is_exact(work, tiny_model):
+    out = work / "out.nii.gz"
+    code, err = finish(child(["generate", work / "labels.nii.gz", out, "--model", tiny_model, "--steps", "1",
+                              "--progress", "none"], work, fsize=4000))
+    assert err == [f"error: cannot write {out}: the file did not read back as written (disk full?); any previous file "
+                   "is unchanged, free space or choose another output path"]
+    assert code == 2 and not out.exists() and not list(work.glob(".partial-*"))
+
+
+def test_translate_write_failure_restores_the_users_previous_files(work):
+    out, field = work / "t2.nii.gz", work / "field.nii"
+    out.write_bytes(b"previous translation")
+    field.write_bytes(b"previous field")
+    before = snapshot(work)
+    # The translated volume (float32, compressed) fits under the limit; the field (3 x float64, uncompressed) does not.
+    code, err = finish(child(["translate", work / "t1.nii.gz", out, "--field", field, "--steps", "1", "--overwrite",
+                              "--progress", "none"], work, fsize=300_000), timeout=300)
+    assert code == 2 and len(err) == 1 and err[0].startswith(f"error: cannot write {field}: "), err
+    assert snapshot(work) == before
+
+
+def test_package_write_failure_is_reported_and_leaves_nothing(work, tiny_dataset):
+    code, err = finish(child(["train-autoencoder", "--data", tiny_dataset, "--out", work / "ae", "--steps", "1", "--patch", "32",
+                              "--progress", "none", "--checkpoint-every", "100"], work, fsize=20_000), timeout=300)
+    assert code == 2 and len(err) == 1 and "(disk full?)" in err[0], err
+    assert not (work / "ae").exists() and not list(work.rglob(".partial-*"))
+
+
+def test_sigterm_while_writing_leaves_nothing_behind(work, tiny_model, tiny_labels):
+    # A fine label map (0.4 mm) over the same 64 mm: generation works on a 32^3 grid, the output is 160^3.
+    fine = sitk.Resample(tiny_labels, [160] * 3, sitk.Transform(), sitk.sitkNearestNeighbor, tiny_labels.GetOrigin(),
+                         [0.4] * 3, tiny_labels.GetDirection(), 0, tiny_labels.GetPixelID())
+    sitk.WriteImage(fine, str(work / "fine.nii.gz"))
+    out = work / "previous.nii.gz"
+    before = snapshot(work)
+    proc = child(["generate", work / "fine.nii.gz", out, "--model", tiny_model, "--steps", "1", "--progress", "none",
+                  "--overwrite"], work)
+    deadline = time.monotonic() + 120
+    while not list(work.glob(".partial-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert list(work.glob(".partial-*")), "the write was not seen"
+    proc.send_signal(signal.SIGTERM)
+    code, err = finish(proc)
+    assert err == ["error: interrupted by SIGTERM; nothing was written"]
+    assert code == 128 + signal.SIGTERM
+    assert snapshot(work) == before
+
+
+# --- 3. strict reading ---------------------------------------------------------------------------------
+
+def test_truncated_nii_gz_is_an_error(work, tiny_model, capsys):
+    data = (work / "labels.nii.gz").read_bytes()
+    (work / "cut.nii.gz").write_bytes(data[: len(data) // 2])
+    assert_refused(["generate", work / "cut.nii.gz", work / "out.nii.gz", "--model", tiny_model],
+                   "error: cut.nii.gz is truncated or corrupt (Compressed file ended before the end-of-stream marker was "
+                   "reached); re-export or copy the file again", capsys, work)
+
+
+def test_nan_in_a_nii_gz_label_map_is_an_error(work, tiny_labels, tiny_model, capsys):
+    values = sitk.GetArrayFromImage(tiny_labels).astype(np.float32)
+    values[3, 4, 5] = np.nan
+    values[6, 7, 8] = np.inf
+    image = sitk.GetImageFromArray(values)
+    image.CopyInformation(tiny_labels)
+    sitk.WriteImage(image, str(work / "nan.nii.gz"))
+    assert sitk.GetArrayFromImage(sitk.ReadImage(str(work / "nan.nii.gz")))[3, 4, 5] == 0  # what SimpleITK alone sees
+    assert_refused(["generate", work / "nan.nii.gz", work / "out.nii.gz", "--model", tiny_model],
+                   "error: nan.nii.gz has 2 NaN or infinite voxels; replace them (e.g. by 0) and try again", capsys, work)
+
+
+def _dicom_series(folder: Path, labels: sitk.Image, uids) -> None:
+    folder.mkdir()
+    values = sitk.GetArrayFromImage(labels)[:8].astype(np.int16)
+    for uid in uids:
+        for z in range(values.shape[0]):
+            sl = sitk.GetImageFromArray(values[z])
+            sl.SetSpacing((2.0, 2.0))
+            tags = {"0020|000e": uid, "0020|000d": "1.2.826.0.1.3680043.2.1125.9", "0008|0060": "OT",
+                    "0020|0013": str(z + 1), "0020|0032": f"0\\0\\{2.0 * z}", "0020|0037": "1\\0\\0\\0\\1\\0",
+                    "0018|0050": "2.0", "0008|0016": "1.2.840.10008.5.1.4.1.1.7", "0008|0018": f"{uid}.{z + 1}"}
+            for tag, value in tags.items():
+                sl.SetMetaData(tag, value)
+            writer = sitk.ImageFileWriter()
+            writer.KeepOriginalImageUIDOn()
+            writer.SetFileName(str(folder / f"{uid[-1]}_{z:02d}.dcm"))
+            writer.Execute(sl)
+
+
+def test_a_dicom_folder_with_two_series_lists_them_and_series_chooses(work, tiny_labels, tiny_model, capsys):
+    folder = work / "dicom"
+    _dicom_series(folder, tiny_labels, ["1.2.826.0.1.3680043.2.1125.1", "1.2.826.0.1.3680043.2.1125.2"])
+    found = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    assert_refused(["generate", folder, work / "out.nii.gz", "--model", tiny_model],
+                   f"error: folder {folder} holds 2 DICOM series: {found[0]} (8 files), {found[1]} (8 files); "
+                   "choose one with --series UID", capsys, work)
+    assert_refused(["generate", folder, work / "out.nii.gz", "--model", tiny_model, "--series", "9.9"],
+                   f"error: DICOM series 9.9 is not in folder {folder}; it holds: {found[0]}, {found[1]}", capsys, work)
+    code, err = run_cli(["generate", folder, work / "out.nii.gz", "--model", tiny_model, "--series", found[1],
+                         "--steps", "1", "--progress", "none"], capsys)
+    assert code == 0, err
+    assert sitk.ReadImage(str(work / "out.nii.gz")).GetSize() == (32, 32, 8)
+
+
+def test_non_orthonormal_direction_is_refused(work, tiny_labels, tiny_model, capsys):
+    sheared = sitk.Image(tiny_labels)
+    sheared.SetDirection((1, 0.3, 0, 0, 1, 0, 0, 0, 1))
+    sitk.WriteImage(sheared, str(work / "sheared.nrrd"))
+    assert_refused(["generate", work / "sheared.nrrd", work / "out.nii.gz", "--model", tiny_model],
+                   "error: sheared.nrrd has a non-orthonormal direction matrix (sheared or scaled axes); resample it onto "
+                   "a grid with orthonormal axes first", capsys, work)
+
+
+def test_a_label_map_or_a_ct_as_translation_source_is_refused(work, capsys):
+    assert_refused(["translate", work / "labels.nii.gz", work / "o.nii.gz", "--field", work / "f.nrrd", "--model", TRANSLATOR],
+                   "error: the source looks like a label map (whole-number values in uniform regions), but model "
+                   "brain-t1-to-t2like translates MRI T1 images; give the intensity volume (carry labels with --labels "
+                   "SEG --labels-out OUT_SEG)", capsys, work)
+    ct = sitk.ReadImage(str(SHARED / "totalseg" / "aorta_ct_crop.nii.gz"))
+    sitk.WriteImage(sitk.RegionOfInterest(ct, [32, 32, 32], [60, 40, 60]), str(work / "ct.nii.gz"))
+    assert_refused(["translate", work / "ct.nii.gz", work / "o.nii.gz", "--field", work / "f.nrrd", "--model", TRANSLATOR],
+                   "error: the source looks like CT but model brain-t1-to-t2like translates MRI T1; give a matching source "
+                   "or another --model", capsys, work)
+
+
+# --- 4. one validated schema for packages ----------------------------------------------------------------
+
+def _broken_copy(model: Path, where: Path, change) -> Path:
+    broken = where / "broken-model"
+    shutil.copytree(model, broken)
+    meta = json.loads((broken / "metadata.json").read_text(encoding="utf-8"))
+    change(meta)
+    (broken / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    return broken
+
+
+@pytest.mark.parametrize("change,field,problem", [
+    (lambda m: m["normalization"]["mri"].update(scale=float("nan")), "normalization.mri.scale", "Input should be a finite number (got nan)"),
+    (lambda m: m["diffusion"].update(latent_scale=0), "diffusion.latent_scale", "Input should be greater than 0 (got 0)"),
+    (lambda m: m.update(working_spacing=[2, -1, 2]), "working_spacing[1]", "Input should be greater than 0 (got -1)"),
+    (lambda m: m.update(working_spacing="2"), "working_spacing", "Input should be a valid list (got '2')"),
+    (lambda m: m["diffusion"]["schedule"].update(schedule="quadratic"), "diffusion.schedule.schedule",
+     "Input should be 'linear_beta', 'scaled_linear_beta', 'sigmoid_beta' or 'cosine' (got 'quadratic')"),
+    (lambda m: m.update(format_version="one"), "format_version", "Input should be a valid integer (got 'one')"),
+    (lambda m: m["label_table"]["labels"][0].update(id=0), "label_table.labels[0].id",
+     "Input should be greater than or equal to 1 (got 0)"),
+    (lambda m: m["diffusion"]["config"].update(num_res_blocks=1000), "diffusion.config.num_res_blocks",
+     "Input should be less than or equal to 8 (got 1000)"),
+    (lambda m: m["diffusion"].update(weights="../../elsewhere.safetensors"), "diffusion.weights",
+     "must be a file name in the package folder ending in .safetensors (got '../../elsewhere.safetensors')"),
+])
+def test_a_broken_package_is_named_field_by_field(change, field, problem, work, tiny_model, capsys):
+    broken = _broken_copy(tiny_model, work, change)
+    assert_refused(["generate", work / "labels.nii.gz", work / "out.nii.gz", "--model", broken],
+                   f"error: metadata.json of {broken}: field {field}: {problem}; the package is broken, retrain or "
+                   "reinstall it", capsys, work)
+
+
+def test_metadata_that_is_not_an_object_and_unknown_keys(work, tiny_model, capsys):
+    broken = work / "list-model"
+    shutil.copytree(tiny_model, broken)
+    (broken / "metadata.json").write_text("[1, 2]")
+    assert_refused(["generate", work / "labels.nii.gz", work / "out.nii.gz", "--model", broken],
+                   f"error: metadata.json of {broken} is not a JSON object; reinstall or retrain the model package", capsys, work)
+    extra = _broken_copy(tiny_model, work, lambda m: m.update(priors={"future": True}, calibration=[1, 2]))
+    code, err = run_cli(["generate", work / "labels.nii.gz", work / "out.nii.gz", "--model", extra, "--steps", "1",
+                         "--progress", "none"], capsys)
+    assert code == 0, err  # keys added by newer versions are allowed
+
+
+def test_bundled_packages_validate():
+    from SemanticSynthLib.engine.package_metadata import bundled_models, read_metadata
+
+    for name in bundled_models():
+        read_metadata(default_model_dir() / name)
+
+
+# --- 5. arguments and label mappings -------------------------------------------------------------------
+
+@pytest.mark.parametrize("extra,message", [
+    (["--steps", "0"], "argument --steps: must be at least 1, not 0"),
+    (["--threads", "-1"], "argument --threads: must be between 1 and 1024, not -1"),
+    (["--seed", str(2 ** 64)], f"argument --seed: must be between 0 and {2 ** 63 - 1}, not {2 ** 64}"),
+    (["--seed", "-1"], f"argument --seed: must be between 0 and {2 ** 63 - 1}, not -1"),
+    (["--window", "2"], "argument --window: must be between 8 and 1024, not 2"),
+    (["--max-voxels", "0"], "argument --max-voxels: must be at least 1, not 0"),
+    (["--steps", "abc"], "argument --steps: 'abc' is not a whole number"),
+])
+def test_generate_options_are_range_checked(extra, message, work, tiny_model, capsys):
+    assert_refused(["generate", work / "labels.nii.gz", work / "out.nii.gz", "--model", tiny_model, *extra],
+                   f"error: {message}; see semanticsynth generate --help", capsys, work)
+
+
+@pytest.mark.parametrize("command,extra,message", [
+    ("train-autoencoder", ["--steps", "0"], "argument --steps: must be at least 1, not 0"),
+    ("train-autoencoder", ["--batch", "0"], "argument --batch: must be between 1 and 1024, not 0"),
+    ("train-autoencoder", ["--lr", "nan"], "argument --lr: 'nan' is not a finite number"),
+    ("train-autoencoder", ["--spacing", "0,2,2"], "argument --spacing: spacing is one or three numbers in mm above 0 and "
+                                                  "at most 100, e.g. 2 or 1.5,1.5,3"),
+    ("train-autoencoder", ["--patch", "30"], "argument --patch: give one or three sizes, each a multiple of 4 between 8 "
+                                             "and 512, e.g. 16"),
+    ("train-segmenter", ["--steps", "0"], "argument --steps: must be at least 1, not 0"),
+])
+def test_training_options_are_range_checked(command, extra, message, work, tiny_dataset, capsys):
+    assert_refused([command, "--data", tiny_dataset, "--out", work / "m", *extra],
+                   f"error: {message}; see semanticsynth {command} --help", capsys, work)
+
+
+@pytest.mark.parametrize("mapping,message", [
+    ({"-1": 0}, "key '-1' is neither an input id (a whole number >= 0) nor a name in the label map (it names no segments); "
+                "use the input's label ids as keys"),
+    ({"23": 1.7}, "the target of '23', 1.7 is not a label id; ids are whole numbers from 0 to 2147483647"),
+    ({"23": -4}, "the target of '23', -4 is not a label id; ids are whole numbers from 0 to 2147483647"),
+    ({"23": True}, "the target of '23', True is not a label id; ids are whole numbers from 0 to 2147483647"),
+    ({"23": 999}, "the target of '23', 999, is not a label of the model (muse); use one of its ids or names, or 0 for background"),
+    ({"23": "no such structure"}, "'no such structure' is not a label of the model; use one of its names or ids"),
+    ({"liver": 23}, "key 'liver' is neither an input id (a whole number >= 0) nor a name in the label map (it names no "
+                    "segments); use the input's label ids as keys"),
+])
+def test_label_mapping_types_and_ranges(mapping, message, work, tiny_model, capsys):
+    path = work / "map.json"
+    path.write_text(json.dumps(mapping))
+    assert_refused(["generate", work / "labels.nii.gz", work / "out.nii.gz", "--model", tiny_model, "--label-mapping", path],
+                   f"error: label mapping {path}: {message}", capsys, work)
+
+
+def test_label_mapping_names_as_keys_from_the_label_maps_segments(work, tiny_labels, tiny_model, capsys):
+    """Slicer's .seg.nrrd names its segments; those names may be the keys of a mapping."""
+    values = sitk.GetArrayFromImage(tiny_labels)
+    present = [int(v) for v in np.unique(values) if v]
+    renumbered = np.searchsorted(present, values) + (values > 0)  # ids 1..N, as Slicer numbers segments
+    image = sitk.GetImageFromArray(np.where(values > 0, renumbered, 0).astype(np.int16))
+    image.CopyInformation(tiny_labels)
+    for i, muse_id in enumerate(present):
+        image.SetMetaData(f"Segment{i}_Name", f"structure {muse_id}")
+        image.SetMetaData(f"Segment{i}_LabelValue", str(i + 1))
+    sitk.WriteImage(image, str(work / "seg.nrrd"))
+    (work / "map.json").write_text(json.dumps({f"structure {m}": m for m in present}))
+    code, err = run_cli(["generate", work / "seg.nrrd", work / "out.nii.gz", "--model", tiny_model, "--label-mapping",
+                         work / "map.json", "--steps", "1", "--progress", "none"], capsys)
+    assert code == 0, err
+
+
+def test_a_huge_extent_is_refused_before_allocating_with_the_estimate(work, tiny_labels, tiny_model, capsys):
+    coarse = sitk.Image(tiny_labels)
+    coarse.SetSpacing((100.0, 100.0, 100.0))
+    sitk.WriteImage(coarse, str(work / "coarse.nii.gz"))
+    assert_refused(["generate", work / "coarse.nii.gz", work / "out.nii.gz", "--model", tiny_model],
+                   "error: input too large: the working grid is 1600x1600x1600 voxels at the model's 2x2x2 mm spacing "
+                   "(4096000000 voxels, about 327.7 GB of memory), over the limit of 134217728 voxels; crop the volume to "
+                   "the region you need, or resample it to a smaller extent, or raise --max-voxels", capsys, work)
+
+
+# --- 6. resume -----------------------------------------------------------------------------------------
+
+def test_resume_fails_cleanly_on_missing_corrupt_or_mismatched_checkpoints(work, tiny_dataset, capsys):
+    base = ["--data", tiny_dataset, "--steps", "1", "--patch", "32", "--progress", "none"]
+    assert_refused(["train-autoencoder", *base, "--out", work / "m", "--resume", "--checkpoint-dir", work / "nope"],
+                   f"error: --resume: checkpoint folder {work / 'nope'} does not exist; check --checkpoint-dir, or leave out "
+                   "--resume", capsys, work)
+    assert run_cli(["train-autoencoder", *base, "--out", work / "ae", "--label-table", "muse"], capsys)[0] == 0
+    ckpt = work / "ae.checkpoint"
+    # An autoencoder checkpoint given to a diffusion run: another network.
+    assert_refused(["train-diffusion", "--data", tiny_dataset, "--autoencoder", work / "ae", "--out", work / "dm", "--steps", "1",
+                    "--latent-patch", "8", "--progress", "none", "--resume", "--checkpoint-dir", ckpt],
+                   f"error: checkpoint {ckpt} has no 'denoiser' network; it is from another kind of training, choose another "
+                   "--checkpoint-dir or leave out --resume", capsys, work)
+    # A checkpoint of a network with another codebook size.
+    before = snapshot(work)
+    code, err = run_cli(["train-autoencoder", *base, "--out", work / "ae", "--overwrite", "--resume", "--label-table", "muse",
+                         "--num-embeddings", "64"], capsys)
+    assert code == 2 and len(err) == 1, err
+    assert re.fullmatch(f"error: checkpoint {re.escape(str(ckpt))} does not match the 'autoencoder' network of this run: "
+                        r"size of \S+ is \(256\S*\), the network has \(64\S*\); resume with the "
+                        "options of the run that made it, or leave out --resume", err[0]), err
+    assert snapshot(work) == before
+    data = (ckpt / "checkpoint.safetensors").read_bytes()
+    (ckpt / "checkpoint.safetensors").write_bytes(data[: len(data) // 3])
+    before = snapshot(work)
+    code, err = run_cli(["train-autoencoder", *base, "--out", work / "ae", "--overwrite", "--resume"], capsys)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith(f"error: checkpoint {ckpt} is corrupt (") and err[0].endswith(
+        "); remove the folder to start over, or leave out --resume"), err
+    assert snapshot(work) == before
+
+
+# --- 7. no traceback reaches the user -----------------------------------------------------------------
+
+def test_an_unexpected_exception_is_one_line_with_a_bug_hint(work, capsys, monkeypatch):
+    # A real function that fails on the arguments it is given: json.loads of the argparse namespace.
+    monkeypatch.setitem(COMMANDS, "generate", ("json", "loads"))
+    args = ["generate", work / "labels.nii.gz", work / "out.nii.gz", "--model", "brain-mri"]
+    assert_refused(args, "error: unexpected TypeError: the JSON object must be str, bytes or bytearray, not Namespace; this "
+                   "is a bug, please report it with the command line; rerun with --debug for the traceback", capsys, work, code=1)
+    code = main([str(a) for a in args + ["--debug"]])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback (most recent call last)" in err
+
+
+def test_a_bad_option_is_one_line_in_a_child_process(work):
+    code, err = finish(child(["generate", work / "labels.nii.gz", work / "out.nii.gz", "--steps", "-3"], work))
+    assert err == ["error: argument --steps: must be at least 1, not -3; see semanticsynth generate --help"]
+    assert code == 2
