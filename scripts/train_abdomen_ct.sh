@@ -18,10 +18,16 @@ printf 'image,label,modality\n%s,,ct\n%s,,ct\n%s,%s,ct\n' "$DATA/example_ct.nii.
   "$DATA/example_ct_sm.nii.gz" "$DATA/example_seg.nii.gz" > "$RUN/autoencoder.csv"
 printf 'image,label,modality\n%s,%s,ct\n' "$DATA/example_ct_sm.nii.gz" "$DATA/example_seg.nii.gz" > "$RUN/pairs.csv"
 if [ "$STAGE" != diffusion ]; then
+# Warm start: the VQVAE part starts from the previous release's plain autoencoder (git f2836e6), whose
+# tensors are copied whole or into their leading slices (engine/training/autoencoder.warm_start).
+INIT=$RUN/init-abdomen-ct
+if [ ! -f "$INIT/metadata.json" ]; then
+  mkdir -p "$INIT" && git archive f2836e6 SemanticSynthLib/models/abdomen-ct | tar -x -C "$INIT" --strip-components=3
+fi
 $PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$RUN/autoencoder" --label-table totalseg_v2 \
-  --data-phase non_contrast --modality ct --spacing 3 --steps ${AE_STEPS:-1500} --batch 2 --patch 64,64,32 --augment \
-  --num-embeddings 512 --adv-start 1000 --adv-weight 0.01 \
-  --checkpoint-every 100 --log-every 20 --progress none --threads $THREADS --resume
+  --data-phase non_contrast --modality ct --spacing 3 --steps ${AE_STEPS:-800} --batch 2 --patch 64,64,32 --augment \
+  --num-embeddings 512 --adv-start 500 --adv-weight 0.01 \
+  --checkpoint-every 100 --log-every 20 --init "$INIT" --progress none --threads $THREADS --resume
 fi
 [ "$STAGE" = autoencoder ] && exit 0
 $PY -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \

@@ -53,11 +53,15 @@ def train_autoencoder(args) -> Path:
     config = label_autoencoder_config() if table else default_autoencoder_config()
     if args.num_embeddings:
         vqvae_config(config)["num_embeddings"] = args.num_embeddings
-    init = None
+    init = warm = None
     if args.init:
-        # Fine-tuning for a new contrast: start from another package's autoencoder and its config.
         init = load_package(resolve_model(args.init), need_diffusion=False)
-        config = init.metadata["autoencoder"]["config"]
+        if table is not None and not init.label_aware:
+            # A plain VQVAE package starts the label-aware one's VQVAE part (a warm start), not its config.
+            warm, init = init.autoencoder, None
+        else:
+            # Fine-tuning for a new contrast: start from another package's autoencoder and its config.
+            config = init.metadata["autoencoder"]["config"]
     factor = autoencoder_factor(config)
     cases = load_cases(args.data, args.modality, args.spacing, table, factor, progress)
     images = [c for c in cases if c.image is not None]
@@ -70,6 +74,9 @@ def train_autoencoder(args) -> Path:
         priors = class_priors(table, norm, priors_meta)
 
     autoencoder = (init.autoencoder.train() if init else build_autoencoder(config)).to(ctx.device)
+    if warm is not None:
+        copied = warm_start(autoencoder.vqvae, warm.state_dict())
+        progress.message(f"warm start from {args.init}: {copied} tensors copied (whole or their leading part)")
     discriminator = build_discriminator().to(ctx.device)
     opt_g = torch.optim.Adam(autoencoder.parameters(), lr=args.lr)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr)
@@ -150,6 +157,23 @@ def train_autoencoder(args) -> Path:
     ctx.barrier()
     ctx.close()
     return Path(args.out)
+
+
+def warm_start(module: torch.nn.Module, state: dict) -> int:
+    """Copy every tensor of `state` into `module`'s tensor of the same name, whole where the shapes agree,
+    else into its leading slice (the image channel of a 2-channel input, the first output feature, the
+    first codes of a larger codebook). The rest keeps its fresh initialisation."""
+    own = module.state_dict()
+    copied = 0
+    with torch.no_grad():
+        for name, value in state.items():
+            target = own.get(name)
+            if target is None or target.ndim != value.ndim or any(v > t for v, t in zip(value.shape, target.shape)):
+                continue
+            target[tuple(slice(0, n) for n in value.shape)] = value
+            copied += 1
+    module.load_state_dict(own)
+    return copied
 
 
 def _ddp_reconstruct(model, x, guide=None):
