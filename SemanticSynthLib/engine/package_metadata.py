@@ -25,6 +25,11 @@ def resolve_model(name_or_path: str | None, modality: str | None = None) -> Path
         bundled = default_model_dir() / name_or_path
         if bundled.exists():
             return bundled
+        from ..model_store import resolve as downloaded  # a cached package, or one the manifest can download
+
+        found = downloaded(name_or_path)
+        if found is not None:
+            return found
         raise SynthError(f"model '{name_or_path}' not found; give a model folder or a bundled name: {', '.join(bundled_models())}")
     default = {"ct": "abdomen-ct", "mri": "brain-mri"}.get(modality or "mri", "brain-mri")
     return default_model_dir() / default
