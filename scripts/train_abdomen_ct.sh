@@ -25,8 +25,8 @@ if [ ! -f "$INIT/metadata.json" ]; then
   mkdir -p "$INIT" && git archive f2836e6 SemanticSynthLib/models/abdomen-ct | tar -x -C "$INIT" --strip-components=3
 fi
 $PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$RUN/autoencoder" --label-table totalseg_v2 \
-  --data-phase non_contrast --modality ct --spacing 3 --steps ${AE_STEPS:-800} --batch 2 --patch 64,64,32 --augment \
-  --num-embeddings 512 --adv-start 500 --adv-weight 0.01 \
+  --data-phase non_contrast --modality ct --spacing 3 --steps ${AE_STEPS:-400} --batch 2 --patch 64,64,32 --augment \
+  --num-embeddings 512 --adv-start 300 --adv-weight 0.01 \
   --checkpoint-every 100 --log-every 20 --init "$INIT" --progress none --threads $THREADS --resume
 fi
 [ "$STAGE" = autoencoder ] && exit 0

@@ -14,15 +14,16 @@ PY=${PY:-python}
 STAGE=${STAGE:-all}
 $PY scripts/brain_mri_split.py "$DATA" "$RUN"
 if [ "$STAGE" != diffusion ]; then
-# Warm start: the VQVAE part starts from the previous release's plain autoencoder (git f2836e6), whose
+# L1 + codebook loss only in this run (--adv-start = --steps): the warm start brings the previous release's
+# adversarially trained VQVAE. Warm start: the VQVAE part starts from the previous release's plain autoencoder (git f2836e6), whose
 # tensors are copied whole or into their leading slices (engine/training/autoencoder.warm_start).
 INIT=$RUN/init-brain-mri
 if [ ! -f "$INIT/metadata.json" ]; then
   mkdir -p "$INIT" && git archive f2836e6 SemanticSynthLib/models/brain-mri | tar -x -C "$INIT" --strip-components=3
 fi
 $PY -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN/autoencoder" --label-table muse \
-  --modality mri --spacing 2 --steps ${AE_STEPS:-1000} --batch 2 --patch 64 --num-embeddings 512 \
-  --adv-start 700 --adv-weight 0.01 --checkpoint-every 100 --log-every 20 --init "$INIT" --progress none --threads 2 --resume
+  --modality mri --spacing 2 --steps ${AE_STEPS:-600} --batch 2 --patch 64 --num-embeddings 512 \
+  --adv-start 600 --adv-weight 0.01 --checkpoint-every 100 --log-every 20 --init "$INIT" --progress none --threads 2 --resume
 fi
 [ "$STAGE" = autoencoder ] && exit 0
 $PY -m SemanticSynthLib train-diffusion --data "$RUN/train.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \

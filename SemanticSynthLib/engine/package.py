@@ -123,10 +123,14 @@ def _written_correctly(folder: Path, metadata_text: str, tensors: dict[str, dict
     return None
 
 
-def save_package(path: str | Path, metadata: dict, weights: dict[str, torch.nn.Module], overwrite: bool = False) -> Path:
+def save_package(path: str | Path, metadata: dict, weights: dict[str, torch.nn.Module], overwrite: bool = False,
+                 bf16_files: frozenset[str] = frozenset()) -> Path:
     """Write into a temp folder beside the target, read it back, then swap it in, so a reader never sees half
     a package and a failure leaves the previous folder as it was. A non-empty existing folder is replaced only
-    with overwrite=True or after the CLI's --overwrite check (engine/outputs.py)."""
+    with overwrite=True or after the CLI's --overwrite check (engine/outputs.py).
+
+    Files named in `bf16_files` store their floating-point tensors in bfloat16 (half the size; loading casts
+    back to the network's dtype). Meant for the diffusion U-Net, which samples under bf16 autocast anyway."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise SynthError(f"cannot write the package: {path} is a file; give a folder path")
@@ -135,8 +139,11 @@ def save_package(path: str | Path, metadata: dict, weights: dict[str, torch.nn.M
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "version": __version__, **metadata}
     text = json.dumps(metadata, indent=1)
     validate_metadata(json.loads(text), f"the package for {path}")
-    tensors = {name: {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-               for name, module in weights.items()}
+    def stored(name, value):
+        value = value.detach().cpu().contiguous()
+        return value.to(torch.bfloat16) if name in bf16_files and value.is_floating_point() else value
+
+    tensors = {name: {k: stored(name, v) for k, v in module.state_dict().items()} for name, module in weights.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     with temp_dir_beside(path) as tmp:
         try:

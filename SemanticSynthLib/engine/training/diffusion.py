@@ -152,7 +152,7 @@ def train_diffusion(args) -> Path:
             "processes": ctx.world_size, "time_s": round(elapsed_before + time.monotonic() - t0, 1),
             "final_loss": float(np.mean(losses[-50:])) if losses else None, "skipped_steps": guarded_step.skipped,
         }
-        save_package(args.out, meta, {AUTOENCODER_WEIGHTS: package.autoencoder, DIFFUSION_WEIGHTS: ema})
+        save_package(args.out, meta, {AUTOENCODER_WEIGHTS: package.autoencoder, DIFFUSION_WEIGHTS: ema}, bf16_files=frozenset({DIFFUSION_WEIGHTS}))
         progress.message(f"model package written to {args.out}")
     ctx.barrier()
     ctx.close()
