@@ -203,12 +203,18 @@ def main(argv=None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        from .engine.preflight import check_paths
+        from .engine.preflight import check_paths, discard_new_side_paths, new_side_paths
 
         check_paths(args, PATHS[args.command])
+        side = new_side_paths(args, PATHS[args.command])
         module, function = COMMANDS[args.command]
-        # Imported on use: `generate --help` and the Slicer bridge should not pay for torch and MONAI.
-        getattr(importlib.import_module(module, __package__), function)(args)
+        try:
+            # Imported on use: `generate --help` and the Slicer bridge should not pay for torch and MONAI.
+            getattr(importlib.import_module(module, __package__), function)(args)
+        except BaseException:
+            remove_all()
+            discard_new_side_paths(side)  # a failed training run leaves no log or empty checkpoint folder
+            raise
     except SynthError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

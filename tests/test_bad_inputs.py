@@ -200,10 +200,20 @@ def test_translate_write_failure_restores_the_users_previous_files(work):
 
 
 def test_package_write_failure_is_reported_and_leaves_nothing(work, tiny_dataset):
-    code, err = finish(child(["train-autoencoder", "--data", tiny_dataset, "--out", work / "ae", "--steps", "1", "--patch", "32",
-                              "--progress", "none", "--checkpoint-every", "100"], work, fsize=20_000), timeout=300)
+    before = snapshot(work)
+    code, err = finish(child(["train-autoencoder", "--data", tiny_dataset, "--out", work / "new" / "ae", "--steps", "1",
+                              "--patch", "32", "--progress", "none", "--checkpoint-every", "100"], work, fsize=20_000), timeout=300)
     assert code == 2 and len(err) == 1 and "(disk full?)" in err[0], err
-    assert not (work / "ae").exists() and not list(work.rglob(".partial-*"))
+    # No package, no temp folder, and neither the checkpoint folder, the log nor the parent folder it created
+    # (there is nothing to resume from).
+    assert snapshot(work) == before
+
+
+def test_a_failed_training_run_removes_the_folders_and_log_it_created(work, capsys):
+    bad = work / "bad.csv"
+    bad.write_text("image,label\nmissing.nii.gz,\n")
+    assert_refused(["train-autoencoder", "--data", bad, "--out", work / "new" / "deeper" / "pkg", "--steps", "1",
+                    "--progress", "none"], f"error: input not found: {work / 'missing.nii.gz'}; check the path", capsys, work)
 
 
 def test_sigterm_while_writing_leaves_nothing_behind(work, tiny_model, tiny_labels):

@@ -23,6 +23,8 @@ from ..errors import SynthError
 from .atomic import commit_files, temp_file_beside
 from .outputs import writable_folder
 
+sitk.ProcessObject_SetGlobalWarningDisplay(False)  # ITK's multi-line warnings are not for users; errors are ours
+
 READABLE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 WRITABLE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".mha")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -97,19 +99,22 @@ def read_volume(path: str | os.PathLike, series: str | None = None) -> sitk.Imag
     if not path.exists():
         raise SynthError(f"input not found: {path}; check the path")
     raw = None
+    if path.is_file():
+        if series is not None:
+            raise SynthError(f"--series is for DICOM folders, and {path.name} is a file; leave it out")
+        if _suffix(path) not in READABLE_SUFFIXES and _suffix(path) != ".dcm":
+            raise SynthError(f"unsupported file type {path.name}; use NIfTI, NRRD, MHA or a DICOM folder")
     try:
-        if path.is_dir():
-            image = _read_dicom(path, series)
-        else:
-            if series is not None:
-                raise SynthError(f"--series is for DICOM folders, and {path.name} is a file; leave it out")
-            if _suffix(path) not in READABLE_SUFFIXES and _suffix(path) != ".dcm":
-                raise SynthError(f"unsupported file type {path.name}; use NIfTI, NRRD, MHA or a DICOM folder")
-            image = sitk.ReadImage(str(path))
-            if _suffix(path) in NIFTI_SUFFIXES:
-                raw = _nifti_voxels(path)
+        with _native_stderr_captured() as noise:  # MetaImage and GDCM report problems on fd 2 only
+            image = _read_dicom(path, series) if path.is_dir() else sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise SynthError(f"cannot read {path}: {_last_line(exc)}") from None
+        reason = next((line.strip() for line in noise["text"].splitlines() if line.strip()), "") or _last_line(exc)
+        raise SynthError(f"cannot read {path}: {reason}; check that it is a complete, uncorrupted volume") from None
+    except MemoryError:
+        raise SynthError(f"{path.name} is too large to read into memory; crop it first") from None
+    try:
+        if path.is_file() and _suffix(path) in NIFTI_SUFFIXES:
+            raw = _nifti_voxels(path)
     except MemoryError:
         raise SynthError(f"{path.name} is too large to read into memory; crop it first") from None
     if image.GetNumberOfComponentsPerPixel() != 1:

@@ -8,6 +8,8 @@ folder, and --resume a readable checkpoint, so a bad one fails now rather than a
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 from pathlib import Path
 
 from ..errors import SynthError
@@ -80,6 +82,45 @@ def _check_checkpoint(args, out: Path, inputs: list[Path]) -> None:
     elif has_checkpoint(ckpt) and not getattr(args, "overwrite", False):
         raise SynthError(f"{ckpt} holds a checkpoint of an earlier run; pass --resume to continue it, "
                          "or --overwrite to start over")
+
+
+def _training_side_paths(args, out: Path) -> dict:
+    """What a training run writes beside its package: the checkpoint folder, the loss log, new parent folders."""
+    ckpt = Path(getattr(args, "checkpoint_dir", None) or f"{out}.checkpoint")
+    parents, folder = [], Path(os.path.abspath(out.parent))
+    while not folder.exists():
+        parents.append(folder)
+        folder = folder.parent
+    return {"checkpoint": ckpt, "log": ckpt.parent / f"{out.name}.log.jsonl", "parents": parents}
+
+
+def new_side_paths(args, table: dict) -> dict | None:
+    """The side paths of a training run that do not exist yet (so a failed run can take them away again)."""
+    if "folder" not in table or not hasattr(args, "resume"):
+        return None
+    side = _training_side_paths(args, Path(getattr(args, table["folder"])))
+    return {"checkpoint": None if side["checkpoint"].exists() else side["checkpoint"],
+            "log": None if side["log"].exists() else side["log"], "parents": side["parents"]}
+
+
+def discard_new_side_paths(side: dict | None) -> None:
+    """After a failed run: remove what it created beside the package, unless it saved a checkpoint to resume."""
+    from .checkpoint import has_checkpoint
+
+    if not side:
+        return
+    ckpt = side["checkpoint"]
+    if ckpt is not None and ckpt.is_dir() and has_checkpoint(ckpt):
+        return  # resumable: keep the checkpoint and its log
+    if ckpt is not None and ckpt.is_dir():
+        shutil.rmtree(ckpt, ignore_errors=True)
+    if side["log"] is not None and side["log"].is_file():
+        side["log"].unlink()
+    for folder in side["parents"]:  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def check_paths(args, table: dict) -> None:
