@@ -42,6 +42,7 @@ def _training_options(p: argparse.ArgumentParser, labelled: bool = True, min_ste
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="semanticsynth", description="Label map -> CT/MRI by 3D latent semantic diffusion")
+    parser.add_argument("--debug", dest="debug_all", action="store_true", help="show the traceback of unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="generate a volume on the label map's grid")

@@ -440,6 +440,19 @@ def test_a_huge_extent_is_refused_before_allocating_with_the_estimate(work, tiny
                    "the region you need, or resample it to a smaller extent, or raise --max-voxels", capsys, work)
 
 
+def test_a_file_too_large_to_read_is_refused_from_its_header(work, tiny_model, capsys):
+    from SemanticSynthLib.engine.memory import available_bytes
+
+    (work / "data.raw").write_bytes(b"")
+    (work / "huge.nhdr").write_text("NRRD0004\ntype: float\ndimension: 3\nsizes: 8000 8000 8000\nspace: left-posterior-superior\n"
+                                    "space directions: (1,0,0) (0,1,0) (0,0,1)\nendian: little\nencoding: raw\ndata file: data.raw\n")
+    before = snapshot(work)
+    code, err = run_cli(["generate", work / "huge.nhdr", work / "out.nii.gz", "--model", tiny_model], capsys)
+    assert err == [f"error: huge.nhdr has 8000x8000x8000 voxels, about 2048.0 GB to read, and {available_bytes() / 1e9:.1f} GB "
+                   "is available; crop or downsample it first"] or (len(err) == 1 and "GB is available" in err[0]), err
+    assert code == 2 and snapshot(work) == before
+
+
 # --- 6. resume -----------------------------------------------------------------------------------------
 
 def test_resume_fails_cleanly_on_missing_corrupt_or_mismatched_checkpoints(work, tiny_dataset, capsys):

@@ -21,6 +21,7 @@ import SimpleITK as sitk
 
 from ..errors import SynthError
 from .atomic import commit_files, temp_file_beside
+from .memory import available_bytes
 from .outputs import writable_folder
 
 sitk.ProcessObject_SetGlobalWarningDisplay(False)  # ITK's multi-line warnings are not for users; errors are ours
@@ -93,6 +94,20 @@ def _check_geometry(path: Path, image: sitk.Image) -> None:
                          "resample it onto a grid with orthonormal axes first")
 
 
+def _check_size_before_reading(path: Path) -> None:
+    """From the header alone: refuse a file whose voxels (read twice for NIfTI) would not fit in memory."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    voxels = int(np.prod(np.array(reader.GetSize(), dtype=object)))
+    item = np.dtype(sitk.extra._get_numpy_dtype(sitk.Image([1] * reader.GetDimension(), reader.GetPixelID()))).itemsize
+    need = voxels * item * (2 if _suffix(path) in NIFTI_SUFFIXES else 1)
+    free = available_bytes()
+    if free is not None and need > free:
+        raise SynthError(f"{path.name} has {'x'.join(map(str, reader.GetSize()))} voxels, about {need / 1e9:.1f} GB to read, "
+                         f"and {max(free, 0) / 1e9:.1f} GB is available; crop or downsample it first")
+
+
 def read_volume(path: str | os.PathLike, series: str | None = None) -> sitk.Image:
     """Read a NIfTI/NRRD/MHA file or a DICOM series folder as a 3D scalar image, strictly (see above)."""
     path = Path(path)
@@ -106,6 +121,8 @@ def read_volume(path: str | os.PathLike, series: str | None = None) -> sitk.Imag
             raise SynthError(f"unsupported file type {path.name}; use NIfTI, NRRD, MHA or a DICOM folder")
     try:
         with _native_stderr_captured() as noise:  # MetaImage and GDCM report problems on fd 2 only
+            if path.is_file():
+                _check_size_before_reading(path)
             image = _read_dicom(path, series) if path.is_dir() else sitk.ReadImage(str(path))
     except RuntimeError as exc:
         reason = next((line.strip() for line in noise["text"].splitlines() if line.strip()), "") or _last_line(exc)
