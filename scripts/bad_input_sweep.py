@@ -148,7 +148,7 @@ def dicom_two_series(a, folder: Path) -> Path:
     return folder
 
 
-def nhdr(path: Path, spacing="2 0 0) (0 2 0) (0 0 2") -> Path:
+def nhdr(path: Path, spacing="2,0,0) (0,2,0) (0,0,2") -> Path:
     """A hand-written NRRD header (detached raw data) with the given space directions."""
     (path.parent / "raw.raw").write_bytes(np.ones((8, 8, 8), np.int16).tobytes())
     path.write_text(f"NRRD0004\ntype: short\ndimension: 3\nspace: left-posterior-superior\nsizes: 8 8 8\n"
@@ -279,7 +279,7 @@ def cases() -> list[Case]:
         # --- generate: inputs
         Case("gen: missing input", gen(labels=lambda a, d: d / "nope.nii.gz")),
         Case("gen: folder without DICOM", gen(labels=lambda a, d: (d / "empty").mkdir() or d / "empty")),
-        Case("gen: empty file", gen(labels=lambda a, d: (d / "e.nii.gz").write_bytes(b"") or d / "e.nii.gz")),
+        Case("gen: empty file", gen(labels=text_file("e.nii.gz", ""))),
         Case("gen: text as .nii.gz", gen(labels=text_file("t.nii.gz", "hello"))),
         Case("gen: truncated .nii.gz", gen(labels=lambda a, d: truncated(a["labels"], d / "cut.nii.gz"))),
         Case("gen: truncated .nii", gen(labels=lambda a, d: truncated(write(sitk.ReadImage(str(a["labels"])), d / "l.nii"), d / "cut.nii"))),
@@ -288,7 +288,7 @@ def cases() -> list[Case]:
         Case("gen: NaN in .nii.gz", gen(labels=lambda a, d: like(a, np.where(L(a) == 0, np.nan, L(a)).astype(np.float32), d / "nan.nii.gz"))),
         Case("gen: Inf in .nrrd", gen(labels=lambda a, d: like(a, np.where(L(a) == 0, np.inf, L(a)).astype(np.float32), d / "inf.nrrd"))),
         Case("gen: non-integer labels", gen(labels=lambda a, d: like(a, L(a).astype(np.float32) + 0.5, d / "f.nii.gz"))),
-        Case("gen: negative ids", gen(labels=lambda a, d: like(a, np.where(L(a) > 0, -L(a), 0).astype(np.int16), d / "neg.nii.gz"))),
+        Case("gen: negative ids", gen(labels=lambda a, d: like(a, np.where(L(a) > 0, -L(a).astype(np.int16), 0).astype(np.int16), d / "neg.nii.gz"))),
         Case("gen: huge ids", gen(labels=lambda a, d: like(a, np.where(L(a) > 0, 2 ** 40, 0).astype(np.int64), d / "big.nrrd"))),
         Case("gen: background only", gen(labels=lambda a, d: like(a, np.zeros_like(L(a)), d / "zero.nii.gz"))),
         Case("gen: only unknown ids", gen(labels=lambda a, d: like(a, np.where(L(a) > 0, 999, 0).astype(np.int16), d / "u.nii.gz"))),
@@ -300,9 +300,9 @@ def cases() -> list[Case]:
         Case("gen: 4D image", gen(labels=lambda a, d: write(sitk.Image([8, 8, 8, 2], sitk.sitkFloat32), d / "4d.nrrd"))),
         Case("gen: vector image", gen(labels=lambda a, d: write(sitk.Image([8, 8, 8], sitk.sitkVectorUInt8, 3), d / "vec.nrrd"))),
         Case("gen: sheared direction", gen(labels=lambda a, d: (lambda im: (im.SetDirection((1, .3, 0, 0, 1, 0, 0, 0, 1)), write(im, d / "s.nrrd"))[1])(sitk.ReadImage(str(a["labels"]))))),
-        Case("gen: zero spacing header", gen(labels=lambda a, d: nhdr(d / "z.nhdr", "0 0 0) (0 2 0) (0 0 2"))),
-        Case("gen: NaN spacing header", gen(labels=lambda a, d: nhdr(d / "n.nhdr", "nan 0 0) (0 2 0) (0 0 2"))),
-        Case("gen: unsupported input type", gen(labels=lambda a, d: (d / "x.png").write_bytes(b"\x89PNG") or d / "x.png")),
+        Case("gen: zero spacing header", gen(labels=lambda a, d: nhdr(d / "z.nhdr", "0,0,0) (0,2,0) (0,0,2"))),
+        Case("gen: NaN spacing header", gen(labels=lambda a, d: nhdr(d / "n.nhdr", "nan,0,0) (0,2,0) (0,0,2"))),
+        Case("gen: unsupported input type", gen(labels=text_file("x.png", "not a volume"))),
         Case("gen: two DICOM series", gen(labels=lambda a, d: dicom_two_series(a, d / "dicom"))),
         Case("gen: --series unknown", gen("--series", "1.2.3", labels=lambda a, d: dicom_two_series(a, d / "dicom"))),
         Case("gen: --series chosen", gen("--series", "1.2.826.0.1.3680043.2.1125.2", labels=lambda a, d: dicom_two_series(a, d / "dicom")),
@@ -444,7 +444,7 @@ def cases() -> list[Case]:
         Case("ae: data missing", train("train-autoencoder", data=lambda a, d: d / "nope")),
         Case("ae: CSV without header", train("train-autoencoder", data=text_file("d.csv", "a,b\n"))),
         Case("ae: CSV with a missing file", train("train-autoencoder", data=text_file("d.csv", "image,label\nnope.nii.gz,\n"))),
-        Case("ae: CSV not UTF-8", train("train-autoencoder", data=lambda a, d: (d / "d.csv").write_bytes(b"image\n\xff\xfe\n") or d / "d.csv")),
+        Case("ae: CSV not UTF-8", train("train-autoencoder", data=lambda a, d: ((d / "d.csv").write_bytes(b"image\n\xff\xfe\n"), d / "d.csv")[1])),
         Case("ae: unknown label table", train("train-autoencoder", "--label-table", "nope")),
         Case("ae: label table not JSON", train("train-autoencoder", "--label-table", text_file("t.json", "{"))),
         Case("ae: --init missing", train("train-autoencoder", "--init", lambda a, d: d / "none")),
@@ -498,6 +498,11 @@ def cases() -> list[Case]:
         Case("ev: --feature-weights missing", ev("--feature-weights", lambda a, d: d / "none.safetensors")),
         Case("ev: --max-cases 0", ev("--max-cases", "0")),
         Case("ev: data without pairs", ev(data=lambda a, d: text_file("d.csv", f"image,label\n{a['t1']},\n")(a, d))),
+        Case("ev: good run", ev(), expect="ok", writes=["report"],
+             check=lambda a, d: json.loads((d / "report" / "report.json").read_text())["summary"]["cases"] == 1),
+        Case("ev: --overwrite replaces a report", lambda a, d: (non_empty_folder("report")(a, d), ev("--overwrite")(a, d))[1],
+             expect="ok", writes=["report"], check=lambda a, d: not (d / "report" / "notes.txt").exists()
+             and (d / "report" / "report.md").exists()),
         Case("ev: segmenter NaN class weight", ev(segmenter=lambda a, d: package_copy(a["segmenter"], d / "s", lambda m: m["segmenter"].update(class_weights=[float("nan")])))),
         Case("ev: --out unwritable", ev(out=lambda a, d: Path("/proc/report"))),
         # --- the command line itself

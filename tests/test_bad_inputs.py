@@ -101,7 +101,7 @@ def test_train_out_equal_to_the_data_or_holding_it_is_refused_even_with_overwrit
     data = work / "ds"
     shutil.copytree(tiny_dataset, data)
     assert_refused(["train-segmenter", "--data", data, "--out", data, "--overwrite", "--steps", "1"],
-                   f"error: --out {data} holds the input {data}; writing there would delete it, choose another folder",
+                   f"error: --out {data} is the input {data}; writing there would delete it, choose another folder",
                    capsys, work)
     monkeypatch.chdir(work)
     assert_refused(["train-segmenter", "--data", "ds", "--out", ".", "--overwrite", "--steps", "1"],

@@ -42,6 +42,11 @@ def _last_line(exc: Exception) -> str:
     return lines[-1] if lines else exc.__class__.__name__
 
 
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else exc.__class__.__name__
+
+
 def dicom_series(folder: Path) -> list[str]:
     return list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
 
@@ -68,7 +73,7 @@ def _nifti_voxels(path: Path) -> np.ndarray:
     try:
         return np.asanyarray(nib.load(str(path)).dataobj)
     except (EOFError, OSError, ValueError, zlib.error, MemoryError) as exc:
-        raise SynthError(f"{path.name} is truncated or corrupt ({_last_line(exc)}); re-export or copy the file again") from None
+        raise SynthError(f"{path.name} is truncated or corrupt ({_first_line(exc)}); re-export or copy the file again") from None
     except Exception as exc:  # nibabel's ImageFileError and friends
         raise SynthError(f"{path.name} is not a readable NIfTI file ({_last_line(exc)}); re-export it") from None
 
@@ -125,7 +130,11 @@ def read_volume(path: str | os.PathLike, series: str | None = None) -> sitk.Imag
                 _check_size_before_reading(path)
             image = _read_dicom(path, series) if path.is_dir() else sitk.ReadImage(str(path))
     except RuntimeError as exc:
+        if "Unable to determine ImageIO reader" in str(exc):
+            raise SynthError(f"{path.name} is not a readable NIfTI, NRRD or MHA file (empty, or another format); "
+                             "check that it is the volume you meant") from None
         reason = next((line.strip() for line in noise["text"].splitlines() if line.strip()), "") or _last_line(exc)
+        reason = reason.removeprefix("sitk::ERROR: ")
         raise SynthError(f"cannot read {path}: {reason}; check that it is a complete, uncorrupted volume") from None
     except MemoryError:
         raise SynthError(f"{path.name} is too large to read into memory; crop it first") from None

@@ -73,6 +73,8 @@ def check_output_folder(out: str | os.PathLike, overwrite: bool, inputs=(), what
     if out.exists() and not out.is_dir():
         raise SynthError(f"{what} {out} is a file; give a folder path (a new or empty folder)")
     for given in inputs:
+        if given and Path(given).exists() and same_file(given, out):
+            raise SynthError(f"{what} {out} is the input {given}; writing there would delete it, choose another folder")
         if given and Path(given).exists() and is_inside(given, out):
             raise SynthError(f"{what} {out} holds the input {given}; writing there would delete it, choose another folder")
     if is_inside(Path.cwd(), out):

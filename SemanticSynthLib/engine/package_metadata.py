@@ -49,7 +49,8 @@ def read_metadata(path: Path) -> dict:
     path = Path(path)
     meta_path = path / "metadata.json"
     if not path.is_dir():
-        raise SynthError(f"model folder not found: {path}; pass --model with a model package folder")
+        raise SynthError(f"model package folder not found: {path}; check the path, or give a bundled name: "
+                         f"{', '.join(bundled_models())}")
     if not meta_path.is_file():
         raise SynthError(f"{path} is not a model package (no metadata.json); pass a folder made by semanticsynth training")
     try:
