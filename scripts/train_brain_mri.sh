@@ -22,8 +22,8 @@ if [ ! -f "$INIT/metadata.json" ]; then
   mkdir -p "$INIT" && git archive f2836e6 SemanticSynthLib/models/brain-mri | tar -x -C "$INIT" --strip-components=3
 fi
 $PY -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN/autoencoder" --label-table muse \
-  --modality mri --spacing 2 --steps ${AE_STEPS:-600} --batch 2 --patch 64 --num-embeddings 512 \
-  --adv-start 600 --adv-weight 0.01 --checkpoint-every 100 --log-every 20 --init "$INIT" --progress none --threads 2 --resume
+  --modality mri --spacing 2 --steps ${AE_STEPS:-400} --batch 2 --patch 64 --num-embeddings 512 \
+  --adv-start 400 --adv-weight 0.01 --checkpoint-every 100 --log-every 20 --init "$INIT" --progress none --threads 2 --resume
 fi
 [ "$STAGE" = autoencoder ] && exit 0
 $PY -m SemanticSynthLib train-diffusion --data "$RUN/train.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
