@@ -7,7 +7,6 @@ strict about what exists and silent about the rest. A failure is one line naming
 """
 from __future__ import annotations
 
-import math
 import re
 from typing import Annotated, Literal, Union
 
@@ -343,7 +342,3 @@ def validate_metadata(meta, where: str) -> dict:
         raise SynthError(f"metadata.json of {where}: field {field}: {message}{got}; the package is broken, "
                          "retrain or reinstall it") from None
     return meta
-
-
-def finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
