@@ -154,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--target-modality", default="mri", choices=["ct", "mri"])
     t.add_argument("--source-contrast", default="T1")
     t.add_argument("--target-contrast", default="T2-like")
+
+    w = sub.add_parser("serve", help="the web app in a browser (trame-slicer; needs the [web] extra)")
+    w.add_argument("--port", type=num.integer(0, 65535), default=8080)
+    w.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    w.add_argument("--max-upload-mb", type=num.number(0, 1e6, low_open=True), default=512, help="largest upload accepted")
+    w.add_argument("--device", default=None, choices=["cpu", "cuda"], help="device of the engine runs")
+    w.add_argument("--debug", action="store_true", help="show the traceback of unexpected errors")
     return parser
 
 
@@ -165,6 +172,7 @@ COMMANDS = {
     "train-diffusion": (".engine.training.diffusion", "train_diffusion"),
     "train-segmenter": (".engine.training.segmenter", "train_segmenter"),
     "train-translator": (".engine.training.translator", "train_translator"),
+    "serve": (".web.serve", "serve"),
 }
 
 
@@ -177,6 +185,7 @@ PATHS = {
     "train-diffusion": {"inputs": ("data",), "models": ("autoencoder",), "folder": "out"},
     "train-segmenter": {"inputs": ("data", "label_groups"), "models": (), "folder": "out"},
     "train-translator": {"inputs": ("data",), "models": ("autoencoder",), "folder": "out"},
+    "serve": {},
 }
 
 

@@ -278,3 +278,94 @@ def grid_transform_points(transform_node, points_lps: np.ndarray) -> np.ndarray:
         transform.TransformPoint(list(ras), moved)
         out.append(LPS_FROM_RAS @ np.array(moved))
     return np.array(out)
+
+
+def _remove_new_nodes(scene, existing: set[str]) -> None:
+    for node_id in _node_ids(scene) - existing:
+        node = scene.GetNodeByID(node_id)
+        if node is not None:
+            scene.RemoveNode(node)
+
+
+def load_label_map(scene, path: str | Path, name: str):
+    """A label map file (NIfTI, NRRD, MHA) as a segmentation node, one segment per label value, plus the label map
+    volume node it was read into (kept for display: it gives the slice views their extent).
+
+    Returns (segmentation node, label map volume node). An unreadable file, a 2D image, a volume of fractional
+    values or one without any label is a SynthError of one line; on any error no node is left in the scene.
+    """
+    existing = _node_ids(scene)
+    try:
+        labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", scene.GenerateUniqueName(f"{name} labels"))
+        storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+        storage.SetFileName(str(path))
+        storage.SetSingleFile(True)
+        if not storage.ReadData(labelmap) or labelmap.GetImageData() is None:
+            raise SynthError(f"cannot read {name}: not a NIfTI, NRRD or MHA image, or the file is damaged")
+        image = labelmap.GetImageData()
+        if min(image.GetDimensions()) <= 1:
+            raise SynthError(f"{name} is a 2D image (size {image.GetDimensions()}); a label map must be a 3D volume")
+        if image.GetNumberOfScalarComponents() != 1:
+            raise SynthError(f"{name} has {image.GetNumberOfScalarComponents()} components; a label map has one")
+        values = _voxels(labelmap)
+        if not np.all(np.isfinite(values)) or not np.array_equal(values, np.round(values)):
+            raise SynthError(f"{name} holds fractional values; a label map holds whole numbers (is it an image?)")
+        if not values.any():
+            raise SynthError(f"{name} is empty (every voxel is 0); a label map needs labelled voxels")
+        segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", scene.GenerateUniqueName(name))
+        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(labelmap)
+        logic = slicer.vtkSlicerSegmentationsModuleLogic()
+        logic.SetMRMLScene(scene)
+        if not logic.ImportLabelmapToSegmentationNode(labelmap, segmentation):
+            raise SynthError(f"cannot turn {name} into segments")
+        if segmentation.GetSegmentation().GetNumberOfSegments() == 0:
+            raise SynthError(f"{name} has no segments (every voxel is 0); a label map needs labelled voxels")
+        segmentation.CreateDefaultDisplayNodes()
+        # after the import: a colour table on the label map would name the segments after its entries, not the ids
+        if labelmap.GetDisplayNode() is None:
+            labelmap.CreateDefaultDisplayNodes()
+        sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+        for node in (segmentation, labelmap):
+            if not sh.GetItemByDataNode(node):
+                sh.CreateItem(sh.GetSceneItemID(), node)
+    except BaseException:
+        _remove_new_nodes(scene, existing)
+        raise
+    return segmentation, labelmap
+
+
+def load_volume(scene, path: str | Path, name: str):
+    """An image file as a scalar volume node (a translation source): unreadable, 2D or multi-component files are a
+    one-line SynthError (check_source_volume), with no node left behind."""
+    existing = _node_ids(scene)
+    try:
+        node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
+        storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+        storage.SetFileName(str(path))
+        storage.SetSingleFile(True)
+        if not storage.ReadData(node) or node.GetImageData() is None:
+            raise SynthError(f"cannot read {name}: not a NIfTI, NRRD or MHA image, or the file is damaged")
+        check_source_volume(node)
+        if node.GetDisplayNode() is None:
+            node.CreateDefaultDisplayNodes()
+        sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+        if not sh.GetItemByDataNode(node):
+            sh.CreateItem(sh.GetSceneItemID(), node)
+    except BaseException:
+        _remove_new_nodes(scene, existing)
+        raise
+    return node
+
+
+def export_transform(transform_node, path: str | Path) -> None:
+    """Write a grid transform node as an ITK displacement field file (LPS, "from parent"), Slicer's own writer."""
+    storage = slicer.vtkMRMLTransformStorageNode()
+    storage.SetFileName(str(path))
+    if not storage.WriteData(transform_node):
+        raise SynthError(f"cannot write the displacement field {transform_node.GetName()}; check disk space")
+
+
+def provenance(node) -> dict:
+    """The SemanticSynth.* attributes of a result node, without the prefix."""
+    names = node.GetAttributeNames() or []
+    return {n[len(ATTRIBUTE_PREFIX):]: node.GetAttribute(n) for n in names if n.startswith(ATTRIBUTE_PREFIX)}

@@ -1,0 +1,556 @@
+"""The trame-slicer page: Slicer's four-up layout, the module's workflow, driven through the bridge only.
+
+Every scene change goes through SemanticSynthLib.scene, .logic and .translation, the same code the Slicer module
+runs; engine work is the same child process (`python -m SemanticSynthLib ... --progress json`), polled from the
+server's event loop as the module polls it from a QTimer.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import slicer
+from trame.app import TrameApp, asynchronous
+from trame.widgets import client, html
+from trame_slicer.core import LayoutManager, SlicerApp
+from trame_slicer.rca_view import register_rca_factories
+from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
+from trame_vuetify.ui.vuetify3 import SinglePageLayout
+from trame_vuetify.widgets import vuetify3 as v3
+
+from ..errors import SynthError
+from ..logic import GenerationLogic
+from ..process import LIBRARY_ROOT
+from ..scene import (apply_window_level, export_transform, export_volume, load_label_map, load_volume,
+                     match_segments, provenance)
+from ..translation import TranslationLogic, carry_segmentation
+
+SAMPLES_DIR = Path(LIBRARY_ROOT) / "SemanticSynth" / "Resources" / "Samples"
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+POLL_S = 0.25
+
+
+def four_up_layout() -> Layout:
+    """Slicer's Four-Up: axial (red) and 3D on top, sagittal (yellow) and coronal (green) below."""
+    return Layout(LayoutDirection.Vertical, [
+        Layout(LayoutDirection.Horizontal, [ViewLayoutDefinition.axial_view(), ViewLayoutDefinition.threed_view()]),
+        Layout(LayoutDirection.Horizontal, [ViewLayoutDefinition.sagittal_view(), ViewLayoutDefinition.coronal_view()]),
+    ])
+
+
+def bundled_samples() -> dict[str, Path]:
+    if not SAMPLES_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(SAMPLES_DIR.iterdir()) if p.name.endswith(IMAGE_SUFFIXES)}
+
+
+def _safe_upload_name(name: str) -> str:
+    """The uploaded file's base name with only safe characters; its image suffix is kept (the reader needs it)."""
+    base = Path(str(name)).name
+    suffix = next((s for s in IMAGE_SUFFIXES if base.lower().endswith(s)), "")
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", base[: len(base) - len(suffix)])[:80] or "upload"
+    return stem + suffix
+
+
+def _label(name: str) -> str:
+    for s in IMAGE_SUFFIXES:
+        if name.lower().endswith(s):
+            return name[: -len(s)]
+    return name
+
+
+class SemanticSynthWebApp(TrameApp):
+    def __init__(self, server=None, max_upload_mb: float = 512, device: str | None = None):
+        super().__init__(server=server, client_type="vue3")
+        self.max_upload_bytes = int(max_upload_mb * 1024 * 1024)
+        self.device = device
+        self.slicer_app = SlicerApp()
+        self.scene = self.slicer_app.scene
+        slicer.mrmlScene = self.scene  # the bridge's helpers (slicer.util) look here
+        register_rca_factories(self.slicer_app.view_manager, self.server)
+        self.layout_manager = LayoutManager(self.scene, self.slicer_app.view_manager, self.server)
+        self.layout_manager.register_layout("Four-Up", four_up_layout())
+        self.layout_manager.set_layout("Four-Up")
+
+        self.generation = GenerationLogic()
+        self.translation = TranslationLogic()
+        self.segmentation = self.labelmap = self.generated = None
+        self.source_volume = self.translated = self.field = self.carried = None
+        self.job = None
+        self.job_kind = ""
+        self._init_state()
+        self._build_ui()
+
+    # ---------------------------------------------------------------- state
+    def _init_state(self):
+        s = self.state
+        models = self.generation.available_models()
+        s.models = models
+        s.model = "abdomen-ct" if "abdomen-ct" in models else (models[0] if models else None)
+        s.modality = "ct"
+        s.steps = ""
+        s.seed = 0
+        s.samples = list(bundled_samples())
+        s.sample = s.samples[0] if s.samples else None
+        s.translators = self.translation.available_models()
+        s.translator = s.translators[0] if s.translators else None
+        s.deform = True
+        s.max_upload_bytes = self.max_upload_bytes
+        s.max_upload_mb = round(self.max_upload_bytes / 2 ** 20, 1)
+        s.message = ""
+        s.notice = ""
+        s.status = "Load a label map or a sample"
+        s.progress = 0
+        s.running = False
+        s.source_name = ""
+        s.view_mode = "labels"
+        s.view_modes = []
+        s.scene_nodes = []
+        s.has_generated = False
+        s.has_translation = False
+        self.state.change("model")(self._on_model)
+        self.state.change("view_mode")(self._on_view_mode)
+
+    def _on_model(self, model, **_):
+        try:
+            modalities = self.generation.model_info(model)["metadata"]["modalities"]
+        except SynthError as exc:
+            self.state.message = str(exc)
+            return
+        if self.state.modality not in modalities:
+            self.state.modality = modalities[0]
+        self._report_unmatched()
+
+    def _refresh_scene_list(self):
+        names = []
+        for cls in ("vtkMRMLScalarVolumeNode", "vtkMRMLSegmentationNode", "vtkMRMLGridTransformNode"):
+            nodes = self.scene.GetNodesByClass(cls)
+            for i in range(nodes.GetNumberOfItems()):
+                node = nodes.GetItemAsObject(i)
+                if node.IsA("vtkMRMLScalarVolumeNode") and node.IsA("vtkMRMLLabelMapVolumeNode"):
+                    continue
+                names.append(node.GetName())
+        self.state.scene_nodes = names
+        modes = []
+        if self.labelmap is not None:
+            modes.append({"title": "Labels", "value": "labels"})
+        if self.generated is not None:
+            modes.append({"title": "Generated", "value": "generated"})
+        if self.source_volume is not None:
+            modes.append({"title": "Source volume", "value": "source"})
+        if self.translated is not None:
+            modes.append({"title": "Translated", "value": "translated"})
+        self.state.view_modes = modes
+        self.state.has_generated = self.generated is not None
+        self.state.has_translation = self.translated is not None
+
+    # ---------------------------------------------------------------- display
+    def _slice_views(self):
+        return self.slicer_app.view_manager.get_slice_views()
+
+    def _on_view_mode(self, view_mode, **_):
+        background = {"labels": self.labelmap, "generated": self.generated, "source": self.source_volume,
+                      "translated": self.translated}.get(view_mode)
+        if background is None:
+            return
+        for view in self._slice_views():
+            view.set_background_volume_id(background.GetID())
+            view.set_foreground_volume_id(None)
+            view.set_visible_in_3d(True)
+        segmentation = self.carried if view_mode == "translated" and self.carried else self.segmentation
+        for node in (self.segmentation, self.carried):
+            display = node.GetDisplayNode() if node is not None else None
+            if display is not None:
+                display.SetVisibility(node is segmentation and view_mode != "source")
+                display.SetVisibility2DFill(False)
+                display.SetVisibility2DOutline(True)
+        if self.field is not None and self.field.GetDisplayNode() is not None:
+            display = self.field.GetDisplayNode()
+            display.SetVisibility(view_mode == "translated")
+            display.SetVisibility2D(view_mode == "translated")
+            display.SetVisualizationModeToGrid()
+        self._render()
+
+    def _render(self, reset: bool = False):
+        for view in self.slicer_app.view_manager.get_views():
+            if reset:
+                view.reset_view()
+            view.schedule_render()
+
+    def _show(self, mode: str, reset: bool = False):
+        if self.state.view_mode == mode:
+            self._on_view_mode(mode)
+        else:
+            self.state.view_mode = mode  # the change handler shows it
+            self._on_view_mode(mode)
+        self._render(reset)
+
+    # ---------------------------------------------------------------- loading
+    def _remove(self, *nodes):
+        for node in nodes:
+            if node is not None and self.scene.IsNodePresent(node):
+                self.scene.RemoveNode(node)
+
+    def _load_labels_file(self, path: Path, name: str):
+        segmentation, labelmap = load_label_map(self.scene, path, name)
+        try:
+            matched = self._unmatched_for(segmentation)
+        except BaseException:
+            self._remove(segmentation, labelmap)
+            raise
+        if matched is not None and not matched[0]:
+            self._remove(segmentation, labelmap)
+            raise SynthError(f"no label of {name} is known to model {self.state.model} "
+                             f"(unknown: {', '.join(matched[1][:8])}); choose another model or label map")
+        # the new source replaces the old one and everything made from it
+        self._remove(self.segmentation, self.labelmap, self.generated, self.carried)
+        self.segmentation, self.labelmap, self.generated, self.carried = segmentation, labelmap, None, None
+        self.state.source_name = name
+        self.state.message = ""
+        self.state.status = f"Loaded {name}: {segmentation.GetSegmentation().GetNumberOfSegments()} segments"
+        self._report_unmatched()
+        self._refresh_scene_list()
+        self._show("labels", reset=True)
+
+    def _unmatched_for(self, segmentation):
+        if not self.state.model:
+            return None
+        table = self.generation.model_info(self.state.model, self.state.modality)["labels"]
+        return match_segments(segmentation, table)
+
+    def _report_unmatched(self):
+        if self.segmentation is None:
+            self.state.notice = ""
+            return
+        try:
+            result = self._unmatched_for(self.segmentation)
+        except SynthError as exc:
+            self.state.message = str(exc)
+            return
+        unmatched = result[1] if result else []
+        self.state.notice = (f"Not used (unknown to the model): {', '.join(unmatched[:12])}"
+                             + (f" and {len(unmatched) - 12} more" if len(unmatched) > 12 else "")) if unmatched else ""
+
+    def load_sample(self):
+        if self._busy():
+            return
+        samples = bundled_samples()
+        path = samples.get(self.state.sample)
+        if path is None:
+            self.state.message = "choose one of the bundled samples"
+            return
+        try:
+            self._load_labels_file(path, _label(path.name))
+        except SynthError as exc:
+            self.state.message = str(exc)
+
+    def _write_upload(self, files) -> tuple[Path, str] | None:
+        """The uploaded file in a new temporary folder; None (and a message) when it is refused."""
+        if not files:
+            return None
+        file = files[0] if isinstance(files, list) else files
+        name = str(file.get("name") or "upload")
+        content = file.get("content")
+        size = int(file.get("size") or (len(content) if content is not None else 0))
+        if size > self.max_upload_bytes or (content is not None and len(content) > self.max_upload_bytes):
+            self.state.message = (f"{name} is {size / 2 ** 20:.1f} MB, over the upload limit of "
+                                  f"{self.max_upload_bytes / 2 ** 20:.1f} MB (serve --max-upload-mb)")
+            return None
+        if isinstance(content, list):  # chunked upload from the client
+            content = b"".join(bytes(c) for c in content)
+        if not content:
+            self.state.message = f"cannot read {name}: the upload is empty"
+            return None
+        if not name.lower().endswith(IMAGE_SUFFIXES):
+            self.state.message = f"cannot read {name}: upload a NIfTI (.nii, .nii.gz), NRRD (.nrrd) or MHA (.mha) file"
+            return None
+        folder = Path(tempfile.mkdtemp(prefix="SemanticSynth-upload-"))
+        path = folder / _safe_upload_name(name)
+        path.write_bytes(bytes(content))
+        return path, _label(Path(name).name)
+
+    def upload_labels(self, files):
+        if self._busy():
+            return
+        written = self._write_upload(files)
+        if written is None:
+            return
+        path, name = written
+        try:
+            self._load_labels_file(path, name)
+        except SynthError as exc:
+            self.state.message = str(exc)
+        finally:
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+    def upload_volume(self, files):
+        if self._busy():
+            return
+        written = self._write_upload(files)
+        if written is None:
+            return
+        path, name = written
+        try:
+            volume = load_volume(self.scene, path, name)
+        except SynthError as exc:
+            self.state.message = str(exc)
+            return
+        finally:
+            shutil.rmtree(path.parent, ignore_errors=True)
+        self._remove(self.source_volume, self.translated, self.field, self.carried)
+        self.source_volume, self.translated, self.field, self.carried = volume, None, None, None
+        apply_window_level(volume, "mri")
+        self.state.message = ""
+        self.state.status = f"Loaded volume {name}"
+        self._refresh_scene_list()
+        self._show("source", reset=True)
+
+    # ---------------------------------------------------------------- jobs
+    def _busy(self) -> bool:
+        if self.job is not None:
+            self.state.message = "a job is running; wait for it or cancel it first"
+            return True
+        return False
+
+    def _steps(self) -> int | None:
+        text = str(self.state.steps or "").strip()
+        if not text:
+            return None
+        if not text.isdigit() or not 1 <= int(text) <= 1000:
+            raise SynthError(f"steps must be a whole number from 1 to 1000 (got {text})")
+        return int(text)
+
+    def _seed(self) -> int:
+        text = str(self.state.seed if self.state.seed is not None else "0").strip()
+        if not text.isdigit() or int(text) >= 2 ** 63:
+            raise SynthError(f"seed must be a whole number from 0 to 2^63-1 (got {text})")
+        return int(text)
+
+    def generate(self):
+        if self._busy():
+            return
+        if self.segmentation is None:
+            self.state.message = "load a label map or a sample first"
+            return
+        try:
+            job = self.generation.start(self.segmentation, model=self.state.model, modality=self.state.modality,
+                                        steps=self._steps(), seed=self._seed(), device=self.device)
+        except SynthError as exc:
+            self.state.message = str(exc)
+            return
+        self._run(job, "generate")
+
+    def translate(self):
+        if self._busy():
+            return
+        if self.source_volume is None:
+            self.state.message = "load a volume to translate first"
+            return
+        try:
+            job = self.translation.start(self.source_volume, model=self.state.translator, steps=self._steps(),
+                                         seed=self._seed(), deform=bool(self.state.deform), device=self.device)
+        except SynthError as exc:
+            self.state.message = str(exc)
+            return
+        self._run(job, "translate")
+
+    def _run(self, job, kind: str):
+        self.job, self.job_kind = job, kind
+        self.state.message = ""
+        self.state.running = True
+        self.state.progress = 0
+        self.state.status = "Starting the engine..."
+        asynchronous.create_task(self._watch(job))
+
+    async def _watch(self, job):
+        while True:
+            done = job.poll()
+            if done:
+                break
+            record = job.last_progress or {}
+            with self.state:
+                if record:
+                    self.state.progress = round(100 * float(record.get("fraction") or 0), 1)
+                    eta = record.get("eta_s")
+                    step = f" {record.get('step')}/{record.get('total')}" if record.get("total") else ""
+                    self.state.status = (f"{str(record.get('stage', 'working')).capitalize()}{step}"
+                                         + (f", about {eta:.0f} s left" if isinstance(eta, (int, float)) else ""))
+            await asyncio.sleep(POLL_S)
+        with self.state:
+            self._finished(job)
+
+    def _finished(self, job):
+        kind = self.job_kind
+        self.job, self.job_kind = None, ""
+        self.state.running = False
+        if job.error:
+            self.state.progress = 0
+            if job.error == "cancelled":
+                self.state.status = "Cancelled; nothing was added"
+            else:
+                self.state.status = "Failed"
+                self.state.message = job.error
+            self._refresh_scene_list()
+            return
+        self.state.progress = 100
+        if kind == "generate":
+            self._remove(self.generated)
+            self.generated = job.result_node
+            self.state.status = f"Generated {self.generated.GetName()}"
+            self._refresh_scene_list()
+            self._show("generated")
+        else:
+            self._remove(self.translated, self.field, self.carried)
+            self.translated, self.field = job.result_node
+            self.carried = None
+            self.state.status = f"Translated {self.translated.GetName()}"
+            self._refresh_scene_list()
+            self._show("translated")
+
+    def cancel(self):
+        job = self.job
+        if job is None:
+            return
+        self.state.status = "Cancelling..."
+        job.cancel()  # ends the child and its whole tree; _watch reports it
+
+    def carry(self):
+        if self._busy():
+            return
+        try:
+            clone = carry_segmentation(self.segmentation, self.field)
+        except SynthError as exc:
+            self.state.message = str(exc)
+            return
+        self._remove(self.carried)
+        self.carried = clone
+        self.state.message = ""
+        self.state.status = f"Carried {self.segmentation.GetName()} through the field"
+        self._refresh_scene_list()
+        self._show("translated")
+
+    # ---------------------------------------------------------------- downloads
+    def _zip(self, files: dict[str, Path], meta: dict) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for arcname, path in files.items():
+                archive.write(path, arcname)
+            archive.writestr("provenance.json", json.dumps(meta, indent=2))
+        return buffer.getvalue()
+
+    def download_generated(self):
+        if self.generated is None:
+            self.state.message = "nothing generated yet"
+            return None
+        with tempfile.TemporaryDirectory(prefix="SemanticSynth-download-") as tmp:
+            path = Path(tmp) / "generated.nrrd"
+            export_volume(self.generated, path)
+            meta = {"volume": self.generated.GetName(), "source": self.segmentation.GetName() if self.segmentation else None,
+                    **provenance(self.generated)}
+            return self.server.protocol.addAttachment(self._zip({"generated.nrrd": path}, meta))
+
+    def download_translation(self):
+        if self.translated is None:
+            self.state.message = "nothing translated yet"
+            return None
+        with tempfile.TemporaryDirectory(prefix="SemanticSynth-download-") as tmp:
+            files = {"translated.nrrd": Path(tmp) / "translated.nrrd", "field.nrrd": Path(tmp) / "field.nrrd"}
+            export_volume(self.translated, files["translated.nrrd"])
+            export_transform(self.field, files["field.nrrd"])
+            if self.carried is not None:
+                labels = Path(tmp) / "carried.seg.nrrd"
+                storage = self.carried.CreateDefaultStorageNode()
+                storage.SetFileName(str(labels))
+                if storage.WriteData(self.carried):
+                    files["carried.seg.nrrd"] = labels
+            meta = {"volume": self.translated.GetName(), "field": self.field.GetName(),
+                    "source": self.source_volume.GetName() if self.source_volume else None, **provenance(self.translated)}
+            return self.server.protocol.addAttachment(self._zip(files, meta))
+
+    # ---------------------------------------------------------------- page
+    def _upload_input(self, handler, input_id: str, label: str):
+        """A file input that refuses files over the limit in the page, before anything is sent."""
+        trigger = self.server.controller.trigger_name(handler)
+        v3.VFileInput(
+            id=input_id, label=label, density="compact", hide_details=True, prepend_icon="mdi-file-upload",
+            accept=",".join(IMAGE_SUFFIXES) + ",.gz",
+            disabled=("running",),
+            change=(f"$event.target.files[0] && ($event.target.files[0].size > max_upload_bytes ? "
+                    f"(message = $event.target.files[0].name + ' is ' + ($event.target.files[0].size / 1048576).toFixed(1) + "
+                    f"' MB, over the upload limit of ' + max_upload_mb + ' MB (serve --max-upload-mb)') : "
+                    f"trigger('{trigger}', [$event.target.files]))"),
+        )
+
+    def _build_ui(self):
+        ctrl = self.server.controller
+        with SinglePageLayout(self.server, full_height=True) as layout:
+            self.ui = layout
+            client.Style("html { overflow-y: hidden; }")
+            layout.title.set_text("SemanticSynth")
+            layout.root.theme = "dark"
+            with layout.toolbar:
+                v3.VSpacer()
+                html.Div("{{ status }}", id="status", classes="text-body-2 mx-4")
+            with layout.content:
+                with html.Div(classes="d-flex", style="height: calc(100vh - 64px);"):
+                    with html.Div(style="width: 330px; min-width: 330px; overflow-y: auto;", classes="pa-2"):
+                        self._controls(ctrl)
+                    with html.Div(style="flex: 1; position: relative;", id="views"):
+                        self.layout_manager.initialize_layout_grid(layout)
+
+    def _controls(self, ctrl):
+        v3.VAlert(v_if="message", id="message", type="error", density="compact", text=("message",),
+                  closable=True, click_close="message = ''", classes="mb-2")
+        html.Div("Label map", classes="text-subtitle-2")
+        with html.Div(classes="d-flex align-center"):
+            v3.VSelect(v_model=("sample",), items=("samples",), density="compact", hide_details=True, label="Sample")
+            v3.VBtn("Load", id="load-sample", click=self.load_sample, disabled=("running",), density="compact",
+                    classes="ml-1")
+        self._upload_input(self.upload_labels, "upload-labels", "Upload label map")
+        html.Div("{{ source_name }}", id="source-name", classes="text-caption")
+        html.Div("{{ notice }}", id="notice", v_if="notice", classes="text-caption text-warning")
+        v3.VDivider(classes="my-2")
+        v3.VSelect(v_model=("model",), items=("models",), label="Model", density="compact", hide_details=True,
+                   disabled=("running",))
+        with html.Div(classes="d-flex"):
+            v3.VSelect(v_model=("modality",), items=(["ct", "mri"],), label="Modality", density="compact",
+                       hide_details=True, disabled=("running",))
+            v3.VTextField(v_model=("steps",), id="steps", label="Steps", placeholder="model's", density="compact",
+                          hide_details=True, disabled=("running",), classes="mx-1")
+            v3.VTextField(v_model=("seed",), id="seed", label="Seed", density="compact", hide_details=True,
+                          disabled=("running",))
+        with html.Div(classes="d-flex my-2"):
+            v3.VBtn("Generate", id="generate", color="primary", click=self.generate, disabled=("running",))
+            v3.VBtn("Cancel", id="cancel", click=self.cancel, disabled=("!running",), classes="ml-2")
+        v3.VProgressLinear(model_value=("progress",), id="progress", height=8, color="primary")
+        html.Div("View", classes="text-subtitle-2 mt-2")
+        with v3.VBtnToggle(v_model=("view_mode",), id="view-mode", mandatory=True, density="compact", divided=True):
+            v3.VBtn("{{ mode.title }}", v_for="mode in view_modes", key="mode.value", value=("mode.value",),
+                    id=("`view-${mode.value}`",), size="small")
+        v3.VBtn("Download generated (.zip)", id="download-generated", density="compact", classes="mt-2",
+                disabled=("!has_generated",), prepend_icon="mdi-download",
+                click=f"utils.download('semanticsynth-generated.zip', trigger('{ctrl.trigger_name(self.download_generated)}'), 'application/zip')")
+        v3.VDivider(classes="my-2")
+        html.Div("Translate a volume", classes="text-subtitle-2")
+        self._upload_input(self.upload_volume, "upload-volume", "Upload volume")
+        v3.VSelect(v_model=("translator",), items=("translators",), label="Translator", density="compact",
+                   hide_details=True, disabled=("running",))
+        v3.VCheckbox(v_model=("deform",), label="Spatial transform (displacement field)", density="compact",
+                     hide_details=True)
+        with html.Div(classes="d-flex my-1"):
+            v3.VBtn("Translate", id="translate", click=self.translate, disabled=("running",))
+            v3.VBtn("Carry segmentation", id="carry", click=self.carry, disabled=("running || !has_translation",),
+                    classes="ml-2")
+        v3.VBtn("Download translation (.zip)", id="download-translation", density="compact",
+                disabled=("!has_translation",), prepend_icon="mdi-download",
+                click=f"utils.download('semanticsynth-translation.zip', trigger('{ctrl.trigger_name(self.download_translation)}'), 'application/zip')")
+        v3.VDivider(classes="my-2")
+        html.Div("Scene", classes="text-subtitle-2")
+        with html.Ul(id="scene-nodes", classes="text-caption ml-4"):
+            html.Li("{{ name }}", v_for="name in scene_nodes", key="name")

@@ -1,0 +1,298 @@
+"""The web app (`semanticsynth serve`) in a real browser: Debian's Chromium driven by Selenium.
+
+Nothing is downloaded at run time: the browser and its driver are the Debian packages `chromium` and
+`chromium-driver` (scripts/setup.sh installs them). Without them these tests fail, naming the package.
+Everything is checked from the page: texts the page shows and screenshots of its slice views.
+
+Artifacts (screenshots, timings.json) go to $SEMANTICSYNTH_ARTIFACTS/web, default outputs/test-artifacts/web.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz"
+ARTIFACTS = Path(os.environ.get("SEMANTICSYNTH_ARTIFACTS", REPO / "outputs" / "test-artifacts")) / "web"
+UPLOAD_LIMIT_MB = 0.5
+CHROMIUM = {"chromium": "chromium", "chromedriver": "chromium-driver"}  # executable -> Debian package
+
+
+def _require(module: str, package: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        pytest.fail(f"Python package {package} is missing: install the web extra with "
+                    f"`.venv/bin/pip install -e '.[web]'` (or run `bash scripts/setup.sh`)", pytrace=False)
+
+
+def _executables() -> dict[str, str]:
+    found, missing = {}, []
+    for exe, package in CHROMIUM.items():
+        path = shutil.which(exe) or next((p for p in (f"/usr/bin/{exe}", f"/usr/lib/chromium/{exe}") if os.path.exists(p)), None)
+        if path is None:
+            missing.append(package)
+        found[exe] = path
+    if missing:
+        pytest.fail(f"the browser test needs Debian's {' and '.join(missing)}: install with "
+                    f"`apt-get install -y {' '.join(missing)}` (or run `bash scripts/setup.sh`)", pytrace=False)
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    _require("trame_slicer", "trame-slicer")
+    port = _free_port()
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = open(ARTIFACTS / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "SemanticSynthLib", "serve", "--port", str(port),
+                             "--max-upload-mb", str(UPLOAD_LIMIT_MB)], cwd=REPO, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        assert proc.poll() is None, f"the server exited with status {proc.returncode}; see {log.name}"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the server did not listen within 120 s")
+    yield {"url": url, "process": proc, "port": port}
+    from SemanticSynthLib.process import kill_tree
+
+    kill_tree(proc)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    exes = _executables()
+    _require("selenium", "selenium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = exes["chromium"]
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000",
+                "--hide-scrollbars"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(exes["chromedriver"]), options=options)
+    driver.get(server["url"])
+    _wait(driver, lambda: "Load a label map" in _text(driver, "status"), 60, "the page did not come up")
+    yield driver
+    driver.quit()
+
+
+# ------------------------------------------------------------------ page helpers
+def _text(driver, element_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.ID, element_id)
+    return found[0].text if found else ""
+
+
+def _wait(driver, condition, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"{what} (after {timeout:.0f} s); status: {_text(driver, 'status')!r}, message: {_text(driver, 'message')!r}")
+
+
+def _click(driver, element_id: str):
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, element_id).click()
+
+
+def _axial_view(driver) -> np.ndarray:
+    """The axial (red) slice view, top-left quarter of the views area, as RGB pixels from a screenshot."""
+    from io import BytesIO
+
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    views = driver.find_element(By.ID, "views").rect
+    image = np.asarray(Image.open(BytesIO(driver.get_screenshot_as_png())).convert("RGB")).astype(float)
+    scale = image.shape[1] / driver.execute_script("return window.innerWidth")
+    x0, y0 = int(views["x"] * scale), int(views["y"] * scale)
+    w, h = int(views["width"] * scale / 2), int(views["height"] * scale / 2)
+    margin = int(30 * scale)  # the view's own buttons and slider
+    return image[y0 + margin:y0 + h - margin, x0 + margin:x0 + w - margin]
+
+
+def _scene_nodes(driver) -> list[str]:
+    return [line for line in _text(driver, "scene-nodes").splitlines() if line.strip()]
+
+
+def _set_field(driver, element_id: str, value: str):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    field = driver.find_element(By.CSS_SELECTOR, f"input#{element_id}, #{element_id} input")
+    field.send_keys(Keys.CONTROL, "a")
+    field.send_keys(Keys.BACKSPACE)
+    field.send_keys(value)
+
+
+def _stable_view(driver, timeout: float = 20) -> np.ndarray:
+    """The axial view once two screenshots 0.5 s apart agree (the remote view has finished rendering)."""
+    previous = _axial_view(driver)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.5)
+        current = _axial_view(driver)
+        if current.shape == previous.shape and np.abs(current - previous).mean() < 0.5:
+            return current
+        previous = current
+    return previous
+
+
+def _save(driver, name: str):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / name))
+
+
+def _load_sample(driver):
+    from selenium.webdriver.common.by import By
+
+    if _text(driver, "source-name") != SAMPLE.name.replace(".nii.gz", ""):
+        _click(driver, "load-sample")
+        _wait(driver, lambda: _text(driver, "status").startswith("Loaded"), 60, "the sample did not load")
+    assert driver.find_elements(By.ID, "message") == []
+
+
+# ------------------------------------------------------------------ tests
+def test_listens_on_localhost_only(server):
+    import psutil
+
+    addresses = {c.laddr.ip for c in psutil.Process(server["process"].pid).net_connections("inet")
+                 if c.status == psutil.CONN_LISTEN}
+    assert addresses == {"127.0.0.1"}
+
+
+def test_generate_shows_the_volume(browser):
+    driver = browser
+    _load_sample(driver)
+    labels = _stable_view(driver)
+    assert labels.std() > 10, "the label view is blank"
+    _save(driver, "labels.png")
+    before = _scene_nodes(driver)
+
+    _set_field(driver, "steps", "2")
+    _click(driver, "generate")
+    start = time.perf_counter()
+    _wait(driver, lambda: _text(driver, "status").startswith("Generated"), 600, "generation did not finish")
+    # on screen: the axial view no longer shows the labels
+    _wait(driver, lambda: np.abs(_axial_view(driver) - labels).mean() > 5, 60, "the generated volume did not appear",
+          interval=0.1)
+    elapsed = time.perf_counter() - start
+    generated = _stable_view(driver)
+    _save(driver, "generated.png")
+
+    assert generated.std() > 10, "the slice view is blank after generation"
+    grey = np.abs(generated[..., 0] - generated[..., 1]).mean() + np.abs(generated[..., 1] - generated[..., 2]).mean()
+    assert np.abs(generated - labels).mean() > 5 and abs(generated.mean() - labels.mean()) + abs(generated.std() - labels.std()) > 2
+    assert grey < 15, "the generated CT should be grey with coloured outlines only"
+    after = _scene_nodes(driver)
+    assert len(after) == len(before) + 1 and any("synthetic CT" in n for n in after)
+
+    # flip back to the labels and forth again
+    _click(driver, "view-labels")
+    flipped = _stable_view(driver)
+    assert np.abs(flipped - labels).mean() < np.abs(flipped - generated).mean()
+    _click(driver, "view-generated")
+    _stable_view(driver)
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    timings = ARTIFACTS / "timings.json"
+    data = json.loads(timings.read_text()) if timings.exists() else {}
+    data["browser_generate_to_screen_s"] = round(elapsed, 2)
+    data["steps"] = 2
+    data["input"] = str(SAMPLE.relative_to(REPO))
+    timings.write_text(json.dumps(data, indent=2))
+    print(f"Generate click to volume on screen: {elapsed:.1f} s (2 steps)")
+
+
+def test_cancel_adds_nothing(browser):
+    driver = browser
+    _load_sample(driver)
+    before = _scene_nodes(driver)
+    view_before = _stable_view(driver)
+    _set_field(driver, "steps", "200")
+    _click(driver, "generate")
+    _wait(driver, lambda: any(w in _text(driver, "status") for w in ("Denoising", "Decoding", "Preparing", "about")), 300,
+          "no progress was shown")
+    _click(driver, "cancel")
+    _wait(driver, lambda: _text(driver, "status") == "Cancelled; nothing was added", 60, "cancel did not end the run")
+    assert _scene_nodes(driver) == before
+    assert np.abs(_stable_view(driver) - view_before).mean() < 2
+    assert not [p for p in Path("/tmp").glob("SemanticSynth-*") if p.is_dir() and time.time() - p.stat().st_mtime < 5]
+
+
+def _write(path: Path, array: np.ndarray) -> Path:
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((1.5, 1.5, 1.5))
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("unreadable", "cannot read broken_upload"),
+    ("2d", "is a 2D image"),
+    ("unknown", "no label of unknown_labels is known to model abdomen-ct"),
+    ("empty", "empty_labels is empty"),
+    ("too_large", "over the upload limit of 0.5 MB"),
+])
+def test_bad_uploads_give_one_line(browser, tmp_path, case, expected):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    _load_sample(driver)
+    before = _scene_nodes(driver)
+    status = _text(driver, "status")
+    if case == "unreadable":
+        path = tmp_path / "broken_upload.nii.gz"
+        path.write_bytes(b"this is not an image" * 50)
+    elif case == "2d":
+        path = _write(tmp_path / "flat_labels.nii.gz", np.ones((1, 40, 40), np.uint8))
+    elif case == "unknown":
+        path = _write(tmp_path / "unknown_labels.nii.gz", np.pad(np.full((8, 8, 8), 999, np.uint16), 4))
+    elif case == "empty":
+        path = _write(tmp_path / "empty_labels.nii.gz", np.zeros((16, 16, 16), np.uint8))
+    else:
+        path = tmp_path / "huge_labels.nii.gz"
+        path.write_bytes(np.random.default_rng(0).bytes(int(0.6 * 2 ** 20)))
+    upload = driver.find_element(By.CSS_SELECTOR, "input#upload-labels, #upload-labels input[type=file]")
+    upload.send_keys(str(path))
+    message = _wait(driver, lambda: _text(driver, "message"), 30, f"no message for the {case} upload")
+    assert expected in message, message
+    assert "\n" not in message.strip() and "Traceback" not in message
+    assert _scene_nodes(driver) == before, "a refused upload changed the scene"
+    assert _text(driver, "status") == status
+    driver.find_element(By.CSS_SELECTOR, "#message button").click()
+    _wait(driver, lambda: not _text(driver, "message"), 10, "the message did not close")
+    driver.execute_script("arguments[0].value = ''", upload)  # the next upload of a file fires a change again
