@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz"
 ARTIFACTS = Path(os.environ.get("SEMANTICSYNTH_ARTIFACTS", REPO / "outputs" / "test-artifacts")) / "web"
+DOWNLOADS = ARTIFACTS / "downloads"
 UPLOAD_LIMIT_MB = 0.5
+# DDIM steps of the timed generation: 2 keeps the suite short; "" (the model's default) for the README picture
+STEPS = os.environ.get("SEMANTICSYNTH_WEB_TEST_STEPS", "2")
 CHROMIUM = {"chromium": "chromium", "chromedriver": "chromium-driver"}  # executable -> Debian package
 
 
@@ -92,6 +96,11 @@ def browser(server):
 
     options = webdriver.ChromeOptions()
     options.binary_location = exes["chromium"]
+    DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    for old in DOWNLOADS.iterdir():
+        old.unlink()
+    options.add_experimental_option("prefs", {"download.default_directory": str(DOWNLOADS),
+                                              "download.prompt_for_download": False})
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000",
                 "--hide-scrollbars"):
         options.add_argument(arg)
@@ -200,7 +209,7 @@ def test_generate_shows_the_volume(browser):
     _save(driver, "labels.png")
     before = _scene_nodes(driver)
 
-    _set_field(driver, "steps", "2")
+    _set_field(driver, "steps", STEPS)
     _click(driver, "generate")
     start = time.perf_counter()
     _wait(driver, lambda: _text(driver, "status").startswith("Generated"), 600, "generation did not finish")
@@ -225,14 +234,25 @@ def test_generate_shows_the_volume(browser):
     _click(driver, "view-generated")
     _stable_view(driver)
 
+    # the download: the volume as NRRD with its provenance
+    _click(driver, "download-generated")
+    archive = DOWNLOADS / "semanticsynth-generated.zip"
+    _wait(driver, archive.exists, 30, "the download did not arrive")
+    time.sleep(0.5)
+    with zipfile.ZipFile(archive) as z:
+        assert sorted(z.namelist()) == ["generated.nrrd", "provenance.json"]
+        meta = json.loads(z.read("provenance.json"))
+        assert meta["model"] and meta["seed"] == "0" and meta["steps"] == (STEPS or meta["steps"]) and meta["modality"] == "ct"
+        assert meta["source"] == SAMPLE.name.replace(".nii.gz", "")
+        assert z.getinfo("generated.nrrd").file_size > 100_000
+
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     timings = ARTIFACTS / "timings.json"
     data = json.loads(timings.read_text()) if timings.exists() else {}
-    data["browser_generate_to_screen_s"] = round(elapsed, 2)
-    data["steps"] = 2
+    data[f"browser_generate_to_screen_s_steps_{STEPS or 'default'}"] = round(elapsed, 2)
     data["input"] = str(SAMPLE.relative_to(REPO))
     timings.write_text(json.dumps(data, indent=2))
-    print(f"Generate click to volume on screen: {elapsed:.1f} s (2 steps)")
+    print(f"Generate click to volume on screen: {elapsed:.1f} s (steps: {STEPS or 'default'})")
 
 
 def test_cancel_adds_nothing(browser):
@@ -296,3 +316,35 @@ def test_bad_uploads_give_one_line(browser, tmp_path, case, expected):
     driver.find_element(By.CSS_SELECTOR, "#message button").click()
     _wait(driver, lambda: not _text(driver, "message"), 10, "the message did not close")
     driver.execute_script("arguments[0].value = ''", upload)  # the next upload of a file fires a change again
+
+
+def test_translate_shows_volume_and_field(browser, tmp_path):
+    import SimpleITK as sitk
+    from selenium.webdriver.common.by import By
+    from testdata import IXI_IDS, crop_case
+
+    driver = browser
+    t1, _ = crop_case(IXI_IDS[0], 48)
+    path = tmp_path / "t1_crop.nii.gz"
+    sitk.WriteImage(t1, str(path))
+    before = _scene_nodes(driver)
+    driver.find_element(By.CSS_SELECTOR, "input#upload-volume, #upload-volume input[type=file]").send_keys(str(path))
+    _wait(driver, lambda: _text(driver, "status") == "Loaded volume t1_crop", 60, "the volume did not load")
+    source = _stable_view(driver)
+    assert source.std() > 10
+    _set_field(driver, "steps", "2")
+    _click(driver, "translate")
+    _wait(driver, lambda: _text(driver, "status").startswith("Translated"), 600, "translation did not finish")
+    _wait(driver, lambda: np.abs(_axial_view(driver) - source).mean() > 3, 60, "the translated volume did not appear")
+    _save(driver, "translated.png")
+    after = _scene_nodes(driver)
+    assert len(after) == len(before) + 3  # source, translated volume, displacement field
+    assert any(n.endswith("T2-like") for n in after) and any(n.endswith("T2-like field") for n in after)
+    _click(driver, "download-translation")
+    archive = DOWNLOADS / "semanticsynth-translation.zip"
+    _wait(driver, archive.exists, 30, "the download did not arrive")
+    time.sleep(0.5)
+    with zipfile.ZipFile(archive) as z:
+        assert {"translated.nrrd", "field.nrrd", "provenance.json"} <= set(z.namelist())
+        meta = json.loads(z.read("provenance.json"))
+        assert meta["source"] == "t1_crop" and meta["steps"] == "2" and meta["deform"] == "True"

@@ -99,7 +99,7 @@ class SemanticSynthWebApp(TrameApp):
         s.samples = list(bundled_samples())
         s.sample = s.samples[0] if s.samples else None
         s.translators = self.translation.available_models()
-        s.translator = s.translators[0] if s.translators else None
+        s.translator_model = s.translators[0] if s.translators else None  # not "translator": trame's State has one
         s.deform = True
         s.max_upload_bytes = self.max_upload_bytes
         s.max_upload_mb = round(self.max_upload_bytes / 2 ** 20, 1)
@@ -353,7 +353,7 @@ class SemanticSynthWebApp(TrameApp):
             self.state.message = "load a volume to translate first"
             return
         try:
-            job = self.translation.start(self.source_volume, model=self.state.translator, steps=self._steps(),
+            job = self.translation.start(self.source_volume, model=self.state.translator_model, steps=self._steps(),
                                          seed=self._seed(), deform=bool(self.state.deform), device=self.device)
         except SynthError as exc:
             self.state.message = str(exc)
@@ -539,7 +539,7 @@ class SemanticSynthWebApp(TrameApp):
         v3.VDivider(classes="my-2")
         html.Div("Translate a volume", classes="text-subtitle-2")
         self._upload_input(self.upload_volume, "upload-volume", "Upload volume")
-        v3.VSelect(v_model=("translator",), items=("translators",), label="Translator", density="compact",
+        v3.VSelect(v_model=("translator_model",), items=("translators",), label="Translator", density="compact",
                    hide_details=True, disabled=("running",))
         v3.VCheckbox(v_model=("deform",), label="Spatial transform (displacement field)", density="compact",
                      hide_details=True)
