@@ -49,7 +49,7 @@ UNSEEN = {"rib_left_7": "rib_left_3", "rib_right_8": "rib_right_4", "vertebrae_L
 def test_unseen_ct_classes_generate_inside_their_prior_ranges(ct_model, phase):
     labels = _relabelled(UNSEEN)
     table = ct_model.labels
-    seen = set(ct_model.metadata["priors"]["seen_labels"])
+    seen = ct_model.seen_labels("ct")
     by_name = {lab.name: lab for lab in table.labels}
     targets = [*UNSEEN.values(), "portal_vein_and_splenic_vein"]
     assert not {by_name[n].id for n in UNSEEN.values()} & seen  # really unseen in training

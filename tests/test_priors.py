@@ -135,7 +135,7 @@ def test_edge_labels_are_replicated_into_the_working_grid():
 def test_an_unseen_class_of_the_table_generates(tiny_model, tiny_labels):
     package = load_package(tiny_model)
     assert package.label_aware and package.labels.num_classes == len(LabelTable.builtin("muse").labels) + 1
-    seen = set(package.metadata["priors"]["seen_labels"])
+    seen = package.seen_labels("mri")
     unseen = next(lab.id for lab in package.labels.labels if lab.id not in seen)
     ids = sitk.GetArrayFromImage(tiny_labels).copy()
     ids[10:20, 10:20, 10:20] = unseen

@@ -65,7 +65,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
     if priors is not None:
         inside = _inside_input(label_map, grid)
         flagged = calibration_check(values[inside], classes[inside], package.labels, priors, norm)
-        seen = set(package.metadata.get("priors", {}).get("seen_labels", []))
+        seen = package.seen_labels(modality)
         present = {package.labels.labels[i - 1].id for i in np.unique(classes[inside]) if i > 0}
         unseen = sorted(present - seen)
         if unseen:

@@ -18,7 +18,7 @@ from .outputs import may_replace
 from .package_metadata import FORMAT, FORMAT_VERSION, read_metadata
 from .schema import validate_metadata
 from .networks import LatentDenoiser, autoencoder_factor, build_autoencoder, is_label_aware, latent_channels
-from .priors import ClassPriors, class_priors
+from .priors import ClassPriors, class_priors, for_modality
 
 AUTOENCODER_WEIGHTS = "autoencoder.safetensors"
 DIFFUSION_WEIGHTS = "diffusion.safetensors"
@@ -80,7 +80,12 @@ class ModelPackage:
         """Per-class priors of a label-aware package (None for older packages, which condition on ids)."""
         if not self.label_aware:
             return None
-        return class_priors(self.labels, self.normalization(modality), self.metadata.get("priors", {}), phase, overrides)
+        meta = for_modality(self.metadata.get("priors", {}), modality)
+        return class_priors(self.labels, self.normalization(modality), meta, phase, overrides)
+
+    def seen_labels(self, modality: str) -> set[int]:
+        """Label ids that the training data of this modality contained."""
+        return set(for_modality(self.metadata.get("priors", {}), modality).get("seen_labels", []))
 
     def modality_index(self, modality: str) -> int:
         if modality not in self.modalities:

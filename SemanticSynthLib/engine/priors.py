@@ -31,6 +31,11 @@ CT_MEASURED_TOLERANCE_HU = 40.0
 MRI_MEASURED_TOLERANCE = 0.10
 # MRI classes never seen in training: a T1-typical brightness per kind, in multiples of white matter.
 MRI_KIND_RELATIVE = {"brain": 0.85, "fluid": 0.35, "fat": 1.2, "vessel": 0.6, "other": 0.6, "bone": 0.4}
+# CT classes with neither a table prior nor training data (a custom table): a typical HU per kind, and range.
+CT_KIND_HU = {"bone": (400, [150, 1000]), "muscle": (50, [15, 80]), "fat": (-100, [-140, -60]),
+              "lung": (-800, [-920, -600]), "gas": (-950, [-1024, -700]), "vessel": (45, [20, 250]),
+              "solid_organ": (60, [20, 160]), "hollow_organ": (20, [-600, 80]), "fluid": (10, [-10, 40]),
+              "brain": (35, [20, 50]), "other": (40, [-100, 200])}
 # Classes smaller than this (working voxels) are not checked: their mean is mostly partial volume.
 MIN_CHECKED_VOXELS = 30
 
@@ -96,6 +101,14 @@ def priors_metadata(table: LabelTable, measured: dict[int, dict], norm: dict, ph
             meta["reference"] = {"name": "white matter", "ids": [int(i) for i in wm],
                                  "mean": float(np.average([by_id[i]["mean"] for i in wm], weights=weights))}
     return meta
+
+
+def for_modality(priors_meta: dict, modality: str) -> dict:
+    """A package's priors for one modality: {"mri": {...}, "ct": {...}}, or (a single-modality package of the
+    first label-aware version) the measured block itself."""
+    if "measured" in priors_meta:
+        return priors_meta
+    return priors_meta.get(modality, {})
 
 
 def load_overrides(path: str | Path | None, table: LabelTable) -> dict[int, dict]:
@@ -175,8 +188,8 @@ def class_priors(table: LabelTable, norm: dict, meta: dict, phase: str | None = 
             value = MRI_KIND_RELATIVE.get(lab.kind or "other", 0.6)
             rng, src = (value * (1 - 2 * MRI_MEASURED_TOLERANCE), value * (1 + 2 * MRI_MEASURED_TOLERANCE)), "kind"
         else:
-            raise SynthError(f"label {lab.id} ({lab.name}) has no prior and was not in the training data; "
-                             "add a prior to the label table or pass --priors")
+            value, rng = CT_KIND_HU.get(lab.kind or "other", CT_KIND_HU["other"])
+            src = "kind"
         unit[index] = to_unit(value)
         low[index], high[index] = float(min(rng)), float(max(rng))
         source[index] = src

@@ -26,7 +26,7 @@ from .distributed import setup
 
 def _batch(cases, patch, batch, rng, augment: bool, priors=None):
     """Image crops, and for a label-aware autoencoder the guides of the same crops (unlabelled cases: all
-    background)."""
+    background); `priors`: ClassPriors by modality."""
     crops, guides = [], []
     for _ in range(batch):
         case = cases[rng.integers(len(cases))]
@@ -38,7 +38,7 @@ def _batch(cases, patch, batch, rng, augment: bool, priors=None):
         crop, classes = random_crop([image, classes], patch, rng, [float(image.min()), 0])
         crops.append(crop)
         if priors is not None:
-            guides.append(priors.guide(classes.astype(np.int64)))
+            guides.append(priors[case.modality].guide(classes.astype(np.int64)))
     images = torch.from_numpy(np.stack(crops)[:, None])
     return images, (torch.from_numpy(np.stack(guides)) if priors is not None else None)
 
@@ -69,9 +69,11 @@ def train_autoencoder(args) -> Path:
     if is_label_aware(config):
         if table is None:
             raise SynthError("a label-aware autoencoder needs --label-table (its decoder is guided by the labels)")
-        norm = package_normalization(images)[images[0].modality]
-        priors_meta = priors_metadata(table, measure_class_means(images, table.num_classes), norm, args.data_phase)
-        priors = class_priors(table, norm, priors_meta)
+        # Per modality: one label map paints differently in CT and MRI.
+        norms = package_normalization(images)
+        priors_meta = {m: priors_metadata(table, measure_class_means([c for c in images if c.modality == m], table.num_classes),
+                                          norms[m], args.data_phase if m == "ct" else None) for m in norms}
+        priors = {m: class_priors(table, norms[m], priors_meta[m]) for m in norms}
 
     autoencoder = (init.autoencoder.train() if init else build_autoencoder(config)).to(ctx.device)
     if warm is not None:

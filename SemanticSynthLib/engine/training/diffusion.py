@@ -27,7 +27,7 @@ from .distributed import setup
 def encode_cases(autoencoder, cases, package, mode: str, copies: int, rng, progress: Progress, device):
     """Latent and condition of every labelled case, plus `copies` augmented versions of each."""
     factor = package.factor
-    priors = package.priors(package.modalities[0])
+    priors = {m: package.priors(m) for m in package.modalities}
     labelled = [c for c in cases if c.image is not None and c.classes is not None]
     if not labelled:
         raise SynthError("the dataset has no image/label pairs; the diffusion model needs labelled cases")
@@ -40,11 +40,12 @@ def encode_cases(autoencoder, cases, package, mode: str, copies: int, rng, progr
                 image, classes = random_affine(image, classes, rng)
                 image = random_intensity(image, rng)
             x = torch.from_numpy(np.ascontiguousarray(image))[None, None].to(device)
-            guide = torch.from_numpy(priors.guide(classes.astype(np.int64)))[None].to(device) if priors else None
+            case_priors = priors[case.modality]
+            guide = torch.from_numpy(case_priors.guide(classes.astype(np.int64)))[None].to(device) if case_priors else None
             with torch.no_grad():
                 latent = encode_latent(autoencoder, x, guide=guide)[0].cpu()
             cond = label_condition(torch.from_numpy(classes.astype(np.int64))[None, None], package.labels.num_classes,
-                                   factor, mode, priors)[0]
+                                   factor, mode, case_priors)[0]
             items.append((latent, cond, package.modality_index(case.modality)))
             progress.update(len(items))
     return items
