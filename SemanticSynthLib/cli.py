@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CT: generate every label at this contrast phase's reference HU (default: the training data's)")
     g.add_argument("--priors", default=None, help="JSON of label id or name -> mean (HU for CT, x white matter for MRI) "
                    "or {\"mean\": x, \"range\": [lo, hi]}, overriding the model's priors")
+    g.add_argument("--no-calibrate", action="store_true", help="keep each label's mean as the network made it "
+                   "(default: moved onto its prior; the check before is reported either way)")
     g.add_argument("--series", default=None, help="DICOM series UID, when the LABELS folder holds several")
     g.add_argument("--debug", action="store_true", help="show the traceback of unexpected errors")
 

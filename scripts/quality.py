@@ -106,7 +106,7 @@ def brain(args) -> dict:
 def ct(args) -> dict:
     import json as _json
 
-    package = load_package(resolve_model("abdomen-ct"))
+    package = load_package(resolve_model(getattr(args, "ct_model", None) or "abdomen-ct"))
     label_img = read_volume(REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz")
     labels = array_of(label_img)
     real = array_of(read_volume(SHARED / "totalseg" / "example_ct_sm.nii.gz"))
@@ -162,10 +162,15 @@ def main():
     parser.add_argument("--subjects", type=int, default=20)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--out", default=str(REPO / "docs" / "quality"))
+    parser.add_argument("--ct-model", default=None, help="CT package to measure (default: the bundled abdomen-ct)")
+    parser.add_argument("--ct-only", action="store_true", help="only the CT part")
     parser.add_argument("--record", action="store_true", help="also store the summary in the packages' metadata.json")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.ct_only:
+        print(json.dumps(ct(args), indent=1))
+        return
     result = {"brain": brain(args)}
     try:
         result["ct"] = ct(args)

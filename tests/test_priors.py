@@ -144,3 +144,23 @@ def test_an_unseen_class_of_the_table_generates(tiny_model, tiny_labels):
     out = generate_volume(package, labels, steps=2, seed=0)
     assert unseen in json.loads(out.GetMetaData("SemanticSynth_unseen_labels"))
     assert np.isfinite(sitk.GetArrayFromImage(out)).all()
+
+
+def test_calibration_moves_label_means_onto_their_priors(tiny_model, tiny_labels):
+    package = load_package(tiny_model)
+    by_name = package.labels.id_by_name()
+    csf = by_name["cortcsf"]
+    wrong = {csf: {"mean": 0.15, "range": [0.14, 0.16]}}  # far darker than any T1 CSF the model saw
+    raw = generate_volume(package, tiny_labels, steps=2, seed=0, prior_overrides=wrong, calibrate=False)
+    report = json.loads(raw.GetMetaData("SemanticSynth_calibration"))
+    assert "CortCSF" in [f["name"] for f in report["outside_prior_range"]]
+    assert report["means_matched_to_priors"] is False
+    calibrated = generate_volume(package, tiny_labels, steps=2, seed=0, prior_overrides=wrong)
+    report = json.loads(calibrated.GetMetaData("SemanticSynth_calibration"))
+    assert "CortCSF" in [f["name"] for f in report["outside_prior_range"]]  # the check reads the network's output
+    assert report["means_matched_to_priors"] is True
+    ids = sitk.GetArrayFromImage(tiny_labels)
+    values = sitk.GetArrayFromImage(calibrated)
+    wm = np.isin(ids, [lab.id for lab in package.labels.labels if "WM" in lab.name.split("_")])
+    assert values[ids == csf].mean() / values[wm].mean() == pytest.approx(0.15, rel=0.03)
+    assert not np.allclose(sitk.GetArrayFromImage(raw), values)

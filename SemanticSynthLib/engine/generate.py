@@ -23,12 +23,14 @@ from .sampling import UNET_MULTIPLE, check_steps, decode, denoise, initial_noise
 def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str | None = None, steps: int | None = None,
                     seed: int = 0, device: str = "cpu", progress: Progress | None = None, window: int | None = None,
                     use_bf16: bool = True, mapping: dict | None = None, unknown: str = "error",
-                    max_voxels: int | None = None, phase: str | None = None, prior_overrides: dict | None = None) -> sitk.Image:
+                    max_voxels: int | None = None, phase: str | None = None, prior_overrides: dict | None = None,
+                    calibrate: bool = True) -> sitk.Image:
     """Generate a volume on exactly the label map's grid; intensities in HU (CT) or scanner units (MRI).
 
-    A label-aware package also checks the result against its priors: labels whose generated mean falls
+    A label-aware package also checks the network's output against its priors: labels whose mean falls
     outside the prior's range, and labels it never saw in training, are reported in the progress stream
-    and in the image's metadata (SemanticSynth_calibration, SemanticSynth_unseen_labels).
+    and in the image's metadata (SemanticSynth_calibration, SemanticSynth_unseen_labels). With `calibrate`
+    each label's mean is then moved onto its prior (texture kept).
     """
     progress = progress or Progress("none")
     dev = torch_device(device)
@@ -58,25 +60,51 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
                   use_bf16, progress, guide, factor)
     unit = unit[0, 0].float().cpu().numpy()
     values = denormalize(unit, norm)
+    report = None
+    if priors is not None:
+        inside = _inside_input(label_map, grid)
+        # The check reads the network's own output; the calibration (on by default) then moves each label's
+        # mean onto its prior, keeping the texture. Both are recorded.
+        flagged = calibration_check(values[inside], classes[inside], package.labels, priors, norm)
+        if calibrate:
+            values = match_label_means(values, classes, denormalize(priors.unit, norm), inside)
+        report = _report(package, modality, classes[inside], flagged, calibrate, progress)
     working = sitk.GetImageFromArray(np.ascontiguousarray(values.transpose(2, 1, 0)))
     working.CopyInformation(grid)
     background = float(denormalize(np.zeros(1), norm)[0])
     image = resample_intensity(working, label_map, default=background)
-    if priors is not None:
-        inside = _inside_input(label_map, grid)
-        flagged = calibration_check(values[inside], classes[inside], package.labels, priors, norm)
-        seen = package.seen_labels(modality)
-        present = {package.labels.labels[i - 1].id for i in np.unique(classes[inside]) if i > 0}
-        unseen = sorted(present - seen)
-        if unseen:
-            progress.message(f"{len(unseen)} label(s) were not in the training data and follow their priors: "
-                             f"{', '.join(map(str, unseen[:20]))}", unseen_labels=unseen)
-        if flagged:
-            shown = ", ".join(f"{f['name']} {f['mean']:g} (range {f['range'][0]:g}..{f['range'][1]:g} {f['units']})" for f in flagged[:10])
-            progress.message(f"calibration: {len(flagged)} label(s) outside their prior range: {shown}", calibration=flagged)
-        image.SetMetaData("SemanticSynth_calibration", json.dumps(flagged))
-        image.SetMetaData("SemanticSynth_unseen_labels", json.dumps(unseen))
+    for key, value in (report or {}).items():
+        image.SetMetaData(f"SemanticSynth_{key}", json.dumps(value))
     return image
+
+
+def match_label_means(values: np.ndarray, classes: np.ndarray, targets: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Shift every label's voxels so the label's mean (over the input's extent) equals its prior; background
+    (class 0, a mixture of tissues) is left as generated."""
+    flat_classes = classes[inside].reshape(-1)
+    sums = np.bincount(flat_classes, values[inside].reshape(-1).astype(np.float64), len(targets))
+    counts = np.bincount(flat_classes, None, len(targets))
+    shift = np.zeros(len(targets), np.float32)
+    present = counts > 0
+    shift[present] = targets[present] - sums[present] / counts[present]
+    shift[0] = 0.0
+    return (values + shift[classes]).astype(np.float32)
+
+
+def _report(package, modality: str, classes: np.ndarray, flagged: list, calibrated: bool, progress) -> dict:
+    """Unseen labels and the calibration check, to the progress stream and the output's metadata."""
+    present = {package.labels.labels[i - 1].id for i in np.unique(classes) if i > 0}
+    unseen = sorted(present - package.seen_labels(modality))
+    if unseen:
+        progress.message(f"{len(unseen)} label(s) were not in the training data and follow their priors: "
+                         f"{', '.join(map(str, unseen[:20]))}", unseen_labels=unseen)
+    if flagged:
+        shown = ", ".join(f"{f['name']} {f['mean']:g} (range {f['range'][0]:g}..{f['range'][1]:g} {f['units']})" for f in flagged[:10])
+        action = "moved onto their priors" if calibrated else "left as generated (--no-calibrate)"
+        progress.message(f"calibration check: {len(flagged)} label(s) came out of the network outside their prior "
+                         f"range, {action}: {shown}", calibration=flagged)
+    return {"calibration": {"outside_prior_range": flagged, "means_matched_to_priors": calibrated},
+            "unseen_labels": unseen}
 
 
 def _inside_input(label_map: sitk.Image, grid: sitk.Image) -> np.ndarray:
@@ -105,7 +133,8 @@ def generate_file(args) -> None:
     overrides = load_overrides(getattr(args, "priors", None), package.labels)
     package.priors(modality, phase, overrides)  # a bad --phase or --priors fails here, before any work
     image = generate_volume(package, label_map, modality, args.steps, args.seed, args.device, progress, args.window,
-                            not args.fp32, mapping, args.unknown_labels, args.max_voxels, phase, overrides)
+                            not args.fp32, mapping, args.unknown_labels, args.max_voxels, phase, overrides,
+                            not getattr(args, "no_calibrate", False))
     steps = int(args.steps or package.default_steps)
     for key, value in provenance(package, modality, steps, args.seed).items():
         image.SetMetaData(f"SemanticSynth_{key}", str(value))
