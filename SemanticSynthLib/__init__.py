@@ -2,4 +2,4 @@
 
 The `engine` subpackage imports torch and MONAI but never slicer or Qt; `scene` is the MRML bridge.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -31,7 +31,7 @@ $PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$
 fi
 [ "$STAGE" = autoencoder ] && exit 0
 $PY -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
-  --conditioning concat --steps ${DIFFUSION_STEPS:-3000} --batch 2 --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 \
+  --conditioning concat --steps ${DIFFUSION_STEPS:-900} --batch 2 --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 \
   --checkpoint-every 100 --log-every 20 --progress none --threads $THREADS --resume
 [ -n "${INSTALL:-}" ] || exit 0
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/abdomen-ct && cp -r "$RUN/model" SemanticSynthLib/models/abdomen-ct
