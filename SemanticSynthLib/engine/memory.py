@@ -61,3 +61,20 @@ def check_working_grid(size, spacing) -> None:
         raise SynthError(f"not enough memory: the working grid is {grid}, needing about {_gb(need)}, and "
                          f"{_gb(max(free, 0))} is available; {advice}, or free memory")
 
+
+
+def check_network_size(build, what: str):
+    """Build a network from a package's config on the meta device first (no memory), and refuse it when
+    its weights alone would not fit in free memory; otherwise build it for real. A config within the
+    schema's caps can still ask for several GB."""
+    import torch
+
+    with torch.device("meta"):
+        probe = build()
+    need = sum(p.numel() * p.element_size() for p in probe.parameters()) + sum(
+        b.numel() * b.element_size() for b in probe.buffers())
+    free = available_bytes()
+    if free is not None and need > free:
+        raise SynthError(f"the model package's {what} would need {_gb(need)} for its weights alone, more than the "
+                         f"{_gb(free)} free; the package's network config is wrong or too large for this machine")
+    return build()

@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 from .. import __version__
 from ..errors import SynthError
 from .labels import LabelTable
+from .memory import check_network_size
 from .atomic import commit_dir, temp_dir_beside
 from .outputs import may_replace
 from .package_metadata import FORMAT, FORMAT_VERSION, read_metadata
@@ -101,14 +102,15 @@ def load_package(path: str | Path, need_diffusion: bool = True, device: str = "c
     if need_diffusion and "diffusion" not in meta:
         raise SynthError(f"{path} holds only an autoencoder; train the diffusion model with semanticsynth train-diffusion")
     labels = LabelTable.from_json(meta["label_table"])
-    autoencoder = build_autoencoder(meta["autoencoder"]["config"])
+    autoencoder = check_network_size(lambda: build_autoencoder(meta["autoencoder"]["config"]), "autoencoder")
     load_weights(autoencoder, path / AUTOENCODER_WEIGHTS)
     denoiser = None
     if "diffusion" in meta:
         d = meta["diffusion"]
         ae_config = meta["autoencoder"]["config"]
-        denoiser = LatentDenoiser(latent_channels(ae_config), labels.num_classes, d["conditioning"],
-                                  len(meta["modalities"]), d["config"], priors=is_label_aware(ae_config))
+        denoiser = check_network_size(lambda: LatentDenoiser(latent_channels(ae_config), labels.num_classes, d["conditioning"],
+                                                             len(meta["modalities"]), d["config"],
+                                                             priors=is_label_aware(ae_config)), "diffusion U-Net")
         load_weights(denoiser, path / DIFFUSION_WEIGHTS)
         denoiser.to(device).eval()
     return ModelPackage(path, meta, autoencoder.to(device).eval(), denoiser, labels)
