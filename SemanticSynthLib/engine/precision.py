@@ -7,6 +7,7 @@ change. The quantizer therefore always runs outside autocast, in fp32.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 
@@ -14,7 +15,22 @@ import torch
 def bf16_available(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and native_cpu_bf16()
+
+
+@functools.lru_cache(maxsize=1)
+def native_cpu_bf16() -> bool:
+    """Whether the CPU computes bf16 in hardware (AVX512-BF16 or AMX).
+
+    oneDNN also reports bf16 "supported" on plain AVX-512 CPUs, where it is emulated: on such an Intel Xeon
+    (no avx512_bf16) a 128^3 generation took 26.6 s in bf16 autocast against 15.0 s in fp32. Where the
+    flags cannot be read (not Linux), oneDNN's answer stands.
+    """
+    try:
+        flags = next((line for line in open("/proc/cpuinfo", encoding="utf-8") if line.startswith("flags")), "")
+    except OSError:
+        return True
+    return not flags or any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
 
 
 def bf16_training_safe(device: torch.device, smallest_first_dim: int) -> bool:
