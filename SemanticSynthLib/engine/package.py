@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import __version__
 from ..errors import SynthError
+from .cpu_convolution import for_inference
 from .labels import LabelTable
 from .memory import check_network_size
 from .atomic import commit_dir, temp_dir_beside
@@ -112,8 +113,8 @@ def load_package(path: str | Path, need_diffusion: bool = True, device: str = "c
                                                              len(meta["modalities"]), d["config"],
                                                              priors=is_label_aware(ae_config)), "diffusion U-Net")
         load_weights(denoiser, path / DIFFUSION_WEIGHTS)
-        denoiser.to(device).eval()
-    return ModelPackage(path, meta, autoencoder.to(device).eval(), denoiser, labels)
+        denoiser = for_inference(denoiser, device)
+    return ModelPackage(path, meta, for_inference(autoencoder, device), denoiser, labels)
 
 
 def _written_correctly(folder: Path, metadata_text: str, tensors: dict[str, dict]) -> str | None:

@@ -18,6 +18,7 @@ from ..geometry import resample_intensity, same_grid, working_grid
 from ..intensity import denormalize, normalize
 from ..io import array_of, check_output_path, read_volume, write_volumes
 from ..networks import autoencoder_factor, build_autoencoder
+from ..cpu_convolution import for_inference
 from ..package import load_weights
 from ..package_metadata import read_metadata, resolve_model
 from ..progress import Progress
@@ -65,7 +66,7 @@ def load_translator(path: str | Path | None, device: str = "cpu") -> Translator:
     load_weights(translator.denoiser, path / meta["translator"]["weights"])
     load_weights(translator.velocity, path / meta["spatial"]["weights"])
     for module in (translator.autoencoder, translator.denoiser, translator.velocity):
-        module.to(device).eval()
+        for_inference(module, device)
     return translator
 
 
