@@ -23,15 +23,16 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 MODULE_DIR = Path(__file__).resolve().parent
-try:
-    import SemanticSynthLib  # noqa: F401  (the built extension installs it beside this file)
-except ImportError:  # a source checkout: the library is the sibling folder of SemanticSynth/
-    sys.path.append(str(MODULE_DIR.parent))
+# The library of this file: beside it in the built extension, the sibling of SemanticSynth/ in a source checkout
+# (where only SemanticSynth/ is on Slicer's module paths). First on sys.path: no other installed copy shadows it.
+_ROOT = next((r for r in (MODULE_DIR, MODULE_DIR.parent) if (r / "SemanticSynthLib" / "__init__.py").is_file()), None)
+if _ROOT is not None and str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
 
-from SemanticSynthLib import dependencies  # noqa: E402
+from SemanticSynthLib.bridge import dependencies  # noqa: E402
+from SemanticSynthLib.bridge.generate_logic import GenerationLogic  # noqa: E402
+from SemanticSynthLib.bridge.translate_logic import DEFAULT_TRANSLATOR, TranslationLogic, carry_segmentation  # noqa: E402
 from SemanticSynthLib.errors import SynthError  # noqa: E402
-from SemanticSynthLib.logic import GenerationLogic  # noqa: E402
-from SemanticSynthLib.translation import DEFAULT_TRANSLATOR, TranslationLogic, carry_segmentation  # noqa: E402
 
 SAMPLE_FILE = MODULE_DIR / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz"
 
@@ -336,7 +337,7 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class SemanticSynthLogic(ScriptedLoadableModuleLogic, GenerationLogic):
-    """Generation and translation without the GUI: see SemanticSynthLib.logic and SemanticSynthLib.translation.
+    """Generation and translation without the GUI: see SemanticSynthLib.bridge (generate_logic, translate_logic).
 
     Examples from the Python console:
         logic = slicer.util.getModuleLogic("SemanticSynth")
@@ -346,8 +347,7 @@ class SemanticSynthLogic(ScriptedLoadableModuleLogic, GenerationLogic):
     """
 
     def __init__(self):
-        ScriptedLoadableModuleLogic.__init__(self)
-        GenerationLogic.__init__(self)
+        ScriptedLoadableModuleLogic.__init__(self)  # GenerationLogic keeps no state of its own
         self.translation = TranslationLogic()
 
     def translate(self, volumeNode, **kwargs):
@@ -364,7 +364,7 @@ class SemanticSynthLogic(ScriptedLoadableModuleLogic, GenerationLogic):
         return SemanticSynthParameterNode(super().getParameterNode())
 
     def ensureDependencies(self, ask=True) -> bool:
-        """Install what the engine needs on first use, after asking (see SemanticSynthLib.dependencies)."""
+        """Install what the engine needs on first use, after asking (see SemanticSynthLib.bridge.dependencies)."""
         try:
             return dependencies.ensure(confirm=slicer.util.confirmOkCancelDisplay if ask else None)
         except SynthError as exc:

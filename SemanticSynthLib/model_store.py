@@ -31,7 +31,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from .engine.package_metadata import default_model_dir, read_metadata, resolve_model
+from .engine.package_metadata import bundled_models, default_model_dir, package_kind, read_metadata, resolve_model
 from .errors import SynthError
 
 MANIFEST_FORMAT = "semanticsynth-model-manifest"
@@ -126,6 +126,11 @@ def available(kind: str, manifest: dict | None = None) -> list[str]:
     """Names of the manifest's packages of one kind ("generator", "translator", "segmenter")."""
     manifest = load_manifest() if manifest is None else manifest
     return sorted(name for name, entry in manifest.items() if entry["kind"] == kind)
+
+
+def offered(kind: str) -> list[str]:
+    """What a model list offers for one kind: the bundled packages and the manifest's (downloaded on first use)."""
+    return sorted(set(bundled_models(kind)) | set(available(kind)))
 
 
 def resolve(name: str, manifest: dict | None = None, cache: Path | None = None) -> Path | None:
@@ -226,8 +231,8 @@ def _unpack(entry: dict, archive: Path, dest: Path) -> Path:
         raise SynthError(f"the download of model '{name}' is not a zip archive; it was discarded") from None
     package = dest / name
     meta = read_metadata(package)  # the engine's own package check: format, version, required keys
-    if meta.get("kind", "generator") != entry["kind"]:
-        raise SynthError(f"the download of model '{name}' is a {meta.get('kind', 'generator')}, the manifest says {entry['kind']}")
+    if package_kind(meta) != entry["kind"]:
+        raise SynthError(f"the download of model '{name}' is a {package_kind(meta)}, the manifest says {entry['kind']}")
     return package
 
 
@@ -255,7 +260,7 @@ def manifest_entry(package: Path, base_url: str, out_dir: Path) -> dict:
     name, version = Path(package).name, str(meta.get("version", "0"))
     archive = Path(out_dir) / f"{name}-{version}.zip"
     packed = pack(Path(package), archive)
-    return {"name": name, "kind": meta.get("kind", "generator"), "version": version,
+    return {"name": name, "kind": package_kind(meta), "version": version,
             "url": f"{base_url.rstrip('/')}/{archive.name}", **packed}
 
 

@@ -13,8 +13,8 @@ from subprocess import CalledProcessError
 import pytest
 from packaging.requirements import Requirement
 
-from SemanticSynthLib import dependencies
-from SemanticSynthLib.dependencies import InstallError
+from SemanticSynthLib.bridge import dependencies
+from SemanticSynthLib.bridge.dependencies import InstallError
 from slicer_testdata import REPO
 
 

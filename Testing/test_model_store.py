@@ -151,8 +151,8 @@ def test_offline_bundled_packages_need_no_network(tmp_path, monkeypatch):
     model_store.write_manifest(list(offline.values()), path)
     monkeypatch.setenv("SEMANTICSYNTH_MODEL_MANIFEST", str(path))
     monkeypatch.setenv("SEMANTICSYNTH_CACHE", str(tmp_path / "cache"))
-    from SemanticSynthLib.logic import GenerationLogic
-    from SemanticSynthLib.translation import TranslationLogic
+    from SemanticSynthLib.bridge.generate_logic import GenerationLogic
+    from SemanticSynthLib.bridge.translate_logic import TranslationLogic
 
     for name in offline:
         assert not model_store.needs_download(name)
@@ -185,8 +185,8 @@ def test_the_manifest_describes_the_bundled_packages(tmp_path):
 
 def test_first_use_downloads_in_a_child_process_then_generates(server, tmp_path, monkeypatch, scene,
                                                                sample_segmentation, tiny_ct_model):
-    from SemanticSynthLib.jobs import ChainedJob
-    from SemanticSynthLib.logic import GenerationLogic
+    from SemanticSynthLib.bridge.jobs import ChainedJob
+    from SemanticSynthLib.bridge.generate_logic import GenerationLogic
 
     entry = _entry(server, tiny_ct_model, "tiny-ct", tmp_path)
     model_store.write_manifest([entry], tmp_path / "manifest.json")
@@ -207,7 +207,7 @@ def test_first_use_downloads_in_a_child_process_then_generates(server, tmp_path,
 def test_a_cancelled_download_leaves_nothing(server, tmp_path, monkeypatch):
     import psutil
 
-    from SemanticSynthLib.jobs import DownloadJob
+    from SemanticSynthLib.bridge.jobs import DownloadJob
 
     entry = _entry(server, SEGMENTER, "tiny-seg", tmp_path, mode="slow")
     model_store.write_manifest([entry], tmp_path / "manifest.json")

@@ -11,13 +11,13 @@ import pytest
 import SimpleITK as sitk
 
 from SemanticSynthLib.cli import main
-from SemanticSynthLib.engine.translation.fields import field_image, map_points
+from SemanticSynthLib.engine.translation.fields import field_image
 from SemanticSynthLib.errors import SynthError
-from SemanticSynthLib.scene import SOURCE_REFERENCE, grid_transform_points, ijk_to_ras_of, import_transform
-from SemanticSynthLib.translation import FIELD_REFERENCE, TRANSLATED_REFERENCE, TranslationLogic, carry_segmentation
+from SemanticSynthLib.bridge.scene import SOURCE_REFERENCE, ijk_to_ras_of, import_transform
+from SemanticSynthLib.bridge.translate_logic import FIELD_REFERENCE, TRANSLATED_REFERENCE, TranslationLogic, carry_segmentation
 
-from slicer_testdata import SAMPLE_CT, segmentation_from_file
-from testdata import IXI_IDS, crop_case
+from slicer_testdata import SAMPLE_CT, grid_transform_points, segmentation_from_file
+from testdata import IXI_IDS, crop_case, map_points
 
 
 def _oblique_grid(size=(14, 12, 10)) -> sitk.Image:

@@ -81,7 +81,7 @@ def server():
         proc.kill()
         pytest.fail("the server did not listen within 120 s")
     yield {"url": url, "process": proc, "port": port}
-    from SemanticSynthLib.process import kill_tree
+    from SemanticSynthLib.bridge.process import kill_tree
 
     kill_tree(proc)
     log.close()

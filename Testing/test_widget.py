@@ -246,7 +246,7 @@ def test_generate_needs_a_segmentation(app, widget, scene):
 
 
 def test_first_use_asks_before_installing_and_a_no_changes_nothing(app, module, monkeypatch, tmp_path):
-    from SemanticSynthLib import dependencies
+    from SemanticSynthLib.bridge import dependencies
 
     needs_more = tmp_path / "pyproject.toml"
     needs_more.write_text('[project]\nname = "semanticsynth"\ndependencies = ["numpy>=1", "semanticsynth-test-not-installed>=1"]\n')
@@ -264,3 +264,46 @@ def test_sample_data_uri_is_a_file_uri_of_the_sample(module):
     uri = urlparse(source["uris"])
     assert uri.scheme == "file" and uri.netloc == ""
     assert os.path.samefile(url2pathname(uri.path), module.SAMPLE_FILE)
+
+
+# Slicer's Python has no SemanticSynthLib installed: the editable install of this venv is taken away first, so the
+# module file must find the library by itself, as in Slicer.
+_LOAD_AS_IN_SLICER = r"""
+import importlib.util, sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]
+assert importlib.util.find_spec("SemanticSynthLib") is None, "the library is importable without the module's help"
+sys.path.insert(0, sys.argv[1])
+import fake_slicer_app
+fake_slicer_app.install()
+spec = importlib.util.spec_from_file_location("SemanticSynth", sys.argv[2])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+import SemanticSynthLib
+import SemanticSynthLib.bridge.generate_logic as logic
+print(SemanticSynthLib.__file__)
+print(logic.__file__)
+"""
+
+
+@pytest.mark.parametrize("layout", ["source checkout", "built extension"])
+def test_module_file_finds_its_library_without_an_installed_copy(layout, tmp_path):
+    """README, Use in 3D Slicer: only <checkout>/SemanticSynth is on the module paths; the built extension puts
+    SemanticSynth.py and SemanticSynthLib/ side by side."""
+    import shutil
+    import subprocess
+
+    if layout == "source checkout":
+        module_file, library = MODULE_FILE, REPO / "SemanticSynthLib"
+    else:
+        scripted = tmp_path / "lib" / "Slicer-5.8" / "qt-scripted-modules"
+        scripted.mkdir(parents=True)
+        module_file, library = scripted / "SemanticSynth.py", scripted / "SemanticSynthLib"
+        shutil.copy(MODULE_FILE, module_file)
+        library.symlink_to(REPO / "SemanticSynthLib", target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", _LOAD_AS_IN_SLICER, str(REPO / "Testing"), str(module_file)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    package_file, logic_file = result.stdout.split()
+    assert package_file == str(library / "__init__.py")
+    assert logic_file == str(library / "bridge" / "generate_logic.py")

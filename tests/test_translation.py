@@ -11,11 +11,11 @@ from scipy.linalg import expm
 from SemanticSynthLib.cli import main
 from SemanticSynthLib.engine.io import array_of
 from SemanticSynthLib.engine.translation.fields import (compose, field_image, integrate_velocity, jacobian_determinant,
-                                                         map_points, physical_to_voxels)
+                                                         physical_to_voxels)
 from SemanticSynthLib.engine.translation.synthetic_pairs import make_pair, t2_like_contrast
 from SemanticSynthLib.engine.intensity import mri_normalization, normalize
 
-from testdata import IXI_IDS, SHARED, assert_same_grid, crop_case
+from testdata import IXI_IDS, SHARED, assert_same_grid, crop_case, map_points
 
 INTERIOR = (slice(8, -8),) * 3
 

@@ -32,6 +32,20 @@ def assert_same_grid(a: sitk.Image, b: sitk.Image):
     np.testing.assert_allclose(a.GetDirection(), b.GetDirection(), atol=1e-6)
 
 
+def map_points(field: sitk.Image, points_lps: np.ndarray) -> np.ndarray:
+    """A field file read independently of ITK's transform classes: output points (N,3, LPS mm) -> source points.
+
+    Trilinear interpolation of the vectors at each point's continuous index, as ITK does inside the grid."""
+    from scipy.ndimage import map_coordinates
+
+    points = np.atleast_2d(np.asarray(points_lps, np.float64))
+    index_to_physical = np.array(field.GetDirection()).reshape(3, 3) @ np.diag(field.GetSpacing())
+    index = np.linalg.solve(index_to_physical, (points - np.array(field.GetOrigin())).T)
+    vectors = sitk.GetArrayFromImage(field).transpose(2, 1, 0, 3)
+    moved = np.stack([map_coordinates(vectors[..., k], index, order=1, mode="nearest") for k in range(3)], axis=1)
+    return points + moved
+
+
 def write_tiny_pairs(root: Path, size: int = 32) -> Path:
     """Stand-in translation pairs (source/, target/ folders) from real IXI crops, with their truth
     (labels/, target_labels/, field/) beside them."""

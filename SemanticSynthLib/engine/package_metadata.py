@@ -9,6 +9,12 @@ from ..errors import SynthError
 
 FORMAT = "semanticsynth-model"
 FORMAT_VERSION = 1
+DEFAULT_GENERATORS = {"ct": "abdomen-ct", "mri": "brain-mri"}
+DEFAULT_TRANSLATOR = "brain-t1-to-t2like"
+# What to do when a package of another kind was given where one of these is needed.
+KIND_HINTS = {"generator": f"choose a generator model such as {DEFAULT_GENERATORS['mri']} or {DEFAULT_GENERATORS['ct']}",
+              "translator": f"choose a translator model such as {DEFAULT_TRANSLATOR}",
+              "segmenter": "train one with semanticsynth train-segmenter"}
 
 
 def default_model_dir() -> Path:
@@ -31,8 +37,7 @@ def resolve_model(name_or_path: str | None, modality: str | None = None) -> Path
         if found is not None:
             return found
         raise SynthError(f"model '{name_or_path}' not found; give a model folder or a bundled name: {', '.join(bundled_models())}")
-    default = {"ct": "abdomen-ct", "mri": "brain-mri"}.get(modality or "mri", "brain-mri")
-    return default_model_dir() / default
+    return default_model_dir() / DEFAULT_GENERATORS.get(modality or "mri", DEFAULT_GENERATORS["mri"])
 
 
 def bundled_models(kind: str | None = None) -> list[str]:
@@ -41,7 +46,12 @@ def bundled_models(kind: str | None = None) -> list[str]:
     names = sorted(p.name for p in root.iterdir() if (p / "metadata.json").exists()) if root.exists() else []
     if kind is None:
         return names
-    return [n for n in names if json.loads((root / n / "metadata.json").read_text(encoding="utf-8")).get("kind", "generator") == kind]
+    return [n for n in names if package_kind(json.loads((root / n / "metadata.json").read_text(encoding="utf-8"))) == kind]
+
+
+def package_kind(meta: dict) -> str:
+    """generator, translator or segmenter; packages from before kinds were recorded are generators."""
+    return meta.get("kind", "generator")
 
 
 def read_metadata(path: Path) -> dict:
@@ -67,3 +77,17 @@ def read_metadata(path: Path) -> dict:
     from .schema import validate_metadata  # pydantic only where a package is read
 
     return validate_metadata(meta, str(path))
+
+
+def read_package_metadata(path: Path, kind: str, complete: bool = True) -> dict:
+    """read_metadata, for a package that must be of `kind`: one message for every place that needs a kind.
+
+    complete: a generator must hold its diffusion model too (train-diffusion reads autoencoder-only ones)."""
+    meta = read_metadata(path)
+    found = package_kind(meta)
+    if found != kind:
+        raise SynthError(f"{Path(path).name} is a {found} package, not a {kind} package; {KIND_HINTS[kind]}")
+    if kind == "generator" and complete and "diffusion" not in meta:
+        raise SynthError(f"{Path(path).name} holds only an autoencoder; train its diffusion model with semanticsynth "
+                         "train-diffusion, or choose a complete model package")
+    return meta

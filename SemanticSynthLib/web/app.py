@@ -25,11 +25,11 @@ from trame_vuetify.ui.vuetify3 import SinglePageLayout
 from trame_vuetify.widgets import vuetify3 as v3
 
 from ..errors import SynthError
-from ..logic import GenerationLogic
-from ..process import LIBRARY_ROOT
-from ..scene import (apply_window_level, export_transform, export_volume, load_label_map, load_volume,
-                     match_segments, provenance)
-from ..translation import TranslationLogic, carry_segmentation
+from ..bridge.generate_logic import GenerationLogic
+from ..bridge.process import LIBRARY_ROOT
+from ..bridge.scene import (apply_window_level, export_transform, export_volume, load_label_map, load_volume,
+                            match_segments, provenance)
+from ..bridge.translate_logic import TranslationLogic, carry_segmentation
 
 SAMPLES_DIR = Path(LIBRARY_ROOT) / "SemanticSynth" / "Resources" / "Samples"
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")

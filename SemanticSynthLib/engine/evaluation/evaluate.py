@@ -18,6 +18,7 @@ import SimpleITK as sitk
 
 from ...errors import SynthError
 from ..atomic import staged_dir
+from ..cases import list_cases
 from ..generate import generate_volume
 from ..reconstruction import reconstruct_volume
 from ..geometry import resample_intensity, resample_labels, working_grid
@@ -27,10 +28,9 @@ from ..metrics import dice_per_class, frechet_distance, ms_ssim_in_mask, psnr_in
 from ..package import load_package
 from ..package_metadata import resolve_model
 from ..progress import Progress
-from ..training.dataset import list_cases
+from ..segmenter import MULTIPLE, load_segmenter
 from .features import PLANES, Med3DFeatures, plane_slices
 from .report import write_report
-from .segmenter import MULTIPLE, load_segmenter
 
 SOURCES = ("generated", "reconstruction", "painting")
 

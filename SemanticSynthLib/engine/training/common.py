@@ -14,7 +14,8 @@ from ...errors import SynthError
 from ..intensity import ct_normalization, mri_normalization
 from ..labels import LabelTable
 from ..progress import Progress
-from .dataset import Case, list_cases, load_case
+from ..cases import list_cases
+from .dataset import Case, load_case
 
 
 def normalization_for(modality: str) -> dict:

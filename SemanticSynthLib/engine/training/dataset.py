@@ -1,29 +1,21 @@
-"""Training datasets: an nnU-Net-style folder (imagesTr/labelsTr) or a CSV of image,label[,modality] rows.
+"""Training cases in memory (the files are listed by engine/cases.py).
 
 Cases are read once, resampled to the model's working grid and normalized, then kept in memory: the
 volumes here are small, and re-reading NIfTI each step would dominate a CPU step.
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from ...errors import SynthError
+from ..cases import CaseFiles
 from ..geometry import extend_edges, resample_intensity, resample_labels, working_grid
 from ..intensity import normalize, percentile_of_foreground
 from ..io import array_of, read_volume
 from ..labels import LabelTable, to_class_indices
-
-
-@dataclass
-class CaseFiles:
-    image: Path | None
-    label: Path | None
-    modality: str
 
 
 @dataclass
@@ -33,28 +25,6 @@ class Case:
     modality: str
     name: str
     scale: float | None = None  # MRI: the 99.5th percentile in scanner units, for the package's output scale
-
-
-def list_cases(dataset: str | Path, modality: str) -> list[CaseFiles]:
-    dataset = Path(dataset)
-    if dataset.is_file() and dataset.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(open(dataset, encoding="utf-8")))
-        if not rows or "image" not in rows[0]:
-            raise SynthError(f"{dataset}: a dataset CSV needs a header with columns image,label[,modality]")
-        base = dataset.parent
-        def resolve(p):
-            return (base / p) if p and not Path(p).is_absolute() else (Path(p) if p else None)
-        return [CaseFiles(resolve(r.get("image")), resolve(r.get("label")), (r.get("modality") or modality).lower()) for r in rows]
-    if (dataset / "imagesTr").is_dir():
-        cases = []
-        for img in sorted((dataset / "imagesTr").glob("*.nii*")):
-            case = img.name.split(".nii")[0].rsplit("_", 1)[0]
-            label = dataset / "labelsTr" / (case + ".nii.gz")
-            cases.append(CaseFiles(img, label if label.exists() else None, modality))
-        if not cases:
-            raise SynthError(f"{dataset}/imagesTr has no NIfTI images")
-        return cases
-    raise SynthError(f"dataset {dataset} is neither a CSV nor an nnU-Net folder with imagesTr/labelsTr")
 
 
 def load_case(files: CaseFiles, spacing, table: LabelTable | None, normalization: dict, multiple: int,

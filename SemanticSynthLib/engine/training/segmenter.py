@@ -15,8 +15,8 @@ from monai.losses import DiceCELoss
 
 from ...errors import SynthError
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..evaluation.groups import LabelGroups
-from ..evaluation.segmenter import MULTIPLE, WEIGHTS, build_segmenter, default_segmenter_config
+from ..label_groups import LabelGroups
+from ..segmenter import MULTIPLE, WEIGHTS, build_segmenter, default_segmenter_config
 from ..package import save_package
 from ..precision import autocast, bf16_training_safe
 from ..progress import Progress

@@ -15,7 +15,6 @@ import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
 from monai.networks.blocks import DVF2DDF, Warp
-from scipy.ndimage import map_coordinates
 
 SQUARING_STEPS = 7
 # MONAI announces on every Warp that it uses torch's grid_sample instead of its optional C++ extension:
@@ -86,15 +85,3 @@ def resample_field(field: sitk.Image, reference: sitk.Image) -> sitk.Image:
 def displacement_transform(field: sitk.Image) -> sitk.DisplacementFieldTransform:
     """SimpleITK's transform for a field (the transform takes ownership of a copy)."""
     return sitk.DisplacementFieldTransform(sitk.Cast(field, sitk.sitkVectorFloat64))
-
-
-def map_points(field: sitk.Image, points_lps: np.ndarray) -> np.ndarray:
-    """The engine's own reading of a field file: output points (N,3, LPS mm) -> source points.
-
-    Trilinear interpolation of the vectors at each point's continuous index, as ITK does inside the grid.
-    """
-    points = np.atleast_2d(np.asarray(points_lps, np.float64))
-    index = np.linalg.solve(_index_to_physical(field), (points - np.array(field.GetOrigin())).T)
-    vectors = sitk.GetArrayFromImage(field).transpose(2, 1, 0, 3)
-    moved = np.stack([map_coordinates(vectors[..., k], index, order=1, mode="nearest") for k in range(3)], axis=1)
-    return points + moved

@@ -1,4 +1,5 @@
-"""Label groups for evaluation: e.g. MUSE's 148 regions as seven brain structures.
+"""Label groups: e.g. MUSE's 148 regions as seven brain structures, what the auxiliary segmenter learns and
+evaluation scores.
 
 A groups file is JSON: {"name", "groups": [{"id": 1, "name": "white matter", "members": [label ids]}, ...]}.
 Without a groups file every label of the table is its own group.
@@ -11,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import SynthError
-from ..labels import LabelTable
+from ..errors import SynthError
+from .labels import BUILTIN_DIR as TABLES_DIR, LabelTable
 
-BUILTIN_DIR = Path(__file__).resolve().parent / "groups"
+BUILTIN_DIR = TABLES_DIR / "groups"  # beside the built-in label tables they group
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Translation in the Slicer scene without the GUI: volume -> translated volume + grid transform node.
+"""Translation in the Slicer scene without the GUI: volume node -> translated volume node + grid transform node.
 
     volume, transform = TranslationLogic().translate(volumeNode)
     carried = carry_segmentation(segmentationNode, transform)
@@ -9,24 +9,22 @@ and share the source's subject-hierarchy parent. The transform maps output point
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import slicer
 
-from . import __version__, model_store
-from .engine.package_metadata import bundled_models, read_metadata
-from .errors import SynthError
-from .jobs import EngineJob, start_with_model
-from .scene import (ATTRIBUTE_PREFIX, SOURCE_REFERENCE, apply_window_level, check_source_volume, export_volume,
-                    ijk_to_ras_of, import_transform, import_volume, link_output)
+from .. import model_store
+from ..engine.package_metadata import DEFAULT_TRANSLATOR, read_package_metadata
+from ..engine.provenance import translation_provenance
+from ..errors import SynthError
+from .jobs import EngineJob, staged_inputs, start_with_model
+from .scene import (ATTRIBUTE_PREFIX, SOURCE_REFERENCE, apply_window_level, check_same_grid, check_source_volume,
+                    export_volume, import_transform, import_volume, link_output)
 
-DEFAULT_TRANSLATOR = "brain-t1-to-t2like"
 FIELD_REFERENCE = "SemanticSynthField"
 TRANSLATED_REFERENCE = "SemanticSynthTranslated"
-GEOMETRY_TOLERANCE_MM = 1e-4
+FIELD_CONVENTION = "output point -> source point (transform from parent)"
 
 
 class TranslationJob(EngineJob):
@@ -46,29 +44,27 @@ class TranslationJob(EngineJob):
         a = self.args
         source = a["volume_node"]
         scene = source.GetScene()
-        contrast = a["metadata"]["target"].get("contrast", "translated")
+        meta = a["metadata"]
+        contrast = meta["target"].get("contrast", "translated")
         created = []
         try:
             volume = import_volume(scene, self.workdir / "translated.nrrd", f"{source.GetName()} {contrast}")
             created.append(volume)
-            error = np.abs(ijk_to_ras_of(volume) - self.ijk_to_ras).max()
-            if error > GEOMETRY_TOLERANCE_MM:
-                raise SynthError(f"the translated volume's grid differs from the source's by {error:.2g} mm; report this bug")
+            check_same_grid(volume, self.ijk_to_ras, "translated volume", "source")
             transform = import_transform(scene, self.workdir / "field.nrrd", f"{source.GetName()} {contrast} field")
             created.append(transform)
         except BaseException:
             for node in created:
                 scene.RemoveNode(node)
             raise
-        attributes = {"model": a["metadata"].get("name", a["model_path"].name), "version": a["metadata"].get("version"),
-                      "steps": a.get("steps") or a["metadata"]["translator"]["default_steps"], "seed": a["seed"],
-                      "deform": a["deform"], "field_convention": "output point -> source point (transform from parent)",
-                      "software": f"SemanticSynth {__version__}"}
-        link_output(volume, source, attributes)
-        link_output(transform, source, attributes)
+        record = translation_provenance(meta.get("name", a["model_path"].name), meta,
+                                        a.get("steps") or meta["translator"]["default_steps"], a["seed"], a["deform"],
+                                        FIELD_CONVENTION)
+        link_output(volume, source, record)
+        link_output(transform, source, record)
         volume.SetNodeReferenceID(FIELD_REFERENCE, transform.GetID())
         transform.SetNodeReferenceID(TRANSLATED_REFERENCE, volume.GetID())
-        apply_window_level(volume, a["metadata"]["target"]["modality"])
+        apply_window_level(volume, meta["target"]["modality"])
         return volume, transform
 
 
@@ -78,15 +74,12 @@ class TranslationLogic:
     @staticmethod
     def available_models() -> list[str]:
         """Bundled translators and those of the model manifest (downloaded on first use)."""
-        return sorted(set(bundled_models("translator")) | set(model_store.available("translator")))
+        return model_store.offered("translator")
 
     @staticmethod
     def model_info(model: str | None) -> dict:
         path = model_store.resolve_local(model or DEFAULT_TRANSLATOR)
-        meta = read_metadata(path)
-        if meta.get("kind") != "translator":
-            raise SynthError(f"{path.name} is a generator; choose a translator model")
-        return {"path": path, "metadata": meta}
+        return {"path": path, "metadata": read_package_metadata(path, "translator")}
 
     def start(self, volume_node, model: str | None = None, steps: int | None = None, seed: int = 0, deform: bool = True,
               on_progress=None, device: str | None = None):
@@ -97,12 +90,7 @@ class TranslationLogic:
 
     def _start(self, volume_node, model, steps, seed, deform, on_progress, device) -> TranslationJob:
         info = self.model_info(model)
-        workdir = Path(tempfile.mkdtemp(prefix="SemanticSynth-"))
-        try:
-            ijk_to_ras = export_volume(volume_node, workdir / "source.nrrd")
-        except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise
+        workdir, ijk_to_ras = staged_inputs(lambda folder: export_volume(volume_node, folder / "source.nrrd"))
         args = {"volume_node": volume_node, "model_path": info["path"], "metadata": info["metadata"], "steps": steps,
                 "seed": int(seed), "deform": bool(deform), "device": device}
         return TranslationJob(args, workdir, ijk_to_ras, on_progress).start()

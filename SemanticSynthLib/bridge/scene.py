@@ -12,13 +12,14 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-from .engine.labels import LabelTable, normalized_name
-from .errors import SynthError
+from ..engine.labels import LabelTable, normalized_name
+from ..errors import SynthError
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 SOURCE_REFERENCE = "SemanticSynthSource"
 ATTRIBUTE_PREFIX = "SemanticSynth."
 WINDOW_LEVEL = {"ct": (400.0, 40.0)}  # abdominal soft-tissue window, as in the abdominal-CT paper
+GEOMETRY_TOLERANCE_MM = 1e-4
 
 
 def matrix_to_array(matrix: vtk.vtkMatrix4x4) -> np.ndarray:
@@ -29,6 +30,13 @@ def ijk_to_ras_of(volume_node) -> np.ndarray:
     m = vtk.vtkMatrix4x4()
     volume_node.GetIJKToRASMatrix(m)
     return matrix_to_array(m)
+
+
+def check_same_grid(node, ijk_to_ras: np.ndarray, result: str, source: str) -> None:
+    """The engine writes results on its input's grid; a result elsewhere is a bug, never something to import."""
+    error = np.abs(ijk_to_ras_of(node) - ijk_to_ras).max()
+    if error > GEOMETRY_TOLERANCE_MM:
+        raise SynthError(f"the {result}'s grid differs from the {source}'s by {error:.2g} mm; report this bug")
 
 
 def sitk_geometry(ijk_to_ras: np.ndarray) -> dict:
@@ -266,18 +274,6 @@ def import_transform(scene, path: str | Path, name: str):
     if node.GetDisplayNode() is None:
         node.CreateDefaultDisplayNodes()
     return node
-
-
-def grid_transform_points(transform_node, points_lps: np.ndarray) -> np.ndarray:
-    """Where the grid transform node sends output points (LPS mm): its "from parent" direction."""
-    transform = transform_node.GetTransformFromParent()
-    out = []
-    for p in np.atleast_2d(points_lps):
-        ras = LPS_FROM_RAS @ np.asarray(p, float)
-        moved = [0.0, 0.0, 0.0]
-        transform.TransformPoint(list(ras), moved)
-        out.append(LPS_FROM_RAS @ np.array(moved))
-    return np.array(out)
 
 
 def _remove_new_nodes(scene, existing: set[str]) -> None:

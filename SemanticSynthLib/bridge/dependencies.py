@@ -19,7 +19,7 @@ import importlib.util
 import re
 from pathlib import Path
 
-from .errors import SynthError
+from ..errors import SynthError
 
 DISTRIBUTION = "semanticsynth"
 # Never installed or changed by pip here: torch (and torchvision) belong to the PyTorch extension, SimpleITK is
@@ -36,8 +36,8 @@ def _canonical(name: str) -> str:
 
 
 def _pyproject_candidates() -> list[Path]:
-    here = Path(__file__).resolve().parent
-    return [here / "pyproject.toml", here.parent / "pyproject.toml"]
+    library = Path(__file__).resolve().parents[1]  # the SemanticSynthLib folder
+    return [library / "pyproject.toml", library.parent / "pyproject.toml"]
 
 
 def _dependencies_from_pyproject(path: Path) -> list[str] | None:

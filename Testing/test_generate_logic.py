@@ -11,8 +11,8 @@ import pytest
 import SimpleITK as sitk
 
 from SemanticSynthLib.errors import SynthError
-from SemanticSynthLib.logic import GenerationLogic
-from SemanticSynthLib.scene import SOURCE_REFERENCE, ijk_to_ras_of, sitk_geometry
+from SemanticSynthLib.bridge.generate_logic import GenerationLogic
+from SemanticSynthLib.bridge.scene import SOURCE_REFERENCE, ijk_to_ras_of, sitk_geometry
 
 from slicer_testdata import SAMPLE_SEGMENTATION
 
@@ -113,7 +113,7 @@ def test_engine_error_reaches_the_user_as_one_line(scene, sample_segmentation, t
 
 def test_segment_names_match_case_and_separator_insensitively(scene, sample_segmentation):
     from SemanticSynthLib.engine.labels import LabelTable
-    from SemanticSynthLib.scene import match_segments
+    from SemanticSynthLib.bridge.scene import match_segments
 
     table = LabelTable.builtin("totalseg_v2")
     segmentation = sample_segmentation.GetSegmentation()
@@ -144,7 +144,7 @@ def test_export_on_a_reference_volume_grid(scene, sample_segmentation, tmp_path)
     import vtk
 
     from SemanticSynthLib.engine.labels import LabelTable
-    from SemanticSynthLib.scene import export_label_map
+    from SemanticSynthLib.bridge.scene import export_label_map
 
     reference = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "reference")
     image = vtk.vtkImageData()
@@ -174,7 +174,7 @@ def test_export_on_a_reference_volume_grid(scene, sample_segmentation, tmp_path)
 
 def test_segment_matched_through_its_terminology(scene, sample_segmentation):
     from SemanticSynthLib.engine.labels import LabelTable
-    from SemanticSynthLib.scene import match_segments
+    from SemanticSynthLib.bridge.scene import match_segments
 
     segment = sample_segmentation.GetSegmentation().GetNthSegment(0)
     segment.SetName("organ of interest")

@@ -1,4 +1,6 @@
-"""The auxiliary segmenter (MONAI SegResNet): Dice on real and generated images, and FID features.
+"""The auxiliary segmenter (MONAI SegResNet): its network, its package, and inference: Dice on real and generated
+images and FID features in evaluation, trained by training/segmenter.py. It lives here, outside both, so that
+neither subpackage imports the other.
 
 Its package is a folder like the generator's: metadata.json (kind "segmenter", label groups, working
 spacing, normalization, per-group mean intensity of the training images for the painting baseline)
@@ -15,11 +17,12 @@ import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 from monai.networks.nets import SegResNet
 
-from ...errors import SynthError
-from ..package import load_weights
-from ..package_metadata import read_metadata, resolve_model
-from ..precision import autocast
-from .groups import LabelGroups
+from ..errors import SynthError
+from .label_groups import LabelGroups
+from .cpu_convolution import for_inference
+from .package import load_weights
+from .package_metadata import read_metadata, resolve_model
+from .precision import autocast
 
 WEIGHTS = "segmenter.safetensors"
 MULTIPLE = 8  # SegResNet halves three times
@@ -90,4 +93,4 @@ def load_segmenter(path: str | Path, device: str = "cpu") -> Segmenter:
     groups = LabelGroups.from_json(meta["groups"])
     network = build_segmenter(meta["segmenter"]["config"], groups.num_classes)
     load_weights(network, path / WEIGHTS)
-    return Segmenter(path, meta, network.to(device).eval(), groups)
+    return Segmenter(path, meta, for_inference(network, device), groups)

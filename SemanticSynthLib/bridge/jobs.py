@@ -7,8 +7,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from . import model_store
-from .errors import SynthError
+from .. import model_store
+from ..errors import SynthError
 from .process import EngineProcess
 
 
@@ -172,6 +172,17 @@ class ChainedJob:
     def cancel(self) -> None:
         self.current.cancel()
         self.error = "cancelled"
+
+
+def staged_inputs(write):
+    """(folder, write(folder)): a fresh temporary folder with the engine's inputs written into it. The folder is
+    removed here when writing fails, and otherwise by the job that runs on it."""
+    workdir = Path(tempfile.mkdtemp(prefix="SemanticSynth-"))
+    try:
+        return workdir, write(workdir)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
 
 
 def start_with_model(model: str | None, start, on_progress=None):

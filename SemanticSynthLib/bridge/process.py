@@ -12,7 +12,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-LIBRARY_ROOT = str(Path(__file__).resolve().parents[1])
+# The folder that holds the SemanticSynthLib package (a source checkout, or Slicer's qt-scripted-modules folder):
+# the child's PYTHONPATH, so that it runs this very copy of the library.
+LIBRARY_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 def engine_python() -> str:
