@@ -1,12 +1,12 @@
-"""One command line for Slicer and for people: generate, train-autoencoder, train-diffusion."""
+"""One command line for Slicer and for people: generate, translate, evaluate, the four trainers, serve."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import traceback
 
 from . import arguments as num
+from .engine.conditioning_modes import DEFAULT_MODE, MODES, modes_help
 from .errors import SynthError
 
 
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("train-diffusion", help="train the latent diffusion U-Net on top of an autoencoder package")
     _training_options(d)
     d.add_argument("--autoencoder", required=True, help="package written by train-autoencoder")
-    d.add_argument("--conditioning", default="concat", choices=["concat", "spade", "edge"])
+    d.add_argument("--conditioning", default=DEFAULT_MODE, choices=list(MODES), help=modes_help())
     d.add_argument("--latent-patch", type=num.patch(4, 4, 256), default=(32, 32, 32), help="latent crop per sample")
     d.add_argument("--augment-copies", type=num.integer(0, 100), default=0, help="extra augmented copies of each case to encode")
     d.add_argument("--ema", type=num.number(0, 1, high_open=True), default=0.999)
@@ -166,15 +166,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Each command imports its engine module on use, so that `generate --help` and the Slicer bridge do not pay for
+# torch and MONAI; plain import statements, so that tools and "go to definition" follow them.
+def _generate(args):
+    from .engine.generate import generate_file
+
+    return generate_file(args)
+
+
+def _translate(args):
+    from .engine.translation.translate import translate_file
+
+    return translate_file(args)
+
+
+def _evaluate(args):
+    from .engine.evaluation.evaluate import evaluate_file
+
+    return evaluate_file(args)
+
+
+def _train_autoencoder(args):
+    from .engine.training.autoencoder import train_autoencoder
+
+    return train_autoencoder(args)
+
+
+def _train_diffusion(args):
+    from .engine.training.diffusion import train_diffusion
+
+    return train_diffusion(args)
+
+
+def _train_segmenter(args):
+    from .engine.training.segmenter import train_segmenter
+
+    return train_segmenter(args)
+
+
+def _train_translator(args):
+    from .engine.training.translator import train_translator
+
+    return train_translator(args)
+
+
+def _serve(args):
+    from .web.serve import serve
+
+    return serve(args)
+
+
 COMMANDS = {
-    "generate": (".engine.generate", "generate_file"),
-    "translate": (".engine.translation.translate", "translate_file"),
-    "evaluate": (".engine.evaluation.evaluate", "evaluate_file"),
-    "train-autoencoder": (".engine.training.autoencoder", "train_autoencoder"),
-    "train-diffusion": (".engine.training.diffusion", "train_diffusion"),
-    "train-segmenter": (".engine.training.segmenter", "train_segmenter"),
-    "train-translator": (".engine.training.translator", "train_translator"),
-    "serve": (".web.serve", "serve"),
+    "generate": _generate,
+    "translate": _translate,
+    "evaluate": _evaluate,
+    "train-autoencoder": _train_autoencoder,
+    "train-diffusion": _train_diffusion,
+    "train-segmenter": _train_segmenter,
+    "train-translator": _train_translator,
+    "serve": _serve,
 }
 
 
@@ -219,10 +269,8 @@ def main(argv=None) -> int:
 
         check_paths(args, PATHS[args.command])
         side = new_side_paths(args, PATHS[args.command])
-        module, function = COMMANDS[args.command]
         try:
-            # Imported on use: `generate --help` and the Slicer bridge should not pay for torch and MONAI.
-            getattr(importlib.import_module(module, __package__), function)(args)
+            COMMANDS[args.command](args)
         except BaseException:
             remove_all()
             discard_new_side_paths(side)  # a failed training run leaves no log or empty checkpoint folder

@@ -490,7 +490,7 @@ def test_resume_fails_cleanly_on_missing_corrupt_or_mismatched_checkpoints(work,
 
 def test_an_unexpected_exception_is_one_line_with_a_bug_hint(work, capsys, monkeypatch):
     # A real function that fails on the arguments it is given: json.loads of the argparse namespace.
-    monkeypatch.setitem(COMMANDS, "generate", ("json", "loads"))
+    monkeypatch.setitem(COMMANDS, "generate", json.loads)
     args = ["generate", work / "labels.nii.gz", work / "out.nii.gz", "--model", "brain-mri"]
     assert_refused(args, "error: unexpected TypeError: the JSON object must be str, bytes or bytearray, not Namespace; this "
                    "is a bug, please report it with the command line; rerun with --debug for the traceback", capsys, work, code=1)

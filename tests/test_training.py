@@ -11,7 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from SemanticSynthLib.engine import conditioning_modes
 from SemanticSynthLib.engine.conditioning import label_condition
+from SemanticSynthLib.engine.conditioning_modes import MODES, ConditioningMode
 from SemanticSynthLib.engine.networks import LatentDenoiser, build_autoencoder, default_autoencoder_config, default_unet_config
 from SemanticSynthLib.engine.schedule import ddpm, default_schedule
 from SemanticSynthLib.engine.precision import reconstruct
@@ -27,7 +29,7 @@ def _tiny_crop():
     return torch.from_numpy(x / np.percentile(x[x > 0], 99.5))[None, None], torch.from_numpy(sitk.GetArrayFromImage(labels).astype(np.int64))
 
 
-@pytest.mark.parametrize("mode", ["concat", "spade", "edge"])
+@pytest.mark.parametrize("mode", list(MODES))
 def test_conditioning_mode_loss_goes_down(mode):
     torch.manual_seed(0)
     _, labels = _tiny_crop()
@@ -57,6 +59,37 @@ def test_conditioning_mode_loss_goes_down(mode):
     with torch.no_grad():
         after = loss().item()
     assert after < 0.8 * before, (mode, before, after)
+
+
+def test_a_fourth_conditioning_mode_is_one_registry_entry(monkeypatch):
+    """Registered in conditioning_modes.MODES only, a mode reaches the command line, the package schema, the label
+    condition and the U-Net."""
+    from monai.networks.nets import SPADEDiffusionModelUNet
+
+    from SemanticSynthLib.cli import build_parser
+    from SemanticSynthLib.engine.package_metadata import default_model_dir
+    from SemanticSynthLib.engine.schema import validate_metadata
+    from SemanticSynthLib.errors import SynthError
+
+    monkeypatch.setitem(conditioning_modes.MODES, "spade_edge",
+                        ConditioningMode("spade_edge", "spade", True, "SPADE plus a label-boundary channel"))
+    args = build_parser().parse_args(["train-diffusion", "--data", "d.csv", "--out", "o", "--autoencoder", "a",
+                                      "--conditioning", "spade_edge"])
+    assert args.conditioning == "spade_edge"
+    meta = json.loads((default_model_dir() / "brain-mri" / "metadata.json").read_text())
+    meta["diffusion"]["conditioning"] = "spade_edge"
+    validate_metadata(meta, "test")
+    meta["diffusion"]["conditioning"] = "unregistered"
+    with pytest.raises(SynthError, match="field diffusion.conditioning: must be one of concat, spade, edge, spade_edge"):
+        validate_metadata(meta, "test")
+    classes = torch.zeros(1, 1, 8, 8, 8, dtype=torch.long)
+    classes[..., 4:] = 1
+    cond = label_condition(classes, 2, 4, "spade_edge")
+    assert cond.shape == (1, 3, 2, 2, 2)  # two label fractions and the boundary channel
+    model = LatentDenoiser(8, 2, "spade_edge", 1, default_unet_config())
+    assert isinstance(model.unet, SPADEDiffusionModelUNet)
+    out = model(torch.randn(1, 8, 8, 8, 8), torch.tensor([10]), F.interpolate(cond, size=(8, 8, 8)), torch.zeros(1, dtype=torch.long))
+    assert out.shape == (1, 8, 8, 8, 8)
 
 
 def test_autoencoder_l1_goes_down():

@@ -1,9 +1,8 @@
-"""The label condition at latent resolution, for the three conditioning modes of the abdominal-CT paper.
+"""The label condition at latent resolution, for the conditioning modes of conditioning_modes.py.
 
-- concat: label fractions (one-hot averaged over each latent voxel's footprint) concatenated to the
-  noisy latent;
-- spade:  the same fractions fed to SPADE normalization in the U-Net's separate label branch;
-- edge:   concat plus the fraction of label-boundary voxels in each latent voxel.
+Every mode starts from the label fractions (one-hot averaged over each latent voxel's footprint); a mode with
+a boundary channel adds the fraction of label-boundary voxels in each latent voxel. Where the condition enters
+the U-Net (concatenated or SPADE) is the network's business (networks.py).
 
 Packages with the label-aware autoencoder condition on what each label *is* rather than on its id: the
 mean painted prior of each latent voxel plus the fraction of each tissue kind (engine/priors.py). Then
@@ -14,9 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .conditioning_modes import conditioning_mode
 from .priors import TISSUE_KINDS
-
-CONDITIONING_MODES = ("concat", "spade", "edge")
 
 
 def label_boundary(classes: torch.Tensor) -> torch.Tensor:
@@ -52,12 +50,11 @@ def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: 
     """Condition channels at latent resolution from class indices at working resolution.
 
     classes: N,1,X,Y,Z integer class indices; the spatial size must be divisible by `factor`.
-    Without priors: N, num_classes (+1 for edge), X/factor, Y/factor, Z/factor in float32.
-    With priors (engine/priors.ClassPriors): N, 1 + len(TISSUE_KINDS) (+1 for edge): the mean prior and
-    the kind fractions.
+    Without priors: N, num_classes (+1 with a boundary channel), X/factor, Y/factor, Z/factor in float32.
+    With priors (engine/priors.ClassPriors): N, 1 + len(TISSUE_KINDS) (+1 with a boundary channel): the mean
+    prior and the kind fractions.
     """
-    if mode not in CONDITIONING_MODES:
-        raise ValueError(f"conditioning must be one of {CONDITIONING_MODES}")
+    boundary = conditioning_mode(mode).boundary
     if priors is None:
         fractions = class_fractions(classes, num_classes, factor)
     else:
@@ -66,7 +63,7 @@ def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: 
         kinds = torch.from_numpy(priors.kind)[index]
         fractions = torch.cat([F.avg_pool3d(prior, factor) if factor > 1 else prior,
                                class_fractions(kinds, len(TISSUE_KINDS), factor)], dim=1)
-    if mode != "edge":
+    if not boundary:
         return fractions
     edges = label_boundary(classes)
     edges = F.avg_pool3d(edges, factor) if factor > 1 else edges
@@ -74,4 +71,4 @@ def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: 
 
 
 def condition_channels(num_classes: int, mode: str, priors: bool = False) -> int:
-    return (1 + len(TISSUE_KINDS) if priors else num_classes) + (1 if mode == "edge" else 0)
+    return (1 + len(TISSUE_KINDS) if priors else num_classes) + (1 if conditioning_mode(mode).boundary else 0)

@@ -6,6 +6,7 @@ from monai.networks.nets import VQVAE, DiffusionModelUNet, PatchDiscriminator, S
 from torch import nn
 
 from .conditioning import condition_channels
+from .conditioning_modes import conditioning_mode
 from .label_autoencoder import LabelAwareVQVAE
 
 
@@ -83,6 +84,7 @@ class LatentDenoiser(nn.Module):
                  priors: bool = False):
         super().__init__()
         self.conditioning = conditioning
+        self.spade = conditioning_mode(conditioning).injection == "spade"  # else concatenated to the latent
         self.latent_channels = latent_channels
         embed = int(config.get("label_embedding_channels", 16))
         self.label_embedding = nn.Conv3d(condition_channels(num_classes, conditioning, priors), embed, 1)
@@ -92,7 +94,7 @@ class LatentDenoiser(nn.Module):
             num_head_channels=config["num_head_channels"], norm_num_groups=config["norm_num_groups"],
             num_class_embeds=num_modalities,
         )
-        if conditioning == "spade":
+        if self.spade:
             self.unet = SPADEDiffusionModelUNet(in_channels=latent_channels, label_nc=embed, **common)
         else:
             self.unet = DiffusionModelUNet(in_channels=latent_channels + embed, **common)
@@ -100,7 +102,7 @@ class LatentDenoiser(nn.Module):
     def forward(self, latent: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor,
                 modality: torch.Tensor) -> torch.Tensor:
         labels = self.label_embedding(condition)
-        if self.conditioning == "spade":
+        if self.spade:
             return self.unet(latent, timesteps, seg=labels, class_labels=modality)
         return self.unet(torch.cat([latent, labels], dim=1), timesteps, class_labels=modality)
 

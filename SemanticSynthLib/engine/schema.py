@@ -14,6 +14,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Fiel
                       Tag, ValidationError, field_validator, model_validator)
 
 from ..errors import SynthError
+from .conditioning_modes import MODES
 
 MAX_CHANNELS = 1024     # per network level; the bundled models use 16..64
 MAX_LEVELS = 8
@@ -189,8 +190,14 @@ class Sampler(Open):
         return self
 
 
+def _conditioning(name: str) -> str:
+    if name not in MODES:  # read when a package is validated: the registry, not a copy of it
+        raise ValueError(f"must be one of {', '.join(MODES)}")
+    return name
+
+
 class Diffusion(Sampler):
-    conditioning: Literal["concat", "spade", "edge"]
+    conditioning: Annotated[StrictStr, AfterValidator(_conditioning)]
     ema: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
 
 
