@@ -1,8 +1,9 @@
 """The trame-slicer page: Slicer's four-up layout, the module's workflow, driven through the bridge only.
 
-Every scene change goes through SemanticSynthLib.scene, .logic and .translation, the same code the Slicer module
-runs; engine work is the same child process (`python -m SemanticSynthLib ... --progress json`), polled from the
-server's event loop as the module polls it from a QTimer.
+Every scene change goes through SemanticSynthLib.bridge (scene, generate_logic, translate_logic), the same code the
+Slicer module runs; the field's overlay through web.field_overlay (the engine's magnitude, the bridge's files).
+Engine work is the same child process (`python -m SemanticSynthLib ... --progress json`), polled from the server's
+event loop as the module polls it from a QTimer.
 """
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from ..bridge.process import LIBRARY_ROOT
 from ..bridge.scene import (apply_window_level, export_transform, export_volume, load_label_map, load_volume,
                             match_segments, provenance)
 from ..bridge.translate_logic import TranslationLogic, carry_segmentation
+from .field_overlay import OPACITY as FIELD_OPACITY
+from .field_overlay import legend_gradient, magnitude_volume
 
 SAMPLES_DIR = Path(LIBRARY_ROOT) / "SemanticSynth" / "Resources" / "Samples"
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -81,7 +84,7 @@ class SemanticSynthWebApp(TrameApp):
         self.generation = GenerationLogic()
         self.translation = TranslationLogic()
         self.segmentation = self.labelmap = self.generated = None
-        self.source_volume = self.translated = self.field = self.carried = None
+        self.source_volume = self.translated = self.field = self.field_magnitude = self.carried = None
         self.job = None
         self.job_kind = ""
         self._init_state()
@@ -114,8 +117,12 @@ class SemanticSynthWebApp(TrameApp):
         s.scene_nodes = []
         s.has_generated = False
         s.has_translation = False
+        s.show_field = True
+        s.field_max_mm = ""
+        s.field_legend = ""
         self.state.change("model")(self._on_model)
         self.state.change("view_mode")(self._on_view_mode)
+        self.state.change("show_field")(lambda **_: self._on_view_mode(self.state.view_mode))
 
     def _on_model(self, model, **_):
         try:
@@ -159,9 +166,12 @@ class SemanticSynthWebApp(TrameApp):
                       "translated": self.translated}.get(view_mode)
         if background is None:
             return
+        # the field's magnitude (mm) as a colour layer over the translated volume, when asked for
+        overlay = self.field_magnitude if view_mode == "translated" and self.state.show_field else None
         for view in self._slice_views():
             view.set_background_volume_id(background.GetID())
-            view.set_foreground_volume_id(None)
+            view.set_foreground_volume_id(overlay.GetID() if overlay is not None else None)
+            view.set_foreground_opacity(FIELD_OPACITY)
             view.set_visible_in_3d(True)
         segmentation = self.carried if view_mode == "translated" and self.carried else self.segmentation
         for node in (self.segmentation, self.carried):
@@ -170,11 +180,6 @@ class SemanticSynthWebApp(TrameApp):
                 display.SetVisibility(node is segmentation and view_mode != "source")
                 display.SetVisibility2DFill(False)
                 display.SetVisibility2DOutline(True)
-        if self.field is not None and self.field.GetDisplayNode() is not None:
-            display = self.field.GetDisplayNode()
-            display.SetVisibility(view_mode == "translated")
-            display.SetVisibility2D(view_mode == "translated")
-            display.SetVisualizationModeToGrid()
         self._render()
 
     def _render(self, reset: bool = False):
@@ -275,37 +280,31 @@ class SemanticSynthWebApp(TrameApp):
         path.write_bytes(bytes(content))
         return path, _label(Path(name).name)
 
-    def upload_labels(self, files):
+    def upload(self, files, kind: str):
+        """Both file inputs: the upload is size-checked and written, loaded by the loader of its kind, then deleted."""
         if self._busy():
+            return
+        load = {"labels": self._load_labels_file, "volume": self._load_volume_file}.get(kind)
+        if load is None:
+            self.state.message = f"unknown upload kind {kind}"
             return
         written = self._write_upload(files)
         if written is None:
             return
         path, name = written
         try:
-            self._load_labels_file(path, name)
+            load(path, name)
         except SynthError as exc:
             self.state.message = str(exc)
         finally:
             shutil.rmtree(path.parent, ignore_errors=True)
 
-    def upload_volume(self, files):
-        if self._busy():
-            return
-        written = self._write_upload(files)
-        if written is None:
-            return
-        path, name = written
-        try:
-            volume = load_volume(self.scene, path, name)
-        except SynthError as exc:
-            self.state.message = str(exc)
-            return
-        finally:
-            shutil.rmtree(path.parent, ignore_errors=True)
-        self._remove(self.source_volume, self.translated, self.field, self.carried)
-        self.source_volume, self.translated, self.field, self.carried = volume, None, None, None
+    def _load_volume_file(self, path: Path, name: str):
+        volume = load_volume(self.scene, path, name)
+        self._remove(self.source_volume, self.translated, self.field, self.field_magnitude, self.carried)
+        self.source_volume, self.translated, self.field, self.field_magnitude, self.carried = volume, None, None, None, None
         apply_window_level(volume, "mri")
+        self.state.field_max_mm = self.state.field_legend = ""
         self.state.message = ""
         self.state.status = f"Loaded volume {name}"
         self._refresh_scene_list()
@@ -406,12 +405,24 @@ class SemanticSynthWebApp(TrameApp):
             self._refresh_scene_list()
             self._show("generated")
         else:
-            self._remove(self.translated, self.field, self.carried)
+            self._remove(self.translated, self.field, self.field_magnitude, self.carried)
             self.translated, self.field = job.result_node
-            self.carried = None
+            self.field_magnitude = self.carried = None
+            self._add_field_magnitude()
             self.state.status = f"Translated {self.translated.GetName()}"
             self._refresh_scene_list()
             self._show("translated")
+
+    def _add_field_magnitude(self):
+        """The overlay of the new field; without it the translation is still shown, with the reason in the page."""
+        self.state.field_max_mm = self.state.field_legend = ""
+        try:
+            self.field_magnitude, largest = magnitude_volume(self.field)
+        except SynthError as exc:
+            self.state.message = f"the displacement field cannot be shown: {exc}"
+            return
+        self.state.field_max_mm = f"{largest:.1f}"
+        self.state.field_legend = legend_gradient(self.field_magnitude)
 
     def cancel(self):
         job = self.job
@@ -474,9 +485,9 @@ class SemanticSynthWebApp(TrameApp):
             return self.server.protocol.addAttachment(self._zip(files, meta))
 
     # ---------------------------------------------------------------- page
-    def _upload_input(self, handler, input_id: str, label: str):
+    def _upload_input(self, kind: str, input_id: str, label: str):
         """A file input that refuses files over the limit in the page, before anything is sent."""
-        trigger = self.server.controller.trigger_name(handler)
+        trigger = self.server.controller.trigger_name(self.upload)
         v3.VFileInput(
             id=input_id, label=label, density="compact", hide_details=True, prepend_icon="mdi-file-upload",
             accept=",".join(IMAGE_SUFFIXES) + ",.gz",
@@ -484,7 +495,7 @@ class SemanticSynthWebApp(TrameApp):
             change=(f"$event.target.files[0] && ($event.target.files[0].size > max_upload_bytes ? "
                     f"(message = $event.target.files[0].name + ' is ' + ($event.target.files[0].size / 1048576).toFixed(1) + "
                     f"' MB, over the upload limit of ' + max_upload_mb + ' MB (serve --max-upload-mb)') : "
-                    f"trigger('{trigger}', [$event.target.files]))"),
+                    f"trigger('{trigger}', [$event.target.files, '{kind}']))"),
         )
 
     def _build_ui(self):
@@ -512,7 +523,7 @@ class SemanticSynthWebApp(TrameApp):
             v3.VSelect(v_model=("sample",), items=("samples",), density="compact", hide_details=True, label="Sample")
             v3.VBtn("Load", id="load-sample", click=self.load_sample, disabled=("running",), density="compact",
                     classes="ml-1")
-        self._upload_input(self.upload_labels, "upload-labels", "Upload label map")
+        self._upload_input("labels", "upload-labels", "Upload label map")
         html.Div("{{ source_name }}", id="source-name", classes="text-caption")
         html.Div("{{ notice }}", id="notice", v_if="notice", classes="text-caption text-warning")
         v3.VDivider(classes="my-2")
@@ -538,7 +549,7 @@ class SemanticSynthWebApp(TrameApp):
                 click=f"utils.download('semanticsynth-generated.zip', trigger('{ctrl.trigger_name(self.download_generated)}'), 'application/zip')")
         v3.VDivider(classes="my-2")
         html.Div("Translate a volume", classes="text-subtitle-2")
-        self._upload_input(self.upload_volume, "upload-volume", "Upload volume")
+        self._upload_input("volume", "upload-volume", "Upload volume")
         v3.VSelect(v_model=("translator_model",), items=("translators",), label="Translator", density="compact",
                    hide_details=True, disabled=("running",))
         v3.VCheckbox(v_model=("deform",), label="Spatial transform (displacement field)", density="compact",
@@ -547,6 +558,15 @@ class SemanticSynthWebApp(TrameApp):
             v3.VBtn("Translate", id="translate", click=self.translate, disabled=("running",))
             v3.VBtn("Carry segmentation", id="carry", click=self.carry, disabled=("running || !has_translation",),
                     classes="ml-2")
+        v3.VCheckbox(v_model=("show_field",), id="show-field", label="Field magnitude over the translated volume",
+                     density="compact", hide_details=True, disabled=("!field_max_mm",))
+        with html.Div(id="field-legend", v_if="field_max_mm && show_field && view_mode === 'translated'",
+                      classes="text-caption mb-1"):
+            html.Div(style=("{ height: '10px', borderRadius: '2px', background: field_legend }",))
+            with html.Div(classes="d-flex"):
+                html.Span("0 mm")
+                v3.VSpacer()
+                html.Span("displacement, max {{ field_max_mm }} mm")
         v3.VBtn("Download translation (.zip)", id="download-translation", density="compact",
                 disabled=("!has_translation",), prepend_icon="mdi-download",
                 click=f"utils.download('semanticsynth-translation.zip', trigger('{ctrl.trigger_name(self.download_translation)}'), 'application/zip')")
