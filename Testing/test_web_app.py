@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -39,17 +40,45 @@ def _require(module: str, package: str):
                     f"`.venv/bin/pip install -e '.[web]'` (or run `bash scripts/setup.sh`)", pytrace=False)
 
 
-def _executables() -> dict[str, str]:
+def browser_executables(path: str | None = None) -> tuple[dict[str, str], str | None]:
+    """Chromium and its driver on PATH (or on `path`), and, when one is missing, the one line naming its Debian
+    package. Only PATH is searched, so a machine without the packages is seen as it is."""
     found, missing = {}, []
     for exe, package in CHROMIUM.items():
-        path = shutil.which(exe) or next((p for p in (f"/usr/bin/{exe}", f"/usr/lib/chromium/{exe}") if os.path.exists(p)), None)
-        if path is None:
+        found[exe] = shutil.which(exe, path=path)
+        if found[exe] is None:
             missing.append(package)
-        found[exe] = path
+    if not missing:
+        return found, None
+    return found, (f"the browser test needs Debian's {' and '.join(missing)}: install with "
+                   f"`apt-get install -y {' '.join(missing)}` (or run `bash scripts/setup.sh`)")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> dict[str, str]:
+    """Before the server starts: without the browser the test fails at once, naming the package; it never skips."""
+    found, missing = browser_executables()
     if missing:
-        pytest.fail(f"the browser test needs Debian's {' and '.join(missing)}: install with "
-                    f"`apt-get install -y {' '.join(missing)}` (or run `bash scripts/setup.sh`)", pytrace=False)
+        pytest.fail(missing, pytrace=False)
     return found
+
+
+def _server_env() -> dict[str, str]:
+    """The server's environment, and the timed CLI's: the same threads for both."""
+    return dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+
+
+def _assert_same_volume(a: Path, b: Path):
+    import SimpleITK as sitk
+
+    first, second = sitk.ReadImage(str(a)), sitk.ReadImage(str(b))
+    assert first.GetSize() == second.GetSize()
+    assert np.allclose(first.GetSpacing(), second.GetSpacing(), atol=1e-5)
+    assert np.allclose(first.GetOrigin(), second.GetOrigin(), atol=1e-3)
+    assert np.allclose(first.GetDirection(), second.GetDirection(), atol=1e-5)
+    difference = np.abs(sitk.GetArrayViewFromImage(first).astype(float) - sitk.GetArrayViewFromImage(second))
+    print(f"page against CLI: mean |difference| {difference.mean():.3g}, largest {difference.max():.3g}")
+    assert difference.max() < 1.0  # one engine, one seed: the same voxels (bit for bit here), not just alike
 
 
 def _free_port() -> int:
@@ -62,7 +91,7 @@ def _free_port() -> int:
 def server():
     _require("trame_slicer", "trame-slicer")
     port = _free_port()
-    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+    env = _server_env()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "SemanticSynthLib", "serve", "--port", str(port),
@@ -88,8 +117,8 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def browser(server):
-    exes = _executables()
+def browser(chromium, server):
+    exes = chromium
     _require("selenium", "selenium")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -151,6 +180,11 @@ def _axial_view(driver) -> np.ndarray:
     return image[y0 + margin:y0 + h - margin, x0 + margin:x0 + w - margin]
 
 
+def _colour(pixels: np.ndarray) -> float:
+    """How far from grey a view is: the mean spread of each pixel's R, G and B (0 for a grey volume)."""
+    return float((pixels.max(axis=-1) - pixels.min(axis=-1)).mean())
+
+
 def _scene_nodes(driver) -> list[str]:
     return [line for line in _text(driver, "scene-nodes").splitlines() if line.strip()]
 
@@ -201,6 +235,36 @@ def test_listens_on_localhost_only(server):
     assert addresses == {"127.0.0.1"}
 
 
+def test_missing_browser_names_the_package(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _, message = browser_executables(str(bin_dir))
+    assert message.startswith("the browser test needs Debian's chromium and chromium-driver: ")
+    assert "apt-get install -y chromium chromium-driver" in message and "\n" not in message
+    real, _ = browser_executables()
+    (bin_dir / "chromium").symlink_to(real["chromium"])  # the browser without its driver
+    _, message = browser_executables(str(bin_dir))
+    assert message.startswith("the browser test needs Debian's chromium-driver: ")
+    (bin_dir / "chromedriver").symlink_to(real["chromedriver"])
+    assert browser_executables(str(bin_dir)) == ({"chromium": str(bin_dir / "chromium"),
+                                                   "chromedriver": str(bin_dir / "chromedriver")}, None)
+
+    # the browser test itself, in a child pytest on a PATH without the browser: it fails (pytest's "error at setup",
+    # exit status 1) with the one line, and is not skipped
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = dict(os.environ, PATH=str(empty), SEMANTICSYNTH_ARTIFACTS=str(tmp_path / "artifacts"))
+    child = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs",
+                            f"{Path(__file__).relative_to(REPO)}::test_generate_shows_the_volume"],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert child.returncode == 1, child.stdout[-2000:]
+    assert "ERROR at setup of test_generate_shows_the_volume" in child.stdout and "1 error in" in child.stdout
+    assert "skipped" not in child.stdout
+    assert ("the browser test needs Debian's chromium and chromium-driver: install with "
+            "`apt-get install -y chromium chromium-driver`") in child.stdout
+    assert not (tmp_path / "artifacts" / "web" / "server.log").exists(), "the server started without a browser"
+
+
 def test_generate_shows_the_volume(browser):
     driver = browser
     _load_sample(driver)
@@ -245,14 +309,27 @@ def test_generate_shows_the_volume(browser):
         assert meta["model"] and meta["seed"] == "0" and meta["steps"] == (STEPS or meta["steps"]) and meta["modality"] == "ct"
         assert meta["source"] == SAMPLE.name.replace(".nii.gz", "")
         assert z.getinfo("generated.nrrd").file_size > 100_000
+        z.extract("generated.nrrd", DOWNLOADS)
+
+    # the CLI on the same input, model, steps and seed: its time beside the page's, and the same volume (one engine)
+    cli_out = DOWNLOADS / "cli-generated.nrrd"
+    command = [sys.executable, "-m", "SemanticSynthLib", "generate", str(SAMPLE), str(cli_out), "--model", meta["model"],
+               "--modality", "ct", "--seed", "0", "--steps", meta["steps"], "--progress", "none", "--overwrite"]
+    start = time.perf_counter()
+    cli = subprocess.run(command, cwd=REPO, env=_server_env(), capture_output=True, text=True, timeout=900)
+    cli_elapsed = time.perf_counter() - start
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    _assert_same_volume(DOWNLOADS / "generated.nrrd", cli_out)
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     timings = ARTIFACTS / "timings.json"
     data = json.loads(timings.read_text()) if timings.exists() else {}
-    data[f"browser_generate_to_screen_s_steps_{STEPS or 'default'}"] = round(elapsed, 2)
+    data[f"steps_{meta['steps']}"] = {"browser_generate_to_screen_s": round(elapsed, 2), "cli_generate_s": round(cli_elapsed, 2),
+                                      "model": meta["model"], "seed": 0, "omp_num_threads": _server_env()["OMP_NUM_THREADS"],
+                                      "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)}
     data["input"] = str(SAMPLE.relative_to(REPO))
     timings.write_text(json.dumps(data, indent=2))
-    print(f"Generate click to volume on screen: {elapsed:.1f} s (steps: {STEPS or 'default'})")
+    print(f"Generate click to volume on screen: {elapsed:.1f} s; CLI: {cli_elapsed:.1f} s (steps: {meta['steps']})")
 
 
 def test_cancel_adds_nothing(browser):
@@ -336,10 +413,25 @@ def test_translate_shows_volume_and_field(browser, tmp_path):
     _click(driver, "translate")
     _wait(driver, lambda: _text(driver, "status").startswith("Translated"), 600, "translation did not finish")
     _wait(driver, lambda: np.abs(_axial_view(driver) - source).mean() > 3, 60, "the translated volume did not appear")
-    _save(driver, "translated.png")
     after = _scene_nodes(driver)
-    assert len(after) == len(before) + 3  # source, translated volume, displacement field
+    assert len(after) == len(before) + 4  # source, translated volume, displacement field, its magnitude
     assert any(n.endswith("T2-like") for n in after) and any(n.endswith("T2-like field") for n in after)
+    assert any(n.endswith("T2-like field magnitude (mm)") for n in after)
+
+    # the field: its magnitude as a colour layer over the grey translated volume, with a legend in mm
+    legend = _wait(driver, lambda: _text(driver, "field-legend"), 30, "no legend for the field")
+    largest = float(re.search(r"max ([0-9.]+) mm", legend).group(1))
+    assert largest > 0.1, legend
+    with_field = _stable_view(driver)
+    _save(driver, "translated.png")
+    _click(driver, "show-field")
+    _wait(driver, lambda: np.abs(_axial_view(driver) - with_field).mean() > 3, 30, "the field overlay did not go away")
+    without_field = _stable_view(driver)
+    assert not _text(driver, "field-legend")
+    assert _colour(without_field) < 3, "the translated volume alone should be grey"
+    assert _colour(with_field) > _colour(without_field) + 10, "the field overlay is not coloured"
+    _click(driver, "show-field")
+    _wait(driver, lambda: np.abs(_axial_view(driver) - with_field).mean() < 2, 30, "the field overlay did not come back")
     _click(driver, "download-translation")
     archive = DOWNLOADS / "semanticsynth-translation.zip"
     _wait(driver, archive.exists, 30, "the download did not arrive")
