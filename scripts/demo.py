@@ -13,7 +13,7 @@ sys.path.insert(0, str(REPO))
 
 from SemanticSynthLib.cli import main as cli_main  # noqa: E402
 from SemanticSynthLib.engine.io import read_volume  # noqa: E402
-from SemanticSynthLib.preview import save_preview  # noqa: E402
+from preview import save_preview  # noqa: E402  (scripts/preview.py, beside this file)
 
 IXI_VAL = REPO.parent / "shared" / "data" / "ixi_muse"
 JOBS = [

@@ -1,14 +1,12 @@
 """Train the 3D VQ-GAN: MONAI VQVAE + PatchDiscriminator with L1, adversarial and codebook losses."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from monai.losses import PatchAdversarialLoss
 
-from ..checkpoint import load_checkpoint, save_checkpoint
 from ..labels import LabelTable
 from ...errors import SynthError
 from ..networks import (autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config,
@@ -17,11 +15,10 @@ from ..priors import class_priors, measure_class_means, priors_metadata
 from ..package import AUTOENCODER_WEIGHTS, load_package, save_package
 from ..package_metadata import resolve_model
 from ..precision import autocast, bf16_for_training, reconstruct
-from ..progress import Progress
 from .augment import random_affine, random_intensity
-from .common import GuardedStep, TrainingLog, command_line, load_cases, package_normalization
+from .common import GuardedStep, load_cases, package_normalization
 from .dataset import random_crop
-from .distributed import setup
+from .run import TrainingRun
 
 
 def _batch(cases, patch, batch, rng, augment: bool, priors=None):
@@ -44,10 +41,8 @@ def _batch(cases, patch, batch, rng, augment: bool, priors=None):
 
 
 def train_autoencoder(args) -> Path:
-    ctx = setup(args.device)
-    progress = Progress(args.progress if ctx.is_main else "none")
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed + 1000 * ctx.rank)
+    run = TrainingRun(args)
+    ctx, progress, rng = run.ctx, run.progress, run.rng
     table = LabelTable.from_spec(args.label_table) if args.label_table else None
     # With a label table the decoder is label-aware (engine/label_autoencoder.py); without, the plain VQVAE.
     config = label_autoencoder_config() if table else default_autoencoder_config()
@@ -82,20 +77,13 @@ def train_autoencoder(args) -> Path:
     discriminator = build_discriminator().to(ctx.device)
     opt_g = torch.optim.Adam(autoencoder.parameters(), lr=args.lr)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr)
-    ckpt_dir = Path(args.checkpoint_dir or f"{args.out}.checkpoint")
-    info = load_checkpoint(ckpt_dir, {"autoencoder": autoencoder, "discriminator": discriminator}, {"g": opt_g, "d": opt_d}) if args.resume else None
-    start = info["step"] if info else 0
-    last_l1 = info.get("l1") if info else None
-    elapsed_before = info["time_s"] if info else 0.0
+    last_l1 = run.resume({"autoencoder": autoencoder, "discriminator": discriminator}, {"g": opt_g, "d": opt_d}).get("l1")
     model_g, model_d = ctx.wrap(autoencoder), ctx.wrap(discriminator)
     adversarial = PatchAdversarialLoss(criterion="least_squares")
-    log = TrainingLog(ckpt_dir.parent / f"{Path(args.out).name}.log.jsonl", ctx.is_main)
-    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
     step_g = GuardedStep(opt_g, autoencoder.parameters())
     step_d = GuardedStep(opt_d, discriminator.parameters())
     progress.stage("training autoencoder", args.steps)
-    for step in range(start, args.steps):
+    for step in range(run.start_step, args.steps):
         x, guide = _batch(images, args.patch, args.batch, rng, args.augment, priors)
         x = x.to(ctx.device)
         guide = guide.to(ctx.device) if guide is not None else None
@@ -129,14 +117,11 @@ def train_autoencoder(args) -> Path:
             record = {"step": done, "l1": last_l1, "codebook": ctx.mean(float(codebook_loss.detach())),
                       "disc": ctx.mean(float(loss_d.detach())),
                       "skipped_steps": step_g.skipped + step_d.skipped}
-            log.write(**record)
+            run.log.write(**record)
             progress.update(done, l1=round(record["l1"], 4))
-        if ctx.is_main and (done % args.checkpoint_every == 0 or done == args.steps):
-            save_checkpoint(ckpt_dir, {"autoencoder": autoencoder, "discriminator": discriminator}, {"g": opt_g, "d": opt_d},
-                            {"step": done, "time_s": elapsed_before + time.monotonic() - t0, "l1": last_l1})
-    progress.close_bar()
-    if ctx.is_main:
-        train_time = elapsed_before + time.monotonic() - t0
+        run.save(done, args.steps, l1=last_l1)
+
+    def write_package():
         label_ids = sorted({int(i) for c in cases if c.classes is not None for i in np.unique(c.classes)})
         # A label-aware model keeps the whole table: it generates unseen classes through kinds and priors.
         keep_all = args.all_labels or is_label_aware(config)
@@ -149,16 +134,12 @@ def train_autoencoder(args) -> Path:
             "working_spacing": list(args.spacing),
             "autoencoder": {"config": config, "weights": "autoencoder.safetensors"},
             **({"priors": priors_meta} if priors_meta else {}),
-            "training": {"autoencoder": {"data": str(args.data), "cases": len(images), "command": command_line(),
-                                         "steps": args.steps, "batch": args.batch, "patch": list(args.patch),
-                                         "processes": ctx.world_size, "time_s": round(train_time, 1),
-                                         "final_l1": last_l1, "init": str(args.init) if args.init else None}},
+            "training": {"autoencoder": run.record(cases=len(images), patch=list(args.patch), final_l1=last_l1,
+                                                   init=str(args.init) if args.init else None)},
         }
         save_package(args.out, metadata, {AUTOENCODER_WEIGHTS: autoencoder})
-        progress.message(f"autoencoder written to {args.out}")
-    ctx.barrier()
-    ctx.close()
-    return Path(args.out)
+
+    return run.finish(write_package, "autoencoder")
 
 
 def warm_start(module: torch.nn.Module, state: dict) -> int:

@@ -1,20 +1,15 @@
-"""What both training commands share: loading cases on every rank, logging, the normalization table."""
+"""What the trainers share besides their scaffold (run.py): loading cases on every rank, the normalization table,
+and optimizer steps that survive a non-finite gradient."""
 from __future__ import annotations
-
-import json
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ...errors import SynthError
-
+from ..cases import list_cases
 from ..intensity import ct_normalization, mri_normalization
 from ..labels import LabelTable
 from ..progress import Progress
-from ..cases import list_cases
 from .dataset import Case, load_case
 
 
@@ -43,25 +38,6 @@ def package_normalization(cases: list[Case]) -> dict:
             scales = [c.scale for c in cases if c.modality == modality and c.scale]
             out[modality] = mri_normalization(float(np.median(scales)))
     return out
-
-
-class TrainingLog:
-    """Loss lines as JSON, in a file beside the checkpoint, appended across resumes."""
-
-    def __init__(self, path: Path, enabled: bool):
-        self.path, self.enabled = Path(path), enabled
-        self.start = time.monotonic()
-
-    def write(self, **record) -> None:
-        if not self.enabled:
-            return
-        record = {"time_s": round(time.monotonic() - self.start, 1), **record}
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
-
-
-def command_line() -> str:
-    return " ".join(["semanticsynth", *sys.argv[1:]]) if sys.argv else ""
 
 
 class GuardedStep:
@@ -104,11 +80,7 @@ def backward_step(loss: torch.Tensor, step: int, optimizer, guarded_step: "Guard
     return guarded_step()
 
 
-def log_losses(ctx, log: "TrainingLog", progress: Progress, losses: list[float], done: int, every: int, last: int,
-               key: str = "loss", shown_step: int | None = None, **extra) -> None:
-    """Every `every` steps (and at the last): the mean loss over all ranks, to the log and the progress."""
-    if done % every and done != last:
-        return
-    mean = ctx.mean(float(np.mean(losses[-every:])))
-    log.write(step=done, **{key: mean}, **extra)
-    progress.update(done if shown_step is None else shown_step, loss=round(mean, 4))
+def final_loss(losses: list[float], fallback: float | None = None) -> float | None:
+    """The mean of a stage's last 50 losses for its package record; `fallback` when this run took no step of the
+    stage (a resume past it: the value its checkpoint kept)."""
+    return float(np.mean(losses[-50:])) if losses else fallback

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import SynthError
-from ..checkpoint import load_checkpoint, save_checkpoint
 from ..conditioning import label_condition
 from ..sampling import UNET_MULTIPLE
 from ..networks import LatentDenoiser, default_unet_config
@@ -19,9 +17,9 @@ from ..precision import autocast, bf16_for_training, bf16_training_safe, encode_
 from ..progress import Progress
 from ..schedule import ddpm, default_schedule, training_target
 from .augment import random_affine, random_intensity
-from .common import GuardedStep, TrainingLog, backward_step, command_line, load_cases, log_losses
+from .common import GuardedStep, backward_step, final_loss, load_cases
 from .dataset import random_crop
-from .distributed import setup
+from .run import TrainingRun
 
 
 def encode_cases(autoencoder, cases, package, mode: str, copies: int, rng, progress: Progress, device):
@@ -81,10 +79,8 @@ def latent_batch(items, patch, batch, rng, scale):
 
 
 def train_diffusion(args) -> Path:
-    ctx = setup(args.device)
-    progress = Progress(args.progress if ctx.is_main else "none")
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed + 1000 * ctx.rank)
+    run = TrainingRun(args)
+    ctx, progress, rng = run.ctx, run.progress, run.rng
     package = load_package(args.autoencoder, need_diffusion=False, device=str(ctx.device))
     if any(p % UNET_MULTIPLE for p in args.latent_patch):
         raise SynthError(f"--latent-patch must be a multiple of {UNET_MULTIPLE}")
@@ -108,20 +104,14 @@ def train_diffusion(args) -> Path:
                               config, priors=package.label_aware).to(ctx.device)
     ema = copy.deepcopy(denoiser).eval()
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=args.lr, weight_decay=0.0)
-    ckpt_dir = Path(args.checkpoint_dir or f"{args.out}.checkpoint")
-    info = load_checkpoint(ckpt_dir, {"denoiser": denoiser, "ema": ema}, {"opt": optimizer}) if args.resume else None
-    start = info["step"] if info else 0
-    elapsed_before = info["time_s"] if info else 0.0
+    run.resume({"denoiser": denoiser, "ema": ema}, {"opt": optimizer})
     model = ctx.wrap(denoiser)
     schedule = default_schedule()
     scheduler = ddpm(schedule)
-    log = TrainingLog(ckpt_dir.parent / f"{Path(args.out).name}.log.jsonl", ctx.is_main)
-    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
     losses = []
     guarded_step = GuardedStep(optimizer, denoiser.parameters(), max_norm=1.0)
     progress.stage("training diffusion", args.steps)
-    for step in range(start, args.steps):
+    for step in range(run.start_step, args.steps):
         latent, cond, mod = latent_batch(items, args.latent_patch, args.batch, rng, latent_scale)
         latent, cond, mod = latent.to(ctx.device), cond.to(ctx.device), mod.to(ctx.device)
         noisy, t, target = noised(scheduler, latent)
@@ -132,12 +122,10 @@ def train_diffusion(args) -> Path:
             ema_update(ema, denoiser, step, args.ema)
         losses.append(loss.detach().item())
         done = step + 1
-        log_losses(ctx, log, progress, losses, done, args.log_every, args.steps, skipped_steps=guarded_step.skipped)
-        if ctx.is_main and (done % args.checkpoint_every == 0 or done == args.steps):
-            save_checkpoint(ckpt_dir, {"denoiser": denoiser, "ema": ema}, {"opt": optimizer},
-                            {"step": done, "time_s": elapsed_before + time.monotonic() - t0})
-    progress.close_bar()
-    if ctx.is_main:
+        run.log_losses(losses, done, args.steps, skipped_steps=guarded_step.skipped)
+        run.save(done, args.steps)
+
+    def write_package():
         meta = dict(package.metadata)
         for key in ("format", "format_version", "version"):
             meta.pop(key, None)
@@ -147,14 +135,9 @@ def train_diffusion(args) -> Path:
             "schedule": schedule, "latent_scale": latent_scale, "default_steps": args.default_steps,
             "window": int(max(64, *args.latent_patch)), "decode_window": 64, "ema": args.ema,
         }
-        meta.setdefault("training", {})["diffusion"] = {
-            "data": str(args.data), "cases": len(cases), "augment_copies": args.augment_copies, "command": command_line(),
-            "steps": args.steps, "batch": args.batch, "latent_patch": list(args.latent_patch), "lr": args.lr,
-            "processes": ctx.world_size, "time_s": round(elapsed_before + time.monotonic() - t0, 1),
-            "final_loss": float(np.mean(losses[-50:])) if losses else None, "skipped_steps": guarded_step.skipped,
-        }
+        meta["training"] = {**meta.get("training", {}), "diffusion": run.record(
+            cases=len(cases), augment_copies=args.augment_copies, latent_patch=list(args.latent_patch), lr=args.lr,
+            final_loss=final_loss(losses), skipped_steps=guarded_step.skipped)}
         save_package(args.out, meta, {AUTOENCODER_WEIGHTS: package.autoencoder, DIFFUSION_WEIGHTS: ema}, bf16_files=frozenset({DIFFUSION_WEIGHTS}))
-        progress.message(f"model package written to {args.out}")
-    ctx.barrier()
-    ctx.close()
-    return Path(args.out)
+
+    return run.finish(write_package, "model package")

@@ -6,7 +6,6 @@ label-mean painting baseline of `semanticsynth evaluate`.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +13,14 @@ import torch
 from monai.losses import DiceCELoss
 
 from ...errors import SynthError
-from ..checkpoint import load_checkpoint, save_checkpoint
 from ..label_groups import LabelGroups
 from ..segmenter import MULTIPLE, WEIGHTS, build_segmenter, default_segmenter_config
 from ..package import save_package
 from ..precision import autocast, bf16_training_safe
-from ..progress import Progress
 from .augment import random_intensity
-from .common import GuardedStep, TrainingLog, backward_step, command_line, load_cases, log_losses, package_normalization
+from .common import GuardedStep, backward_step, final_loss, load_cases, package_normalization
 from .dataset import random_crop
-from .distributed import setup
+from .run import TrainingRun
 
 
 def label_means(cases) -> dict[str, float]:
@@ -63,10 +60,8 @@ def _batch(cases, groups: LabelGroups, patch, batch, rng, augment: bool):
 def train_segmenter(args) -> Path:
     if any(p % MULTIPLE for p in args.patch):
         raise SynthError(f"--patch must be a multiple of {MULTIPLE}")
-    ctx = setup(args.device)
-    progress = Progress(args.progress if ctx.is_main else "none")
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed + 1000 * ctx.rank)
+    run = TrainingRun(args)
+    ctx, progress, rng = run.ctx, run.progress, run.rng
     groups = LabelGroups.from_spec(args.label_groups)
     cases = [c for c in load_cases(args.data, args.modality, args.spacing, None, MULTIPLE, progress, label_transform=lambda ids: ids)
              if c.image is not None and c.classes is not None]
@@ -78,19 +73,15 @@ def train_segmenter(args) -> Path:
     config["init_filters"] = args.filters
     network = build_segmenter(config, groups.num_classes).to(ctx.device)
     optimizer = torch.optim.Adam(network.parameters(), lr=args.lr)
-    ckpt_dir = Path(args.checkpoint_dir or f"{args.out}.checkpoint")
-    info = load_checkpoint(ckpt_dir, {"segmenter": network}, {"opt": optimizer}) if args.resume else None
-    start, elapsed_before = (info["step"], info["time_s"]) if info else (0, 0.0)
+    run.resume({"segmenter": network}, {"opt": optimizer})
     model = ctx.wrap(network)
     weights = class_weights(cases, groups)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, weight=torch.tensor(weights, dtype=torch.float32, device=ctx.device))
     use_bf16 = bf16_training_safe(ctx.device, min(args.patch) // MULTIPLE)
-    log = TrainingLog(ckpt_dir.parent / f"{Path(args.out).name}.log.jsonl", ctx.is_main)
-    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
     guarded_step = GuardedStep(optimizer, network.parameters(), max_norm=5.0)
-    t0, losses = time.monotonic(), []
+    losses = []
     progress.stage("training segmenter", args.steps)
-    for step in range(start, args.steps):
+    for step in range(run.start_step, args.steps):
         image, labels = _batch(cases, groups, args.patch, args.batch, rng, args.augment)
         with autocast(ctx.device, use_bf16):
             logits = model(image.to(ctx.device))
@@ -98,12 +89,10 @@ def train_segmenter(args) -> Path:
         backward_step(loss, step, optimizer, guarded_step)
         losses.append(loss.item())
         done = step + 1
-        log_losses(ctx, log, progress, losses, done, args.log_every, args.steps, skipped_steps=guarded_step.skipped)
-        if ctx.is_main and (done % args.checkpoint_every == 0 or done == args.steps):
-            save_checkpoint(ckpt_dir, {"segmenter": network}, {"opt": optimizer},
-                            {"step": done, "time_s": elapsed_before + time.monotonic() - t0})
-    progress.close_bar()
-    if ctx.is_main:
+        run.log_losses(losses, done, args.steps, skipped_steps=guarded_step.skipped)
+        run.save(done, args.steps)
+
+    def write_package():
         meta = {
             "name": Path(args.out).name, "kind": "segmenter", "groups": groups.to_json(),
             "modalities": sorted({c.modality for c in cases}), "normalization": package_normalization(cases),
@@ -112,14 +101,9 @@ def train_segmenter(args) -> Path:
             # over a crop (measured: mean Dice 0.58 with 128-voxel windows, 0.76 with 80 at the same weights).
             "segmenter": {"network": "monai.networks.nets.SegResNet", "config": config, "weights": WEIGHTS,
                           "window": int(max(args.patch)), "class_weights": [round(float(w), 4) for w in weights]},
-            "training": {"segmenter": {"data": str(args.data), "cases": len(cases), "command": command_line(),
-                                       "steps": args.steps, "batch": args.batch, "patch": list(args.patch), "lr": args.lr,
-                                       "processes": ctx.world_size, "time_s": round(elapsed_before + time.monotonic() - t0, 1),
-                                       "final_loss": float(np.mean(losses[-50:])) if losses else None,
-                                       "skipped_steps": guarded_step.skipped}},
+            "training": {"segmenter": run.record(cases=len(cases), patch=list(args.patch), lr=args.lr,
+                                                 final_loss=final_loss(losses), skipped_steps=guarded_step.skipped)},
         }
         save_package(args.out, meta, {WEIGHTS: network})
-        progress.message(f"segmenter written to {args.out}")
-    ctx.barrier()
-    ctx.close()
-    return Path(args.out)
+
+    return run.finish(write_package, "segmenter")

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,22 +22,21 @@ import torch.nn.functional as F
 from monai.losses import DiffusionLoss, LocalNormalizedCrossCorrelationLoss
 
 from ...errors import SynthError
-from ..checkpoint import load_checkpoint, save_checkpoint
 from ..sampling import UNET_MULTIPLE
 from ..intensity import mri_normalization
 from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, save_package
 from ..precision import autocast, bf16_training_safe, encode_latent
 from ..progress import Progress
 from ..schedule import ddpm, default_schedule
-from ..translation.fields import integrate_velocity, warp
+from ..translation.fields import FIELD_CONVENTION, integrate_velocity, warp
 from ..packing import space_to_depth
 from ..translation.networks import (SPATIAL_FACTOR, TranslationDenoiser, VelocityNet, default_translator_config,
                                     default_velocity_config)
 from ..translation.pairs import list_pairs, load_pair
 from ..translation.translate import VELOCITY_MULTIPLE, translate_unit
-from .common import GuardedStep, TrainingLog, backward_step, command_line, log_losses
+from .common import GuardedStep, backward_step, final_loss
 from .diffusion import latent_batch, ema_update, noised
-from .distributed import setup
+from .run import TrainingRun
 
 
 def _volume(array: np.ndarray, device) -> torch.Tensor:
@@ -93,10 +91,8 @@ def encode_aligned(pairs, velnet, autoencoder, factor, device, progress):
 def train_translator(args) -> Path:
     if "ct" in (args.source_modality, args.target_modality):
         raise SynthError("train-translator normalizes MRI contrasts only so far; CT sources or targets are not supported yet")
-    ctx = setup(args.device)
-    progress = Progress(args.progress if ctx.is_main else "none")
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed + 1000 * ctx.rank)
+    run = TrainingRun(args)
+    ctx, progress, rng = run.ctx, run.progress, run.rng
     package = load_package(args.autoencoder, need_diffusion=False, device=str(ctx.device))
     factor = package.factor
     multiple = int(np.lcm(factor * UNET_MULTIPLE, VELOCITY_MULTIPLE))
@@ -114,22 +110,10 @@ def train_translator(args) -> Path:
     ema = copy.deepcopy(denoiser).eval()
     opt_v = torch.optim.Adam(velnet.parameters(), lr=args.spatial_lr)
     opt_d = torch.optim.AdamW(denoiser.parameters(), lr=args.lr, weight_decay=0.0)
-    modules = {"velocity": velnet, "denoiser": denoiser, "ema": ema}
-    optimizers = {"velocity": opt_v, "denoiser": opt_d}
-    ckpt_dir = Path(args.checkpoint_dir or f"{args.out}.checkpoint")
-    info = load_checkpoint(ckpt_dir, modules, optimizers) if args.resume else None
-    start = info["step"] if info else 0
-    elapsed_before = info["time_s"] if info else 0.0
-    log = TrainingLog(ckpt_dir.parent / f"{Path(args.out).name}.log.jsonl", ctx.is_main)
-    ckpt_dir.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
+    info = run.resume({"velocity": velnet, "denoiser": denoiser, "ema": ema}, {"velocity": opt_v, "denoiser": opt_d})
+    start = run.start_step
     total = args.spatial_steps + args.steps + args.refine_steps
     diffusion_end = args.spatial_steps + args.steps
-
-    def checkpoint(done, **extra):
-        if ctx.is_main and (done % args.checkpoint_every == 0 or done in (args.spatial_steps, total)):
-            save_checkpoint(ckpt_dir, modules, optimizers,
-                            {"step": done, "time_s": elapsed_before + time.monotonic() - t0, **extra})
 
     # 1. the spatial transform
     similarity = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=args.ncc_kernel)
@@ -146,9 +130,9 @@ def train_translator(args) -> Path:
         backward_step(loss, step, opt_v, step_v)
         losses.append(loss.item())
         done = step + 1
-        log_losses(ctx, log, progress, losses, done, args.log_every, args.spatial_steps, key="spatial_loss")
-        checkpoint(done)
-    spatial_final = float(np.mean(losses[-50:])) if losses else (info or {}).get("spatial_loss")
+        run.log_losses(losses, done, args.spatial_steps, key="spatial_loss")
+        run.save(done, args.spatial_steps, total)
+    spatial_final = final_loss(losses, info.get("spatial_loss"))
 
     # 2. the intensity translator, on targets aligned by the (now fixed) spatial transform
     velnet.eval()
@@ -175,10 +159,10 @@ def train_translator(args) -> Path:
             ema_update(ema, denoiser, step - args.spatial_steps, args.ema)
         losses.append(loss.item())
         done = step + 1
-        log_losses(ctx, log, progress, losses, done, args.log_every, diffusion_end, key="diffusion_loss",
-                   shown_step=done - args.spatial_steps, skipped_steps=guarded_step.skipped)
-        checkpoint(done, spatial_loss=spatial_final)
-    diffusion_final = float(np.mean(losses[-50:])) if losses else (info or {}).get("diffusion_loss")
+        run.log_losses(losses, done, diffusion_end, key="diffusion_loss", shown_step=done - args.spatial_steps,
+                       skipped_steps=guarded_step.skipped)
+        run.save(done, args.spatial_steps, total, spatial_loss=spatial_final)
+    diffusion_final = final_loss(losses, info.get("diffusion_loss"))
 
     # 3. refinement of the spatial transform against the translations
     refine_final = None
@@ -198,12 +182,11 @@ def train_translator(args) -> Path:
             backward_step(loss, step, opt_v, step_v)
             losses.append(loss.item())
             done = step + 1
-            log_losses(ctx, log, progress, losses, done, args.log_every, total, key="refine_loss",
-                       shown_step=done - diffusion_end)
-            checkpoint(done, spatial_loss=spatial_final, diffusion_loss=diffusion_final)
-        refine_final = float(np.mean(losses[-50:])) if losses else None
-    progress.close_bar()
-    if ctx.is_main:
+            run.log_losses(losses, done, total, key="refine_loss", shown_step=done - diffusion_end)
+            run.save(done, args.spatial_steps, total, spatial_loss=spatial_final, diffusion_loss=diffusion_final)
+        refine_final = final_loss(losses)
+
+    def write_package():
         meta = {
             "name": Path(args.out).name, "kind": "translator",
             "source": {"modality": args.source_modality, "contrast": args.source_contrast,
@@ -215,19 +198,15 @@ def train_translator(args) -> Path:
             "translator": {"config": config, "weights": DIFFUSION_WEIGHTS, **settings},
             "spatial": {"config": default_velocity_config(), "weights": "velocity.safetensors",
                         "resolution_factor": SPATIAL_FACTOR, "squaring_steps": 7,
-                        "field_convention": "output point x -> source point x + u(x), LPS mm"},
-            "training": {"translator": {
-                "data": str(args.data), "pairs": len(pairs), "command": command_line(), "autoencoder": str(args.autoencoder),
-                "spatial_steps": args.spatial_steps, "steps": args.steps, "batch": args.batch,
-                "latent_patch": list(args.latent_patch), "lr": args.lr, "smoothness": args.smoothness,
-                "processes": ctx.world_size, "time_s": round(elapsed_before + time.monotonic() - t0, 1),
-                "refine_steps": args.refine_steps, "refine_sample_steps": args.refine_sample_steps,
-                "final_spatial_loss": spatial_final, "final_diffusion_loss": diffusion_final, "final_refine_loss": refine_final,
-                "skipped_steps": guarded_step.skipped}},
+                        "field_convention": FIELD_CONVENTION},
+            "training": {"translator": run.record(
+                pairs=len(pairs), autoencoder=str(args.autoencoder), spatial_steps=args.spatial_steps,
+                latent_patch=list(args.latent_patch), lr=args.lr, smoothness=args.smoothness,
+                refine_steps=args.refine_steps, refine_sample_steps=args.refine_sample_steps,
+                final_spatial_loss=spatial_final, final_diffusion_loss=diffusion_final, final_refine_loss=refine_final,
+                skipped_steps=guarded_step.skipped)},
         }
         save_package(args.out, meta, {AUTOENCODER_WEIGHTS: package.autoencoder, DIFFUSION_WEIGHTS: ema,
                                       "velocity.safetensors": velnet})
-        progress.message(f"translator package written to {args.out}")
-    ctx.barrier()
-    ctx.close()
-    return Path(args.out)
+
+    return run.finish(write_package, "translator package")

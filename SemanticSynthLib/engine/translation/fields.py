@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from monai.networks.blocks import DVF2DDF, Warp
 
 SQUARING_STEPS = 7
+FIELD_CONVENTION = "output point x -> source point x + u(x), LPS mm"  # recorded with every field written
 # MONAI announces on every Warp that it uses torch's grid_sample instead of its optional C++ extension:
 # that is the intended path here, not something a user can act on.
 warnings.filterwarnings("ignore", message="monai.networks.blocks.Warp: Using PyTorch native grid_sample")

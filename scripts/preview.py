@@ -1,4 +1,5 @@
-"""PNG previews: axial, coronal and sagittal slices of a label map and a generated volume side by side."""
+"""PNG previews for scripts/demo.py: axial, coronal and sagittal slices of a label map and a generated volume side by
+side. A script helper, not part of the shipped library (matplotlib is no dependency of the engine)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from .engine.io import lps_array
+from SemanticSynthLib.engine.io import lps_array
 
 
 def save_preview(label_map: sitk.Image, volume: sitk.Image, path: str | Path, title: str = "",
