@@ -8,6 +8,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
+from SemanticSynthLib.engine.calibration import calibrate, calibration_check
 from SemanticSynthLib.engine.generate import generate_volume
 from SemanticSynthLib.engine.geometry import extend_edges, resample_labels, working_grid
 from SemanticSynthLib.engine.intensity import ct_normalization, denormalize, normalize
@@ -16,8 +17,7 @@ from SemanticSynthLib.engine.label_autoencoder import LabelAwareVQVAE
 from SemanticSynthLib.engine.labels import LabelTable
 from SemanticSynthLib.engine.networks import label_autoencoder_config
 from SemanticSynthLib.engine.package import load_package
-from SemanticSynthLib.engine.priors import (TISSUE_KINDS, calibration_check, class_priors, load_overrides,
-                                            priors_metadata)
+from SemanticSynthLib.engine.priors import TISSUE_KINDS, class_priors, load_overrides, priors_metadata
 from SemanticSynthLib.errors import SynthError
 
 
@@ -90,6 +90,35 @@ def test_calibration_flags_a_deliberately_wrong_prior(tmp_path):
     flagged = calibration_check(values, classes, table, wrong, norm)
     assert [f["name"] for f in flagged] == ["liver"]
     assert flagged[0]["range"] == [-950, -850] and flagged[0]["units"] == "HU"
+
+
+def test_calibration_limits_a_label_spread_to_training_and_keeps_the_texture():
+    """A bone label generated with 3x its training spread (the CT model's raw vertebrae) comes back at its
+    training spread with its mean on the prior, and no dark core; a label within its spread is only shifted."""
+    table, norm = _ct_table(), ct_normalization()
+    names = [lab.name for lab in table.labels]
+    bone, liver = names.index("vertebrae_L2") + 1, names.index("liver") + 1
+    bone_id, liver_id = table.labels[bone - 1].id, table.labels[liver - 1].id
+    measured = {str(bone_id): {"mean": float(normalize(np.array([180.0]), norm)[0]), "std": 0.02},
+                str(liver_id): {"mean": float(normalize(np.array([50.0]), norm)[0]), "std": 0.02}}
+    priors = class_priors(table, norm, {"measured": measured, "phase": "non_contrast"})
+    rib = names.index("rib_left_3") + 1  # unseen bone: the median spread of measured bones
+    assert priors.spread[bone] == pytest.approx(0.02) and priors.spread[rib] == pytest.approx(0.02)
+    assert np.isnan(priors.spread[names.index("lung_upper_lobe_left") + 1])  # no measured class of its kind (lung)
+    rng = np.random.default_rng(0)
+    classes = np.zeros((16, 16, 16), np.int64)
+    classes[:8], classes[8:] = bone, liver
+    texture = rng.standard_normal(classes.shape)
+    unit = (priors.unit[classes] + 0.06 + np.where(classes == bone, 0.06, 0.01) * texture).astype(np.float32)
+    inside = np.ones(classes.shape, bool)
+    out = calibrate(unit, classes, priors, norm, inside)
+    calibrated_bone = normalize(out[classes == bone], norm)
+    assert calibrated_bone.std() == pytest.approx(0.02, rel=0.02)
+    assert out[classes == bone].mean() == pytest.approx(180.0, abs=0.5)
+    assert out[classes == liver].mean() == pytest.approx(50.0, abs=0.5)
+    assert np.corrcoef(calibrated_bone, texture[classes == bone])[0, 1] > 0.99  # texture kept, only scaled
+    liver_before = denormalize(unit, norm)[classes == liver]
+    assert np.allclose(out[classes == liver] - liver_before, (out[classes == liver] - liver_before).mean(), atol=1e-3)
 
 
 def _random_head(model: LabelAwareVQVAE) -> LabelAwareVQVAE:

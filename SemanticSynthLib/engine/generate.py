@@ -14,9 +14,11 @@ from .intensity import denormalize
 from .io import array_of, check_output_path, read_volume, write_volume
 from .labels import load_name_mapping, segment_names, to_class_indices
 from .package import ModelPackage, load_package
-from .priors import calibration_check, load_overrides
+from .calibration import calibrate as calibrate_output, calibration_check
+from .priors import load_overrides
 from .package_metadata import resolve_model
 from .progress import Progress
+from .provenance import generation_provenance, stamp
 from .sampling import UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device
 
 
@@ -63,11 +65,11 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
     report = None
     if priors is not None:
         inside = _inside_input(label_map, grid)
-        # The check reads the network's own output; the calibration (on by default) then moves each label's
-        # mean onto its prior, keeping the texture. Both are recorded.
+        # The check reads the network's own output; the calibration (on by default) then limits each label's
+        # spread and moves its mean onto its prior, keeping the texture (engine/calibration.py). Both are recorded.
         flagged = calibration_check(values[inside], classes[inside], package.labels, priors, norm)
         if calibrate:
-            values = match_label_means(values, classes, denormalize(priors.unit, norm), inside)
+            values = calibrate_output(unit, classes, priors, norm, inside)
         report = _report(package, modality, classes[inside], flagged, calibrate, progress)
     working = sitk.GetImageFromArray(np.ascontiguousarray(values.transpose(2, 1, 0)))
     working.CopyInformation(grid)
@@ -76,19 +78,6 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
     for key, value in (report or {}).items():
         image.SetMetaData(f"SemanticSynth_{key}", json.dumps(value))
     return image
-
-
-def match_label_means(values: np.ndarray, classes: np.ndarray, targets: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """Shift every label's voxels so the label's mean (over the input's extent) equals its prior; background
-    (class 0, a mixture of tissues) is left as generated."""
-    flat_classes = classes[inside].reshape(-1)
-    sums = np.bincount(flat_classes, values[inside].reshape(-1).astype(np.float64), len(targets))
-    counts = np.bincount(flat_classes, None, len(targets))
-    shift = np.zeros(len(targets), np.float32)
-    present = counts > 0
-    shift[present] = targets[present] - sums[present] / counts[present]
-    shift[0] = 0.0
-    return (values + shift[classes]).astype(np.float32)
 
 
 def _report(package, modality: str, classes: np.ndarray, flagged: list, calibrated: bool, progress) -> dict:
@@ -116,8 +105,7 @@ def _inside_input(label_map: sitk.Image, grid: sitk.Image) -> np.ndarray:
 
 
 def provenance(package: ModelPackage, modality: str, steps: int, seed: int) -> dict:
-    return {"model": package.metadata.get("name", package.path.name), "model_version": package.metadata.get("version"),
-            "modality": modality, "steps": steps, "seed": seed, "conditioning": package.conditioning}
+    return generation_provenance(package.metadata.get("name", package.path.name), package.metadata, modality, steps, seed)
 
 
 def generate_file(args) -> None:
@@ -136,7 +124,6 @@ def generate_file(args) -> None:
                             not args.fp32, mapping, args.unknown_labels, args.max_voxels, phase, overrides,
                             not getattr(args, "no_calibrate", False))
     steps = int(args.steps or package.default_steps)
-    for key, value in provenance(package, modality, steps, args.seed).items():
-        image.SetMetaData(f"SemanticSynth_{key}", str(value))
+    stamp(image, provenance(package, modality, steps, args.seed))
     write_volume(image, args.out, args.overwrite)
     progress.message(f"wrote {args.out}", output=str(args.out))

@@ -36,8 +36,6 @@ CT_KIND_HU = {"bone": (400, [150, 1000]), "muscle": (50, [15, 80]), "fat": (-100
               "lung": (-800, [-920, -600]), "gas": (-950, [-1024, -700]), "vessel": (45, [20, 250]),
               "solid_organ": (60, [20, 160]), "hollow_organ": (20, [-600, 80]), "fluid": (10, [-10, 40]),
               "brain": (35, [20, 50]), "other": (40, [-100, 200])}
-# Classes smaller than this (working voxels) are not checked: their mean is mostly partial volume.
-MIN_CHECKED_VOXELS = 30
 
 
 def kind_index(kind: str | None) -> int:
@@ -50,13 +48,15 @@ def is_ct(norm: dict) -> bool:
 
 @dataclass
 class ClassPriors:
-    """Per class index (0 = background): prior in model units, tissue kind, calibration range, source."""
+    """Per class index (0 = background): prior in model units, tissue kind, calibration range, source, and the
+    voxel spread (std, model units) the class had in training (NaN: unknown, no limit)."""
 
     unit: np.ndarray
     kind: np.ndarray
     low: np.ndarray
     high: np.ndarray
     source: list[str]
+    spread: np.ndarray | None = None
 
     def paint(self, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Prior image (model units) and kind image for a class-index map."""
@@ -193,32 +193,19 @@ def class_priors(table: LabelTable, norm: dict, meta: dict, phase: str | None = 
         unit[index] = to_unit(value)
         low[index], high[index] = float(min(rng)), float(max(rng))
         source[index] = src
-    return ClassPriors(unit, kind, low, high, source)
+    return ClassPriors(unit, kind, low, high, source, class_spreads(table, measured, kind))
 
 
-def calibration_check(values_natural: np.ndarray, classes: np.ndarray, table: LabelTable, priors: ClassPriors,
-                      norm: dict) -> list[dict]:
-    """Labels whose generated mean falls outside the prior's range (natural units), as MAISI checks organ HU."""
-    ct = is_ct(norm)
-    reference = None
-    if not ct:
-        wm = [i for i, lab in enumerate(table.labels, start=1) if "WM" in lab.name.split("_")]
-        mask = np.isin(classes, wm)
-        reference = float(values_natural[mask].mean()) if mask.sum() >= MIN_CHECKED_VOXELS else None
-        if reference is None or reference <= 0:
-            return []
-    flat = classes.reshape(-1)
-    sums = np.bincount(flat, values_natural.reshape(-1).astype(np.float64), table.num_classes)
-    counts = np.bincount(flat, None, table.num_classes)
-    flagged = []
-    for index in np.nonzero(counts >= MIN_CHECKED_VOXELS)[0]:
-        if index == 0:
-            continue
-        mean = sums[index] / counts[index]
-        value = mean if ct else mean / reference
-        if not priors.low[index] <= value <= priors.high[index]:
-            lab = table.labels[index - 1]
-            flagged.append({"id": lab.id, "name": lab.name, "mean": round(float(value), 3),
-                            "range": [round(float(priors.low[index]), 3), round(float(priors.high[index]), 3)],
-                            "units": "HU" if ct else "x white matter", "prior_source": priors.source[index]})
-    return flagged
+def class_spreads(table: LabelTable, measured: dict, kind: np.ndarray) -> np.ndarray:
+    """Each class's voxel std in training (model units); an unseen class gets the median of its tissue kind's
+    measured classes, NaN where the kind was never measured."""
+    spread = np.full(table.num_classes, np.nan)
+    for index, lab in enumerate(table.labels, start=1):
+        if "std" in measured.get(str(lab.id), {}):
+            spread[index] = measured[str(lab.id)]["std"]
+    for k in np.unique(kind[1:]):
+        same = (kind == k) & (np.arange(len(kind)) > 0)
+        known = spread[same & np.isfinite(spread)]
+        if known.size:
+            spread[same & ~np.isfinite(spread)] = float(np.median(known))
+    return spread
