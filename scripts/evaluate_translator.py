@@ -3,7 +3,7 @@
 python scripts/evaluate_translator.py runs/translator/val_pairs.csv --out docs/translation [--model DIR]
 
 For every pair (source T1, target = T2-like contrast warped by a known field; see
-SemanticSynthLib/engine/translation/synthetic_pairs.py) it translates the source and reports:
+scripts/synthetic_pairs.py) it translates the source and reports:
 - the Jacobian determinant of the output field (fraction of voxels > 0, minimum);
 - the endpoint error |u_pred - u_true| inside the brain, in mm and in voxels;
 - Dice of the source labels carried by the field against the target's labels, for white matter and

@@ -2,11 +2,7 @@
 no one in a circle, and the engine never reaches up into the faces built on it."""
 from __future__ import annotations
 
-import sys
-
-from testdata import REPO
-
-sys.path.insert(0, str(REPO / "scripts"))
+import testdata  # noqa: F401  (puts scripts/ on the path)
 from import_graph import cycles, module_graph, subpackage_graph  # noqa: E402
 
 ENGINE = "SemanticSynthLib.engine"

@@ -12,10 +12,10 @@ from SemanticSynthLib.cli import main
 from SemanticSynthLib.engine.io import array_of
 from SemanticSynthLib.engine.translation.fields import (compose, field_image, integrate_velocity, jacobian_determinant,
                                                          physical_to_voxels)
-from SemanticSynthLib.engine.translation.synthetic_pairs import make_pair, t2_like_contrast
 from SemanticSynthLib.engine.intensity import mri_normalization, normalize
 
 from testdata import IXI_IDS, SHARED, assert_same_grid, crop_case, map_points
+from synthetic_pairs import make_pair, t2_like_contrast  # scripts/, on the path through testdata
 
 INTERIOR = (slice(8, -8),) * 3
 

@@ -17,7 +17,7 @@ from .labels import LabelTable
 from .memory import check_network_size
 from .atomic import commit_dir, temp_dir_beside
 from .outputs import may_replace
-from .package_metadata import FORMAT, FORMAT_VERSION, read_metadata
+from .package_metadata import FORMAT, FORMAT_VERSION, read_package_metadata
 from .schema import validate_metadata
 from .networks import LatentDenoiser, autoencoder_factor, build_autoencoder, is_label_aware, latent_channels
 from .priors import ClassPriors, class_priors, for_modality
@@ -97,11 +97,7 @@ class ModelPackage:
 
 def load_package(path: str | Path, need_diffusion: bool = True, device: str = "cpu") -> ModelPackage:
     path = Path(path)
-    meta = read_metadata(path)
-    if meta.get("kind", "generator") != "generator":
-        raise SynthError(f"{path} is a {meta['kind']} package, not a generator; give a generator model (e.g. brain-mri)")
-    if need_diffusion and "diffusion" not in meta:
-        raise SynthError(f"{path} holds only an autoencoder; train the diffusion model with semanticsynth train-diffusion")
+    meta = read_package_metadata(path, "generator", complete=need_diffusion)
     labels = LabelTable.from_json(meta["label_table"])
     autoencoder = check_network_size(lambda: build_autoencoder(meta["autoencoder"]["config"]), "autoencoder")
     load_weights(autoencoder, path / AUTOENCODER_WEIGHTS)

@@ -11,12 +11,13 @@ import SimpleITK as sitk
 import torch
 
 from .geometry import extend_edges, resample_intensity, resample_labels, working_grid
-from .intensity import denormalize, normalize
+from .intensity import denormalize
 from .io import array_of
 from .labels import to_class_indices
 from .package import ModelPackage
 from .precision import encode_latent, quantize_decode
 from .sampling import UNET_MULTIPLE
+from .working_image import units_on_grid
 
 
 def reconstruct_volume(package: ModelPackage, image: sitk.Image, label_map: sitk.Image | None, modality: str,
@@ -24,8 +25,7 @@ def reconstruct_volume(package: ModelPackage, image: sitk.Image, label_map: sitk
     """The autoencoder's reconstruction of `image` (HU or scanner units), on the image's grid."""
     grid = working_grid(image, package.working_spacing, package.factor * UNET_MULTIPLE)
     norm = package.normalization(modality)
-    lowest = float(sitk.GetArrayViewFromImage(image).min())
-    unit = normalize(array_of(resample_intensity(extend_edges(image, grid), grid, default=lowest)), norm)
+    unit = units_on_grid(image, grid, norm, extend=True)
     x = torch.from_numpy(np.ascontiguousarray(unit))[None, None]
     guide = None
     priors = package.priors(modality)

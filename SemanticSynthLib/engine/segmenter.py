@@ -17,11 +17,10 @@ import torch.nn.functional as F
 from monai.inferers import sliding_window_inference
 from monai.networks.nets import SegResNet
 
-from ..errors import SynthError
 from .label_groups import LabelGroups
 from .cpu_convolution import for_inference
 from .package import load_weights
-from .package_metadata import read_metadata, resolve_model
+from .package_metadata import read_package_metadata, resolve_model
 from .precision import autocast
 
 WEIGHTS = "segmenter.safetensors"
@@ -87,9 +86,7 @@ class Segmenter:
 
 def load_segmenter(path: str | Path, device: str = "cpu") -> Segmenter:
     path = resolve_model(str(path))
-    meta = read_metadata(path)
-    if meta.get("kind") != "segmenter":
-        raise SynthError(f"{path} is not a segmenter package; train one with semanticsynth train-segmenter")
+    meta = read_package_metadata(path, "segmenter")
     groups = LabelGroups.from_json(meta["groups"])
     network = build_segmenter(meta["segmenter"]["config"], groups.num_classes)
     load_weights(network, path / WEIGHTS)

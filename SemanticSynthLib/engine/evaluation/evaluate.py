@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from ...errors import SynthError
 from ..atomic import staged_dir
@@ -22,13 +21,14 @@ from ..cases import list_cases
 from ..generate import generate_volume
 from ..reconstruction import reconstruct_volume
 from ..geometry import resample_intensity, resample_labels, working_grid
-from ..intensity import model_units, normalize
+from ..intensity import model_units
 from ..io import array_of, image_like, lps_array, read_volume
 from ..metrics import dice_per_class, frechet_distance, ms_ssim_in_mask, psnr_in_mask, ssim_in_mask
 from ..package import load_package
 from ..package_metadata import resolve_model
 from ..progress import Progress
 from ..segmenter import MULTIPLE, load_segmenter
+from ..working_image import units_on_grid
 from .features import PLANES, Med3DFeatures, plane_slices
 from .report import write_report
 
@@ -51,22 +51,17 @@ def structure_intensity(unit: np.ndarray, groups_map: np.ndarray, count: int) ->
     return out
 
 
-def _on_grid(path: Path, grid: sitk.Image, labels: bool) -> np.ndarray:
-    image = read_volume(path)
-    if labels:
-        return array_of(resample_labels(image, grid))
-    return array_of(resample_intensity(image, grid, default=float(sitk.GetArrayViewFromImage(image).min())))
 
 
 def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: int | None, seed: int, progress) -> tuple[dict, dict]:
     label_map = read_volume(case.label)
     grid = working_grid(label_map, segmenter.working_spacing, MULTIPLE)
-    ids = _on_grid(case.label, grid, labels=True)
+    ids = array_of(resample_labels(label_map, grid))
     groups = segmenter.groups
     truth = groups.group_map(ids)
     mask = ids > 0
     norm = package.normalization(modality)
-    real = normalize(_on_grid(case.image, grid, labels=False), norm)
+    real = units_on_grid(read_volume(case.image), grid, norm)
     volumes = {"real": real, "painting": painting(ids, segmenter.metadata["label_means"])}
     generated = []
     for k in range(samples):

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from ..cases import CaseFiles
-from ..geometry import extend_edges, resample_intensity, resample_labels, working_grid
+from ..geometry import extend_edges, resample_labels, working_grid
 from ..intensity import normalize, percentile_of_foreground
 from ..io import array_of, read_volume
 from ..labels import LabelTable, to_class_indices
+from ..working_image import values_on_grid
 
 
 @dataclass
@@ -35,9 +35,7 @@ def load_case(files: CaseFiles, spacing, table: LabelTable | None, normalization
     grid = working_grid(reference, spacing, multiple)
     image = classes = scale = None
     if files.image is not None:
-        img = read_volume(files.image)
-        lowest = float(sitk.GetArrayViewFromImage(img).min())
-        raw = array_of(resample_intensity(extend_edges(img, grid), grid, default=lowest))
+        raw = values_on_grid(read_volume(files.image), grid, extend=True)
         image = normalize(raw, normalization)
         if normalization["kind"] == "percentile_scale":
             scale = percentile_of_foreground(raw, normalization["percentile"])

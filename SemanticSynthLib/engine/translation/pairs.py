@@ -14,9 +14,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...errors import SynthError
-from ..geometry import resample_intensity, working_grid
+from ..geometry import working_grid
 from ..intensity import mri_normalization, normalize, percentile_of_foreground
-from ..io import array_of, read_volume
+from ..io import read_volume
+from ..working_image import values_on_grid
 
 
 @dataclass
@@ -46,8 +47,7 @@ def list_pairs(dataset: str | Path) -> list[tuple[Path, Path]]:
 
 
 def _unit(image: sitk.Image, grid: sitk.Image) -> tuple[np.ndarray, float]:
-    lowest = float(sitk.GetArrayViewFromImage(image).min())
-    raw = array_of(resample_intensity(image, grid, default=lowest))
+    raw = values_on_grid(image, grid)
     norm = mri_normalization(1.0)
     return normalize(raw, norm), percentile_of_foreground(raw, norm["percentile"])
 

@@ -14,21 +14,22 @@ import SimpleITK as sitk
 import torch
 
 from ...errors import SynthError
-from ..geometry import resample_intensity, same_grid, working_grid
-from ..intensity import denormalize, normalize
-from ..io import array_of, check_output_path, read_volume, write_volumes
+from ..geometry import same_grid, working_grid
+from ..intensity import denormalize
+from ..io import check_output_path, read_volume, write_volumes
 from ..networks import autoencoder_factor, build_autoencoder
 from ..cpu_convolution import for_inference
 from ..package import load_weights
-from ..package_metadata import read_metadata, resolve_model
+from ..package_metadata import DEFAULT_TRANSLATOR, read_package_metadata, resolve_model
 from ..progress import Progress
+from ..provenance import stamp, translation_provenance
 from ..volume_kind import volume_kind
 from ..sampling import UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device
-from .fields import displacement_transform, field_image, resample_field
+from ..working_image import units_on_grid
+from .fields import FIELD_CONVENTION, displacement_transform, field_image, resample_field
 from ..packing import space_to_depth
 from .networks import SPATIAL_FACTOR, TranslationDenoiser, VelocityNet
 
-DEFAULT_TRANSLATOR = "brain-t1-to-t2like"
 VELOCITY_MULTIPLE = SPATIAL_FACTOR * 8  # half resolution, then three stride-2 levels
 
 
@@ -55,9 +56,7 @@ class Translator:
 
 def load_translator(path: str | Path | None, device: str = "cpu") -> Translator:
     path = resolve_model(path or DEFAULT_TRANSLATOR)
-    meta = read_metadata(path)
-    if meta.get("kind") != "translator":
-        raise SynthError(f"{path} is a generator package, not a translator; pass --model with a translator package")
+    meta = read_package_metadata(path, "translator")
     ae_config = meta["autoencoder"]["config"]
     translator = Translator(path, meta, build_autoencoder(ae_config),
                             TranslationDenoiser(ae_config["embedding_dim"], autoencoder_factor(ae_config), meta["translator"]["config"]),
@@ -87,9 +86,7 @@ def check_source_modality(image: sitk.Image, translator: Translator) -> None:
 def source_unit(translator: Translator, source: sitk.Image) -> tuple[sitk.Image, np.ndarray]:
     """The translator's working grid for this source, and the source on it in model units."""
     grid = working_grid(source, translator.metadata["working_spacing"], translator.multiple)
-    lowest = float(sitk.GetArrayViewFromImage(source).min())
-    unit = normalize(array_of(resample_intensity(source, grid, default=lowest)), translator.metadata["source"]["normalization"])
-    return grid, unit
+    return grid, units_on_grid(source, grid, translator.metadata["source"]["normalization"])
 
 
 def translate_unit(denoiser, autoencoder, settings: dict, source: torch.Tensor, factor: int, steps: int, seed: int,
@@ -168,10 +165,8 @@ def translate_file(args) -> None:
     result = translate_volume(translator, source, args.steps, args.seed, not args.no_deform, labels, args.device,
                               progress, not args.fp32)
     steps = int(args.steps or translator.metadata["translator"]["default_steps"])
-    info = {"model": translator.name, "steps": steps, "seed": args.seed, "deform": not args.no_deform,
-            "field_convention": "output point x -> source point x + u(x), LPS mm"}
-    for key, value in info.items():
-        result.image.SetMetaData(f"SemanticSynth_{key}", str(value))
+    stamp(result.image, translation_provenance(translator.name, translator.metadata, steps, args.seed, not args.no_deform,
+                                               FIELD_CONVENTION))
     # All or nothing: each output is written beside its target and read back, then all are renamed together,
     # and the user's previous files come back if any step fails.
     write_volumes([(image, path) for image, path in ((result.image, args.out), (result.field, args.field),

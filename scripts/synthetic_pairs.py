@@ -8,6 +8,9 @@ Real paired CT/MRI of one patient is not available here. A pair is therefore bui
   pull towards the head's outline. Because it depends only on the source, a network can learn to
   predict it; a warp drawn independently of the image could not be predicted from the source alone.
 The true correspondence is then known exactly, which is what the evaluation needs.
+
+A data-preparation helper (scripts/make_translation_pairs.py, scripts/evaluate_translator.py and the tests use
+it), not part of the shipped library.
 """
 from __future__ import annotations
 
@@ -16,9 +19,9 @@ import SimpleITK as sitk
 import torch
 from scipy.ndimage import gaussian_filter
 
-from ..intensity import mri_normalization, normalize
-from ..io import array_of, image_like
-from .fields import field_image, integrate_velocity, warp
+from SemanticSynthLib.engine.intensity import mri_normalization, normalize
+from SemanticSynthLib.engine.io import array_of, image_like
+from SemanticSynthLib.engine.translation.fields import field_image, integrate_velocity, warp
 
 # T1 in model units (1 = 1.5x the 99.5th percentile): air 0, CSF ~0.2, grey ~0.4, white ~0.6, fat ~0.9.
 T1_KNOTS = [0.0, 0.08, 0.22, 0.40, 0.62, 0.80, 1.0]
