@@ -1,5 +1,9 @@
 """SemanticSynth: label map -> CT/MRI volume by 3D latent semantic diffusion.
 
-The `engine` subpackage imports torch and MONAI but never slicer or Qt; `scene` is the MRML bridge.
+- `engine`: the models, generation, translation, training and evaluation; imports torch and MONAI, never slicer,
+  Qt or the packages below;
+- `bridge`: the Slicer bridge (MRML scene <-> engine in a child process; slicer-core, no Qt), used by the Slicer
+  module (SemanticSynth/SemanticSynth.py) and by `web`, the browser app;
+- `cli`, `model_store`: the command line and the model packages outside git, shared by all of them.
 """
 __version__ = "0.2.0"
