@@ -159,3 +159,25 @@ def test_ddim_with_the_exact_training_target_recovers_the_latent():
         latent, _ = sampler.step(target, t, latent)
     assert schedule["prediction_type"] == "v_prediction"
     assert torch.allclose(latent, clean, atol=1e-4)
+
+
+def test_plain_autoencoder_starts_from_a_label_aware_package(tiny_model, tiny_dataset, tmp_path):
+    """The translator's image-only autoencoder from the label-aware brain-mri: same sizes, its VQVAE part copied."""
+    from SemanticSynthLib.cli import main
+    from SemanticSynthLib.engine.networks import build_autoencoder, plain_vqvae_config, vqvae_config
+    from SemanticSynthLib.engine.package import load_package
+    from SemanticSynthLib.engine.training.autoencoder import warm_start
+
+    source = load_package(tiny_model, need_diffusion=False)
+    assert source.label_aware
+    plain = build_autoencoder(plain_vqvae_config(source.metadata["autoencoder"]["config"]))
+    assert warm_start(plain, source.autoencoder.vqvae.state_dict()) == len(plain.state_dict())
+    inner = source.autoencoder.vqvae.state_dict()
+    for name, value in plain.state_dict().items():  # whole tensors equal; the 2-channel input's image channel
+        assert torch.equal(value, inner[name][tuple(slice(0, n) for n in value.shape)]), name
+    assert main(["train-autoencoder", "--data", str(tiny_dataset), "--out", str(tmp_path / "plain"), "--init", str(tiny_model),
+                 "--steps", "2", "--patch", "32", "--progress", "none"]) == 0
+    out = load_package(tmp_path / "plain", need_diffusion=False)
+    assert not out.label_aware
+    config = out.metadata["autoencoder"]["config"]
+    assert config["in_channels"] == 1 and config["num_embeddings"] == vqvae_config(source.metadata["autoencoder"]["config"])["num_embeddings"]

@@ -41,6 +41,11 @@ def vqvae_config(config: dict) -> dict:
     return config["vqvae"] if config.get("kind") == "label_vqvae" else config
 
 
+def plain_vqvae_config(config: dict) -> dict:
+    """The plain (image in, image out) VQVAE with the sizes of either autoencoder kind's VQVAE part."""
+    return {**vqvae_config(config), "spatial_dims": 3, "in_channels": 1, "out_channels": 1}
+
+
 def build_autoencoder(config: dict) -> nn.Module:
     """One place that knows the autoencoder kinds: the plain VQVAE (older packages, the translator) and the
     label-aware one."""

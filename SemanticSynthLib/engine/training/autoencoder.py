@@ -9,7 +9,7 @@ from monai.losses import PatchAdversarialLoss
 
 from ..labels import LabelTable
 from ...errors import SynthError
-from ..networks import (autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config,
+from ..networks import (autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config, plain_vqvae_config,
                         is_label_aware, label_autoencoder_config, vqvae_config)
 from ..priors import class_priors, measure_class_means, priors_metadata
 from ..package import AUTOENCODER_WEIGHTS, load_package, save_package
@@ -54,6 +54,11 @@ def train_autoencoder(args) -> Path:
         if table is not None and not init.label_aware:
             # A plain VQVAE package starts the label-aware one's VQVAE part (a warm start), not its config.
             warm, init = init.autoencoder, None
+        elif table is None and init.label_aware:
+            # The reverse (the translator's image-only autoencoder from the label-aware brain-mri): a plain VQVAE
+            # of the same sizes, started from the label-aware one's VQVAE part.
+            config = plain_vqvae_config(init.metadata["autoencoder"]["config"])
+            warm, init = init.autoencoder.vqvae, None
         else:
             # Fine-tuning for a new contrast: start from another package's autoencoder and its config.
             config = init.metadata["autoencoder"]["config"]
@@ -72,7 +77,7 @@ def train_autoencoder(args) -> Path:
 
     autoencoder = (init.autoencoder.train() if init else build_autoencoder(config)).to(ctx.device)
     if warm is not None:
-        copied = warm_start(autoencoder.vqvae, warm.state_dict())
+        copied = warm_start(autoencoder.vqvae if is_label_aware(config) else autoencoder, warm.state_dict())
         progress.message(f"warm start from {args.init}: {copied} tensors copied (whole or their leading part)")
     discriminator = build_discriminator().to(ctx.device)
     opt_g = torch.optim.Adam(autoencoder.parameters(), lr=args.lr)
@@ -144,16 +149,17 @@ def train_autoencoder(args) -> Path:
 
 def warm_start(module: torch.nn.Module, state: dict) -> int:
     """Copy every tensor of `state` into `module`'s tensor of the same name, whole where the shapes agree,
-    else into its leading slice (the image channel of a 2-channel input, the first output feature, the
-    first codes of a larger codebook). The rest keeps its fresh initialisation."""
+    else their common leading slice (the image channel of a 2-channel input, the first output feature, the
+    first codes of a codebook). The rest keeps its fresh initialisation."""
     own = module.state_dict()
     copied = 0
     with torch.no_grad():
         for name, value in state.items():
             target = own.get(name)
-            if target is None or target.ndim != value.ndim or any(v > t for v, t in zip(value.shape, target.shape)):
+            if target is None or target.ndim != value.ndim:
                 continue
-            target[tuple(slice(0, n) for n in value.shape)] = value
+            common = tuple(slice(0, min(v, t)) for v, t in zip(value.shape, target.shape))
+            target[common] = value[common]
             copied += 1
     module.load_state_dict(own)
     return copied
