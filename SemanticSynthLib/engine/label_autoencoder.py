@@ -21,6 +21,8 @@ from torch import nn
 from .priors import TISSUE_KINDS
 
 GUIDE_CHANNELS = 2  # painted prior (model units), tissue kind index
+HEAD_SLAB = 32  # inference: the full-resolution head runs over slabs this thick along the last axis ...
+HEAD_HALO = 2  # ... each with this margin, the head's receptive field (two 3^3 convolutions)
 
 
 class LabelModulation(nn.Module):
@@ -69,7 +71,25 @@ class LabelAwareVQVAE(nn.Module):
     def decode(self, quantized: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
         features = self.vqvae.decode(quantized)
         guide = guide.to(features.dtype)
+        if torch.is_grad_enabled() or features.shape[-1] <= HEAD_SLAB:
+            return self._guided_head(features, guide)
+        return self._guided_head_in_slabs(features, guide)
+
+    def _guided_head(self, features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
         return guide[:, :1] + self.head(self.modulation(features, guide))
+
+    def _guided_head_in_slabs(self, features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        """The head over slabs of the last axis, each with a HEAD_HALO margin: the same values as one pass
+        (its two 3^3 convolutions see 2 voxels), but its ~50 floats a voxel of temporaries are held for one
+        slab, not the volume (a 256x256x128 decode peaked at 2.5 GB in one pass)."""
+        depth = features.shape[-1]
+        out = features.new_empty((features.shape[0], 1, *features.shape[2:]))
+        for start in range(0, depth, HEAD_SLAB):
+            stop = min(start + HEAD_SLAB, depth)
+            lo, hi = max(start - HEAD_HALO, 0), min(stop + HEAD_HALO, depth)
+            part = self._guided_head(features[..., lo:hi], guide[..., lo:hi])
+            out[..., start:stop] = part[..., start - lo: start - lo + stop - start]
+        return out
 
     def forward(self, image: torch.Tensor, guide: torch.Tensor):
         quantized, loss = self.quantize(self.encode(image, guide))
