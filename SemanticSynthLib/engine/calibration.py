@@ -31,14 +31,12 @@ def calibration_check(values_natural: np.ndarray, classes: np.ndarray, table: La
         reference = float(values_natural[mask].mean()) if mask.sum() >= MIN_CHECKED_VOXELS else None
         if reference is None or reference <= 0:
             return []
-    flat = classes.reshape(-1)
-    sums = np.bincount(flat, values_natural.reshape(-1).astype(np.float64), table.num_classes)
-    counts = np.bincount(flat, None, table.num_classes)
+    counts, means, _ = _class_moments(values_natural, classes, None, table.num_classes)
     flagged = []
     for index in np.nonzero(counts >= MIN_CHECKED_VOXELS)[0]:
         if index == 0:
             continue
-        mean = sums[index] / counts[index]
+        mean = means[index]
         value = mean if ct else mean / reference
         if not priors.low[index] <= value <= priors.high[index]:
             lab = table.labels[index - 1]
@@ -48,9 +46,12 @@ def calibration_check(values_natural: np.ndarray, classes: np.ndarray, table: La
     return flagged
 
 
-def _class_moments(values: np.ndarray, classes: np.ndarray, inside: np.ndarray, num_classes: int):
-    flat = classes[inside].reshape(-1)
-    v = values[inside].reshape(-1).astype(np.float64)
+def _class_moments(values: np.ndarray, classes: np.ndarray, inside: np.ndarray | None, num_classes: int):
+    """Voxel count, mean and std of every class (over `inside`, or all voxels)."""
+    if inside is not None:
+        values, classes = values[inside], classes[inside]
+    flat = classes.reshape(-1)
+    v = values.reshape(-1).astype(np.float64)
     counts = np.bincount(flat, None, num_classes)
     means = np.bincount(flat, v, num_classes) / np.maximum(counts, 1)
     second = np.bincount(flat, v * v, num_classes) / np.maximum(counts, 1)

@@ -332,32 +332,29 @@ class SemanticSynthWebApp(TrameApp):
         return int(text)
 
     def generate(self):
-        if self._busy():
-            return
-        if self.segmentation is None:
-            self.state.message = "load a label map or a sample first"
-            return
-        try:
-            job = self.generation.start(self.segmentation, model=self.state.model, modality=self.state.modality,
-                                        steps=self._steps(), seed=self._seed(), device=self.device)
-        except SynthError as exc:
-            self.state.message = str(exc)
-            return
-        self._run(job, "generate")
+        self._start("generate", self.segmentation, "load a label map or a sample first",
+                    lambda: self.generation.start(self.segmentation, model=self.state.model, modality=self.state.modality,
+                                                  steps=self._steps(), seed=self._seed(), device=self.device))
 
     def translate(self):
+        self._start("translate", self.source_volume, "load a volume to translate first",
+                    lambda: self.translation.start(self.source_volume, model=self.state.translator_model,
+                                                   steps=self._steps(), seed=self._seed(),
+                                                   deform=bool(self.state.deform), device=self.device))
+
+    def _start(self, kind: str, needed, missing: str, start):
+        """One job per click: refused while another runs, without its input, or when the bridge refuses it."""
         if self._busy():
             return
-        if self.source_volume is None:
-            self.state.message = "load a volume to translate first"
+        if needed is None:
+            self.state.message = missing
             return
         try:
-            job = self.translation.start(self.source_volume, model=self.state.translator_model, steps=self._steps(),
-                                         seed=self._seed(), deform=bool(self.state.deform), device=self.device)
+            job = start()
         except SynthError as exc:
             self.state.message = str(exc)
             return
-        self._run(job, "translate")
+        self._run(job, kind)
 
     def _run(self, job, kind: str):
         self.job, self.job_kind = job, kind
