@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--data-phase", default=None, choices=["non_contrast", "portal_venous"],
                    help="CT: the contrast phase of the training scans (which reference priors unseen classes get)")
     a.add_argument("--init", default=None, help="start from this package's autoencoder (fine-tuning for a new contrast)")
+    a.add_argument("--decoder-only", action="store_true",
+                   help="with --init: train the decoder only; the latent space stays, so an --init generator package "
+                        "keeps its diffusion U-Net and the output is a whole generator package")
 
     d = sub.add_parser("train-diffusion", help="train the latent diffusion U-Net on top of an autoencoder package")
     _training_options(d)

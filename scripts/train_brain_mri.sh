@@ -5,7 +5,8 @@
 # painted with per-label priors measured on the training subjects. Training runs in fp32 on the CPU
 # (4x faster than bf16 autocast there; engine/precision.bf16_for_training).
 # Resumable: rerun the same command after an interruption. Commands and times land in metadata.json.
-# STAGE=autoencoder or STAGE=diffusion runs one stage only.
+# STAGE=autoencoder or STAGE=diffusion runs one stage only. STAGE=decoder fine-tunes the decoder of the 0.2.0 release
+# (git 4012104) with its encoder, codebook and diffusion U-Net kept (--decoder-only), and writes $RUN/decoder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/ixi_muse}
@@ -13,6 +14,20 @@ RUN=${RUN:-runs/brain-mri}
 PY=${PY:-python}
 STAGE=${STAGE:-all}
 $PY scripts/brain_mri_split.py "$DATA" "$RUN"
+if [ "$STAGE" = decoder ]; then
+# The 0.2.0 autoencoder saw 400 steps; its decoder is the reconstruction ceiling. Training only the decoder keeps
+# every latent the U-Net learnt, so the package's diffusion stays valid. L1 only (--adv-start = --steps).
+DINIT=$RUN/brain-mri-0.2.0
+if [ ! -f "$DINIT/metadata.json" ]; then
+  mkdir -p "$DINIT" && git archive 4012104 SemanticSynthLib/models/brain-mri | tar -x -C "$DINIT" --strip-components=3
+fi
+$PY -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN/decoder" --label-table muse --modality mri \
+  --spacing 2 --steps ${DECODER_STEPS:-5000} --batch 2 --patch 64 --adv-start ${DECODER_STEPS:-5000} --init "$DINIT" \
+  --decoder-only --checkpoint-every 250 --log-every 50 --progress none --threads 2 --resume
+[ -n "${INSTALL:-}" ] || exit 0
+mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/decoder" SemanticSynthLib/models/brain-mri
+exit 0
+fi
 if [ "$STAGE" != diffusion ]; then
 # L1 + codebook loss only in this run (--adv-start = --steps): the warm start brings the previous release's
 # adversarially trained VQVAE. Warm start: the VQVAE part starts from the previous release's plain autoencoder (git f2836e6), whose

@@ -150,15 +150,17 @@ def test_decoder_output_follows_the_labels_locally():
     assert diff[~near].max() == 0.0  # and nothing changes away from it
 
 
-def test_decoder_head_in_slabs_equals_one_pass():
-    """Inference runs the full-resolution head over slabs (bounded memory); the values must not change."""
+def test_decoder_in_slabs_equals_one_pass(monkeypatch):
+    """Inference runs the last upsampling and the full-resolution head over slabs (bounded memory); the values
+    must not change."""
     from SemanticSynthLib.engine import label_autoencoder
 
+    monkeypatch.setattr(label_autoencoder, "HEAD_SLAB_VOXELS", 16 * 16 * 16)  # slabs of 16 on a 16x16 cross-section
     config = label_autoencoder_config()
     model = _random_head(LabelAwareVQVAE(config["vqvae"], config["head_channels"], config["guide_hidden"],
                                          config["kind_embedding"]))
     torch.nn.init.normal_(model.modulation.shared[0].weight, std=0.3)
-    depth = 3 * label_autoencoder.HEAD_SLAB + 8  # several slabs and a thin last one
+    depth = 3 * label_autoencoder.HEAD_SLAB_MIN + 8  # several slabs and a thin last one
     latent = torch.randn(1, config["vqvae"]["embedding_dim"], 4, 4, depth // 4)
     guide = torch.stack([torch.rand(1, 16, 16, depth), torch.randint(0, len(TISSUE_KINDS), (1, 16, 16, depth)).float()], 1)
     with torch.no_grad():
@@ -166,8 +168,9 @@ def test_decoder_head_in_slabs_equals_one_pass():
         slabs = model.decode(quantized, guide)
         features = model.vqvae.decode(quantized)
         whole = model._guided_head(features, guide)
+    assert model._slab(guide) == label_autoencoder.HEAD_SLAB_MIN < depth
     assert slabs.shape == whole.shape == (1, 1, 16, 16, depth)
-    assert torch.allclose(slabs, whole, atol=1e-6)
+    assert torch.allclose(slabs, whole, atol=1e-6), float((slabs - whole).abs().max())
 
 
 def test_edge_labels_are_replicated_into_the_working_grid():

@@ -181,3 +181,41 @@ def test_plain_autoencoder_starts_from_a_label_aware_package(tiny_model, tiny_da
     assert not out.label_aware
     config = out.metadata["autoencoder"]["config"]
     assert config["in_channels"] == 1 and config["num_embeddings"] == vqvae_config(source.metadata["autoencoder"]["config"])["num_embeddings"]
+
+
+def test_decoder_only_fine_tuning_keeps_the_latent_space_and_the_diffusion(tiny_model, tiny_dataset, tmp_path):
+    """--decoder-only: encoder and codebook bit for bit, the decoder trained, the U-Net carried over as stored,
+    and the result a whole generator package that generates."""
+    from SemanticSynthLib.cli import main
+    from SemanticSynthLib.engine.generate import generate_volume
+    from SemanticSynthLib.engine.package import load_package
+
+    out = tmp_path / "decoder"
+    assert main(["train-autoencoder", "--data", str(tiny_dataset), "--out", str(out), "--init", str(tiny_model),
+                 "--label-table", "muse", "--decoder-only", "--steps", "3", "--patch", "32", "--adv-start", "1",
+                 "--progress", "none"]) == 0
+    before, after = load_package(tiny_model), load_package(out)
+    old, new = before.autoencoder.state_dict(), after.autoencoder.state_dict()
+    frozen = [k for k in old if k.startswith(("vqvae.encoder.", "vqvae.quantizer."))]
+    trained = [k for k in old if k.startswith(("vqvae.decoder.", "modulation.", "head."))]
+    assert frozen and trained
+    assert all(torch.equal(old[k], new[k]) for k in frozen)
+    assert any(not torch.equal(old[k], new[k]) for k in trained)
+    assert (out / "diffusion.safetensors").read_bytes() == (tiny_model / "diffusion.safetensors").read_bytes()
+    assert after.metadata["diffusion"]["latent_scale"] == before.metadata["diffusion"]["latent_scale"]
+    assert after.metadata["training"]["decoder"]["steps"] == 3
+    assert after.metadata["training"]["diffusion"] == before.metadata["training"]["diffusion"]
+    import SimpleITK as sitk
+
+    labels = sitk.ReadImage(str(next((tiny_dataset / "labelsTr").iterdir())))
+    image = generate_volume(after, labels, steps=2)
+    assert image.GetSize() == labels.GetSize()
+
+
+def test_decoder_only_needs_an_init_package(tiny_dataset, tmp_path, capsys):
+    from SemanticSynthLib.cli import main
+
+    assert main(["train-autoencoder", "--data", str(tiny_dataset), "--out", str(tmp_path / "d"), "--label-table", "muse",
+                 "--decoder-only", "--steps", "2", "--patch", "32", "--progress", "none"]) != 0
+    assert "--decoder-only fine-tunes the decoder of an --init package" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

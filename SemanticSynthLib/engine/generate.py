@@ -57,9 +57,10 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
     latent = denoise(lambda packed, t: denoiser.forward_packed(packed, t, modality_t.expand(packed.shape[0])),
                      initial_noise(latent_shape, seed, dev), condition.to(dev), diffusion["schedule"], steps,
                      int(window or diffusion.get("window", 32)), use_bf16, progress)
-    guide = torch.from_numpy(priors.guide(classes))[None] if priors else None
+    del condition
+    # The guide is made inline so that decode() holds its only reference and can free it once packed.
     unit = decode(package.autoencoder.to(dev), latent, diffusion["latent_scale"], int(diffusion.get("decode_window", 64)),
-                  use_bf16, progress, guide, factor)
+                  use_bf16, progress, torch.from_numpy(priors.guide(classes))[None] if priors else None, factor)
     unit = unit[0, 0].float().cpu().numpy()
     values = denormalize(unit, norm)
     report = None

@@ -21,7 +21,10 @@ from torch import nn
 from .priors import TISSUE_KINDS
 
 GUIDE_CHANNELS = 2  # painted prior (model units), tissue kind index
-HEAD_SLAB = 32  # inference: the full-resolution head runs over slabs this thick along the last axis ...
+# Inference: the last upsampling and the full-resolution head run over slabs of the last axis holding about this many
+# voxels (16 slices of 256x256; at 50 floats a voxel, 0.2 GB of temporaries), at least HEAD_SLAB_MIN thick ...
+HEAD_SLAB_VOXELS = 2 ** 20
+HEAD_SLAB_MIN = 16
 HEAD_HALO = 2  # ... each with this margin, the head's receptive field (two 3^3 convolutions)
 
 
@@ -69,26 +72,47 @@ class LabelAwareVQVAE(nn.Module):
         return self.vqvae.quantize(z)
 
     def decode(self, quantized: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        features = self.vqvae.decode(quantized)
-        guide = guide.to(features.dtype)
-        if torch.is_grad_enabled() or features.shape[-1] <= HEAD_SLAB:
-            return self._guided_head(features, guide)
-        return self._guided_head_in_slabs(features, guide)
+        last = self._final_upsampling()
+        if torch.is_grad_enabled() or last is None or guide.shape[-1] <= self._slab(guide):
+            features = self.vqvae.decode(quantized)
+            return self._guided_head(features, guide.to(features.dtype))
+        return self._decode_in_slabs(quantized, guide, last)
 
     def _guided_head(self, features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
         return guide[:, :1] + self.head(self.modulation(features, guide))
 
-    def _guided_head_in_slabs(self, features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        """The head over slabs of the last axis, each with a HEAD_HALO margin: the same values as one pass
-        (its two 3^3 convolutions see 2 voxels), but its ~50 floats a voxel of temporaries are held for one
-        slab, not the volume (a 256x256x128 decode peaked at 2.5 GB in one pass)."""
-        depth = features.shape[-1]
-        out = features.new_empty((features.shape[0], 1, *features.shape[2:]))
-        for start in range(0, depth, HEAD_SLAB):
-            stop = min(start + HEAD_SLAB, depth)
+    def _final_upsampling(self) -> nn.ConvTranspose3d | None:
+        """The VQVAE decoder's last block when it is a plain transposed convolution (MONAI's, conv_only)."""
+        conv = getattr(self.vqvae.decoder.blocks[-1], "conv", None)
+        if isinstance(conv, nn.ConvTranspose3d) and len(self.vqvae.decoder.blocks[-1]) == 1:
+            return conv
+        return None
+
+    @staticmethod
+    def _slab(guide: torch.Tensor) -> int:
+        return max(HEAD_SLAB_MIN, HEAD_SLAB_VOXELS // (guide.shape[2] * guide.shape[3]))
+
+    def _decode_in_slabs(self, quantized: torch.Tensor, guide: torch.Tensor, last: nn.ConvTranspose3d) -> torch.Tensor:
+        """Inference: the decoder up to its last upsampling runs whole (at half resolution); the last upsampling
+        and the guided head, which hold ~50 floats per full-resolution voxel, run over slabs of the last axis.
+        Each slab takes the margin its convolutions see (HEAD_HALO features, then the transposed convolution's
+        inputs), so the values equal one pass while the full-resolution temporaries are held for one slab."""
+        hidden = quantized
+        for block in self.vqvae.decoder.blocks[:-1]:
+            hidden = block(hidden)
+        stride, kernel, pad = last.stride[-1], last.kernel_size[-1], last.padding[-1]
+        depth, inner = guide.shape[-1], hidden.shape[-1]
+        out = hidden.new_empty((hidden.shape[0], 1, *guide.shape[2:]))
+        slab = self._slab(guide)
+        for start in range(0, depth, slab):
+            stop = min(start + slab, depth)
             lo, hi = max(start - HEAD_HALO, 0), min(stop + HEAD_HALO, depth)
-            part = self._guided_head(features[..., lo:hi], guide[..., lo:hi])
-            out[..., start:stop] = part[..., start - lo: start - lo + stop - start]
+            # Output o of a transposed convolution sums inputs i with o = stride*i - pad + k, 0 <= k < kernel.
+            a = max(-((kernel - 1 - pad - lo) // stride), 0)  # ceil((lo + pad - kernel + 1) / stride)
+            b = min((hi - 1 + pad) // stride + 1, inner)
+            features = last(hidden[..., a:b])[..., lo - stride * a: hi - stride * a]  # output o' is o - stride*a
+            part = self._guided_head(features, guide[..., lo:hi].to(features.dtype))
+            out[..., start:stop] = part[..., start - lo: stop - lo]
         return out
 
     def forward(self, image: torch.Tensor, guide: torch.Tensor):

@@ -127,7 +127,7 @@ def _written_correctly(folder: Path, metadata_text: str, tensors: dict[str, dict
     return None
 
 
-def save_package(path: str | Path, metadata: dict, weights: dict[str, torch.nn.Module], overwrite: bool = False,
+def save_package(path: str | Path, metadata: dict, weights: dict[str, "torch.nn.Module | dict"], overwrite: bool = False,
                  bf16_files: frozenset[str] = frozenset()) -> Path:
     """Write into a temp folder beside the target, read it back, then swap it in, so a reader never sees half
     a package and a failure leaves the previous folder as it was. A non-empty existing folder is replaced only
@@ -147,7 +147,9 @@ def save_package(path: str | Path, metadata: dict, weights: dict[str, torch.nn.M
         value = value.detach().cpu().contiguous()
         return value.to(torch.bfloat16) if name in bf16_files and value.is_floating_point() else value
 
-    tensors = {name: {k: stored(name, v) for k, v in module.state_dict().items()} for name, module in weights.items()}
+    # A module, or a state dict carried over as it was stored (a diffusion U-Net kept across decoder fine-tuning).
+    tensors = {name: {k: stored(name, v) for k, v in (module if isinstance(module, dict) else module.state_dict()).items()}
+               for name, module in weights.items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     with temp_dir_beside(path) as tmp:
         try:

@@ -11,6 +11,8 @@ import functools
 
 import torch
 
+from .codebook import nearest_codes
+
 
 def bf16_available(device: torch.device) -> bool:
     if device.type == "cuda":
@@ -77,20 +79,25 @@ def encode_latent(autoencoder, image: torch.Tensor, use_bf16: bool = True, guide
 
 
 def quantize_decode(autoencoder, latent: torch.Tensor, use_bf16: bool = True, guide: torch.Tensor | None = None) -> torch.Tensor:
-    """Quantizer in fp32, decoder in autocast: latent -> image (fp32)."""
+    """Quantizer in fp32, decoder in autocast: latent -> image (fp32). Without gradients the codebook lookup
+    skips MONAI's training by-products (engine/codebook.py)."""
     with autocast(latent.device, False):
-        quantized, _ = autoencoder.quantize(latent.float())
+        quantized = (nearest_codes(autoencoder, latent) if not torch.is_grad_enabled()
+                     else autoencoder.quantize(latent.float())[0])
     with autocast(latent.device, use_bf16):
         image = _decode(autoencoder, quantized, guide)
     return image.float()
 
 
-def reconstruct(autoencoder, image: torch.Tensor, use_bf16: bool = True, guide: torch.Tensor | None = None):
-    """Encode, quantize (fp32) and decode with gradients, for training: image and codebook loss."""
-    with autocast(image.device, use_bf16):
-        z = _encode(autoencoder, image, guide)
-    with autocast(image.device, False):
-        quantized, codebook_loss = autoencoder.quantize(z.float())
+def reconstruct(autoencoder, image: torch.Tensor, use_bf16: bool = True, guide: torch.Tensor | None = None,
+                frozen_latent: bool = False):
+    """Encode, quantize (fp32) and decode with gradients, for training: image and codebook loss.
+    frozen_latent: the encoder and codebook are not trained (decoder fine-tuning), so they run without a graph."""
+    with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen_latent):
+        with autocast(image.device, use_bf16):
+            z = _encode(autoencoder, image, guide)
+        with autocast(image.device, False):
+            quantized, codebook_loss = autoencoder.quantize(z.float())
     with autocast(image.device, use_bf16):
         recon = _decode(autoencoder, quantized, guide)
     return recon.float(), codebook_loss

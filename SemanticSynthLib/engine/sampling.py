@@ -65,20 +65,71 @@ def denoise(predict_packed, latent: torch.Tensor, condition: torch.Tensor, sched
 
 def decode(autoencoder, latent: torch.Tensor, latent_scale: float, window: int, use_bf16: bool,
            progress: Progress, guide: torch.Tensor | None = None, factor: int = 1) -> torch.Tensor:
-    """Scaled latent -> image in model units, decoded in windows.
+    """Scaled latent -> image in model units, decoded in tiles of at most window^3 latent voxels (halo included).
 
     `guide` (label-aware autoencoder): the full-resolution painted prior and kinds, packed space-to-depth
-    beside the latent so each window gets its own part of it.
+    beside the latent so each tile gets its own part of it.
     """
     progress.stage("decoding", 1)
     latent = latent / float(latent_scale)
     channels = latent.shape[1]
     with torch.no_grad():
         if guide is None:
-            image = windowed(lambda z: quantize_decode(autoencoder, z, use_bf16), latent, window)
+            image = in_tiles(lambda z: quantize_decode(autoencoder, z, use_bf16), latent, window ** 3, DECODE_HALO)
         else:
             packed = torch.cat([latent, space_to_depth(guide.to(latent.device), factor)], dim=1)
-            image = windowed(lambda p: quantize_decode(autoencoder, p[:, :channels], use_bf16,
-                                                       depth_to_space(p[:, channels:], factor)), packed, window)
+            del guide  # the full-resolution guide lives on inside `packed` only (its tiles are cut from there)
+            image = in_tiles(lambda p: quantize_decode(autoencoder, p[:, :channels], use_bf16,
+                                                       depth_to_space(p[:, channels:], factor)), packed, window ** 3,
+                             DECODE_HALO)
     progress.update(1)
     return image
+
+
+def decode_window(label_aware: bool) -> int:
+    """A package's decode_window: decoded tiles hold at most decode_window^3 latent voxels, halo included. The
+    label-aware decoder holds ~9x the plain one's full-resolution features; 48^3 keeps a 256x256x128 generation
+    under 1.5 GB (two tiles), and 128^3 and smaller decode whole."""
+    return 48 if label_aware else 64
+
+
+# Latent voxels of context around each decoded tile. One latent voxel reaches +-31 output voxels of the VQVAE
+# decoder at 4x, and the label-aware head 2 more (tests/test_decode_tiles.py measures it), so 9 latent voxels (36
+# output voxels) make tiles join exactly. Gaussian-blended 50%-overlap windows, used before, cost 2.25x a
+# whole decode at 256x256x128 and still differed at the seams.
+DECODE_HALO = 9
+
+
+def in_tiles(fn, inputs: torch.Tensor, max_voxels: int, halo: int) -> torch.Tensor:
+    """fn over tiles of `inputs` whose extent with `halo` holds at most `max_voxels` voxels, joined: each tile's
+    output is cropped to its core. fn may upsample (its output's size / its input's size is the same factor on
+    every axis). With a halo that covers fn's reach the result equals fn(inputs)."""
+    spatial = tuple(inputs.shape[2:])
+    cores = _tile_cores([(0, s) for s in spatial], spatial, max_voxels, halo)
+    if len(cores) == 1:
+        return fn(inputs)
+    out = None
+    for core in cores:
+        outer = [(max(a - halo, 0), min(b + halo, s)) for (a, b), s in zip(core, spatial)]
+        part = fn(inputs[(slice(None), slice(None), *(slice(a, b) for a, b in outer))])
+        f = part.shape[2] // (outer[0][1] - outer[0][0])
+        if out is None:
+            out = part.new_empty((*part.shape[:2], *(s * f for s in spatial)))
+        target = tuple(slice(a * f, b * f) for a, b in core)
+        source = tuple(slice((a - oa) * f, (b - oa) * f) for (a, b), (oa, _) in zip(core, outer))
+        out[(slice(None), slice(None), *target)] = part[(slice(None), slice(None), *source)]
+    return out
+
+
+def _tile_cores(core, spatial, max_voxels: int, halo: int) -> list:
+    """Halve the longest axis of `core` until each part with its halo fits in max_voxels (or is one voxel thick)."""
+    extent = [min(b + halo, s) - max(a - halo, 0) for (a, b), s in zip(core, spatial)]
+    lengths = [b - a for a, b in core]
+    if int(torch.tensor(extent).prod()) <= max_voxels or max(lengths) == 1:
+        return [core]
+    axis = max(range(len(core)), key=lambda i: lengths[i])
+    a, b = core[axis]
+    mid = (a + b) // 2
+    low, high = list(core), list(core)
+    low[axis], high[axis] = (a, mid), (mid, b)
+    return _tile_cores(low, spatial, max_voxels, halo) + _tile_cores(high, spatial, max_voxels, halo)

@@ -181,7 +181,7 @@ class Sampler(Open):
     latent_scale: Positive
     default_steps: Annotated[StrictInt, Field(ge=1)] = 20
     window: Window = 32
-    decode_window: Window = 64
+    decode_window: Window = 64  # decoded tiles hold at most decode_window^3 latent voxels (sampling.decode)
 
     @model_validator(mode="after")
     def _steps(self):

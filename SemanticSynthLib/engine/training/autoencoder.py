@@ -6,14 +6,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.losses import PatchAdversarialLoss
+from safetensors.torch import load_file
 
 from ..labels import LabelTable
 from ...errors import SynthError
 from ..networks import (autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config, plain_vqvae_config,
                         is_label_aware, label_autoencoder_config, vqvae_config)
 from ..priors import class_priors, measure_class_means, priors_metadata
-from ..package import AUTOENCODER_WEIGHTS, load_package, save_package
+from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, save_package
 from ..package_metadata import resolve_model
+from ..sampling import decode_window
 from ..precision import autocast, bf16_for_training, reconstruct
 from .augment import random_affine, random_intensity
 from .common import GuardedStep, load_cases, package_normalization
@@ -62,6 +64,9 @@ def train_autoencoder(args) -> Path:
         else:
             # Fine-tuning for a new contrast: start from another package's autoencoder and its config.
             config = init.metadata["autoencoder"]["config"]
+    if args.decoder_only and init is None:
+        raise SynthError("--decoder-only fine-tunes the decoder of an --init package of the same kind; give --init "
+                         "(and the same --label-table as that package, or none for a plain one)")
     factor = autoencoder_factor(config)
     cases = load_cases(args.data, args.modality, args.spacing, table, factor, progress)
     images = [c for c in cases if c.image is not None]
@@ -74,18 +79,23 @@ def train_autoencoder(args) -> Path:
         priors_meta = {m: priors_metadata(table, measure_class_means([c for c in images if c.modality == m], table.num_classes),
                                           norms[m], args.data_phase if m == "ct" else None) for m in norms}
         priors = {m: class_priors(table, norms[m], priors_meta[m]) for m in norms}
+        if args.decoder_only:
+            # The decoder keeps painting what the package's diffusion U-Net was trained to expect.
+            priors = {m: init.priors(m) for m in norms}
 
     autoencoder = (init.autoencoder.train() if init else build_autoencoder(config)).to(ctx.device)
+    frozen = freeze_latent_space(autoencoder) if args.decoder_only else None
     if warm is not None:
         copied = warm_start(autoencoder.vqvae if is_label_aware(config) else autoencoder, warm.state_dict())
         progress.message(f"warm start from {args.init}: {copied} tensors copied (whole or their leading part)")
     discriminator = build_discriminator().to(ctx.device)
-    opt_g = torch.optim.Adam(autoencoder.parameters(), lr=args.lr)
+    trained = [p for p in autoencoder.parameters() if p.requires_grad]
+    opt_g = torch.optim.Adam(trained, lr=args.lr)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr)
     last_l1 = run.resume({"autoencoder": autoencoder, "discriminator": discriminator}, {"g": opt_g, "d": opt_d}).get("l1")
     model_g, model_d = ctx.wrap(autoencoder), ctx.wrap(discriminator)
     adversarial = PatchAdversarialLoss(criterion="least_squares")
-    step_g = GuardedStep(opt_g, autoencoder.parameters())
+    step_g = GuardedStep(opt_g, trained)
     step_d = GuardedStep(opt_d, discriminator.parameters())
     progress.stage("training autoencoder", args.steps)
     for step in range(run.start_step, args.steps):
@@ -93,7 +103,7 @@ def train_autoencoder(args) -> Path:
         x = x.to(ctx.device)
         guide = guide.to(ctx.device) if guide is not None else None
         recon, codebook_loss = (_ddp_reconstruct(model_g, x, guide) if ctx.enabled
-                                else reconstruct(autoencoder, x, bf16_for_training(ctx.device), guide))
+                                else reconstruct(autoencoder, x, bf16_for_training(ctx.device), guide, frozen_latent=frozen is not None))
         l1 = torch.nn.functional.l1_loss(recon, x)
         last_l1 = ctx.mean(l1.detach().item())
         loss_g = l1 + codebook_loss
@@ -127,6 +137,9 @@ def train_autoencoder(args) -> Path:
         run.save(done, args.steps, l1=last_l1)
 
     def write_package():
+        if frozen is not None:
+            return write_decoder_package(args, init, autoencoder, frozen, run.record(cases=len(images), patch=list(args.patch),
+                                                                                  final_l1=last_l1, init=str(args.init)))
         label_ids = sorted({int(i) for c in cases if c.classes is not None for i in np.unique(c.classes)})
         # A label-aware model keeps the whole table: it generates unseen classes through kinds and priors.
         keep_all = args.all_labels or is_label_aware(config)
@@ -145,6 +158,39 @@ def train_autoencoder(args) -> Path:
         save_package(args.out, metadata, {AUTOENCODER_WEIGHTS: autoencoder})
 
     return run.finish(write_package, "autoencoder")
+
+
+def freeze_latent_space(autoencoder: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Decoder fine-tuning: the encoder and the codebook stop training, so every latent a diffusion U-Net learnt
+    still means the same. The quantizer goes to eval mode too: MONAI's codebook moves by EMA in training mode,
+    not by gradients. Returns copies of the frozen tensors for the check before the package is written."""
+    vqvae = getattr(autoencoder, "vqvae", autoencoder)
+    frozen = {}
+    for name in ("encoder", "quantizer"):
+        part = getattr(vqvae, name)
+        part.eval().requires_grad_(False)
+        frozen.update({f"{name}.{k}": v.detach().clone() for k, v in part.state_dict().items()})
+    return frozen
+
+
+def write_decoder_package(args, init, autoencoder: torch.nn.Module, frozen: dict, record: dict) -> None:
+    """The --init package with the fine-tuned decoder: its metadata (priors, normalization, diffusion, windows),
+    its diffusion weights as stored, and a training record of the decoder run. Refused if the encoder or the
+    codebook moved, because the diffusion U-Net would then sample a latent space the decoder no longer reads."""
+    vqvae = getattr(autoencoder, "vqvae", autoencoder)
+    now = {f"{name}.{k}": v for name in ("encoder", "quantizer") for k, v in getattr(vqvae, name).state_dict().items()}
+    moved = [k for k, v in frozen.items() if not torch.equal(v, now[k].detach().cpu())]
+    if moved:
+        raise SynthError(f"decoder fine-tuning changed the latent space ({moved[0]}); this is a bug, please report it")
+    metadata = {k: v for k, v in init.metadata.items() if k not in ("format", "format_version", "version")}
+    metadata["name"] = Path(args.out).name
+    metadata["training"] = {**metadata.get("training", {}), "decoder": record}
+    if "diffusion" in metadata:
+        metadata["diffusion"]["decode_window"] = decode_window(init.label_aware)
+    weights = {AUTOENCODER_WEIGHTS: autoencoder}
+    if "diffusion" in metadata:
+        weights[DIFFUSION_WEIGHTS] = load_file(str(init.path / DIFFUSION_WEIGHTS))
+    save_package(args.out, metadata, weights)
 
 
 def warm_start(module: torch.nn.Module, state: dict) -> int:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ...errors import SynthError
 from ..conditioning import label_condition
-from ..sampling import UNET_MULTIPLE
+from ..sampling import UNET_MULTIPLE, decode_window
 from ..networks import LatentDenoiser, default_unet_config
 from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, save_package
 from ..precision import autocast, bf16_for_training, bf16_training_safe, encode_latent
@@ -78,13 +78,6 @@ def latent_batch(items, patch, batch, rng, scale):
     return (torch.from_numpy(np.stack(latents)).float(), torch.from_numpy(np.stack(conds)).float(), torch.tensor(mods))
 
 
-def decode_window(package) -> int:
-    """Latent voxels decoded at once. The label-aware decoder holds ~9x the plain one's full-resolution
-    features: one 256x256x128 pass (a 64-voxel window) peaked at 2.54 GB, 32-voxel windows at 1.39 GB (and
-    +37% time there; 128^3 and smaller still decode in one pass)."""
-    return 32 if package.label_aware else 64
-
-
 def train_diffusion(args) -> Path:
     run = TrainingRun(args)
     ctx, progress, rng = run.ctx, run.progress, run.rng
@@ -140,7 +133,7 @@ def train_diffusion(args) -> Path:
         meta["diffusion"] = {
             "conditioning": args.conditioning, "config": config, "weights": "diffusion.safetensors",
             "schedule": schedule, "latent_scale": latent_scale, "default_steps": args.default_steps,
-            "window": int(max(64, *args.latent_patch)), "decode_window": decode_window(package), "ema": args.ema,
+            "window": int(max(64, *args.latent_patch)), "decode_window": decode_window(package.label_aware), "ema": args.ema,
         }
         meta["training"] = {**meta.get("training", {}), "diffusion": run.record(
             cases=len(cases), augment_copies=args.augment_copies, latent_patch=list(args.latent_patch), lr=args.lr,

@@ -1,0 +1,86 @@
+"""Decoding in tiles with a halo equals one whole decode; the inference codebook lookup picks MONAI's codes."""
+from __future__ import annotations
+
+import torch
+
+from SemanticSynthLib.engine.codebook import nearest_codes
+from SemanticSynthLib.engine.label_autoencoder import LabelAwareVQVAE
+from SemanticSynthLib.engine.networks import label_autoencoder_config
+from SemanticSynthLib.engine.packing import depth_to_space, space_to_depth
+from SemanticSynthLib.engine.priors import TISSUE_KINDS
+from SemanticSynthLib.engine.precision import quantize_decode
+from SemanticSynthLib.engine.sampling import DECODE_HALO, _tile_cores, in_tiles
+
+FACTOR = 4  # the shipped VQVAE's two stride-2 stages
+
+
+def _shipped_decoder() -> LabelAwareVQVAE:
+    """The bundled models' label-aware architecture with random weights (the modulation made non-trivial)."""
+    torch.manual_seed(0)
+    config = label_autoencoder_config()
+    model = LabelAwareVQVAE(config["vqvae"], config["head_channels"], config["guide_hidden"], config["kind_embedding"])
+    torch.nn.init.normal_(model.modulation.gamma_beta.weight, std=0.3)
+    return model.eval()
+
+
+def _guide(shape) -> torch.Tensor:
+    return torch.stack([torch.rand(1, *shape), torch.randint(0, len(TISSUE_KINDS), (1, *shape)).float()], 1)
+
+
+def test_the_halo_covers_the_decoders_reach():
+    """Change one latent slice: the decoded output may change only within DECODE_HALO latent voxels of it."""
+    model = _shipped_decoder()
+    depth = 2 * DECODE_HALO + 8
+    latent = torch.randn(1, 8, 4, 4, depth)
+    guide = _guide((16, 16, depth * FACTOR))
+    centre = depth // 2
+    changed = latent.clone()
+    changed[..., centre] += 3.0
+    with torch.no_grad():
+        diff = (model.decode(changed, guide) - model.decode(latent, guide)).abs().amax(dim=(0, 1, 2, 3))
+    reached = diff.nonzero().flatten()
+    assert len(reached) > FACTOR  # the change does spread beyond its own voxels
+    lo, hi = int(reached.min()), int(reached.max())
+    assert lo >= (centre - DECODE_HALO) * FACTOR and hi < (centre + 1 + DECODE_HALO) * FACTOR, (lo, hi, centre)
+    assert lo < (centre - DECODE_HALO + 2) * FACTOR  # and the halo is not much wider than needed
+
+
+def test_tiles_join_into_the_whole_decode():
+    model = _shipped_decoder()
+    latent = torch.randn(1, 8, 10, 6, 40)
+    guide = _guide((40, 24, 160))
+    packed = torch.cat([latent, space_to_depth(guide, FACTOR)], dim=1)
+
+    def decode(p):
+        return quantize_decode(model, p[:, :8], False, depth_to_space(p[:, 8:], FACTOR))
+
+    budget = 10 * 6 * 30
+    assert len(_tile_cores([(0, 10), (0, 6), (0, 40)], (10, 6, 40), budget, DECODE_HALO)) > 1
+    with torch.no_grad():
+        tiled = in_tiles(decode, packed, budget, DECODE_HALO)
+        whole = decode(packed)
+    assert tiled.shape == whole.shape == (1, 1, 40, 24, 160)
+    assert torch.allclose(tiled, whole, atol=1e-5), float((tiled - whole).abs().max())
+
+
+def test_tiles_fit_the_budget_and_cover_the_volume_once():
+    spatial = (64, 64, 32)
+    cores = _tile_cores([(0, s) for s in spatial], spatial, 48 ** 3, DECODE_HALO)
+    assert len(cores) == 2  # the 256x256x128 case: two tiles along the first axis
+    covered = torch.zeros(spatial, dtype=torch.int)
+    for core in cores:
+        extent = [min(b + DECODE_HALO, s) - max(a - DECODE_HALO, 0) for (a, b), s in zip(core, spatial)]
+        assert extent[0] * extent[1] * extent[2] <= 48 ** 3
+        covered[tuple(slice(a, b) for a, b in core)] += 1
+    assert bool((covered == 1).all())
+
+
+def test_inference_codebook_lookup_picks_monais_codes():
+    model = _shipped_decoder()
+    torch.nn.init.normal_(model.vqvae.quantizer.quantizer.embedding.weight)
+    latent = torch.randn(1, 8, 12, 9, 7)
+    with torch.no_grad():
+        monai_codes, _ = model.quantize(latent)
+        ours = nearest_codes(model, latent)
+    assert ours.shape == monai_codes.shape
+    assert torch.allclose(ours, monai_codes, atol=1e-6)
