@@ -3,7 +3,9 @@
 For one labelled volume, per slice along the label map's last axis (the one a working grid overhangs most):
 - the autoencoder's reconstruction against the real image (mean absolute error over labelled voxels);
 - the generated volume against the label map painted with the model's priors (the same).
-Prints the first, last and median interior slice and the ratios; writes JSON with --json.
+Prints the first, last and median interior slice and the ratios; writes JSON with --json. A brain map's outermost
+slices hold no labels (the head around the brain is background), so the same figures are also given over the
+labelled extent: the first and last slices with at least 100 labelled voxels, against the median of those between.
 
 python scripts/edge_check.py --model runs/abdomen-ct/model --image CT --labels SEG [--steps 20] [--json out.json]
 """
@@ -35,10 +37,17 @@ def per_slice_mae(a: np.ndarray, b: np.ndarray, labelled: np.ndarray) -> list[fl
     return out
 
 
-def summary(values: list[float]) -> dict:
+def summary(values: list[float], labelled: np.ndarray) -> dict:
     interior = float(np.median(values[1:-1]))
-    return {"first": values[0], "last": values[-1], "interior_median": interior,
-            "first_ratio": values[0] / interior, "last_ratio": values[-1] / interior, "per_slice": values}
+    out = {"first": values[0], "last": values[-1], "interior_median": interior,
+           "first_ratio": values[0] / interior, "last_ratio": values[-1] / interior, "per_slice": values}
+    held = [k for k in range(labelled.shape[0]) if labelled[k].sum() >= 100]
+    if len(held) > 2 and (held[0] > 0 or held[-1] < labelled.shape[0] - 1):
+        first, last = values[held[0]], values[held[-1]]
+        inner = float(np.median([values[k] for k in held[1:-1]]))
+        out["labelled_extent"] = {"slices": [held[0], held[-1]], "first": first, "last": last, "interior_median": inner,
+                                  "first_ratio": first / inner, "last_ratio": last / inner}
+    return out
 
 
 def main() -> None:
@@ -65,12 +74,16 @@ def main() -> None:
         real, recon = real / scale / 1.5, recon / (1.5 * norm["scale"])
         generated, painted = generated / (1.5 * norm["scale"]), painted / (1.5 * norm["scale"])
     result = {"model": str(args.model), "image": str(args.image), "units": "HU" if norm.get("units") == "HU" else "model units",
-              "reconstruction_vs_real": summary(per_slice_mae(recon, real, labelled)),
-              "generated_vs_painted": summary(per_slice_mae(generated, painted, labelled))}
+              "reconstruction_vs_real": summary(per_slice_mae(recon, real, labelled), labelled),
+              "generated_vs_painted": summary(per_slice_mae(generated, painted, labelled), labelled)}
     for key in ("reconstruction_vs_real", "generated_vs_painted"):
         s = result[key]
         print(f"{key}: first {s['first']:.4g} ({s['first_ratio']:.2f}x), last {s['last']:.4g} ({s['last_ratio']:.2f}x), "
               f"interior median {s['interior_median']:.4g} {result['units']}")
+        if "labelled_extent" in s:
+            e = s["labelled_extent"]
+            print(f"  labelled extent (slices {e['slices'][0]}..{e['slices'][1]}): first {e['first_ratio']:.2f}x, "
+                  f"last {e['last_ratio']:.2f}x of {e['interior_median']:.4g}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
 

@@ -5,8 +5,9 @@
 # painted with per-label priors measured on the training subjects. Training runs in fp32 on the CPU
 # (4x faster than bf16 autocast there; engine/precision.bf16_for_training).
 # Resumable: rerun the same command after an interruption. Commands and times land in metadata.json.
-# STAGE=autoencoder or STAGE=diffusion runs one stage only. STAGE=decoder fine-tunes the decoder of the 0.2.0 release
-# (git 4012104) with its encoder, codebook and diffusion U-Net kept (--decoder-only), and writes $RUN/decoder.
+# STAGE=autoencoder or STAGE=diffusion runs one stage only. STAGE=decoder fine-tunes the decoder of a released
+# brain-mri (default: 0.2.0, git 4012104) with its encoder, codebook and diffusion U-Net kept (--decoder-only), and
+# writes $RUN/decoder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/ixi_muse}
@@ -17,9 +18,12 @@ $PY scripts/brain_mri_split.py "$DATA" "$RUN"
 if [ "$STAGE" = decoder ]; then
 # The 0.2.0 autoencoder saw 400 steps; its decoder is the reconstruction ceiling. Training only the decoder keeps
 # every latent the U-Net learnt, so the package's diffusion stays valid. L1 only (--adv-start = --steps).
-DINIT=$RUN/brain-mri-0.2.0
+# DECODER_FROM: the commit whose bundled brain-mri is fine-tuned (4012104: the 0.2.0 release). To go on from a later
+# release on a machine without this run's checkpoint, name its commit and a new RUN folder.
+DECODER_FROM=${DECODER_FROM:-4012104}
+DINIT=$RUN/brain-mri-$DECODER_FROM
 if [ ! -f "$DINIT/metadata.json" ]; then
-  mkdir -p "$DINIT" && git archive 4012104 SemanticSynthLib/models/brain-mri | tar -x -C "$DINIT" --strip-components=3
+  mkdir -p "$DINIT" && git archive "$DECODER_FROM" SemanticSynthLib/models/brain-mri | tar -x -C "$DINIT" --strip-components=3
 fi
 $PY -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN/decoder" --label-table muse --modality mri \
   --spacing 2 --steps ${DECODER_STEPS:-5000} --batch 2 --patch 64 --adv-start ${DECODER_STEPS:-5000} --init "$DINIT" \
