@@ -169,7 +169,7 @@ def freeze_latent_space(autoencoder: torch.nn.Module) -> dict[str, torch.Tensor]
     for name in ("encoder", "quantizer"):
         part = getattr(vqvae, name)
         part.eval().requires_grad_(False)
-        frozen.update({f"{name}.{k}": v.detach().clone() for k, v in part.state_dict().items()})
+        frozen.update({f"{name}.{k}": v.detach().cpu().clone() for k, v in part.state_dict().items()})
     return frozen
 
 
