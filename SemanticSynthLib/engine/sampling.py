@@ -1,6 +1,8 @@
 """DDIM sampling shared by generation and translation: windows, the denoising loop, decoding."""
 from __future__ import annotations
 
+import math
+
 import torch
 from monai.inferers import sliding_window_inference
 
@@ -75,13 +77,16 @@ def decode(autoencoder, latent: torch.Tensor, latent_scale: float, window: int, 
     channels = latent.shape[1]
     with torch.no_grad():
         if guide is None:
-            image = in_tiles(lambda z: quantize_decode(autoencoder, z, use_bf16), latent, window ** 3, DECODE_HALO)
+            def fn(z):
+                return quantize_decode(autoencoder, z, use_bf16)
+            packed = latent
         else:
             packed = torch.cat([latent, space_to_depth(guide.to(latent.device), factor)], dim=1)
             del guide  # the full-resolution guide lives on inside `packed` only (its tiles are cut from there)
-            image = in_tiles(lambda p: quantize_decode(autoencoder, p[:, :channels], use_bf16,
-                                                       depth_to_space(p[:, channels:], factor)), packed, window ** 3,
-                             DECODE_HALO)
+
+            def fn(p):
+                return quantize_decode(autoencoder, p[:, :channels], use_bf16, depth_to_space(p[:, channels:], factor))
+        image = in_tiles(fn, packed, window ** 3, DECODE_HALO)
     progress.update(1)
     return image
 
@@ -125,7 +130,7 @@ def _tile_cores(core, spatial, max_voxels: int, halo: int) -> list:
     """Halve the longest axis of `core` until each part with its halo fits in max_voxels (or is one voxel thick)."""
     extent = [min(b + halo, s) - max(a - halo, 0) for (a, b), s in zip(core, spatial)]
     lengths = [b - a for a, b in core]
-    if int(torch.tensor(extent).prod()) <= max_voxels or max(lengths) == 1:
+    if math.prod(extent) <= max_voxels or max(lengths) == 1:
         return [core]
     axis = max(range(len(core)), key=lambda i: lengths[i])
     a, b = core[axis]
