@@ -31,7 +31,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from .engine.package_metadata import bundled_models, default_model_dir, package_kind, read_metadata, resolve_model
+from .engine.package_metadata import DEFAULT_GENERATORS, bundled_models, default_model_dir, package_kind, read_metadata
 from .errors import SynthError
 
 MANIFEST_FORMAT = "semanticsynth-model-manifest"
@@ -105,8 +105,25 @@ def local_package(name: str, manifest: dict | None = None, cache: Path | None = 
     return cached_package(entry, cache) if entry else None
 
 
+def resolve_model(name_or_path: str | None, modality: str | None = None) -> Path:
+    """A package folder for a folder path or a name (bundled, cached, or in the manifest: downloaded now); None picks
+    the bundled default for the modality. Lives here, not in engine.package_metadata, because it may download."""
+    if name_or_path:
+        path = Path(name_or_path)
+        if path.exists() or os.sep in name_or_path:
+            return path
+        bundled = default_model_dir() / name_or_path
+        if bundled.exists():
+            return bundled
+        found = resolve(name_or_path)
+        if found is not None:
+            return found
+        raise SynthError(f"model '{name_or_path}' not found; give a model folder or a bundled name: {', '.join(bundled_models())}")
+    return default_model_dir() / DEFAULT_GENERATORS.get(modality or "mri", DEFAULT_GENERATORS["mri"])
+
+
 def resolve_local(model: str | None, modality: str | None = None) -> Path:
-    """Like `package_metadata.resolve_model`, and a package downloaded earlier is found too (no network)."""
+    """Like `resolve_model`, and a package downloaded earlier is found too (no network)."""
     if model and not _is_path(model):
         found = local_package(model)
         if found is not None:
@@ -134,7 +151,7 @@ def offered(kind: str) -> list[str]:
 
 
 def resolve(name: str, manifest: dict | None = None, cache: Path | None = None) -> Path | None:
-    """Hook for `package_metadata.resolve_model`: a name that is not bundled, as a local or downloaded package.
+    """For `resolve_model`: a name that is not bundled, as a local or downloaded package.
 
     None when the name is not in the manifest either (the caller then reports the unknown name)."""
     manifest = load_manifest() if manifest is None else manifest

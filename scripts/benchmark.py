@@ -67,7 +67,7 @@ def one_run(labels: str, model: str, modality: str, steps: int | None) -> dict:
     from SemanticSynthLib.engine.generate import generate_volume
     from SemanticSynthLib.engine.io import read_volume
     from SemanticSynthLib.engine.package import load_package
-    from SemanticSynthLib.engine.package_metadata import resolve_model
+    from SemanticSynthLib.model_store import resolve_model
 
     t0 = time.perf_counter()
     package = load_package(resolve_model(model, modality))

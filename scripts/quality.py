@@ -32,7 +32,7 @@ from SemanticSynthLib.engine.intensity import normalize  # noqa: E402
 from SemanticSynthLib.engine.io import array_of, read_volume  # noqa: E402
 from SemanticSynthLib.engine.metrics import psnr_in_mask, ssim_in_mask  # noqa: E402
 from SemanticSynthLib.engine.package import load_package  # noqa: E402
-from SemanticSynthLib.engine.package_metadata import resolve_model  # noqa: E402
+from SemanticSynthLib.model_store import resolve_model  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 IXI = SHARED / "ixi_muse"

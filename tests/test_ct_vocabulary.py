@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from SemanticSynthLib.engine.generate import generate_volume
 from SemanticSynthLib.engine.labels import LabelTable
 from SemanticSynthLib.engine.package import load_package
-from SemanticSynthLib.engine.package_metadata import resolve_model
+from SemanticSynthLib.model_store import resolve_model
 from testdata import SHARED
 
 SEG = SHARED / "totalseg" / "example_seg.nii.gz"

@@ -7,7 +7,7 @@ import SimpleITK as sitk
 from SemanticSynthLib.engine.generate import generate_volume
 from SemanticSynthLib.engine.io import array_of
 from SemanticSynthLib.engine.package import load_package
-from SemanticSynthLib.engine.package_metadata import resolve_model
+from SemanticSynthLib.model_store import resolve_model
 
 from testdata import IXI, assert_same_grid
 

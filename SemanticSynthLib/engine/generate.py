@@ -16,7 +16,7 @@ from .labels import load_name_mapping, segment_names, to_class_indices
 from .package import ModelPackage, load_package
 from .calibration import calibrate as calibrate_output, calibration_check
 from .priors import load_overrides
-from .package_metadata import resolve_model
+from ..model_store import resolve_model
 from .progress import Progress
 from .provenance import generation_provenance, stamp
 from .sampling import UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from ..errors import SynthError
@@ -20,24 +19,6 @@ KIND_HINTS = {"generator": f"choose a generator model such as {DEFAULT_GENERATOR
 def default_model_dir() -> Path:
     """The bundled default packages live beside the library so Slicer and pip installs both find them."""
     return Path(__file__).resolve().parents[1] / "models"
-
-
-def resolve_model(name_or_path: str | None, modality: str | None = None) -> Path:
-    """A folder path, or the name of a bundled package; None picks the bundled default for the modality."""
-    if name_or_path:
-        path = Path(name_or_path)
-        if path.exists() or os.sep in name_or_path:
-            return path
-        bundled = default_model_dir() / name_or_path
-        if bundled.exists():
-            return bundled
-        from ..model_store import resolve as downloaded  # a cached package, or one the manifest can download
-
-        found = downloaded(name_or_path)
-        if found is not None:
-            return found
-        raise SynthError(f"model '{name_or_path}' not found; give a model folder or a bundled name: {', '.join(bundled_models())}")
-    return default_model_dir() / DEFAULT_GENERATORS.get(modality or "mri", DEFAULT_GENERATORS["mri"])
 
 
 def bundled_models(kind: str | None = None) -> list[str]:

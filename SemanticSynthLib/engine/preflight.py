@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import SynthError
+from ..model_store import resolve_model
 from .outputs import check_not_an_input, check_output_folder, is_inside, nearest_existing, same_file, writable_folder
 
 
@@ -34,8 +35,6 @@ def _csv_paths(path: Path) -> list[Path]:
 
 
 def _inputs(args, table: dict) -> list[Path]:
-    from .package_metadata import resolve_model
-
     found = []
     for name in table.get("inputs", ()):
         value = getattr(args, name, None)

@@ -20,7 +20,8 @@ from monai.networks.nets import SegResNet
 from .label_groups import LabelGroups
 from .cpu_convolution import for_inference
 from .package import load_weights
-from .package_metadata import read_package_metadata, resolve_model
+from ..model_store import resolve_model
+from .package_metadata import read_package_metadata
 from .precision import autocast
 
 WEIGHTS = "segmenter.safetensors"

@@ -25,7 +25,7 @@ from ..intensity import model_units
 from ..io import array_of, image_like, lps_array, read_volume
 from ..metrics import dice_per_class, frechet_distance, ms_ssim_in_mask, psnr_in_mask, ssim_in_mask
 from ..package import load_package
-from ..package_metadata import resolve_model
+from ...model_store import resolve_model
 from ..progress import Progress
 from ..segmenter import MULTIPLE, load_segmenter
 from ..working_image import units_on_grid

@@ -14,7 +14,7 @@ from ..networks import (autoencoder_factor, build_autoencoder, build_discriminat
                         is_label_aware, label_autoencoder_config, vqvae_config)
 from ..priors import class_priors, measure_class_means, priors_metadata
 from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, save_package
-from ..package_metadata import resolve_model
+from ...model_store import resolve_model
 from ..sampling import decode_window
 from ..precision import autocast, bf16_for_training, reconstruct
 from .augment import random_affine, random_intensity

@@ -20,7 +20,8 @@ from ..io import check_output_path, read_volume, write_volumes
 from ..networks import autoencoder_factor, build_autoencoder
 from ..cpu_convolution import for_inference
 from ..package import load_weights
-from ..package_metadata import DEFAULT_TRANSLATOR, read_package_metadata, resolve_model
+from ...model_store import resolve_model
+from ..package_metadata import DEFAULT_TRANSLATOR, read_package_metadata
 from ..progress import Progress
 from ..provenance import stamp, translation_provenance
 from ..volume_kind import volume_kind
