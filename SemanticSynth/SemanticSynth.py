@@ -77,13 +77,14 @@ class SemanticSynthParameterNode:
     # Choice can list, so the Widget syncs them itself (_syncModelChoices).
     model: str = "abdomen-ct"
     modality: Annotated[str, Choice(["ct", "mri"])] = "ct"
-    steps: Annotated[int, WithinRange(1, 1000)] = 20
+    # 0 shows as "model's default" (the spin boxes' specialValueText): the package's own default_steps is used.
+    steps: Annotated[int, WithinRange(0, 1000)] = 0
     seed: Annotated[int, WithinRange(0, 2 ** 31 - 1)] = 0
     outputVolume: vtkMRMLScalarVolumeNode
     translateSource: vtkMRMLScalarVolumeNode
     translator: str = DEFAULT_TRANSLATOR
     deform: bool = True
-    translateSteps: Annotated[int, WithinRange(1, 1000)] = 20
+    translateSteps: Annotated[int, WithinRange(0, 1000)] = 0
     carrySegmentation: vtkMRMLSegmentationNode
     translationField: vtkMRMLGridTransformNode
 
@@ -304,7 +305,7 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             raise SynthError(_("choose a segmentation to generate from"))
         if not self.logic.ensureDependencies():
             return None
-        return self.logic.start(p.segmentation, model=p.model, modality=p.modality, steps=p.steps, seed=p.seed,
+        return self.logic.start(p.segmentation, model=p.model, modality=p.modality, steps=p.steps or None, seed=p.seed,
                                 reference_volume_node=p.referenceVolume, output_node=p.outputVolume)
 
     def generationDone(self, node):
@@ -318,7 +319,7 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             raise SynthError(_("choose a source volume to translate"))
         if not self.logic.ensureDependencies():
             return None
-        return self.logic.startTranslation(p.translateSource, model=p.translator, steps=p.translateSteps, seed=p.seed,
+        return self.logic.startTranslation(p.translateSource, model=p.translator, steps=p.translateSteps or None, seed=p.seed,
                                            deform=p.deform)
 
     def translationDone(self, nodes):

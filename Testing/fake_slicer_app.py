@@ -250,6 +250,7 @@ class QSpinBox(QWidget):
     minimum = _property("minimum", 0)
     maximum = _property("maximum", 99)
     singleStep = _property("singleStep", 1)
+    specialValueText = _property("specialValueText", "")  # QAbstractSpinBox: shown instead of the minimum
     value = _property("value", 0, signal="valueChanged",
                       coerce=lambda self, v: max(self.minimum, min(self.maximum, int(v))))
 

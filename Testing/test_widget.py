@@ -94,6 +94,9 @@ def test_panel_connects_every_parameter(widget, scene, sample_segmentation):
     assert [ui.modalityComboBox.itemText(i) for i in range(ui.modalityComboBox.count)] == ["ct", "mri"]
     ui.modalityComboBox.currentIndex = 1
     assert p.modality == "mri"
+    # steps 0 is the model's default, shown as such (Qt draws specialValueText at the minimum)
+    assert p.steps == 0 and ui.stepsSpinBox.minimum == 0 and ui.stepsSpinBox.specialValueText == "model's default"
+    assert p.translateSteps == 0 and ui.translateStepsSpinBox.specialValueText == "model's default"
     p.steps = 7
     assert ui.stepsSpinBox.value == 7
     ui.seedSpinBox.value = 42
@@ -130,7 +133,7 @@ def test_generate_with_a_loaded_model_folder_keeps_the_unmatched_segments_in_the
     app.directoryAnswers.append(str(tiny_ct_model))
     ui.loadModelButton.click()
     assert p.model == str(tiny_ct_model) and ui.modelComboBox.currentText == str(tiny_ct_model)
-    p.segmentation, p.steps = sample_segmentation, 2
+    p.segmentation, p.steps = sample_segmentation, 0  # the model's default: tiny_ct_model's default_steps is 2
     before = _temp_folders()
     ui.generateButton.click()
     task = widget.tasks["generate"]
