@@ -29,11 +29,12 @@ $PY -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN/de
   --spacing 2 --steps ${DECODER_STEPS:-5000} --batch 2 --patch 64 --adv-start ${DECODER_STEPS:-5000} --init "$DINIT" \
   --decoder-only --checkpoint-every 250 --log-every 50 --progress none --threads 2 --resume
 [ -n "${INSTALL:-}" ] || exit 0
+: "${INSTALL_VERSION:?set INSTALL_VERSION, e.g. 0.4.0}"  # checked before the bundled package is replaced
 # The package takes its name from the output folder; the bundled one is "brain-mri", with the release's version
 # (INSTALL_VERSION) and the step count measured in docs/sampling_steps.md. Then regenerate the manifest (README).
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/decoder" SemanticSynthLib/models/brain-mri
 cp "$DINIT"/LICENSE-*.md SemanticSynthLib/models/brain-mri/  # the MUSE labels' licence travels with the package
-$PY - "${INSTALL_VERSION:?set INSTALL_VERSION, e.g. 0.4.0}" <<'PYEOF'
+$PY - "$INSTALL_VERSION" <<'PYEOF'
 import json, sys
 path = "SemanticSynthLib/models/brain-mri/metadata.json"
 meta = json.load(open(path, encoding="utf-8"))
