@@ -77,8 +77,7 @@ class SemanticSynthParameterNode:
     # Choice can list, so the Widget syncs them itself (_syncModelChoices).
     model: str = "abdomen-ct"
     modality: Annotated[str, Choice(["ct", "mri"])] = "ct"
-    # 0 shows as "model's default" (the spin boxes' specialValueText): the package's own default_steps is used.
-    steps: Annotated[int, WithinRange(0, 1000)] = 0
+    steps: Annotated[int, WithinRange(0, 1000)] = 0  # 0: the package's default_steps ("model's default" in the .ui)
     seed: Annotated[int, WithinRange(0, 2 ** 31 - 1)] = 0
     outputVolume: vtkMRMLScalarVolumeNode
     translateSource: vtkMRMLScalarVolumeNode
