@@ -109,9 +109,8 @@ def resolve_model(name_or_path: str | None, modality: str | None = None) -> Path
     """A package folder for a folder path or a name (bundled, cached, or in the manifest: downloaded now); None picks
     the bundled default for the modality. Lives here, not in engine.package_metadata, because it may download."""
     if name_or_path:
-        path = Path(name_or_path)
-        if path.exists() or os.sep in name_or_path:
-            return path
+        if _is_path(name_or_path):
+            return Path(name_or_path)
         bundled = default_model_dir() / name_or_path
         if bundled.exists():
             return bundled

@@ -37,16 +37,18 @@ def per_slice_mae(a: np.ndarray, b: np.ndarray, labelled: np.ndarray) -> list[fl
     return out
 
 
-def summary(values: list[float], labelled: np.ndarray) -> dict:
+def ends(values: list[float]) -> dict:
+    """The first and last values against the median of those between."""
     interior = float(np.median(values[1:-1]))
-    out = {"first": values[0], "last": values[-1], "interior_median": interior,
-           "first_ratio": values[0] / interior, "last_ratio": values[-1] / interior, "per_slice": values}
+    return {"first": values[0], "last": values[-1], "interior_median": interior,
+            "first_ratio": values[0] / interior, "last_ratio": values[-1] / interior}
+
+
+def summary(values: list[float], labelled: np.ndarray) -> dict:
+    out = {**ends(values), "per_slice": values}
     held = [k for k in range(labelled.shape[0]) if labelled[k].sum() >= 100]
     if len(held) > 2 and (held[0] > 0 or held[-1] < labelled.shape[0] - 1):
-        first, last = values[held[0]], values[held[-1]]
-        inner = float(np.median([values[k] for k in held[1:-1]]))
-        out["labelled_extent"] = {"slices": [held[0], held[-1]], "first": first, "last": last, "interior_median": inner,
-                                  "first_ratio": first / inner, "last_ratio": last / inner}
+        out["labelled_extent"] = {"slices": [held[0], held[-1]], **ends([values[k] for k in held])}
     return out
 
 
