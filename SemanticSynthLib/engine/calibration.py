@@ -21,17 +21,18 @@ MIN_CHECKED_VOXELS = 30
 
 
 def calibration_check(values_natural: np.ndarray, classes: np.ndarray, table: LabelTable, priors: ClassPriors,
-                      norm: dict) -> list[dict]:
-    """Labels whose generated mean falls outside the prior's range (natural units), as MAISI checks organ HU."""
+                      norm: dict, inside: np.ndarray | None = None) -> list[dict]:
+    """Labels whose generated mean (over `inside`) falls outside the prior's range (natural units), as MAISI
+    checks organ HU. MRI means are relative to the white matter's."""
     ct = is_ct(norm)
+    counts, means, _ = _class_moments(values_natural, classes, inside, table.num_classes)
     reference = None
     if not ct:
         wm = [i for i, lab in enumerate(table.labels, start=1) if "WM" in lab.name.split("_")]
-        mask = np.isin(classes, wm)
-        reference = float(values_natural[mask].mean()) if mask.sum() >= MIN_CHECKED_VOXELS else None
+        wm_voxels = counts[wm].sum()
+        reference = float((counts[wm] * means[wm]).sum() / wm_voxels) if wm_voxels >= MIN_CHECKED_VOXELS else None
         if reference is None or reference <= 0:
             return []
-    counts, means, _ = _class_moments(values_natural, classes, None, table.num_classes)
     flagged = []
     for index in np.nonzero(counts >= MIN_CHECKED_VOXELS)[0]:
         if index == 0:
@@ -47,41 +48,44 @@ def calibration_check(values_natural: np.ndarray, classes: np.ndarray, table: La
 
 
 def _class_moments(values: np.ndarray, classes: np.ndarray, inside: np.ndarray | None, num_classes: int):
-    """Voxel count, mean and std of every class (over `inside`, or all voxels)."""
-    if inside is not None:
-        values, classes = values[inside], classes[inside]
+    """Voxel count, mean and std of every class (over `inside`, or all voxels). Voxels outside get a spare
+    class index instead of being gathered out, which would copy the volume."""
     flat = classes.reshape(-1)
-    v = values.reshape(-1).astype(np.float64)
-    counts = np.bincount(flat, None, num_classes)
-    means = np.bincount(flat, v, num_classes) / np.maximum(counts, 1)
-    second = np.bincount(flat, v * v, num_classes) / np.maximum(counts, 1)
+    if inside is not None and not inside.all():
+        flat = np.where(inside, classes, num_classes).reshape(-1)
+    v = values.reshape(-1)
+    counts = np.bincount(flat, None, num_classes + 1)[:num_classes]
+    # bincount sums in float64 whatever the weights' type.
+    means = np.bincount(flat, v, num_classes + 1)[:num_classes] / np.maximum(counts, 1)
+    second = np.bincount(flat, v * v, num_classes + 1)[:num_classes] / np.maximum(counts, 1)
     return counts, means, np.sqrt(np.maximum(second - means ** 2, 0.0))
 
 
-def limit_label_spread(unit: np.ndarray, classes: np.ndarray, spread: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """Scale each label's deviations from its mean (model units) down to at most its training spread."""
-    counts, means, stds = _class_moments(unit, classes, inside, len(spread))
-    scale = np.ones(len(spread))
-    limited = (counts > 0) & np.isfinite(spread) & (stds > spread)
-    scale[limited] = spread[limited] / stds[limited]
-    scale[0] = 1.0
-    return (means[classes] + (unit - means[classes]) * scale[classes]).astype(np.float32)
-
-
-def match_label_means(values: np.ndarray, classes: np.ndarray, targets: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    """Shift every label's voxels so the label's mean (over the input's extent) equals its prior."""
-    counts, means, _ = _class_moments(values, classes, inside, len(targets))
-    shift = np.zeros(len(targets), np.float32)
+def spread_and_mean_map(unit: np.ndarray, classes: np.ndarray, spread: np.ndarray | None, targets: np.ndarray,
+                        inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per class (scale, offset) such that unit * scale + offset has each label's deviations from its mean (model
+    units) scaled down to at most its training spread, and its mean (over the input's extent) on `targets`."""
+    counts, means, stds = _class_moments(unit, classes, inside, len(targets))
+    scale = np.ones(len(targets))
+    if spread is not None:
+        limited = (counts > 0) & np.isfinite(spread) & (stds > spread)
+        scale[limited] = spread[limited] / stds[limited]
     present = counts > 0
-    shift[present] = targets[present] - means[present]
-    shift[0] = 0.0
-    return (values + shift[classes]).astype(np.float32)
+    present[0] = False  # background, a mixture of tissues, stays as generated
+    scale[0] = 1.0
+    # Scaling about the mean keeps the mean, so the mean then moves by targets - means.
+    offset = np.where(present, targets - means * scale, means * (1 - scale))
+    return scale.astype(np.float32), offset.astype(np.float32)
+
+
+def per_class(table: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    return np.take(table, classes)
 
 
 def calibrate(unit: np.ndarray, classes: np.ndarray, priors: ClassPriors, norm: dict, inside: np.ndarray) -> np.ndarray:
     """Model units in, natural units (HU, scanner units) out: spread limited, then means on the priors. The
     mean is matched last and in natural units, so it is exact whatever the normalisation's curve."""
-    if priors.spread is not None:
-        unit = limit_label_spread(unit, classes, priors.spread, inside)
-    unit = match_label_means(unit, classes, priors.unit, inside)
-    return match_label_means(denormalize(unit, norm), classes, denormalize(priors.unit, norm), inside)
+    scale, offset = spread_and_mean_map(unit, classes, priors.spread, priors.unit, inside)
+    values = denormalize(unit * per_class(scale, classes) + per_class(offset, classes), norm)
+    _, shift = spread_and_mean_map(values, classes, None, denormalize(priors.unit, norm), inside)
+    return values + per_class(shift, classes)

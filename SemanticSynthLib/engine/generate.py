@@ -68,7 +68,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
         inside = _inside_input(label_map, grid)
         # The check reads the network's own output; the calibration (on by default) then limits each label's
         # spread and moves its mean onto its prior, keeping the texture (engine/calibration.py). Both are recorded.
-        flagged = calibration_check(values[inside], classes[inside], package.labels, priors, norm)
+        flagged = calibration_check(values, classes, package.labels, priors, norm, inside)
         if calibrate:
             values = calibrate_output(unit, classes, priors, norm, inside)
         report = _report(package, modality, classes[inside], flagged, calibrate, progress)
@@ -83,7 +83,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
 
 def _report(package, modality: str, classes: np.ndarray, flagged: list, calibrated: bool, progress) -> dict:
     """Unseen labels and the calibration check, to the progress stream and the output's metadata."""
-    present = {package.labels.labels[i - 1].id for i in np.unique(classes) if i > 0}
+    present = {package.labels.labels[i - 1].id for i in np.flatnonzero(np.bincount(classes)) if i > 0}
     unseen = sorted(present - package.seen_labels(modality))
     if unseen:
         progress.message(f"{len(unseen)} label(s) were not in the training data and follow their priors: "
