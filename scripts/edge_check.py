@@ -7,7 +7,7 @@ Prints the first, last and median interior slice and the ratios; writes JSON wit
 slices hold no labels (the head around the brain is background), so the same figures are also given over the
 labelled extent: the first and last slices with at least 100 labelled voxels, against the median of those between.
 
-python scripts/edge_check.py --model runs/abdomen-ct/model --image CT --labels SEG [--steps 20] [--json out.json]
+python scripts/edge_check.py --model runs/abdomen-ct/model --image CT --labels SEG [--steps 20] [--slices A:B] [--json out.json]
 """
 from __future__ import annotations
 
@@ -59,11 +59,17 @@ def main() -> None:
     p.add_argument("--labels", required=True)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--json", default=None)
+    p.add_argument("--slices", default=None, metavar="A:B",
+                   help="crop image and labels to slices A..B-1 of the last axis first, so that the outermost input "
+                        "slices cut through labelled anatomy (a brain map's own outermost slices are background)")
     args = p.parse_args()
     package = load_package(args.model)
     modality = package.modalities[0]
     norm = package.normalization(modality)
     image, labels = sitk.ReadImage(args.image, sitk.sitkFloat32), sitk.ReadImage(args.labels)
+    if args.slices:
+        a, b = (int(v) for v in args.slices.split(":"))
+        image, labels = image[:, :, a:b], labels[:, :, a:b]  # SimpleITK slicing keeps the physical placement
     ids = sitk.GetArrayFromImage(labels)
     classes = to_class_indices(ids, package.labels, unknown="background")
     labelled = classes > 0
@@ -75,7 +81,7 @@ def main() -> None:
         scale = float(np.percentile(real[real > 0], norm["percentile"]))
         real, recon = real / scale / 1.5, recon / (1.5 * norm["scale"])
         generated, painted = generated / (1.5 * norm["scale"]), painted / (1.5 * norm["scale"])
-    result = {"model": str(args.model), "image": str(args.image), "units": "HU" if norm.get("units") == "HU" else "model units",
+    result = {"model": str(args.model), "image": str(args.image), "slices": args.slices, "units": "HU" if norm.get("units") == "HU" else "model units",
               "reconstruction_vs_real": summary(per_slice_mae(recon, real, labelled), labelled),
               "generated_vs_painted": summary(per_slice_mae(generated, painted, labelled), labelled)}
     for key in ("reconstruction_vs_real", "generated_vs_painted"):
