@@ -2,7 +2,8 @@
 
 For one labelled volume, per slice along the label map's last axis (the one a working grid overhangs most):
 - the autoencoder's reconstruction against the real image (mean absolute error over labelled voxels);
-- the generated volume against the label map painted with the model's priors (the same).
+- the generated volume against the label map painted with the model's priors (the same), and the real image
+  against that painting, since a real scan's slices also depart from a flat painting (lungs, the head);
 Prints the first, last and median interior slice and the ratios; writes JSON with --json. A brain map's outermost
 slices hold no labels (the head around the brain is background), so the same figures are also given over the
 labelled extent: the first and last slices with at least 100 labelled voxels, against the median of those between.
@@ -83,8 +84,11 @@ def main() -> None:
         generated, painted = generated / (1.5 * norm["scale"]), painted / (1.5 * norm["scale"])
     result = {"model": str(args.model), "image": str(args.image), "slices": args.slices, "units": "HU" if norm.get("units") == "HU" else "model units",
               "reconstruction_vs_real": summary(per_slice_mae(recon, real, labelled), labelled),
-              "generated_vs_painted": summary(per_slice_mae(generated, painted, labelled), labelled)}
-    for key in ("reconstruction_vs_real", "generated_vs_painted"):
+              "generated_vs_painted": summary(per_slice_mae(generated, painted, labelled), labelled),
+              # The same for the real image: how far a real scan's slices depart from the flat painting (lungs,
+              # vessels, the head around a brain), the reference for generated_vs_painted slice by slice.
+              "real_vs_painted": summary(per_slice_mae(real, painted, labelled), labelled)}
+    for key in ("reconstruction_vs_real", "generated_vs_painted", "real_vs_painted"):
         s = result[key]
         print(f"{key}: first {s['first']:.4g} ({s['first_ratio']:.2f}x), last {s['last']:.4g} ({s['last_ratio']:.2f}x), "
               f"interior median {s['interior_median']:.4g} {result['units']}")

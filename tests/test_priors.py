@@ -10,7 +10,7 @@ import torch
 
 from SemanticSynthLib.engine.calibration import calibrate, calibration_check
 from SemanticSynthLib.engine.generate import generate_volume
-from SemanticSynthLib.engine.geometry import extend_edges, resample_labels, working_grid
+from SemanticSynthLib.engine.geometry import edge_margins, extend_edges, inside_input, resample_labels, same_grid, working_grid
 from SemanticSynthLib.engine.intensity import ct_normalization, denormalize, normalize
 from SemanticSynthLib.engine.io import array_of
 from SemanticSynthLib.engine.label_autoencoder import LabelAwareVQVAE
@@ -182,6 +182,33 @@ def test_edge_labels_are_replicated_into_the_working_grid():
     assert (plain[:10, :10, -1] == 0).all()  # background past the edge, as before
     assert (extended[..., -1] == 5).all()  # the last slice's labels instead, also past the x and y edges
     assert np.array_equal(plain[:10, :10, :15], extended[:10, :10, :15])  # the inside is untouched
+
+
+def test_labels_cut_at_an_end_get_a_margin_of_replicated_labels():
+    ids = np.zeros((5, 10, 10), np.uint8)
+    ids[:, 2:8, 2:8] = np.arange(1, 6, dtype=np.uint8)[:, None, None]  # labelled in every z slice, not at x/y edges
+    labels = sitk.GetImageFromArray(ids)
+    labels.SetSpacing((1.0, 1.0, 3.0))
+    labels.SetOrigin((10.0, 20.0, 30.0))
+    margins = edge_margins(labels, 4)
+    assert margins == ((0, 0), (0, 0), (4, 4))
+    grid = working_grid(labels, (1.0, 1.0, 1.0), 16, margins)  # 15 mm + 2 x 4 mm -> 32 working slices
+    assert grid.GetSize() == (16, 16, 32)
+    assert np.allclose(grid.GetOrigin(), (10.0, 20.0, 30.0 - 1.0 - 4.0))  # first working centre 4 voxels before
+    extended = array_of(resample_labels(extend_edges(labels, grid), grid))
+    assert (extended[2:8, 2:8, :7] == 1).all() and (extended[2:8, 2:8, 16:19] == 5).all()  # margin = edge slice
+    inside = inside_input(labels, grid)
+    assert inside[0, 0].tolist() == [4 <= k < 19 for k in range(32)]  # the input's own 15 slices only
+    assert inside[:10, :10, 4:19].all() and not inside[10:].any() and not inside[:, 10:].any()
+
+
+def test_generation_keeps_the_grid_of_a_map_cut_at_its_ends(tiny_model, tiny_labels):
+    ids = sitk.GetArrayFromImage(tiny_labels)
+    cut = sitk.GetImageFromArray(ids[ids.shape[0] // 3: 2 * ids.shape[0] // 3].copy())  # through the labels
+    cut.CopyInformation(tiny_labels[:, :, ids.shape[0] // 3: 2 * ids.shape[0] // 3])
+    assert any(any(end) for end in edge_margins(cut, 1))
+    out = generate_volume(load_package(tiny_model), cut, steps=2, seed=0)
+    assert same_grid(out, cut) and np.isfinite(sitk.GetArrayFromImage(out)).all()
 
 
 def test_an_unseen_class_of_the_table_generates(tiny_model, tiny_labels):

@@ -9,7 +9,7 @@ import torch
 
 from ..errors import SynthError
 from .conditioning import label_condition
-from .geometry import extend_edges, resample_intensity, resample_labels, working_grid
+from .geometry import edge_margins, extend_edges, inside_input, resample_intensity, resample_labels, working_grid
 from .intensity import denormalize
 from .io import array_of, check_output_path, read_volume, write_volume
 from .labels import load_name_mapping, segment_names, to_class_indices
@@ -19,7 +19,7 @@ from .priors import load_overrides
 from ..model_store import resolve_model
 from .progress import Progress
 from .provenance import generation_provenance, stamp
-from .sampling import UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device
+from .sampling import EDGE_MARGIN, UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device
 
 
 def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str | None = None, steps: int | None = None,
@@ -41,13 +41,15 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
     diffusion = package.metadata["diffusion"]
     steps = check_steps(int(steps or package.default_steps), diffusion["schedule"])
     factor = package.factor
-    grid = working_grid(label_map, package.working_spacing, factor * UNET_MULTIPLE)
+    # Where the map's outermost slices hold labels, a margin of replicated labels puts them inside the volume.
+    grid = working_grid(label_map, package.working_spacing, factor * UNET_MULTIPLE,
+                        edge_margins(label_map, EDGE_MARGIN * factor))
     if max_voxels and int(np.prod(grid.GetSize())) > max_voxels:
         raise SynthError(f"label map too large: {int(np.prod(grid.GetSize()))} voxels at the model's spacing exceeds the limit "
                          f"{max_voxels}; crop it or raise --max-voxels")
     norm = package.normalization(modality)
     priors = package.priors(modality, phase, prior_overrides)
-    # The working grid reaches past the label map's far edge: replicate the edge labels there (cropped later).
+    # The working grid reaches past the label map: replicate the edge labels there (cropped later).
     classes = to_class_indices(array_of(resample_labels(extend_edges(label_map, grid), grid)), package.labels, mapping, unknown)
     classes_t = torch.from_numpy(classes)[None, None]
     condition = label_condition(classes_t, package.labels.num_classes, factor, package.conditioning, priors)
@@ -65,7 +67,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
     values = denormalize(unit, norm)
     report = None
     if priors is not None:
-        inside = _inside_input(label_map, grid)
+        inside = inside_input(label_map, grid)
         # The check reads the network's own output; the calibration (on by default) then limits each label's
         # spread and moves its mean onto its prior, keeping the texture (engine/calibration.py). Both are recorded.
         flagged = calibration_check(values, classes, package.labels, priors, norm, inside)
@@ -95,14 +97,6 @@ def _report(package, modality: str, classes: np.ndarray, flagged: list, calibrat
                          f"range, {action}: {shown}", calibration=flagged)
     return {"calibration": {"outside_prior_range": flagged, "means_matched_to_priors": calibrated},
             "unseen_labels": unseen}
-
-
-def _inside_input(label_map: sitk.Image, grid: sitk.Image) -> np.ndarray:
-    """Working voxels (x, y, z order) whose centres lie inside the input's extent, not in the replicated edge."""
-    size = np.array(grid.GetSize())
-    in_extent = np.array(label_map.GetSpacing()) * np.array(label_map.GetSize())
-    inside = (np.arange(max(size)) + 0.5)[None, :] * np.array(grid.GetSpacing())[:, None] <= in_extent[:, None]
-    return inside[0, : size[0], None, None] & inside[1, None, : size[1], None] & inside[2, None, None, : size[2]]
 
 
 def provenance(package: ModelPackage, modality: str, steps: int, seed: int) -> dict:

@@ -10,20 +10,21 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from .geometry import extend_edges, resample_intensity, resample_labels, working_grid
+from .geometry import edge_margins, extend_edges, resample_intensity, resample_labels, working_grid
 from .intensity import denormalize
 from .io import array_of
 from .labels import to_class_indices
 from .package import ModelPackage
 from .precision import encode_latent, quantize_decode
-from .sampling import UNET_MULTIPLE
+from .sampling import EDGE_MARGIN, UNET_MULTIPLE
 from .working_image import units_on_grid
 
 
 def reconstruct_volume(package: ModelPackage, image: sitk.Image, label_map: sitk.Image | None, modality: str,
                        use_bf16: bool = True) -> sitk.Image:
     """The autoencoder's reconstruction of `image` (HU or scanner units), on the image's grid."""
-    grid = working_grid(image, package.working_spacing, package.factor * UNET_MULTIPLE)
+    margins = edge_margins(label_map, EDGE_MARGIN * package.factor) if label_map is not None else ((0, 0),) * 3
+    grid = working_grid(image, package.working_spacing, package.factor * UNET_MULTIPLE, margins)  # as generation's
     norm = package.normalization(modality)
     unit = units_on_grid(image, grid, norm, extend=True)
     x = torch.from_numpy(np.ascontiguousarray(unit))[None, None]
