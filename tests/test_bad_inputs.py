@@ -434,9 +434,11 @@ def test_a_huge_extent_is_refused_before_allocating_with_the_estimate(work, tiny
     coarse = sitk.Image(tiny_labels)
     coarse.SetSpacing((100.0, 100.0, 100.0))
     sitk.WriteImage(coarse, str(work / "coarse.nii.gz"))
+    # 1600 working voxels per axis, plus 4 of replicated labels at each end (the map's labels touch every face:
+    # geometry.edge_margins), rounded up to 16.
     assert_refused(["generate", work / "coarse.nii.gz", work / "out.nii.gz", "--model", tiny_model],
-                   "error: input too large: the working grid is 1600x1600x1600 voxels at the model's 2x2x2 mm spacing "
-                   "(4096000000 voxels, about 327.7 GB of memory), over the limit of 134217728 voxels; crop the volume to "
+                   "error: input too large: the working grid is 1616x1616x1616 voxels at the model's 2x2x2 mm spacing "
+                   "(4220112896 voxels, about 337.6 GB of memory), over the limit of 134217728 voxels; crop the volume to "
                    "the region you need, or resample it to a smaller extent, or raise --max-voxels", capsys, work)
 
 
