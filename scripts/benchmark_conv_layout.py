@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from peers import _timed  # scripts/ is this script's own folder on sys.path
 from torch.nn import functional as F
 
 # (in, out, spatial, transposed): U-Net level 0 and 1, the VQVAE decoder's levels, the label-aware head
@@ -21,13 +21,7 @@ SHAPES = [(32, 32, (32, 32, 32), False), (96, 32, (32, 32, 32), False), (64, 64,
 
 
 def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+    return statistics.median(_timed(fn, 1, repeats)) * 1000
 
 
 def layer(transposed: bool):
