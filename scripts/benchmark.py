@@ -2,6 +2,7 @@
 
 python scripts/benchmark.py [--repeats 3] [--peers] [--json FILE]
 python scripts/benchmark.py --translate [--repeats 3]   # the translator on a 128^3 T1
+python scripts/benchmark.py --device cuda              # on a GPU (still 2 CPU threads); adds peak GPU memory
 
 Each measurement runs in a fresh child process (so its peak RSS is its own); the median of the repeats is
 printed. Label maps: the bundled CT sample (122x101x30), an MRI validation map (120x120x90), and real MUSE
@@ -23,8 +24,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-IXI_VAL = REPO.parent / "shared" / "data" / "ixi_muse" / "labels" / "IXI012-HH-1211.nii.gz"
-IXI_VAL_T1 = REPO.parent / "shared" / "data" / "ixi_muse" / "t1" / "IXI012-HH-1211.nii.gz"
+SHARED = Path(os.environ.get("SEMANTICSYNTH_DATA", REPO.parent / "shared" / "data"))  # as tests/testdata.py
+IXI_VAL = SHARED / "ixi_muse" / "labels" / "IXI012-HH-1211.nii.gz"
+IXI_VAL_T1 = SHARED / "ixi_muse" / "t1" / "IXI012-HH-1211.nii.gz"
 
 
 def make_map(size, path: Path, source: Path = IXI_VAL) -> Path:
@@ -60,7 +62,7 @@ def one_translation(source: str, model: str | None, steps: int | None) -> dict:
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
 
 
-def one_run(labels: str, model: str, modality: str, steps: int | None) -> dict:
+def one_run(labels: str, model: str, modality: str, steps: int | None, device: str = "cpu") -> dict:
     import torch
 
     torch.set_num_threads(2)
@@ -73,16 +75,20 @@ def one_run(labels: str, model: str, modality: str, steps: int | None) -> dict:
     package = load_package(resolve_model(model, modality))
     label_map = read_volume(labels)
     t1 = time.perf_counter()
-    generate_volume(package, label_map, modality, steps, seed=0, unknown="background")
+    # generate_volume returns a SimpleITK image copied off the device, so the GPU's work is done when it returns.
+    generate_volume(package, label_map, modality, steps, seed=0, unknown="background", device=device)
     t2 = time.perf_counter()
-    return {"load_s": t1 - t0, "generate_s": t2 - t1,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+    result = {"load_s": t1 - t0, "generate_s": t2 - t1,
+              "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+    if device == "cuda":
+        result["peak_gpu_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
+    return result
 
 
-def measure(labels, model, modality, steps, repeats, translate: bool = False) -> dict:
+def measure(labels, model, modality, steps, repeats, translate: bool = False, device: str = "cpu") -> dict:
     runs = []
     for _ in range(repeats):
-        cmd = [sys.executable, __file__, "--one", str(labels), "--modality", modality]
+        cmd = [sys.executable, __file__, "--one", str(labels), "--modality", modality, "--device", device]
         cmd += ["--model", model] if model else []
         cmd += ["--translate"] if translate else []
         if steps:
@@ -91,10 +97,13 @@ def measure(labels, model, modality, steps, repeats, translate: bool = False) ->
         if out.returncode:
             return {"error": out.stderr.strip().splitlines()[-1]}
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return {"generate_s_median": statistics.median(r["generate_s"] for r in runs),
-            "generate_s_runs": [round(r["generate_s"], 2) for r in runs],
-            "load_s_median": statistics.median(r["load_s"] for r in runs),
-            "peak_rss_gb_max": max(r["peak_rss_gb"] for r in runs)}
+    summary = {"generate_s_median": statistics.median(r["generate_s"] for r in runs),
+               "generate_s_runs": [round(r["generate_s"], 2) for r in runs],
+               "load_s_median": statistics.median(r["load_s"] for r in runs),
+               "peak_rss_gb_max": max(r["peak_rss_gb"] for r in runs)}
+    if "peak_gpu_gb" in runs[0]:
+        summary["peak_gpu_gb_max"] = max(r["peak_gpu_gb"] for r in runs)
+    return summary
 
 
 def main():
@@ -107,12 +116,15 @@ def main():
     parser.add_argument("--peers", action="store_true", help="also time MAISI and SegGuidedDiff networks (minutes)")
     parser.add_argument("--json", default=None, help="write the results here too")
     parser.add_argument("--translate", action="store_true", help="time the translator instead of generation")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="generation only")
     args = parser.parse_args()
+    if args.translate and args.device != "cpu":
+        parser.error("--translate times the CPU only")
     if args.one:
         if args.translate:
             print(json.dumps(one_translation(args.one, args.model, args.steps)))
         else:
-            print(json.dumps(one_run(args.one, args.model, args.modality, args.steps)))
+            print(json.dumps(one_run(args.one, args.model, args.modality, args.steps, args.device)))
         return
     tmp = Path(tempfile.mkdtemp())
     if args.translate:
@@ -126,13 +138,14 @@ def main():
         ]
     results = {}
     for name, labels, model, modality in cases:
-        results[name] = measure(labels, model, modality, args.steps, args.repeats, args.translate)
+        results[name] = measure(labels, model, modality, args.steps, args.repeats, args.translate, args.device)
         r = results[name]
         if "error" in r:
             print(f"{name:28s} failed: {r['error']}", flush=True)
             continue
         print(f"{name:28s} generate {r['generate_s_median']:7.2f} s (median of {args.repeats}: {r['generate_s_runs']}), "
-              f"load {r['load_s_median']:.2f} s, peak RSS {r['peak_rss_gb_max']:.2f} GB", flush=True)
+              f"load {r['load_s_median']:.2f} s, peak RSS {r['peak_rss_gb_max']:.2f} GB"
+              + (f", peak GPU {r['peak_gpu_gb_max']:.2f} GB" if "peak_gpu_gb_max" in r else ""), flush=True)
     if args.peers:
         import torch
 

@@ -1,6 +1,8 @@
 """torch.distributed set-up: the same command runs alone or under `torchrun --nproc_per_node N`.
 
-gloo on CPU, NCCL on GPUs. Without torchrun's environment it is a plain single process.
+gloo on CPU, NCCL on GPUs. Under torchrun (its rendezvous variables set) the process group starts and the
+networks are wrapped in DDP even for one process, so a single-GPU `torchrun` exercises the same NCCL path as eight.
+Without torchrun's environment it is a plain single process.
 """
 from __future__ import annotations
 
@@ -16,14 +18,15 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     device: torch.device = torch.device("cpu")
+    enabled: bool = False  # a process group is running (torchrun), whatever its size
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
     @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
+    def backend(self) -> str | None:
+        return dist.get_backend() if self.enabled else None
 
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         if not self.enabled:
@@ -38,7 +41,8 @@ class DistContext:
     def mean(self, value: float) -> float:
         if not self.enabled:
             return value
-        t = torch.tensor([value], dtype=torch.float64)
+        # NCCL reduces device tensors only; gloo takes CPU ones.
+        t = torch.tensor([value], dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
         return float(t.item()) / self.world_size
 
@@ -47,18 +51,22 @@ class DistContext:
             dist.destroy_process_group()
 
 
+TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
 def setup(device: str = "cpu") -> DistContext:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    launched = all(name in os.environ for name in TORCHRUN_VARIABLES)
+    world = int(os.environ.get("WORLD_SIZE", "1")) if launched else 1
+    rank = int(os.environ.get("RANK", "0")) if launched else 0
     if device == "cuda":
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
         dev = torch.device("cuda", local)
     else:
         dev = torch.device("cpu")
-    if world > 1 and not dist.is_initialized():
+    if launched and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     if world > 1 and dev.type == "cpu":
         # Ranks share the machine's cores; oversubscription would slow every rank down.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    return DistContext(rank, world, dev)
+    return DistContext(rank, world, dev, enabled=launched)

@@ -116,7 +116,8 @@ class TrainingRun:
     def record(self, **specific) -> dict:
         """The package's training record: what every trainer records, then its own entries."""
         return {"data": str(self.args.data), "command": command_line(), "steps": self.args.steps,
-                "batch": self.args.batch, "processes": self.ctx.world_size, "time_s": round(self.elapsed(), 1),
+                "batch": self.args.batch, "processes": self.ctx.world_size,
+                "backend": self.ctx.backend, "time_s": round(self.elapsed(), 1),
                 **specific}
 
     def finish(self, write_package, what: str) -> Path:
