@@ -166,6 +166,8 @@ def main():
               f"({results['peers']['ratio_segguided_1000ddpm_over_ours']:.0f}x)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+    if any("error" in r for r in results.values()):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

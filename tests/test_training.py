@@ -127,6 +127,7 @@ def test_torchrun_two_processes(command, extra, section, tiny_dataset, tiny_mode
     assert result.returncode == 0, result.stderr[-2000:]
     meta = json.loads((out / "metadata.json").read_text(encoding="utf-8"))
     assert meta["training"][section]["processes"] == 2
+    assert meta["training"][section]["backend"] == "gloo"
     log = [json.loads(line) for line in (tmp_path / "ddp_model.log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["step"] for r in log] == [2, 4]
 
