@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--num-embeddings", type=num.integer(2, 65536), default=None)
     a.add_argument("--adv-weight", type=num.number(0, 100), default=0.01)
     a.add_argument("--adv-start", type=num.integer(0), default=500, help="step at which the adversarial loss starts")
+    a.add_argument("--gradient-weight", type=num.number(0, 100), default=0.0,
+                   help="weight of the gradient-difference loss (L1 between the images' finite differences), which "
+                        "penalises blurred edges that L1 alone tolerates")
     a.add_argument("--data-phase", default=None, choices=["non_contrast", "portal_venous"],
                    help="CT: the contrast phase of the training scans (which reference priors unseen classes get)")
     a.add_argument("--init", default=None, help="start from this package's autoencoder (fine-tuning for a new contrast)")

@@ -7,7 +7,7 @@
 # Resumable: rerun the same command after an interruption. Commands and times land in metadata.json.
 # STAGE=autoencoder or STAGE=diffusion runs one stage only. STAGE=decoder fine-tunes the decoder of a released
 # brain-mri (default: 0.2.0, git 4012104) with its encoder, codebook and diffusion U-Net kept (--decoder-only), and
-# writes $RUN/decoder.
+# writes $RUN/decoder. DECODER_GRADIENT=W adds the gradient-difference loss with weight W (default 0: L1 only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/ixi_muse}
@@ -27,7 +27,8 @@ if [ ! -f "$DINIT/metadata.json" ]; then
 fi
 $PY -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN/decoder" --label-table muse --modality mri \
   --spacing 2 --steps ${DECODER_STEPS:-5000} --batch 2 --patch 64 --adv-start ${DECODER_STEPS:-5000} --init "$DINIT" \
-  --decoder-only --checkpoint-every 250 --log-every 50 --progress none --threads 2 --resume
+  --decoder-only --gradient-weight ${DECODER_GRADIENT:-0} --checkpoint-every 250 --log-every 50 --progress none \
+  --threads 2 --resume
 [ -n "${INSTALL:-}" ] || exit 0
 : "${INSTALL_VERSION:?set INSTALL_VERSION, e.g. 0.4.0}"  # checked before the bundled package is replaced
 # The package takes its name from the output folder; the bundled one is "brain-mri", with the release's version

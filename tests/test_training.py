@@ -194,7 +194,7 @@ def test_decoder_only_fine_tuning_keeps_the_latent_space_and_the_diffusion(tiny_
     out = tmp_path / "decoder"
     assert main(["train-autoencoder", "--data", str(tiny_dataset), "--out", str(out), "--init", str(tiny_model),
                  "--label-table", "muse", "--decoder-only", "--steps", "3", "--patch", "32", "--adv-start", "1",
-                 "--progress", "none"]) == 0
+                 "--gradient-weight", "1", "--log-every", "1", "--progress", "none"]) == 0
     before, after = load_package(tiny_model), load_package(out)
     old, new = before.autoencoder.state_dict(), after.autoencoder.state_dict()
     frozen = [k for k in old if k.startswith(("vqvae.encoder.", "vqvae.quantizer."))]
@@ -205,12 +205,29 @@ def test_decoder_only_fine_tuning_keeps_the_latent_space_and_the_diffusion(tiny_
     assert (out / "diffusion.safetensors").read_bytes() == (tiny_model / "diffusion.safetensors").read_bytes()
     assert after.metadata["diffusion"]["latent_scale"] == before.metadata["diffusion"]["latent_scale"]
     assert after.metadata["training"]["decoder"]["steps"] == 3
+    assert after.metadata["training"]["decoder"]["gradient_weight"] == 1
+    log = [json.loads(line) for line in (tmp_path / "decoder.log.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3] and all(r["gradient"] > 0 for r in log)
     assert after.metadata["training"]["diffusion"] == before.metadata["training"]["diffusion"]
     import SimpleITK as sitk
 
     labels = sitk.ReadImage(str(next((tiny_dataset / "labelsTr").iterdir())))
     image = generate_volume(after, labels, steps=2)
     assert image.GetSize() == labels.GetSize()
+
+
+def test_gradient_difference_costs_a_blurred_edge_not_an_offset():
+    """The gradient-difference loss is zero for the same image and for a constant offset (which L1 charges),
+    and positive for a blurred edge (which L1 charges little)."""
+    from SemanticSynthLib.engine.training.autoencoder import gradient_difference
+
+    edge = torch.zeros(1, 1, 8, 8, 16)
+    edge[..., 8:] = 1.0
+    blurred = F.avg_pool3d(F.pad(edge, (1, 1, 1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    assert gradient_difference(edge, edge).item() == 0
+    assert gradient_difference(edge + 0.1, edge).item() == pytest.approx(0, abs=1e-7)
+    assert F.l1_loss(blurred, edge).item() < F.l1_loss(edge + 0.1, edge).item()
+    assert gradient_difference(blurred, edge).item() > 0.01
 
 
 def test_decoder_only_needs_an_init_package(tiny_dataset, tmp_path, capsys):
