@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--spacing", type=num.spacing, default=(2.0, 2.0, 2.0), help="working spacing in mm")
     a.add_argument("--patch", type=num.patch(4, 8), default=(64, 64, 64))
     a.add_argument("--num-embeddings", type=num.integer(2, 65536), default=None)
+    a.add_argument("--codebook-groups", type=num.integer(1, 256), default=None,
+                   help="label-aware autoencoder: quantize each latent voxel as this many groups of channels, each "
+                        "with its own code (product quantization; default 1, or the --init package's)")
     a.add_argument("--adv-weight", type=num.number(0, 100), default=0.01)
     a.add_argument("--adv-start", type=num.integer(0), default=500, help="step at which the adversarial loss starts")
     a.add_argument("--gradient-weight", type=num.number(0, 100), default=0.0,

@@ -50,13 +50,18 @@ if [ "$STAGE" != diffusion ]; then
 # L1 + codebook loss only in this run (--adv-start = --steps): the warm start brings the previous release's
 # adversarially trained VQVAE. Warm start: the VQVAE part starts from the previous release's plain autoencoder (git f2836e6), whose
 # tensors are copied whole or into their leading slices (engine/training/autoencoder.warm_start).
-INIT=$RUN/init-brain-mri
+# AE_FROM=COMMIT starts from that commit's bundled brain-mri instead; CODEBOOK_GROUPS=G gives the latent G codes per
+# voxel (product quantization, engine/label_autoencoder.py): from a label-aware package every tensor but the codebook
+# is warm-started, and the diffusion stage must then be trained anew on the new latents.
+AE_FROM=${AE_FROM:-f2836e6}
+INIT=$RUN/init-brain-mri-$AE_FROM
 if [ ! -f "$INIT/metadata.json" ]; then
-  mkdir -p "$INIT" && git archive f2836e6 SemanticSynthLib/models/brain-mri | tar -x -C "$INIT" --strip-components=3
+  mkdir -p "$INIT" && git archive "$AE_FROM" SemanticSynthLib/models/brain-mri | tar -x -C "$INIT" --strip-components=3
 fi
 $PY -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN/autoencoder" --label-table muse \
   --modality mri --spacing 2 --steps ${AE_STEPS:-400} --batch 2 --patch 64 --num-embeddings 512 \
-  --adv-start 400 --adv-weight 0.01 --checkpoint-every 100 --log-every 20 --init "$INIT" --progress none --threads 2 --resume
+  ${CODEBOOK_GROUPS:+--codebook-groups $CODEBOOK_GROUPS} --adv-start ${AE_STEPS:-400} --adv-weight 0.01 \
+  --checkpoint-every 100 --log-every 20 --init "$INIT" --progress none --threads 2 --resume
 fi
 [ "$STAGE" = autoencoder ] && exit 0
 $PY -m SemanticSynthLib train-diffusion --data "$RUN/train.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \

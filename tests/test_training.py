@@ -216,6 +216,57 @@ def test_decoder_only_fine_tuning_keeps_the_latent_space_and_the_diffusion(tiny_
     assert image.GetSize() == labels.GetSize()
 
 
+def test_codebook_groups_quantize_each_group_on_its_own(tiny_dataset, tiny_model, tmp_path):
+    """--codebook-groups 4 from a one-group package: a new codebook of 2-channel codes, the rest warm-started;
+    each latent voxel gets 4 codes; the inference lookup picks the training quantizer's codes; a diffusion
+    U-Net trains on it and the package generates."""
+    import SimpleITK as sitk
+
+    from SemanticSynthLib.cli import main
+    from SemanticSynthLib.engine.codebook import nearest_codes
+    from SemanticSynthLib.engine.generate import generate_volume
+    from SemanticSynthLib.engine.package import load_package
+
+    ae = tmp_path / "ae"
+    assert main(["train-autoencoder", "--data", str(tiny_dataset), "--out", str(ae), "--init", str(tiny_model),
+                 "--label-table", "muse", "--codebook-groups", "4", "--steps", "2", "--patch", "32",
+                 "--adv-start", "2", "--progress", "none"]) == 0
+    package = load_package(ae, need_diffusion=False)
+    assert package.metadata["autoencoder"]["config"]["codebook_groups"] == 4
+    model = package.autoencoder.eval()
+    codes = model.vqvae.quantizer.quantizer.embedding.weight
+    assert codes.shape[1] == 2  # 8 latent channels / 4 groups
+    old, new = load_package(tiny_model).autoencoder.state_dict(), model.state_dict()
+    # warm-started: after 2 Adam steps (lr 2e-4) every non-codebook tensor is within 1e-2 of the package's
+    shared = [k for k in old if not k.startswith("vqvae.quantizer.") and old[k].is_floating_point()]
+    assert shared and all((new[k] - old[k]).abs().max() < 1e-2 for k in shared)
+    torch.manual_seed(0)
+    z = torch.randn(1, 8, 4, 4, 4)
+    with torch.no_grad():
+        trained_rule = model.quantize(z)[0]
+        lookup = nearest_codes(model, z)
+    assert torch.allclose(trained_rule, lookup, atol=1e-6)  # MONAI adds a straight-through (x + (q - x)), rounding aside
+    # each voxel's 4 channel pairs are each a code of the shared codebook
+    pairs = lookup.reshape(1, 4, 2, -1).permute(0, 1, 3, 2).reshape(-1, 2)
+    assert (torch.cdist(pairs, codes).min(dim=1).values < 1e-5).all()
+    assert not torch.equal(lookup[:, :2], lookup[:, 2:4])
+    model_dir = tmp_path / "model"
+    assert main(["train-diffusion", "--data", str(tiny_dataset), "--autoencoder", str(ae), "--out", str(model_dir),
+                 "--steps", "2", "--latent-patch", "8", "--progress", "none", "--default-steps", "2"]) == 0
+    labels = sitk.ReadImage(str(next((tiny_dataset / "labelsTr").iterdir())))
+    image = generate_volume(load_package(model_dir), labels, steps=2)
+    assert image.GetSize() == labels.GetSize()
+
+
+def test_codebook_groups_must_divide_the_latent_channels(tiny_dataset, tmp_path, capsys):
+    from SemanticSynthLib.cli import main
+
+    assert main(["train-autoencoder", "--data", str(tiny_dataset), "--out", str(tmp_path / "a"), "--label-table", "muse",
+                 "--codebook-groups", "3", "--steps", "1", "--patch", "32", "--progress", "none"]) != 0
+    assert "--codebook-groups 3 must divide the latent's 8 channels" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()
+
+
 def test_gradient_difference_costs_a_blurred_edge_not_an_offset():
     """The gradient-difference loss is zero for the same image and for a constant offset (which L1 charges),
     and positive for a blurred edge (which L1 charges little)."""

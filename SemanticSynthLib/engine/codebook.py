@@ -19,8 +19,15 @@ def _ema_quantizer(autoencoder):
 
 
 def nearest_codes(autoencoder, latent: torch.Tensor) -> torch.Tensor:
-    """The quantized latent (B, C, ...) of a MONAI VQVAE or the label-aware one: each voxel's nearest code."""
-    quantizer = _ema_quantizer(autoencoder)
+    """The quantized latent (B, C, ...) of a MONAI VQVAE or the label-aware one: each voxel's nearest code
+    (each group's, for a label-aware autoencoder with codebook groups)."""
+    if getattr(autoencoder, "codebook_groups", 1) > 1:
+        return autoencoder.from_groups(_nearest(_ema_quantizer(autoencoder), autoencoder.to_groups(latent)),
+                                       latent.shape[0])
+    return _nearest(_ema_quantizer(autoencoder), latent)
+
+
+def _nearest(quantizer, latent: torch.Tensor) -> torch.Tensor:
     codes = quantizer.embedding.weight.float()
     flat = latent.float().permute(quantizer.flatten_permutation).reshape(-1, quantizer.embedding_dim)
     code_norms = (codes.t() ** 2).sum(dim=0, keepdim=True)

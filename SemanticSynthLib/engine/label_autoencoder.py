@@ -11,10 +11,16 @@ resolution, through narrow convolutions: a SPADE-style modulation (gamma, beta c
 of the decoder's last features. It has no normalisation statistics, unlike SPADE's parameter-free norm,
 so a volume decoded in windows equals one decoded whole. The encoder also sees the painted prior, so the
 latent codes the residual rather than re-describing the anatomy.
+
+Codebook groups (product quantization): with G > 1 groups, each latent voxel's E channels are quantized as G
+vectors of E/G channels, each against the one shared codebook of E/G-dimensional codes. A latent voxel then holds
+G codes (G x log2(K) bits) instead of one, at the same latent size, so the diffusion U-Net and the decoder keep
+their shapes and their cost; only the quantizer's lookup changes. G = 1 is MONAI's VQVAE quantizer unchanged.
 """
 from __future__ import annotations
 
 import torch
+from monai.networks.layers.vector_quantizer import EMAQuantizer, VectorQuantizer
 from monai.networks.nets import VQVAE
 from torch import nn
 
@@ -54,13 +60,20 @@ class LabelAwareVQVAE(nn.Module):
     The API follows VQVAE's (encode, quantize, decode) with the guide as an extra argument.
     """
 
-    def __init__(self, vqvae: dict, head_channels: int = 16, guide_hidden: int = 16, kind_embedding: int = 4):
+    def __init__(self, vqvae: dict, head_channels: int = 16, guide_hidden: int = 16, kind_embedding: int = 4,
+                 codebook_groups: int = 1):
         super().__init__()
         cfg = dict(vqvae)
         cfg["downsample_parameters"] = tuple(tuple(p) for p in cfg["downsample_parameters"])
         cfg["upsample_parameters"] = tuple(tuple(p) for p in cfg["upsample_parameters"])
         cfg["in_channels"], cfg["out_channels"] = 2, head_channels
         self.vqvae = VQVAE(**cfg)
+        self.codebook_groups = int(codebook_groups)
+        if self.codebook_groups > 1:
+            # The same EMA quantizer as VQVAE's (its default commitment, decay and epsilon), on E/G channels.
+            self.vqvae.quantizer = VectorQuantizer(EMAQuantizer(
+                spatial_dims=3, num_embeddings=cfg["num_embeddings"], embedding_dim=cfg["embedding_dim"] // self.codebook_groups,
+                commitment_cost=0.25, decay=0.5, epsilon=1e-5))
         self.modulation = LabelModulation(head_channels, guide_hidden, kind_embedding)
         self.head = nn.Sequential(nn.SiLU(), nn.Conv3d(head_channels, head_channels, 3, padding=1), nn.SiLU(),
                                   nn.Conv3d(head_channels, 1, 1))
@@ -69,7 +82,19 @@ class LabelAwareVQVAE(nn.Module):
         return self.vqvae.encode(torch.cat([image, guide[:, :1].to(image.dtype)], dim=1))
 
     def quantize(self, z: torch.Tensor):
-        return self.vqvae.quantize(z)
+        quantized, loss = self.vqvae.quantize(self.to_groups(z))
+        return self.from_groups(quantized, z.shape[0]), loss
+
+    def to_groups(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, E, ...) -> (B*G, E/G, ...): each group is quantized as if it were its own latent."""
+        if self.codebook_groups == 1:
+            return z
+        return z.reshape(z.shape[0] * self.codebook_groups, z.shape[1] // self.codebook_groups, *z.shape[2:])
+
+    def from_groups(self, quantized: torch.Tensor, batch: int) -> torch.Tensor:
+        if self.codebook_groups == 1:
+            return quantized
+        return quantized.reshape(batch, quantized.shape[1] * self.codebook_groups, *quantized.shape[2:])
 
     def decode(self, quantized: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
         last = self._final_upsampling()

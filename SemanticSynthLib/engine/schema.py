@@ -124,6 +124,13 @@ class LabelVQVAEConfig(Open):
     head_channels: Channels
     guide_hidden: Channels
     kind_embedding: Channels
+    codebook_groups: Annotated[StrictInt, Field(ge=1, le=256)] = 1
+
+    @model_validator(mode="after")
+    def _groups(self):
+        if self.vqvae.embedding_dim % self.codebook_groups:
+            raise ValueError(f"codebook_groups ({self.codebook_groups}) must divide embedding_dim ({self.vqvae.embedding_dim})")
+        return self
 
 
 def _autoencoder_kind(value) -> str:

@@ -1,6 +1,7 @@
 """Train the 3D VQ-GAN: MONAI VQVAE + PatchDiscriminator with L1, adversarial and codebook losses."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,11 @@ def train_autoencoder(args) -> Path:
     table = LabelTable.from_spec(args.label_table) if args.label_table else None
     # With a label table the decoder is label-aware (engine/label_autoencoder.py); without, the plain VQVAE.
     config = label_autoencoder_config() if table else default_autoencoder_config()
-    if args.num_embeddings:
-        vqvae_config(config)["num_embeddings"] = args.num_embeddings
+    if args.codebook_groups and not table:
+        raise SynthError("--codebook-groups is for the label-aware autoencoder; give --label-table")
+    config = with_latent_layout(config, args)
     init = warm = None
+    warm_skip = ()
     if args.init:
         init = load_package(resolve_model(args.init), need_diffusion=False)
         if table is not None and not init.label_aware:
@@ -64,6 +67,14 @@ def train_autoencoder(args) -> Path:
         else:
             # Fine-tuning for a new contrast: start from another package's autoencoder and its config.
             config = init.metadata["autoencoder"]["config"]
+            new_layout = with_latent_layout(config, args)
+            if new_layout != config:
+                if args.decoder_only:
+                    raise SynthError("--decoder-only keeps the --init package's codebook; leave out --num-embeddings "
+                                     "and --codebook-groups, or train the whole autoencoder")
+                # A new codebook: every other tensor starts from the package's, the codebook afresh (its codes
+                # have another size or meaning), so the latents change and a diffusion U-Net must be trained anew.
+                config, warm, init, warm_skip = new_layout, init.autoencoder, None, ("vqvae.quantizer.",)
     if args.decoder_only and init is None:
         raise SynthError("--decoder-only fine-tunes the decoder of an --init package of the same kind; give --init "
                          "(and the same --label-table as that package, or none for a plain one)")
@@ -86,7 +97,9 @@ def train_autoencoder(args) -> Path:
     autoencoder = (init.autoencoder.train() if init else build_autoencoder(config)).to(ctx.device)
     frozen = freeze_latent_space(autoencoder) if args.decoder_only else None
     if warm is not None:
-        copied = warm_start(autoencoder.vqvae if is_label_aware(config) else autoencoder, warm.state_dict())
+        whole = is_label_aware(config) and hasattr(warm, "vqvae")  # label-aware from label-aware
+        state = {k: v for k, v in warm.state_dict().items() if not k.startswith(warm_skip)}
+        copied = warm_start(autoencoder if whole or not is_label_aware(config) else autoencoder.vqvae, state)
         progress.message(f"warm start from {args.init}: {copied} tensors copied (whole or their leading part)")
     discriminator = build_discriminator().to(ctx.device)
     trained = [p for p in autoencoder.parameters() if p.requires_grad]
@@ -163,6 +176,25 @@ def train_autoencoder(args) -> Path:
         save_package(args.out, metadata, {AUTOENCODER_WEIGHTS: autoencoder})
 
     return run.finish(write_package, "autoencoder")
+
+
+def with_latent_layout(config: dict, args) -> dict:
+    """`config` with the codebook size (--num-embeddings) and, for the label-aware kind, the codebook groups
+    (--codebook-groups) that the command asks for; the same dict where it asks for nothing new."""
+    new = json.loads(json.dumps(config))
+    if args.num_embeddings:
+        vqvae_config(new)["num_embeddings"] = args.num_embeddings
+    if args.codebook_groups and is_label_aware(new):
+        if vqvae_config(new)["embedding_dim"] % args.codebook_groups:
+            raise SynthError(f"--codebook-groups {args.codebook_groups} must divide the latent's "
+                             f"{vqvae_config(new)['embedding_dim']} channels")
+        new["codebook_groups"] = args.codebook_groups
+    return config if _same_layout(new, config) else new
+
+
+def _same_layout(a: dict, b: dict) -> bool:
+    return (vqvae_config(a)["num_embeddings"] == vqvae_config(b)["num_embeddings"]
+            and a.get("codebook_groups", 1) == b.get("codebook_groups", 1))
 
 
 def gradient_difference(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
