@@ -52,7 +52,8 @@ if [ "$STAGE" != diffusion ]; then
 # tensors are copied whole or into their leading slices (engine/training/autoencoder.warm_start).
 # AE_FROM=COMMIT starts from that commit's bundled brain-mri instead; CODEBOOK_GROUPS=G gives the latent G codes per
 # voxel (product quantization, engine/label_autoencoder.py): from a label-aware package every tensor but the codebook
-# is warm-started, and the diffusion stage must then be trained anew on the new latents.
+# is warm-started, and the diffusion stage must then be trained anew on the new latents. DIFFUSION_FROM=PACKAGE starts
+# that U-Net from a package's (e.g. $RUN/init-brain-mri-c004e46, brain-mri 0.4.0).
 AE_FROM=${AE_FROM:-f2836e6}
 INIT=$RUN/init-brain-mri-$AE_FROM
 if [ ! -f "$INIT/metadata.json" ]; then
@@ -66,6 +67,6 @@ fi
 [ "$STAGE" = autoencoder ] && exit 0
 $PY -m SemanticSynthLib train-diffusion --data "$RUN/train.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
   --conditioning concat --steps ${DIFFUSION_STEPS:-6000} --batch 2 --latent-patch 32 --lr 2e-4 \
-  --checkpoint-every 100 --log-every 20 --progress none --threads 2 --resume
+  ${DIFFUSION_FROM:+--init $DIFFUSION_FROM} --checkpoint-every 100 --log-every 20 --progress none --threads 2 --resume
 [ -n "${INSTALL:-}" ] || exit 0
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/model" SemanticSynthLib/models/brain-mri

@@ -252,10 +252,23 @@ def test_codebook_groups_quantize_each_group_on_its_own(tiny_dataset, tiny_model
     assert not torch.equal(lookup[:, :2], lookup[:, 2:4])
     model_dir = tmp_path / "model"
     assert main(["train-diffusion", "--data", str(tiny_dataset), "--autoencoder", str(ae), "--out", str(model_dir),
-                 "--steps", "2", "--latent-patch", "8", "--progress", "none", "--default-steps", "2"]) == 0
+                 "--steps", "2", "--latent-patch", "8", "--progress", "none", "--default-steps", "2",
+                 "--init", str(tiny_model)]) == 0
+    assert load_package(model_dir).metadata["training"]["diffusion"]["init"] == str(tiny_model)
     labels = sitk.ReadImage(str(next((tiny_dataset / "labelsTr").iterdir())))
     image = generate_volume(load_package(model_dir), labels, steps=2)
     assert image.GetSize() == labels.GetSize()
+
+
+def test_diffusion_init_needs_the_same_unet(tiny_dataset, tiny_model, tmp_path, capsys):
+    from SemanticSynthLib.cli import main
+
+    assert main(["train-diffusion", "--data", str(tiny_dataset), "--autoencoder", str(tiny_model), "--out",
+                 str(tmp_path / "m"), "--steps", "1", "--latent-patch", "8", "--conditioning", "spade",
+                 "--init", str(tiny_model), "--progress", "none"]) != 0
+    err = capsys.readouterr().err
+    assert "U-Net (concat conditioning" in err and "differs from this one (spade" in err
+    assert not (tmp_path / "m").exists()
 
 
 def test_codebook_groups_must_divide_the_latent_channels(tiny_dataset, tmp_path, capsys):

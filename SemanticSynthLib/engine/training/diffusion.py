@@ -12,7 +12,8 @@ from ...errors import SynthError
 from ..conditioning import label_condition
 from ..sampling import UNET_MULTIPLE, decode_window
 from ..networks import LatentDenoiser, default_unet_config
-from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, save_package
+from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, load_weights, save_package
+from ...model_store import resolve_model
 from ..precision import autocast, bf16_for_training, bf16_training_safe, encode_latent
 from ..progress import Progress
 from ..schedule import ddpm, default_schedule, training_target
@@ -78,6 +79,23 @@ def latent_batch(items, patch, batch, rng, scale):
     return (torch.from_numpy(np.stack(latents)).float(), torch.from_numpy(np.stack(conds)).float(), torch.tensor(mods))
 
 
+def start_from_package_unet(denoiser: torch.nn.Module, name: str, conditioning: str, config: dict) -> None:
+    """--init: the denoiser (and so its EMA) starts from a generator package's U-Net of the same shape. Its
+    latents may mean something else (a new codebook); the label and timestep features still carry over."""
+    meta = load_package(resolve_model(name), need_diffusion=False).metadata
+    diffusion = meta.get("diffusion")
+    if diffusion is None:
+        raise SynthError(f"--init {name} has no diffusion U-Net; give a generator package")
+    if diffusion["conditioning"] != conditioning or diffusion["config"] != config:
+        raise SynthError(f"--init {name}'s U-Net ({diffusion['conditioning']} conditioning, config {diffusion['config']}) "
+                         f"differs from this one ({conditioning}, {config}); give a package with the same U-Net")
+    try:
+        load_weights(denoiser, resolve_model(name) / DIFFUSION_WEIGHTS)
+    except SynthError:
+        raise SynthError(f"--init {name}'s U-Net does not fit this autoencoder's latents or label table "
+                         f"(other channel or class counts); give a package trained with the same ones") from None
+
+
 def train_diffusion(args) -> Path:
     run = TrainingRun(args)
     ctx, progress, rng = run.ctx, run.progress, run.rng
@@ -102,9 +120,11 @@ def train_diffusion(args) -> Path:
     config = default_unet_config()
     denoiser = LatentDenoiser(package.latent_channels, package.labels.num_classes, args.conditioning, len(package.modalities),
                               config, priors=package.label_aware).to(ctx.device)
+    if args.init:
+        start_from_package_unet(denoiser, args.init, args.conditioning, config)
     ema = copy.deepcopy(denoiser).eval()
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=args.lr, weight_decay=0.0)
-    run.resume({"denoiser": denoiser, "ema": ema}, {"opt": optimizer})
+    run.resume({"denoiser": denoiser, "ema": ema}, {"opt": optimizer})  # a checkpoint, when resuming, wins over --init
     model = ctx.wrap(denoiser)
     schedule = default_schedule()
     scheduler = ddpm(schedule)
@@ -137,7 +157,8 @@ def train_diffusion(args) -> Path:
         }
         meta["training"] = {**meta.get("training", {}), "diffusion": run.record(
             cases=len(cases), augment_copies=args.augment_copies, latent_patch=list(args.latent_patch), lr=args.lr,
-            final_loss=final_loss(losses), skipped_steps=guarded_step.skipped)}
+            final_loss=final_loss(losses), skipped_steps=guarded_step.skipped,
+            init=str(args.init) if args.init else None)}
         save_package(args.out, meta, {AUTOENCODER_WEIGHTS: package.autoencoder, DIFFUSION_WEIGHTS: ema}, bf16_files=frozenset({DIFFUSION_WEIGHTS}))
 
     return run.finish(write_package, "model package")
