@@ -1,0 +1,52 @@
+"""Why the autoencoder's ceiling loses Dice: is it blur, or intensity? (issue 9)
+
+On the first five validation subjects, the bundled segmenter's mean Dice on: the real T1; the real T1 blurred
+(Gaussian, sigma 0.5 and 0.8 working voxels); the package's reconstruction; the reconstruction with each
+structure's mean set to the real image's; the real T1 plus the reconstruction's error smoothed (sigma 1 voxel),
+i.e. only its low-frequency error. Prints each with its ratio to the real image's Dice.
+
+python scripts/ceiling_diagnosis.py [PACKAGE]      (default: the bundled brain-mri)
+"""
+import csv, sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+torch.set_num_threads(2)
+from scipy.ndimage import gaussian_filter
+from SemanticSynthLib.engine.segmenter import MULTIPLE, load_segmenter
+from SemanticSynthLib.engine.package import load_package
+from SemanticSynthLib.model_store import resolve_model
+from SemanticSynthLib.engine.geometry import working_grid, resample_labels, resample_intensity
+from SemanticSynthLib.engine.io import array_of, read_volume
+from SemanticSynthLib.engine.working_image import units_on_grid
+from SemanticSynthLib.engine.reconstruction import reconstruct_volume
+from SemanticSynthLib.engine.intensity import model_units
+from SemanticSynthLib.engine.metrics import dice_per_class
+seg = load_segmenter(str(REPO / "SemanticSynthLib" / "models" / "brain-mri-segmenter"))
+pkg = load_package(resolve_model(sys.argv[1] if len(sys.argv) > 1 else "brain-mri", "mri"))
+rows = list(csv.DictReader(open(REPO / "runs" / "brain-mri" / "val.csv")  # from scripts/brain_mri_split.py))[:5]
+acc = {}
+for r in rows:
+    lab = read_volume(r["label"]); img = read_volume(r["image"])
+    grid = working_grid(lab, seg.working_spacing, MULTIPLE)
+    ids = array_of(resample_labels(lab, grid)); truth = seg.groups.group_map(ids); n = seg.groups.num_classes
+    norm = pkg.normalization("mri")
+    real = units_on_grid(img, grid, norm)
+    rec = model_units(array_of(resample_intensity(reconstruct_volume(pkg, img, lab, "mri"), grid)), norm)
+    fixed = rec.copy()
+    for k in range(1, n):
+        m = truth == k
+        if m.any(): fixed[m] += real[m].mean() - rec[m].mean()
+    vols = {"real": real, "real blurred s=0.5": gaussian_filter(real, 0.5), "real blurred s=0.8": gaussian_filter(real, 0.8),
+            "reconstruction": rec, "reconstruction, structure means set to real": fixed,
+            "real + (recon - real) smoothed": real + gaussian_filter(rec - real, 1.0)}
+    for name, v in vols.items():
+        acc.setdefault(name, []).append(np.nanmean(dice_per_class(seg.segment(v), truth, n)))
+    print(r["image"].split("/")[-1], {k: round(v[-1], 3) for k, v in acc.items()}, flush=True)
+base = np.mean(acc["real"])
+for k, v in acc.items():
+    print(f"{k:48s} Dice {np.mean(v):.3f}  ratio {np.mean(v) / base:.3f}")
