@@ -7,6 +7,9 @@
 # The training CT is non-contrast (its measured organ means, docs/priors.md), hence --data-phase.
 # Resumable: rerun the same command. STAGE=autoencoder or STAGE=diffusion runs one stage only.
 set -euo pipefail
+# The body is one block, read whole before it runs: editing or checking out this file during a run of
+# hours cannot change what the run executes (bash reads a plain script as it goes).
+{
 cd "$(dirname "$0")/.."
 DATA=$(cd "${DATA:-../shared/data/totalseg}" && pwd)
 RUN=${RUN:-runs/abdomen-ct}
@@ -35,3 +38,5 @@ $PY -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "$
   --checkpoint-every 100 --log-every 20 --progress none --threads $THREADS --resume
 [ -n "${INSTALL:-}" ] || exit 0
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/abdomen-ct && cp -r "$RUN/model" SemanticSynthLib/models/abdomen-ct
+exit
+}

@@ -9,6 +9,9 @@
 # brain-mri (default: 0.2.0, git 4012104) with its encoder, codebook and diffusion U-Net kept (--decoder-only), and
 # writes $RUN/decoder. DECODER_GRADIENT=W adds the gradient-difference loss with weight W (default 0: L1 only).
 set -euo pipefail
+# The body is one block, read whole before it runs: editing or checking out this file during a run of
+# hours cannot change what the run executes (bash reads a plain script as it goes).
+{
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/ixi_muse}
 RUN=${RUN:-runs/brain-mri}
@@ -70,3 +73,5 @@ $PY -m SemanticSynthLib train-diffusion --data "$RUN/train.csv" --autoencoder "$
   ${DIFFUSION_FROM:+--init $DIFFUSION_FROM} --checkpoint-every 100 --log-every 20 --progress none --threads 2 --resume
 [ -n "${INSTALL:-}" ] || exit 0
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/model" SemanticSynthLib/models/brain-mri
+exit
+}

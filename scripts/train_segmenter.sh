@@ -6,6 +6,9 @@
 # which the ventricles were never predicted; steps 1301-1900 resumed with the class-weighted cross-entropy
 # the trainer now always uses. A fresh run of this script uses the weighted loss from the start.
 set -euo pipefail
+# The body is one block, read whole before it runs: editing or checking out this file during a run of
+# hours cannot change what the run executes (bash reads a plain script as it goes).
+{
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/ixi_muse}
 RUN=runs/segmenter
@@ -16,3 +19,5 @@ python -m SemanticSynthLib train-segmenter --data "$RUN/train.csv" --out "$RUN/b
   --batch 2 --lr 1e-3 --augment --checkpoint-every 100 --log-every 20 --progress none --threads 2 --resume
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri-segmenter
 cp -r "$RUN/brain-mri-segmenter" SemanticSynthLib/models/brain-mri-segmenter
+exit
+}

@@ -5,6 +5,9 @@
 # interruption. Starts from the plain (not label-aware) brain-mri VQVAE of release 0.1.0 (git f2836e6), which is
 # fine-tuned to the target contrast: the translator reads and writes images without a label map.
 set -euo pipefail
+# The body is one block, read whole before it runs: editing or checking out this file during a run of
+# hours cannot change what the run executes (bash reads a plain script as it goes).
+{
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/ixi_muse}
 RUN=runs/translator
@@ -21,3 +24,5 @@ python -m SemanticSynthLib train-translator --data "$RUN/train_pairs.csv" --auto
   --latent-patch 16 --checkpoint-every 200 --log-every 20 --progress none --threads 2 --resume
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-t1-to-t2like
 cp -r "$RUN/model" SemanticSynthLib/models/brain-t1-to-t2like
+exit
+}
