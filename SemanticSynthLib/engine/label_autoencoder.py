@@ -70,10 +70,11 @@ class LabelAwareVQVAE(nn.Module):
         self.vqvae = VQVAE(**cfg)
         self.codebook_groups = int(codebook_groups)
         if self.codebook_groups > 1:
-            # The same EMA quantizer as VQVAE's (its default commitment, decay and epsilon), on E/G channels.
+            # The same EMA quantizer as the one VQVAE built (its commitment, decay and epsilon), on E/G channels.
+            built = self.vqvae.quantizer.quantizer
             self.vqvae.quantizer = VectorQuantizer(EMAQuantizer(
                 spatial_dims=3, num_embeddings=cfg["num_embeddings"], embedding_dim=cfg["embedding_dim"] // self.codebook_groups,
-                commitment_cost=0.25, decay=0.5, epsilon=1e-5))
+                commitment_cost=built.commitment_cost, decay=built.decay, epsilon=built.epsilon))
         self.modulation = LabelModulation(head_channels, guide_hidden, kind_embedding)
         self.head = nn.Sequential(nn.SiLU(), nn.Conv3d(head_channels, head_channels, 3, padding=1), nn.SiLU(),
                                   nn.Conv3d(head_channels, 1, 1))
