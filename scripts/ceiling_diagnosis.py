@@ -5,9 +5,11 @@ On the first five validation subjects, the bundled segmenter's mean Dice on: the
 structure's mean set to the real image's; the real T1 plus the reconstruction's error smoothed (sigma 1 voxel),
 i.e. only its low-frequency error. Prints each with its ratio to the real image's Dice.
 
-python scripts/ceiling_diagnosis.py [PACKAGE]      (default: the bundled brain-mri)
+python scripts/ceiling_diagnosis.py [PACKAGE] [--checkpoint DIR] [--cases N]
+PACKAGE: default the bundled brain-mri. --checkpoint: a train-autoencoder checkpoint folder (OUT.checkpoint) whose
+autoencoder replaces the package's, to follow a run without packaging it (a --decoder-only run of PACKAGE).
 """
-import csv, sys
+import argparse, csv, sys
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +28,20 @@ from SemanticSynthLib.engine.working_image import units_on_grid
 from SemanticSynthLib.engine.reconstruction import reconstruct_volume
 from SemanticSynthLib.engine.intensity import model_units
 from SemanticSynthLib.engine.metrics import dice_per_class
+from SemanticSynthLib.engine.checkpoint import inspect_checkpoint
+parser = argparse.ArgumentParser()
+parser.add_argument("package", nargs="?", default="brain-mri")
+parser.add_argument("--checkpoint")
+parser.add_argument("--cases", type=int, default=5)
+args = parser.parse_args()
 seg = load_segmenter(str(REPO / "SemanticSynthLib" / "models" / "brain-mri-segmenter"))
-pkg = load_package(resolve_model(sys.argv[1] if len(sys.argv) > 1 else "brain-mri", "mri"))
-rows = list(csv.DictReader(open(REPO / "runs" / "brain-mri" / "val.csv")  # from scripts/brain_mri_split.py))[:5]
+pkg = load_package(resolve_model(args.package, "mri"))
+if args.checkpoint:
+    meta, tensors = inspect_checkpoint(args.checkpoint)
+    prefix = "module.autoencoder."
+    pkg.autoencoder.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    print(f"autoencoder from {args.checkpoint}, step {meta['info']['step']}")
+rows = list(csv.DictReader(open(REPO / "runs" / "brain-mri" / "val.csv")))[:args.cases]  # from scripts/brain_mri_split.py
 acc = {}
 for r in rows:
     lab = read_volume(r["label"]); img = read_volume(r["image"])

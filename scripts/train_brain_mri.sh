@@ -8,6 +8,7 @@
 # STAGE=autoencoder or STAGE=diffusion runs one stage only. STAGE=decoder fine-tunes the decoder of a released
 # brain-mri (default: 0.2.0, git 4012104) with its encoder, codebook and diffusion U-Net kept (--decoder-only), and
 # writes $RUN/decoder. DECODER_GRADIENT=W adds the gradient-difference loss with weight W (default 0: L1 only).
+# DEFAULT_STEPS: the package's default DDIM step count (3, measured in docs/sampling_steps.md).
 set -euo pipefail
 # The body is one block, read whole before it runs: editing or checking out this file during a run of
 # hours cannot change what the run executes (bash reads a plain script as it goes).
@@ -38,12 +39,12 @@ $PY -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN/de
 # (INSTALL_VERSION) and the step count measured in docs/sampling_steps.md. Then regenerate the manifest (README).
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/decoder" SemanticSynthLib/models/brain-mri
 cp "$DINIT"/LICENSE-*.md SemanticSynthLib/models/brain-mri/  # the MUSE labels' licence travels with the package
-$PY - "$INSTALL_VERSION" <<'PYEOF'
+$PY - "$INSTALL_VERSION" "${DEFAULT_STEPS:-3}" <<'PYEOF'
 import json, sys
 path = "SemanticSynthLib/models/brain-mri/metadata.json"
 meta = json.load(open(path, encoding="utf-8"))
 meta.update(name="brain-mri", version=sys.argv[1])
-meta["diffusion"]["default_steps"] = 8
+meta["diffusion"]["default_steps"] = int(sys.argv[2])
 with open(path, "w", encoding="utf-8") as fh:
     json.dump(meta, fh, indent=1)
 PYEOF
@@ -69,7 +70,7 @@ $PY -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN/au
 fi
 [ "$STAGE" = autoencoder ] && exit 0
 $PY -m SemanticSynthLib train-diffusion --data "$RUN/train.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
-  --conditioning concat --steps ${DIFFUSION_STEPS:-6000} --batch 2 --latent-patch 32 --lr 2e-4 \
+  --conditioning concat --steps ${DIFFUSION_STEPS:-6000} --batch 2 --latent-patch 32 --lr 2e-4 --default-steps ${DEFAULT_STEPS:-3} \
   ${DIFFUSION_FROM:+--init $DIFFUSION_FROM} --checkpoint-every 100 --log-every 20 --progress none --threads 2 --resume
 [ -n "${INSTALL:-}" ] || exit 0
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/model" SemanticSynthLib/models/brain-mri
