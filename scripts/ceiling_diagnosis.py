@@ -1,8 +1,8 @@
 """Why the autoencoder's ceiling loses Dice: is it blur, or intensity? (issue 9)
 
-On the first five validation subjects, the bundled segmenter's mean Dice on: the real T1; the real T1 blurred
-(Gaussian, sigma 0.5 and 0.8 working voxels); the package's reconstruction; the reconstruction with each
-structure's mean set to the real image's; the real T1 plus the reconstruction's error smoothed (sigma 1 voxel),
+On the first validation subjects (five unless --cases), the bundled segmenter's mean Dice on: the real T1; the
+real T1 blurred (Gaussian, sigma 0.5 and 0.8 working voxels); the package's reconstruction; the reconstruction with
+each structure's mean set to the real image's; the real T1 plus the reconstruction's error smoothed (sigma 1 voxel),
 i.e. only its low-frequency error. Prints each with its ratio to the real image's Dice.
 
 python scripts/ceiling_diagnosis.py [PACKAGE] [--checkpoint DIR] [--cases N]
@@ -28,7 +28,7 @@ from SemanticSynthLib.engine.working_image import units_on_grid
 from SemanticSynthLib.engine.reconstruction import reconstruct_volume
 from SemanticSynthLib.engine.intensity import model_units
 from SemanticSynthLib.engine.metrics import dice_per_class
-from SemanticSynthLib.engine.checkpoint import inspect_checkpoint
+from SemanticSynthLib.engine.checkpoint import load_checkpoint
 parser = argparse.ArgumentParser()
 parser.add_argument("package", nargs="?", default="brain-mri")
 parser.add_argument("--checkpoint")
@@ -37,10 +37,9 @@ args = parser.parse_args()
 seg = load_segmenter(str(REPO / "SemanticSynthLib" / "models" / "brain-mri-segmenter"))
 pkg = load_package(resolve_model(args.package, "mri"))
 if args.checkpoint:
-    meta, tensors = inspect_checkpoint(args.checkpoint)
-    prefix = "module.autoencoder."
-    pkg.autoencoder.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-    print(f"autoencoder from {args.checkpoint}, step {meta['info']['step']}")
+    # The checkpoint's autoencoder only (its discriminator and optimizers stay unread), checked like a --resume.
+    info = load_checkpoint(args.checkpoint, {"autoencoder": pkg.autoencoder}, {})
+    print(f"autoencoder from {args.checkpoint}, step {info['step']}")
 rows = list(csv.DictReader(open(REPO / "runs" / "brain-mri" / "val.csv")))[:args.cases]  # from scripts/brain_mri_split.py
 acc = {}
 for r in rows:

@@ -18,6 +18,7 @@ DATA=${DATA:-../shared/data/ixi_muse}
 RUN=${RUN:-runs/brain-mri}
 PY=${PY:-python}
 STAGE=${STAGE:-all}
+DEFAULT_STEPS=${DEFAULT_STEPS:-3}
 $PY scripts/brain_mri_split.py "$DATA" "$RUN"
 if [ "$STAGE" = decoder ]; then
 # The 0.2.0 autoencoder saw 400 steps; its decoder is the reconstruction ceiling. Training only the decoder keeps
@@ -39,7 +40,7 @@ $PY -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN/de
 # (INSTALL_VERSION) and the step count measured in docs/sampling_steps.md. Then regenerate the manifest (README).
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/decoder" SemanticSynthLib/models/brain-mri
 cp "$DINIT"/LICENSE-*.md SemanticSynthLib/models/brain-mri/  # the MUSE labels' licence travels with the package
-$PY - "$INSTALL_VERSION" "${DEFAULT_STEPS:-3}" <<'PYEOF'
+$PY - "$INSTALL_VERSION" "$DEFAULT_STEPS" <<'PYEOF'
 import json, sys
 path = "SemanticSynthLib/models/brain-mri/metadata.json"
 meta = json.load(open(path, encoding="utf-8"))
@@ -70,7 +71,7 @@ $PY -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN/au
 fi
 [ "$STAGE" = autoencoder ] && exit 0
 $PY -m SemanticSynthLib train-diffusion --data "$RUN/train.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
-  --conditioning concat --steps ${DIFFUSION_STEPS:-6000} --batch 2 --latent-patch 32 --lr 2e-4 --default-steps ${DEFAULT_STEPS:-3} \
+  --conditioning concat --steps ${DIFFUSION_STEPS:-6000} --batch 2 --latent-patch 32 --lr 2e-4 --default-steps $DEFAULT_STEPS \
   ${DIFFUSION_FROM:+--init $DIFFUSION_FROM} --checkpoint-every 100 --log-every 20 --progress none --threads 2 --resume
 [ -n "${INSTALL:-}" ] || exit 0
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/model" SemanticSynthLib/models/brain-mri
