@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--ema", type=num.number(0, 1, high_open=True), default=0.999)
     d.add_argument("--default-steps", type=num.integer(1, 1000), default=20)
     d.add_argument("--init", default=None, help="start the U-Net from this generator package's (same conditioning, "
-                                                "latent channels and label table)")
+                                                "or concat for detail; same latent channels and label table)")
     e = sub.add_parser("evaluate", help="fidelity and realism of a generator against real labelled cases")
     e.add_argument("--model", default=None, help="generator package folder or bundled name (default: by modality)")
     e.add_argument("--segmenter", required=True, help="segmenter package from train-segmenter")

@@ -61,7 +61,7 @@ def test_conditioning_mode_loss_goes_down(mode):
     assert after < 0.8 * before, (mode, before, after)
 
 
-def test_a_fourth_conditioning_mode_is_one_registry_entry(monkeypatch):
+def test_another_conditioning_mode_is_one_registry_entry(monkeypatch):
     """Registered in conditioning_modes.MODES only, a mode reaches the command line, the package schema, the label
     condition and the U-Net."""
     from monai.networks.nets import SPADEDiffusionModelUNet
@@ -80,7 +80,7 @@ def test_a_fourth_conditioning_mode_is_one_registry_entry(monkeypatch):
     meta["diffusion"]["conditioning"] = "spade_edge"
     validate_metadata(meta, "test")
     meta["diffusion"]["conditioning"] = "unregistered"
-    with pytest.raises(SynthError, match="field diffusion.conditioning: must be one of concat, spade, edge, spade_edge"):
+    with pytest.raises(SynthError, match="field diffusion.conditioning: must be one of concat, spade, edge, detail, spade_edge"):
         validate_metadata(meta, "test")
     classes = torch.zeros(1, 1, 8, 8, 8, dtype=torch.long)
     classes[..., 4:] = 1
@@ -301,3 +301,36 @@ def test_decoder_only_needs_an_init_package(tiny_dataset, tmp_path, capsys):
                  "--decoder-only", "--steps", "2", "--patch", "32", "--progress", "none"]) != 0
     assert "--decoder-only fine-tunes the decoder of an --init package" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_detail_condition_sees_what_averaging_loses_and_a_concat_unet_carries_over():
+    """`detail` folds the working-resolution prior into the latent voxel's channels: two label maps with the same
+    classes in every latent voxel, arranged differently inside it, give the same `concat` condition but different
+    `detail` ones; and a `concat` U-Net's label embedding, widened, computes on the folded prior what it computed
+    on the averaged one."""
+    from SemanticSynthLib.engine.conditioning import widen_pooled_prior
+    from SemanticSynthLib.engine.priors import ClassPriors
+
+    priors = ClassPriors(unit=np.array([0.0, 0.3, 1.0], np.float32), kind=np.array([0, 3, 8], np.float32),
+                         low=np.zeros(3), high=np.ones(3), source=["test"] * 3)
+    a = torch.zeros(1, 1, 8, 8, 8, dtype=torch.long)
+    a[..., 0:2] = 1
+    a[..., 2:4] = 2  # latent voxel (z 0..3): grey then white along z
+    b = a.flip(-1).roll(4, dims=-1)  # the same classes per latent voxel, white then grey
+    assert torch.equal(label_condition(a, 3, 4, "concat", priors), label_condition(b, 3, 4, "concat", priors))
+    ca, cb = label_condition(a, 3, 4, "detail", priors), label_condition(b, 3, 4, "detail", priors)
+    assert ca.shape == (1, 64 + (ca.shape[1] - 64), 2, 2, 2) and not torch.equal(ca, cb)
+    assert torch.allclose(ca[:, :64].mean(1), label_condition(a, 3, 4, "concat", priors)[:, 0], atol=1e-6)
+
+    torch.manual_seed(0)
+    pooled = LatentDenoiser(8, 3, "concat", 1, default_unet_config(), priors=True, factor=4)
+    fine = LatentDenoiser(8, 3, "detail", 1, default_unet_config(), priors=True, factor=4)
+    state = pooled.state_dict()
+    state["label_embedding.weight"] = widen_pooled_prior(state["label_embedding.weight"], 4)
+    fine.load_state_dict(state)
+    z, t, m = torch.randn(1, 8, 8, 8, 8), torch.tensor([300]), torch.zeros(1, dtype=torch.long)
+    up = lambda c: F.interpolate(c, size=(8, 8, 8))  # noqa: E731 -- the U-Net needs an 8^3 latent
+    with torch.no_grad():
+        expected = pooled(z, t, up(label_condition(a, 3, 4, "concat", priors)), m)
+        got = fine(z, t, up(ca), m)
+    assert torch.allclose(expected, got, atol=1e-4), (expected - got).abs().max()

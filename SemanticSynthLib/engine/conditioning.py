@@ -7,6 +7,10 @@ the U-Net (concatenated or SPADE) is the network's business (networks.py).
 Packages with the label-aware autoencoder condition on what each label *is* rather than on its id: the
 mean painted prior of each latent voxel plus the fraction of each tissue kind (engine/priors.py). Then
 every class of the label table generates, seen in training or not.
+
+A "fine" mode (detail) keeps what averaging throws away: the map at working resolution, folded into factor^3
+channels per latent voxel (space-to-depth, fold_to_latent). The average over those channels is the pooled map, so a
+U-Net trained on the pooled condition carries over exactly (widen_pooled_prior).
 """
 from __future__ import annotations
 
@@ -46,6 +50,15 @@ def class_fractions(classes: torch.Tensor, num_classes: int, factor: int) -> tor
     return counts.float() / float(factor ** 3)
 
 
+def fold_to_latent(volume: torch.Tensor, factor: int) -> torch.Tensor:
+    """Space-to-depth: (N, C, X, Y, Z) -> (N, C*factor^3, X/factor, Y/factor, Z/factor), channel c*factor^3 + offset.
+    The mean over each channel block is avg_pool3d(volume, factor)."""
+    n, c, x, y, z = volume.shape
+    f = factor
+    v = volume.reshape(n, c, x // f, f, y // f, f, z // f, f).permute(0, 1, 3, 5, 7, 2, 4, 6)
+    return v.reshape(n, c * f ** 3, x // f, y // f, z // f)
+
+
 def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: str, priors=None) -> torch.Tensor:
     """Condition channels at latent resolution from class indices at working resolution.
 
@@ -53,22 +66,38 @@ def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: 
     Without priors: N, num_classes (+1 with a boundary channel), X/factor, Y/factor, Z/factor in float32.
     With priors (engine/priors.ClassPriors): N, 1 + len(TISSUE_KINDS) (+1 with a boundary channel): the mean
     prior and the kind fractions.
+    A fine mode: with priors, the prior is folded (factor^3 channels) instead of averaged; without priors, the
+    folded label-boundary map (factor^3 channels) follows the fractions.
     """
-    boundary = conditioning_mode(mode).boundary
+    chosen = conditioning_mode(mode)
+    parts = []
     if priors is None:
-        fractions = class_fractions(classes, num_classes, factor)
+        parts.append(class_fractions(classes, num_classes, factor))
     else:
         index = classes.long()
         prior = torch.from_numpy(priors.unit)[index].float()
         kinds = torch.from_numpy(priors.kind)[index]
-        fractions = torch.cat([F.avg_pool3d(prior, factor) if factor > 1 else prior,
-                               class_fractions(kinds, len(TISSUE_KINDS), factor)], dim=1)
-    if not boundary:
-        return fractions
-    edges = label_boundary(classes)
-    edges = F.avg_pool3d(edges, factor) if factor > 1 else edges
-    return torch.cat([fractions, edges], dim=1)
+        parts.append(fold_to_latent(prior, factor) if chosen.fine else F.avg_pool3d(prior, factor) if factor > 1 else prior)
+        parts.append(class_fractions(kinds, len(TISSUE_KINDS), factor))
+    if chosen.boundary or (chosen.fine and priors is None):
+        edges = label_boundary(classes)
+        if chosen.fine and priors is None:
+            parts.append(fold_to_latent(edges, factor))
+        if chosen.boundary:
+            parts.append(F.avg_pool3d(edges, factor) if factor > 1 else edges)
+    return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
 
-def condition_channels(num_classes: int, mode: str, priors: bool = False) -> int:
-    return (1 + len(TISSUE_KINDS) if priors else num_classes) + (1 if conditioning_mode(mode).boundary else 0)
+def condition_channels(num_classes: int, mode: str, priors: bool, factor: int) -> int:
+    chosen = conditioning_mode(mode)
+    fine = factor ** 3 if chosen.fine else 0
+    labels = (max(fine, 1) + len(TISSUE_KINDS)) if priors else num_classes + fine
+    return labels + (1 if chosen.boundary else 0)
+
+
+def widen_pooled_prior(weight: torch.Tensor, factor: int) -> torch.Tensor:
+    """A label embedding (E, 1 + kinds [+1], 1, 1, 1) trained on the averaged prior, as one for the folded prior
+    (E, factor^3 + kinds [+1], 1, 1, 1) that computes the same thing: each folded channel gets the pooled prior's
+    weight / factor^3, whose sum over a latent voxel's factor^3 values is the weight times their mean."""
+    n = factor ** 3
+    return torch.cat([weight[:, :1].expand(-1, n, *weight.shape[2:]) / n, weight[:, 1:]], dim=1)

@@ -22,12 +22,15 @@ class ConditioningMode:
     injection: str  # one of INJECTIONS
     boundary: bool  # adds the label-boundary channel
     summary: str    # one line for --help and the README
+    fine: bool = False  # working-resolution detail folded into channels
 
 
 MODES: dict[str, ConditioningMode] = {m.name: m for m in (
     ConditioningMode("concat", "input", False, "label fractions concatenated to the noisy latent"),
     ConditioningMode("spade", "spade", False, "label fractions in SPADE normalization, a separate branch"),
     ConditioningMode("edge", "input", True, "concat plus a label-boundary channel"),
+    ConditioningMode("detail", "input", False, "concat with the working-resolution painted prior (or, without priors, "
+                     "the label boundaries) folded into channels, not averaged per latent voxel", fine=True),
 )}
 DEFAULT_MODE = "concat"
 

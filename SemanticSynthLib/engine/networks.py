@@ -86,13 +86,14 @@ class LatentDenoiser(nn.Module):
     """
 
     def __init__(self, latent_channels: int, num_classes: int, conditioning: str, num_modalities: int, config: dict,
-                 priors: bool = False):
+                 priors: bool = False, factor: int = 4):
         super().__init__()
         self.conditioning = conditioning
         self.spade = conditioning_mode(conditioning).injection == "spade"  # else concatenated to the latent
         self.latent_channels = latent_channels
+        self.label_aware = priors
         embed = int(config.get("label_embedding_channels", 16))
-        self.label_embedding = nn.Conv3d(condition_channels(num_classes, conditioning, priors), embed, 1)
+        self.label_embedding = nn.Conv3d(condition_channels(num_classes, conditioning, priors, factor), embed, 1)
         common = dict(
             spatial_dims=3, out_channels=latent_channels, channels=tuple(config["channels"]),
             attention_levels=tuple(config["attention_levels"]), num_res_blocks=config["num_res_blocks"],

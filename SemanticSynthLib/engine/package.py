@@ -107,7 +107,8 @@ def load_package(path: str | Path, need_diffusion: bool = True, device: str = "c
         ae_config = meta["autoencoder"]["config"]
         denoiser = check_network_size(lambda: LatentDenoiser(latent_channels(ae_config), labels.num_classes, d["conditioning"],
                                                              len(meta["modalities"]), d["config"],
-                                                             priors=is_label_aware(ae_config)), "diffusion U-Net")
+                                                             priors=is_label_aware(ae_config),
+                                                             factor=autoencoder_factor(ae_config)), "diffusion U-Net")
         load_weights(denoiser, path / DIFFUSION_WEIGHTS)
         denoiser = for_inference(denoiser, device)
     return ModelPackage(path, meta, for_inference(autoencoder, device), denoiser, labels)

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 from ...errors import SynthError
-from ..conditioning import label_condition
+from ..conditioning import label_condition, widen_pooled_prior
+from ..conditioning_modes import conditioning_mode
 from ..sampling import UNET_MULTIPLE, decode_window
 from ..networks import LatentDenoiser, default_unet_config
 from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, load_weights, save_package
@@ -79,19 +81,29 @@ def latent_batch(items, patch, batch, rng, scale):
     return (torch.from_numpy(np.stack(latents)).float(), torch.from_numpy(np.stack(conds)).float(), torch.tensor(mods))
 
 
-def start_from_package_unet(denoiser: torch.nn.Module, name: str, conditioning: str, config: dict) -> None:
+def start_from_package_unet(denoiser: torch.nn.Module, name: str, conditioning: str, config: dict, factor: int) -> None:
     """--init: the denoiser (and so its EMA) starts from a generator package's U-Net of the same shape. Its
-    latents may mean something else (a new codebook); the label and timestep features still carry over."""
+    latents may mean something else (a new codebook); the label and timestep features still carry over.
+    A U-Net trained with the averaged prior may start a fine mode that differs from it only in folding the prior
+    (concat -> detail): its label embedding is widened so that it computes the same thing (widen_pooled_prior)."""
     meta = load_package(resolve_model(name), need_diffusion=False).metadata
     diffusion = meta.get("diffusion")
     if diffusion is None:
         raise SynthError(f"--init {name} has no diffusion U-Net; give a generator package")
-    if diffusion["conditioning"] != conditioning or diffusion["config"] != config:
+    old, new = conditioning_mode(diffusion["conditioning"]), conditioning_mode(conditioning)
+    widen = (denoiser.label_aware and new.fine and not old.fine and (old.injection, old.boundary) == (new.injection, new.boundary))
+    if (diffusion["conditioning"] != conditioning and not widen) or diffusion["config"] != config:
         raise SynthError(f"--init {name}'s U-Net ({diffusion['conditioning']} conditioning, config {diffusion['config']}) "
                          f"differs from this one ({conditioning}, {config}); give a package with the same U-Net")
+    path = resolve_model(name) / DIFFUSION_WEIGHTS
     try:
-        load_weights(denoiser, resolve_model(name) / DIFFUSION_WEIGHTS)
-    except SynthError:
+        if widen:
+            state = load_file(str(path))
+            state["label_embedding.weight"] = widen_pooled_prior(state["label_embedding.weight"], factor)
+            denoiser.load_state_dict(state, strict=True)
+        else:
+            load_weights(denoiser, path)
+    except (SynthError, RuntimeError):
         raise SynthError(f"--init {name}'s U-Net does not fit this autoencoder's latents or label table "
                          f"(other channel or class counts); give a package trained with the same ones") from None
 
@@ -119,9 +131,9 @@ def train_diffusion(args) -> Path:
 
     config = default_unet_config()
     denoiser = LatentDenoiser(package.latent_channels, package.labels.num_classes, args.conditioning, len(package.modalities),
-                              config, priors=package.label_aware).to(ctx.device)
+                              config, priors=package.label_aware, factor=package.factor).to(ctx.device)
     if args.init:
-        start_from_package_unet(denoiser, args.init, args.conditioning, config)
+        start_from_package_unet(denoiser, args.init, args.conditioning, config, package.factor)
     ema = copy.deepcopy(denoiser).eval()
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=args.lr, weight_decay=0.0)
     run.resume({"denoiser": denoiser, "ema": ema}, {"opt": optimizer})  # a checkpoint, when resuming, wins over --init
