@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--modality", default=None, choices=["ct", "mri"], help="default: the model's first modality")
     g.add_argument("--steps", type=num.integer(1), default=None, help="DDIM steps (default: the model's)")
     g.add_argument("--seed", type=num.seed, default=0)
+    g.add_argument("--guidance", type=num.number(1, 20), default=None,
+                   help="classifier-free guidance scale (default: the model's; 1: none)")
     g.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     g.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     g.add_argument("--progress", default="bar", choices=["bar", "json", "none"])
@@ -119,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--augment-copies", type=num.integer(0, 100), default=0, help="extra augmented copies of each case to encode")
     d.add_argument("--ema", type=num.number(0, 1, high_open=True), default=0.999)
     d.add_argument("--default-steps", type=num.integer(1, 1000), default=20)
+    d.add_argument("--condition-dropout", type=num.number(0, 1, high_open=True), default=0.0,
+                   help="fraction of samples trained with the null label condition, for classifier-free guidance")
+    d.add_argument("--guidance", type=num.number(1, 20), default=1.0,
+                   help="the package's default guidance scale (1: off; above 1 needs --condition-dropout)")
     d.add_argument("--init", default=None, help="start the U-Net from this generator package's (same conditioning, "
                                                 "or concat for detail; same latent channels and label table)")
     e = sub.add_parser("evaluate", help="fidelity and realism of a generator against real labelled cases")
@@ -128,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="report folder (report.json, report.md, PNGs)")
     e.add_argument("--samples", type=num.integer(1, 100), default=1, help="generated samples per case")
     e.add_argument("--steps", type=num.integer(1), default=None, help="DDIM steps (default: the model's)")
+    e.add_argument("--guidance", type=num.number(1, 20), default=None, help="classifier-free guidance (default: the model's)")
     e.add_argument("--seed", type=num.seed, default=0)
     e.add_argument("--modality", default=None, choices=["ct", "mri"])
     e.add_argument("--feature-weights", default=None, help="safetensors weights of a MONAI 3D ResNet (Med3D layout) for FID")

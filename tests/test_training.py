@@ -334,3 +334,54 @@ def test_detail_condition_sees_what_averaging_loses_and_a_concat_unet_carries_ov
         expected = pooled(z, t, up(label_condition(a, 3, 4, "concat", priors)), m)
         got = fine(z, t, up(ca), m)
     assert torch.allclose(expected, got, atol=1e-4), (expected - got).abs().max()
+
+
+def test_condition_dropout_nulls_whole_samples():
+    from SemanticSynthLib.engine.training.diffusion import drop_condition
+
+    cond = torch.ones(200, 3, 2, 2, 2)
+    assert drop_condition(cond, 0.0, np.random.default_rng(0)) is cond
+    dropped = drop_condition(cond, 0.3, np.random.default_rng(0))
+    per_sample = dropped.flatten(1)
+    assert ((per_sample == 0).all(1) | (per_sample == 1).all(1)).all()  # a sample keeps all of its condition or none
+    assert 0.2 < (per_sample == 0).all(1).float().mean() < 0.4
+
+
+def test_guidance_extrapolates_from_the_null_condition():
+    """denoise(guidance w) equals plain DDIM on u + w (c - u), with u the prediction for the zeroed condition."""
+    from SemanticSynthLib.engine.progress import Progress
+    from SemanticSynthLib.engine.sampling import denoise
+
+    channels = 2
+
+    def predict(packed, t):  # c - u is the condition's sum; u a function of the latent alone
+        return 0.1 * packed[:, :channels] + packed[:, channels:].sum(1, keepdim=True)
+
+    def guided_by_hand(packed, t, w=2.5):
+        return 0.1 * packed[:, :channels] + w * packed[:, channels:].sum(1, keepdim=True)
+
+    latent, cond = torch.randn(1, channels, 4, 4, 4), torch.rand(1, 3, 4, 4, 4)
+    run = lambda fn, w: denoise(fn, latent.clone(), cond, default_schedule(), 3, 8, False, Progress("none"), w)  # noqa: E731
+    assert torch.allclose(run(predict, 2.5), run(guided_by_hand, 1.0), atol=1e-5)
+    assert not torch.allclose(run(predict, 2.5), run(predict, 1.0), atol=1e-3)
+
+
+def test_guidance_needs_condition_dropout_and_is_recorded(tiny_model, tiny_dataset, tiny_labels, tmp_path, capsys):
+    from SemanticSynthLib.cli import main
+    import SimpleITK as sitk
+
+    labels = tmp_path / "labels.nii.gz"
+    sitk.WriteImage(tiny_labels, str(labels))
+    out = tmp_path / "out.nrrd"
+    assert main(["generate", str(labels), str(out), "--model", str(tiny_model), "--progress", "none", "--guidance", "2"]) == 2
+    assert "--condition-dropout" in capsys.readouterr().err and not out.exists()
+    common = ["train-diffusion", "--data", str(tiny_dataset), "--autoencoder", str(tiny_model.parent / "ae"),
+              "--steps", "4", "--latent-patch", "8", "--progress", "none", "--default-steps", "2"]
+    assert main(common + ["--out", str(tmp_path / "bad"), "--guidance", "2"]) == 2
+    assert not (tmp_path / "bad").exists()
+    guided = tmp_path / "guided"
+    assert main(common + ["--out", str(guided), "--condition-dropout", "0.3", "--guidance", "2"]) == 0
+    meta = json.loads((guided / "metadata.json").read_text())["diffusion"]
+    assert (meta["condition_dropout"], meta["guidance"]) == (0.3, 2.0)
+    assert main(["generate", str(labels), str(out), "--model", str(guided), "--progress", "none"]) == 0
+    assert sitk.ReadImage(str(out)).GetMetaData("SemanticSynth_guidance") == "2.0"

@@ -26,7 +26,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
                     seed: int = 0, device: str = "cpu", progress: Progress | None = None, window: int | None = None,
                     use_bf16: bool = True, mapping: dict | None = None, unknown: str = "error",
                     max_voxels: int | None = None, phase: str | None = None, prior_overrides: dict | None = None,
-                    calibrate: bool = True) -> sitk.Image:
+                    calibrate: bool = True, guidance: float | None = None) -> sitk.Image:
     """Generate a volume on exactly the label map's grid; intensities in HU (CT) or scanner units (MRI).
 
     A label-aware package also checks the network's output against its priors: labels whose mean falls
@@ -58,7 +58,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
     denoiser = package.denoiser.to(dev)
     latent = denoise(lambda packed, t: denoiser.forward_packed(packed, t, modality_t.expand(packed.shape[0])),
                      initial_noise(latent_shape, seed, dev), condition.to(dev), diffusion["schedule"], steps,
-                     int(window or diffusion.get("window", 32)), use_bf16, progress)
+                     int(window or diffusion.get("window", 32)), use_bf16, progress, package.guidance(guidance))
     del condition
     # The guide is made inline so that decode() holds its only reference and can free it once packed.
     unit = decode(package.autoencoder.to(dev), latent, diffusion["latent_scale"], int(diffusion.get("decode_window", 64)),
@@ -99,8 +99,9 @@ def _report(package, modality: str, classes: np.ndarray, flagged: list, calibrat
             "unseen_labels": unseen}
 
 
-def provenance(package: ModelPackage, modality: str, steps: int, seed: int) -> dict:
-    return generation_provenance(package.metadata.get("name", package.path.name), package.metadata, modality, steps, seed)
+def provenance(package: ModelPackage, modality: str, steps: int, seed: int, guidance: float | None = None) -> dict:
+    return generation_provenance(package.metadata.get("name", package.path.name), package.metadata, modality, steps, seed,
+                                 package.guidance(guidance))
 
 
 def generate_file(args) -> None:
@@ -115,10 +116,11 @@ def generate_file(args) -> None:
     phase = getattr(args, "phase", None)
     overrides = load_overrides(getattr(args, "priors", None), package.labels)
     package.priors(modality, phase, overrides)  # a bad --phase or --priors fails here, before any work
+    package.guidance(args.guidance)  # and a --guidance the model was not trained for
     image = generate_volume(package, label_map, modality, args.steps, args.seed, args.device, progress, args.window,
                             not args.fp32, mapping, args.unknown_labels, args.max_voxels, phase, overrides,
-                            not getattr(args, "no_calibrate", False))
+                            not getattr(args, "no_calibrate", False), args.guidance)
     steps = int(args.steps or package.default_steps)
-    stamp(image, provenance(package, modality, steps, args.seed))
+    stamp(image, provenance(package, modality, steps, args.seed, args.guidance))
     write_volume(image, args.out, args.overwrite)
     progress.message(f"wrote {args.out}", output=str(args.out))

@@ -63,6 +63,16 @@ class ModelPackage:
     def default_steps(self) -> int:
         return int(self.metadata["diffusion"].get("default_steps", 20))
 
+    def guidance(self, asked: float | None = None) -> float:
+        """The classifier-free guidance scale: `asked`, else the package's default (1: none). Above 1 needs a U-Net
+        trained with condition dropout."""
+        d = self.metadata["diffusion"]
+        scale = float(d.get("guidance", 1.0) if asked is None else asked)
+        if scale != 1.0 and not d.get("condition_dropout", 0.0):
+            raise SynthError(f"--guidance {scale:g} needs a model trained with --condition-dropout; "
+                             f"{self.metadata.get('name', self.path.name)} was not, so leave --guidance out")
+        return scale
+
     @property
     def conditioning(self) -> str:
         return self.metadata["diffusion"]["conditioning"]

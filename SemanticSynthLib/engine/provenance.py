@@ -18,10 +18,13 @@ def _record(model: str, metadata: dict, steps: int, seed: int) -> dict:
             "software": SOFTWARE}
 
 
-def generation_provenance(model: str, metadata: dict, modality: str, steps: int, seed: int) -> dict:
-    """A generated volume's record; `metadata` is the generator package's metadata.json."""
+def generation_provenance(model: str, metadata: dict, modality: str, steps: int, seed: int,
+                          guidance: float | None = None) -> dict:
+    """A generated volume's record; `metadata` is the generator package's metadata.json. `guidance`: the scale
+    asked for, else the package's default."""
+    scale = metadata["diffusion"].get("guidance", 1.0) if guidance is None else guidance
     return {**_record(model, metadata, steps, seed), "modality": modality,
-            "conditioning": metadata["diffusion"]["conditioning"]}
+            "conditioning": metadata["diffusion"]["conditioning"], "guidance": float(scale)}
 
 
 def translation_provenance(model: str, metadata: dict, steps: int, seed: int, deform: bool,

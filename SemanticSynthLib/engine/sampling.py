@@ -48,10 +48,15 @@ def initial_noise(shape, seed: int, device: torch.device) -> torch.Tensor:
 
 
 def denoise(predict_packed, latent: torch.Tensor, condition: torch.Tensor, schedule: dict, steps: int, window: int,
-            use_bf16: bool, progress: Progress) -> torch.Tensor:
+            use_bf16: bool, progress: Progress, guidance: float = 1.0) -> torch.Tensor:
     """DDIM from noise; predict_packed(packed, timesteps) sees latent and condition concatenated, so a
-    sliding window crops both alike."""
+    sliding window crops both alike.
+
+    guidance > 1: classifier-free guidance (Ho & Salimans), u + guidance * (c - u) with u the prediction under the
+    null condition (zeros, as in training's condition dropout). The two predictions run one after the other, not as
+    one batch of two, so that guidance costs time but no memory."""
     scheduler = ddim(schedule, steps)
+    channels = latent.shape[1]
     window -= window % UNET_MULTIPLE
     progress.stage("denoising", steps)
     with torch.no_grad():
@@ -60,7 +65,12 @@ def denoise(predict_packed, latent: torch.Tensor, condition: torch.Tensor, sched
 
             def predict(packed, timesteps=timesteps):
                 with autocast(packed.device, use_bf16):
-                    return predict_packed(packed, timesteps.expand(packed.shape[0])).float()
+                    conditional = predict_packed(packed, timesteps.expand(packed.shape[0])).float()
+                    if guidance == 1.0:
+                        return conditional
+                    null = torch.cat([packed[:, :channels], torch.zeros_like(packed[:, channels:])], dim=1)
+                    unconditional = predict_packed(null, timesteps.expand(packed.shape[0])).float()
+                return unconditional + guidance * (conditional - unconditional)
 
             output = windowed(predict, torch.cat([latent, condition], dim=1), window)
             latent, _ = scheduler.step(output, t, latent)

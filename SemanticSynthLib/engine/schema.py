@@ -206,6 +206,15 @@ def _conditioning(name: str) -> str:
 class Diffusion(Sampler):
     conditioning: Annotated[StrictStr, AfterValidator(_conditioning)]
     ema: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+    # Classifier-free guidance: the fraction of training samples given the null condition, and the default scale.
+    condition_dropout: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.0
+    guidance: Annotated[float, Field(ge=1, le=20, allow_inf_nan=False)] = 1.0
+
+    @model_validator(mode="after")
+    def _guidance(self):
+        if self.guidance != 1.0 and self.condition_dropout == 0.0:
+            raise ValueError("guidance above 1 needs a U-Net trained with condition_dropout above 0")
+        return self
 
 
 Spacing = list[Annotated[float, Field(gt=0, le=100, allow_inf_nan=False)]]

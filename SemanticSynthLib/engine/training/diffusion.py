@@ -59,6 +59,15 @@ def noised(scheduler, latent: torch.Tensor):
     return scheduler.add_noise(latent, noise, t), t, training_target(scheduler, latent, noise, t)
 
 
+def drop_condition(cond: torch.Tensor, rate: float, rng) -> torch.Tensor:
+    """Classifier-free guidance training: each sample's label condition is replaced by the null condition (zeros)
+    with probability `rate`, so the one U-Net also learns the unconditional prediction that guidance needs."""
+    if rate <= 0:
+        return cond
+    keep = torch.from_numpy(rng.random(cond.shape[0]) >= rate).to(cond.device, cond.dtype)
+    return cond * keep.view(-1, *([1] * (cond.dim() - 1)))
+
+
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, step: int, rate: float) -> None:
     """Exponential moving average of the weights, with the usual warm-up of the decay."""
     with torch.no_grad():
@@ -112,6 +121,8 @@ def train_diffusion(args) -> Path:
     run = TrainingRun(args)
     ctx, progress, rng = run.ctx, run.progress, run.rng
     package = load_package(args.autoencoder, need_diffusion=False, device=str(ctx.device))
+    if args.guidance != 1.0 and args.condition_dropout == 0.0:
+        raise SynthError("--guidance above 1 needs --condition-dropout above 0 (the U-Net must learn the null condition)")
     if any(p % UNET_MULTIPLE for p in args.latent_patch):
         raise SynthError(f"--latent-patch must be a multiple of {UNET_MULTIPLE}")
     cases = load_cases(args.data, args.modality, package.working_spacing, package.labels,
@@ -146,6 +157,7 @@ def train_diffusion(args) -> Path:
     for step in range(run.start_step, args.steps):
         latent, cond, mod = latent_batch(items, args.latent_patch, args.batch, rng, latent_scale)
         latent, cond, mod = latent.to(ctx.device), cond.to(ctx.device), mod.to(ctx.device)
+        cond = drop_condition(cond, args.condition_dropout, rng)
         noisy, t, target = noised(scheduler, latent)
         with autocast(ctx.device, use_bf16):
             pred = model(noisy, t, cond, mod)
@@ -166,6 +178,7 @@ def train_diffusion(args) -> Path:
             "conditioning": args.conditioning, "config": config, "weights": "diffusion.safetensors",
             "schedule": schedule, "latent_scale": latent_scale, "default_steps": args.default_steps,
             "window": int(max(64, *args.latent_patch)), "decode_window": decode_window(package.label_aware), "ema": args.ema,
+            "condition_dropout": args.condition_dropout, "guidance": args.guidance,
         }
         meta["training"] = {**meta.get("training", {}), "diffusion": run.record(
             cases=len(cases), augment_copies=args.augment_copies, latent_patch=list(args.latent_patch), lr=args.lr,
