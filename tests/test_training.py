@@ -385,3 +385,10 @@ def test_guidance_needs_condition_dropout_and_is_recorded(tiny_model, tiny_datas
     assert (meta["condition_dropout"], meta["guidance"]) == (0.3, 2.0)
     assert main(["generate", str(labels), str(out), "--model", str(guided), "--progress", "none"]) == 0
     assert sitk.ReadImage(str(out)).GetMetaData("SemanticSynth_guidance") == "2.0"
+    from SemanticSynthLib.engine.schema import validate_metadata
+    from SemanticSynthLib.errors import SynthError
+
+    package = json.loads((guided / "metadata.json").read_text())
+    package["diffusion"]["condition_dropout"] = 0.0  # a package that claims guidance its U-Net never learned
+    with pytest.raises(SynthError, match="guidance above 1 needs a U-Net trained with condition_dropout"):
+        validate_metadata(package, "test")
