@@ -9,6 +9,10 @@
 # brain-mri (default: 0.2.0, git 4012104) with its encoder, codebook and diffusion U-Net kept (--decoder-only), and
 # writes $RUN/decoder. DECODER_GRADIENT=W adds the gradient-difference loss with weight W (default 0: L1 only).
 # DEFAULT_STEPS: the package's default DDIM step count (3, measured in docs/sampling_steps.md).
+# CONDITIONING (default concat) and CONDITION_DROPOUT (default 0) set the diffusion stage's label condition and its
+# classifier-free-guidance dropout. brain-mri 0.6.0 is a chain of such stages (docs/unet_condition.md, "0.6.0"):
+# CODEBOOK_GROUPS=4 autoencoder 1,600 -> 2,200 steps; concat U-Net 3,200 steps; detail 600; detail with
+# CONDITION_DROPOUT=0.15, 1,200 steps on the 1,600-step autoencoder and 900 on the 2,200-step one.
 set -euo pipefail
 # The body is one block, read whole before it runs: editing or checking out this file during a run of
 # hours cannot change what the run executes (bash reads a plain script as it goes).
@@ -71,7 +75,7 @@ $PY -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN/au
 fi
 [ "$STAGE" = autoencoder ] && exit 0
 $PY -m SemanticSynthLib train-diffusion --data "$RUN/train.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
-  --conditioning concat --steps ${DIFFUSION_STEPS:-6000} --batch 2 --latent-patch 32 --lr 2e-4 --default-steps $DEFAULT_STEPS \
+  --conditioning ${CONDITIONING:-concat} --condition-dropout ${CONDITION_DROPOUT:-0} --steps ${DIFFUSION_STEPS:-6000} --batch 2 --latent-patch 32 --lr 2e-4 --default-steps $DEFAULT_STEPS \
   ${DIFFUSION_FROM:+--init $DIFFUSION_FROM} --checkpoint-every 100 --log-every 20 --progress none --threads 2 --resume
 [ -n "${INSTALL:-}" ] || exit 0
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/model" SemanticSynthLib/models/brain-mri
