@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import torch
 
-CHUNK = 32768  # latent voxels per distance matrix (32768 x 512 floats: 64 MB)
+# Latent voxels per distance matrix: 1024 x 512 floats (2 MB) stay in the CPU's cache through the five passes over
+# them (sum, difference, negation, max). 32768 (64 MB) did not: a 64x64x32 latent took 2.0 s with four codebook
+# groups (brain-mri 0.6.0) and 0.57 s with one, against 0.47 and 0.13-0.24 s at 1024, with the same codes chosen.
+CHUNK = 1024
 
 
 def _ema_quantizer(autoencoder):
