@@ -28,7 +28,8 @@ def _training_options(p: argparse.ArgumentParser, labelled: bool = True, min_ste
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out once the new package is complete")
     p.add_argument("--steps", type=num.integer(min_steps), default=2000)
     p.add_argument("--batch", type=num.integer(1, 1024), default=2)
-    p.add_argument("--lr", type=num.number(0, 10, low_open=True), default=2e-4)
+    p.add_argument("--lr", type=num.number(0, 10, low_open=True), default=2e-4,
+                   help="Adam learning rate (with --resume: the rate from the resumed step on)")
     p.add_argument("--seed", type=num.seed, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT.checkpoint if it exists")
     p.add_argument("--checkpoint-dir", default=None, help="default: OUT.checkpoint")

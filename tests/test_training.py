@@ -138,9 +138,14 @@ def test_resume_continues_from_checkpoint(tiny_dataset, tiny_model, tmp_path):
     args = ["train-diffusion", "--data", str(tiny_dataset), "--autoencoder", str(tiny_model), "--out", str(tmp_path / "m"),
             "--latent-patch", "8", "--progress", "none", "--log-every", "1", "--checkpoint-every", "2", "--resume"]
     assert main(args + ["--steps", "2"]) == 0
-    assert main(args + ["--steps", "4", "--overwrite"]) == 0  # replacing the first run's package needs --overwrite
+    saved = json.loads((tmp_path / "m.checkpoint" / "checkpoint.json").read_text(encoding="utf-8"))
+    assert saved["optimizers"]["opt"]["param_groups"][0]["lr"] == 2e-4
+    # replacing the first run's package needs --overwrite; the resumed part trains at the --lr it is given
+    assert main(args + ["--steps", "4", "--overwrite", "--lr", "3e-5"]) == 0
     steps = [json.loads(line)["step"] for line in (tmp_path / "m.log.jsonl").read_text(encoding="utf-8").splitlines()]
     assert steps == [1, 2, 3, 4]  # the second run started at step 3, not from scratch
+    saved = json.loads((tmp_path / "m.checkpoint" / "checkpoint.json").read_text(encoding="utf-8"))
+    assert saved["info"]["step"] == 4 and saved["optimizers"]["opt"]["param_groups"][0]["lr"] == 3e-5
 
 
 def test_ddim_with_the_exact_training_target_recovers_the_latent():

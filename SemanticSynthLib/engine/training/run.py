@@ -13,7 +13,8 @@ package; everything around them is here, once:
     run.finish(lambda: save_package(...), "model package")    # main rank writes; all ranks wait; DDP closes
 
 Checkpoints live in --checkpoint-dir (default OUT.checkpoint) and hold the named networks and optimizers and
-{"step", "time_s", ...}; the log is OUT.log.jsonl beside it, appended across resumes. Only the main rank
+{"step", "time_s", ...}; the log is OUT.log.jsonl beside it, appended across resumes. A resumed run trains at the
+--lr it is given, not at the one saved with the optimizer. Only the main rank
 writes either. A resumed run continues its clock: time_s counts the time of every earlier part.
 """
 from __future__ import annotations
@@ -84,8 +85,14 @@ class TrainingRun:
         """Name the networks and optimizers that checkpoints hold; with --resume restore them from the checkpoint.
         Returns the checkpoint's info ({} for a fresh run). Training time counts from here."""
         self.modules, self.optimizers = modules, optimizers
+        asked = {name: [group["lr"] for group in opt.param_groups] for name, opt in optimizers.items()}
         info = load_checkpoint(self.checkpoint_dir, modules, optimizers) if self.args.resume else None
         self.resumed = info or {}
+        # The optimizer state brings back the rates it was saved with; the rates this command built its optimizers
+        # with (its --lr) are what the user asks for from here on, e.g. a lower rate to finish a long run.
+        for name, opt in optimizers.items():
+            for group, lr in zip(opt.param_groups, asked[name]):
+                group["lr"] = lr
         self._time_before = float(self.resumed.get("time_s", 0.0))
         self.checkpoint_dir.parent.mkdir(parents=True, exist_ok=True)
         self._clock = time.monotonic()
