@@ -70,6 +70,7 @@ def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: 
     folded label-boundary map (factor^3 channels) follows the fractions.
     """
     chosen = conditioning_mode(mode)
+    pooled = (lambda x: F.avg_pool3d(x, factor)) if factor > 1 else (lambda x: x)
     parts = []
     if priors is None:
         parts.append(class_fractions(classes, num_classes, factor))
@@ -77,14 +78,12 @@ def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: 
         index = classes.long()
         prior = torch.from_numpy(priors.unit)[index].float()
         kinds = torch.from_numpy(priors.kind)[index]
-        parts.append(fold_to_latent(prior, factor) if chosen.fine else F.avg_pool3d(prior, factor) if factor > 1 else prior)
+        parts.append(fold_to_latent(prior, factor) if chosen.fine else pooled(prior))
         parts.append(class_fractions(kinds, len(TISSUE_KINDS), factor))
-    if chosen.boundary or (chosen.fine and priors is None):
+    folded_edges = chosen.fine and priors is None  # without a prior to fold, a fine mode folds the boundary map
+    if chosen.boundary or folded_edges:
         edges = label_boundary(classes)
-        if chosen.fine and priors is None:
-            parts.append(fold_to_latent(edges, factor))
-        if chosen.boundary:
-            parts.append(F.avg_pool3d(edges, factor) if factor > 1 else edges)
+        parts += ([fold_to_latent(edges, factor)] if folded_edges else []) + ([pooled(edges)] if chosen.boundary else [])
     return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
 
