@@ -5,7 +5,7 @@ real T1 blurred (Gaussian, sigma 0.5 and 0.8 working voxels); the package's reco
 each structure's mean set to the real image's; the real T1 plus the reconstruction's error smoothed (sigma 1 voxel),
 i.e. only its low-frequency error. Prints each with its ratio to the real image's Dice.
 
-python scripts/ceiling_diagnosis.py [PACKAGE] [--checkpoint DIR] [--cases N]
+python scripts/ceiling_diagnosis.py [PACKAGE] [--checkpoint DIR] [--cases N] [--quick]
 PACKAGE: default the bundled brain-mri. --checkpoint: a train-autoencoder checkpoint folder (OUT.checkpoint) whose
 autoencoder replaces the package's, to follow a run without packaging it (a --decoder-only run of PACKAGE).
 """
@@ -33,6 +33,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("package", nargs="?", default="brain-mri")
 parser.add_argument("--checkpoint")
 parser.add_argument("--cases", type=int, default=5)
+parser.add_argument("--quick", action="store_true", help="only the real T1 and the reconstruction (to follow a run)")
 args = parser.parse_args()
 seg = load_segmenter(str(REPO / "SemanticSynthLib" / "models" / "brain-mri-segmenter"))
 pkg = load_package(resolve_model(args.package, "mri"))
@@ -56,6 +57,8 @@ for r in rows:
     vols = {"real": real, "real blurred s=0.5": gaussian_filter(real, 0.5), "real blurred s=0.8": gaussian_filter(real, 0.8),
             "reconstruction": rec, "reconstruction, structure means set to real": fixed,
             "real + (recon - real) smoothed": real + gaussian_filter(rec - real, 1.0)}
+    if args.quick:
+        vols = {k: vols[k] for k in ("real", "reconstruction")}
     for name, v in vols.items():
         acc.setdefault(name, []).append(np.nanmean(dice_per_class(seg.segment(v), truth, n)))
     print(r["image"].split("/")[-1], {k: round(v[-1], 3) for k, v in acc.items()}, flush=True)
