@@ -10,9 +10,10 @@
 # writes $RUN/decoder. DECODER_GRADIENT=W adds the gradient-difference loss with weight W (default 0: L1 only).
 # DEFAULT_STEPS: the package's default DDIM step count (3, measured in docs/sampling_steps.md).
 # CONDITIONING (default concat) and CONDITION_DROPOUT (default 0) set the diffusion stage's label condition and its
-# classifier-free-guidance dropout. brain-mri 0.6.0 is a chain of such stages (docs/unet_condition.md, "0.6.0"):
-# CODEBOOK_GROUPS=4 autoencoder 1,600 -> 2,200 steps; concat U-Net 3,200 steps; detail 600; detail with
-# CONDITION_DROPOUT=0.15, 1,200 steps on the 1,600-step autoencoder and 900 on the 2,200-step one.
+# classifier-free-guidance dropout. brain-mri 0.7.0 is a chain of such stages (docs/unet_condition.md, "0.7.0"):
+# CODEBOOK_GROUPS=4 autoencoder 1,600 -> 2,200 -> 3,600 steps (the last 600 resumed with --lr 5e-5); concat U-Net
+# 3,200 steps; detail 600; detail with CONDITION_DROPOUT=0.15, 1,200 steps on the 1,600-step autoencoder, 900 on
+# the 2,200-step one (0.6.0) and 900 on the 3,600-step one (the last 300 at --lr 5e-5).
 set -euo pipefail
 # The body is one block, read whole before it runs: editing or checking out this file during a run of
 # hours cannot change what the run executes (bash reads a plain script as it goes).
