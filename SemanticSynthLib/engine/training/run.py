@@ -13,9 +13,9 @@ package; everything around them is here, once:
     run.finish(lambda: save_package(...), "model package")    # main rank writes; all ranks wait; DDP closes
 
 Checkpoints live in --checkpoint-dir (default OUT.checkpoint) and hold the named networks and optimizers and
-{"step", "time_s", ...}; the log is OUT.log.jsonl beside it, appended across resumes. A resumed run trains at the
---lr it is given, not at the one saved with the optimizer. Only the main rank
-writes either. A resumed run continues its clock: time_s counts the time of every earlier part.
+{"step", "time_s", ...}; the log is OUT.log.jsonl beside it, appended across resumes. Only the main rank
+writes either. A resumed run continues its clock: time_s counts the time of every earlier part, and trains at the
+rates of its own command line (--lr, --spatial-lr), not at those saved with the optimizers.
 """
 from __future__ import annotations
 
