@@ -9,7 +9,11 @@ from SemanticSynthLib.engine.networks import label_autoencoder_config
 from SemanticSynthLib.engine.packing import depth_to_space, space_to_depth
 from SemanticSynthLib.engine.priors import TISSUE_KINDS
 from SemanticSynthLib.engine.precision import quantize_decode
-from SemanticSynthLib.engine.sampling import DECODE_HALO, _tile_cores, in_tiles
+import pytest
+
+from SemanticSynthLib.engine.progress import Progress
+from SemanticSynthLib.engine.sampling import DECODE_HALO, _tile_cores, decode, in_tiles
+from SemanticSynthLib.errors import SynthError
 
 FACTOR = 4  # the shipped VQVAE's two stride-2 stages
 
@@ -61,6 +65,18 @@ def test_tiles_join_into_the_whole_decode():
         whole = decode(packed)
     assert tiled.shape == whole.shape == (1, 1, 40, 24, 160)
     assert torch.allclose(tiled, whole, atol=1e-5), float((tiled - whole).abs().max())
+
+
+def test_a_decoder_that_gives_nan_stops_generation():
+    """A broken package (or a faulty bf16 kernel) must end in an error, never in a volume of NaN voxels."""
+    model = _shipped_decoder()
+    latent, guide = torch.randn(1, 8, 4, 4, 4), _guide((16, 16, 16))
+    image = decode(model, latent, 1.0, 64, False, Progress("none"), guide, FACTOR)
+    assert image.shape == (1, 1, 16, 16, 16) and torch.isfinite(image).all()
+    with torch.no_grad():
+        next(p for p in model.modulation.parameters()).fill_(float("nan"))
+    with pytest.raises(SynthError, match="decoder produced non-finite"):
+        decode(model, latent, 1.0, 64, False, Progress("none"), guide, FACTOR)
 
 
 def test_tiles_fit_the_budget_and_cover_the_volume_once():

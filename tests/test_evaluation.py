@@ -10,6 +10,7 @@ from safetensors.torch import save_file
 from SemanticSynthLib.cli import main
 from SemanticSynthLib.engine.label_groups import LabelGroups
 from SemanticSynthLib.engine.metrics import dice_per_class, frechet_distance, ms_ssim_in_mask, psnr_in_mask, ssim_in_mask
+from SemanticSynthLib.errors import SynthError
 
 from testdata import IXI, IXI_IDS
 
@@ -42,6 +43,10 @@ def test_dice_of_a_label_map_with_itself_is_one_and_fid_of_a_set_with_itself_is_
     features = rng.normal(size=(400, 16))
     assert abs(frechet_distance(features, features)) < 1e-6
     assert frechet_distance(features, features + 1.0) == pytest.approx(16.0, rel=1e-6)  # |mean shift|^2, same covariance
+    broken = features.copy()
+    broken[3, 5] = np.nan
+    with pytest.raises(SynthError, match="FID features are not finite"):
+        frechet_distance(features, broken)
 
 
 def test_muse_groups_cover_the_table():

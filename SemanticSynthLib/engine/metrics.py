@@ -5,6 +5,8 @@ import numpy as np
 import torch
 from monai.metrics import PSNRMetric, SSIMMetric
 
+from ..errors import SynthError
+
 
 def bounding_box(mask: np.ndarray, margin: int = 4) -> tuple[slice, ...]:
     idx = np.nonzero(mask)
@@ -63,4 +65,7 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
 
     a = torch.from_numpy(np.asarray(features_a, np.float64))
     b = torch.from_numpy(np.asarray(features_b, np.float64))
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        # scipy's sqrtm fails on them with an internal error that names nothing.
+        raise SynthError("the FID features are not finite; the feature network is broken, check --feature-weights")
     return float(FIDMetric()(a, b).item())

@@ -75,9 +75,15 @@ def denoise(predict_packed, latent: torch.Tensor, condition: torch.Tensor, sched
             output = windowed(predict, torch.cat([latent, condition], dim=1), window)
             latent, _ = scheduler.step(output, t, latent)
             progress.update(i + 1)
-    if not torch.isfinite(latent).all():
-        raise SynthError("the model produced non-finite values; the model package is broken, retrain or reinstall it")
-    return latent
+    return require_finite(latent, "denoiser")
+
+
+def require_finite(values: torch.Tensor, stage: str) -> torch.Tensor:
+    """Never a "success" with NaN voxels: a broken package or a faulty low-precision kernel stops here."""
+    if not torch.isfinite(values).all():
+        raise SynthError(f"the model's {stage} produced non-finite values; the model package is broken, retrain or "
+                         "reinstall it")
+    return values
 
 
 def decode(autoencoder, latent: torch.Tensor, latent_scale: float, window: int, use_bf16: bool,
@@ -101,7 +107,7 @@ def decode(autoencoder, latent: torch.Tensor, latent_scale: float, window: int, 
 
             def fn(p):
                 return quantize_decode(autoencoder, p[:, :channels], use_bf16, depth_to_space(p[:, channels:], factor))
-        image = in_tiles(fn, packed, window ** 3, DECODE_HALO)
+        image = require_finite(in_tiles(fn, packed, window ** 3, DECODE_HALO), "decoder")
     progress.update(1)
     return image
 

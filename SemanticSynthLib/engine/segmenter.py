@@ -22,10 +22,12 @@ from .cpu_convolution import for_inference
 from .package import load_weights
 from ..model_store import resolve_model
 from .package_metadata import read_package_metadata
-from .precision import autocast
 
 WEIGHTS = "segmenter.safetensors"
 MULTIPLE = 8  # SegResNet halves three times
+# The segmenter is the measuring instrument, so it runs in fp32 everywhere, bf16 CPUs included: on an AMX Xeon
+# (torch 2.13) bf16 autocast gave all-NaN FID features for one-voxel-thick slices, within one evaluate run and not
+# in a fresh process, which crashed the FID's matrix square root; and fp32 keeps its Dice comparable across machines.
 
 
 def default_segmenter_config() -> dict:
@@ -53,23 +55,19 @@ class Segmenter:
     def working_spacing(self):
         return tuple(self.metadata["working_spacing"])
 
-    def segment(self, unit: np.ndarray, window: int | None = None, use_bf16: bool = True) -> np.ndarray:
+    def segment(self, unit: np.ndarray, window: int | None = None) -> np.ndarray:
         """Group index per voxel of an image in model units (x, y, z), on the same grid."""
         window = int(window or self.metadata["segmenter"].get("window", 80))
         x = torch.from_numpy(np.ascontiguousarray(unit, np.float32))[None, None]
         pad = [(-s) % MULTIPLE for s in x.shape[2:]]
         x = F.pad(x, [p for s in reversed(pad) for p in (0, s)], mode="replicate")
 
-        def predict(patch):
-            with autocast(patch.device, use_bf16):
-                return self.network(patch).float()
-
         with torch.no_grad():
-            logits = sliding_window_inference(x, (window,) * 3, 1, predict, overlap=0.25, mode="gaussian")
+            logits = sliding_window_inference(x, (window,) * 3, 1, self.network, overlap=0.25, mode="gaussian")
         labels = logits.argmax(1)[0].numpy().astype(np.int16)
         return labels[tuple(slice(0, s) for s in unit.shape)]
 
-    def slice_features(self, slices: np.ndarray, batch: int = 64, use_bf16: bool = True) -> np.ndarray:
+    def slice_features(self, slices: np.ndarray, batch: int = 64) -> np.ndarray:
         """FID features of 2D slices (N, H, W): the encoder's deepest feature map, average-pooled.
 
         A slice goes in as a volume one voxel thick, so the 3D encoder sees it as it sees thin slabs."""
@@ -79,9 +77,8 @@ class Segmenter:
                 x = torch.from_numpy(np.ascontiguousarray(slices[i:i + batch], np.float32))[:, None, :, :, None]
                 pad = [(-s) % MULTIPLE for s in x.shape[2:4]]
                 x = F.pad(x, [0, 0, 0, pad[1], 0, pad[0]], mode="constant")
-                with autocast(x.device, use_bf16):
-                    deepest, _ = self.network.encode(x)
-                out.append(deepest.float().mean(dim=(2, 3, 4)).numpy())
+                deepest, _ = self.network.encode(x)
+                out.append(deepest.mean(dim=(2, 3, 4)).numpy())
         return np.concatenate(out)
 
 
