@@ -41,6 +41,18 @@ def _training_options(p: argparse.ArgumentParser, labelled: bool = True, min_ste
     p.add_argument("--debug", action="store_true", help="show the traceback of unexpected errors")
 
 
+TEMPERATURE = num.number(0, 1, low_open=True)
+
+
+def _sampling_options(p) -> None:
+    """How generation samples, for the commands that generate: both default to the model package's values."""
+    p.add_argument("--guidance", type=num.number(1, 20), default=None,
+                   help="classifier-free guidance scale (default: the model's; 1: none)")
+    p.add_argument("--temperature", type=TEMPERATURE, default=None,
+                   help="scale of the starting noise, above 0 and at most 1 (default: the model's). Lower follows the "
+                        "labels more closely with less varied texture; 1 gives the most varied samples")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="semanticsynth", description="Label map -> CT/MRI by 3D latent semantic diffusion")
     parser.add_argument("--debug", dest="debug_all", action="store_true", help="show the traceback of unexpected errors")
@@ -53,8 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--modality", default=None, choices=["ct", "mri"], help="default: the model's first modality")
     g.add_argument("--steps", type=num.integer(1), default=None, help="DDIM steps (default: the model's)")
     g.add_argument("--seed", type=num.seed, default=0)
-    g.add_argument("--guidance", type=num.number(1, 20), default=None,
-                   help="classifier-free guidance scale (default: the model's; 1: none)")
+    _sampling_options(g)
     g.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     g.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     g.add_argument("--progress", default="bar", choices=["bar", "json", "none"])
@@ -126,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of samples trained with the null label condition, for classifier-free guidance")
     d.add_argument("--guidance", type=num.number(1, 20), default=1.0,
                    help="the package's default guidance scale (1: off; above 1 needs --condition-dropout)")
+    d.add_argument("--temperature", type=TEMPERATURE, default=1.0,
+                   help="the package's default sampling temperature (1: the full noise the U-Net learnt from)")
     d.add_argument("--init", default=None, help="start the U-Net from this generator package's (same conditioning, "
                                                 "or concat for detail; same latent channels and label table)")
     e = sub.add_parser("evaluate", help="fidelity and realism of a generator against real labelled cases")
@@ -135,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="report folder (report.json, report.md, PNGs)")
     e.add_argument("--samples", type=num.integer(1, 100), default=1, help="generated samples per case")
     e.add_argument("--steps", type=num.integer(1), default=None, help="DDIM steps (default: the model's)")
-    e.add_argument("--guidance", type=num.number(1, 20), default=None, help="classifier-free guidance (default: the model's)")
+    _sampling_options(e)
     e.add_argument("--seed", type=num.seed, default=0)
     e.add_argument("--modality", default=None, choices=["ct", "mri"])
     e.add_argument("--feature-weights", default=None, help="safetensors weights of a MONAI 3D ResNet (Med3D layout) for FID")

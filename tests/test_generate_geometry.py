@@ -88,6 +88,23 @@ def test_same_seed_same_output_different_seed_differs(tiny_labels):
     assert np.abs(a - c).mean() > 1e-3 * (np.abs(a).mean() + 1e-6)
 
 
+def test_temperature_scales_the_start_and_narrows_the_spread_between_seeds(tiny_labels):
+    import torch
+
+    from SemanticSynthLib.engine.sampling import initial_noise
+
+    cpu = torch.device("cpu")
+    assert torch.equal(initial_noise((1, 8, 4, 4, 4), 3, cpu, 0.5), 0.5 * initial_noise((1, 8, 4, 4, 4), 3, cpu))
+    package = load_package(resolve_model("brain-mri"))
+
+    def spread(temperature):
+        a, b = (array_of(generate_volume(package, tiny_labels, steps=2, seed=s, temperature=temperature)) for s in (7, 8))
+        return float(np.abs(a - b).mean())
+
+    full, low = spread(1.0), spread(0.4)
+    assert 0 < low < 0.8 * full, (low, full)
+
+
 def test_formats_round_trip_with_geometry(tiny_labels, tmp_path):
     from SemanticSynthLib.engine.io import read_volume, write_volume
 

@@ -371,7 +371,7 @@ def test_guidance_extrapolates_from_the_null_condition():
     assert not torch.allclose(run(predict, 2.5), run(predict, 1.0), atol=1e-3)
 
 
-def test_guidance_needs_condition_dropout_and_is_recorded(tiny_model, tiny_dataset, tiny_labels, tmp_path, capsys):
+def test_guidance_and_temperature_are_checked_and_recorded(tiny_model, tiny_dataset, tiny_labels, tmp_path, capsys):
     from SemanticSynthLib.cli import main
     import SimpleITK as sitk
 
@@ -380,20 +380,30 @@ def test_guidance_needs_condition_dropout_and_is_recorded(tiny_model, tiny_datas
     out = tmp_path / "out.nrrd"
     assert main(["generate", str(labels), str(out), "--model", str(tiny_model), "--progress", "none", "--guidance", "2"]) == 2
     assert "--condition-dropout" in capsys.readouterr().err and not out.exists()
+    assert main(["generate", str(labels), str(out), "--model", str(tiny_model), "--progress", "none", "--temperature", "0"]) == 2
+    assert "--temperature: must be above 0" in capsys.readouterr().err and not out.exists()
     common = ["train-diffusion", "--data", str(tiny_dataset), "--autoencoder", str(tiny_model.parent / "ae"),
               "--steps", "4", "--latent-patch", "8", "--progress", "none", "--default-steps", "2"]
     assert main(common + ["--out", str(tmp_path / "bad"), "--guidance", "2"]) == 2
     assert not (tmp_path / "bad").exists()
     guided = tmp_path / "guided"
-    assert main(common + ["--out", str(guided), "--condition-dropout", "0.3", "--guidance", "2"]) == 0
+    assert main(common + ["--out", str(guided), "--condition-dropout", "0.3", "--guidance", "2", "--temperature", "0.6"]) == 0
     meta = json.loads((guided / "metadata.json").read_text())["diffusion"]
-    assert (meta["condition_dropout"], meta["guidance"]) == (0.3, 2.0)
+    assert (meta["condition_dropout"], meta["guidance"], meta["temperature"]) == (0.3, 2.0, 0.6)
     assert main(["generate", str(labels), str(out), "--model", str(guided), "--progress", "none"]) == 0
-    assert sitk.ReadImage(str(out)).GetMetaData("SemanticSynth_guidance") == "2.0"
+    written = sitk.ReadImage(str(out))
+    assert (written.GetMetaData("SemanticSynth_guidance"), written.GetMetaData("SemanticSynth_temperature")) == ("2.0", "0.6")
+    assert main(["generate", str(labels), str(out), "--model", str(guided), "--progress", "none", "--overwrite",
+                 "--temperature", "1"]) == 0
+    assert sitk.ReadImage(str(out)).GetMetaData("SemanticSynth_temperature") == "1.0"  # asked for beats the default
     from SemanticSynthLib.engine.schema import validate_metadata
     from SemanticSynthLib.errors import SynthError
 
     package = json.loads((guided / "metadata.json").read_text())
     package["diffusion"]["condition_dropout"] = 0.0  # a package that claims guidance its U-Net never learned
     with pytest.raises(SynthError, match="guidance above 1 needs a U-Net trained with condition_dropout"):
+        validate_metadata(package, "test")
+    package = json.loads((guided / "metadata.json").read_text())
+    package["diffusion"]["temperature"] = 1.5
+    with pytest.raises(SynthError, match="temperature"):
         validate_metadata(package, "test")

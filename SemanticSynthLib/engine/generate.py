@@ -26,7 +26,8 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
                     seed: int = 0, device: str = "cpu", progress: Progress | None = None, window: int | None = None,
                     use_bf16: bool = True, mapping: dict | None = None, unknown: str = "error",
                     max_voxels: int | None = None, phase: str | None = None, prior_overrides: dict | None = None,
-                    calibrate: bool = True, guidance: float | None = None) -> sitk.Image:
+                    calibrate: bool = True, guidance: float | None = None,
+                    temperature: float | None = None) -> sitk.Image:
     """Generate a volume on exactly the label map's grid; intensities in HU (CT) or scanner units (MRI).
 
     A label-aware package also checks the network's output against its priors: labels whose mean falls
@@ -57,7 +58,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
     modality_t = torch.tensor([modality_index], device=dev)
     denoiser = package.denoiser.to(dev)
     latent = denoise(lambda packed, t: denoiser.forward_packed(packed, t, modality_t.expand(packed.shape[0])),
-                     initial_noise(latent_shape, seed, dev), condition.to(dev), diffusion["schedule"], steps,
+                     initial_noise(latent_shape, seed, dev, package.temperature(temperature)), condition.to(dev), diffusion["schedule"], steps,
                      int(window or diffusion.get("window", 32)), use_bf16, progress, package.guidance(guidance))
     del condition
     # The guide is made inline so that decode() holds its only reference and can free it once packed.
@@ -99,9 +100,10 @@ def _report(package, modality: str, classes: np.ndarray, flagged: list, calibrat
             "unseen_labels": unseen}
 
 
-def provenance(package: ModelPackage, modality: str, steps: int, seed: int, guidance: float | None = None) -> dict:
+def provenance(package: ModelPackage, modality: str, steps: int, seed: int, guidance: float | None = None,
+               temperature: float | None = None) -> dict:
     return generation_provenance(package.metadata.get("name", package.path.name), package.metadata, modality, steps, seed,
-                                 package.guidance(guidance))
+                                 package.guidance(guidance), package.temperature(temperature))
 
 
 def generate_file(args) -> None:
@@ -117,10 +119,11 @@ def generate_file(args) -> None:
     overrides = load_overrides(getattr(args, "priors", None), package.labels)
     package.priors(modality, phase, overrides)  # a bad --phase or --priors fails here, before any work
     package.guidance(args.guidance)  # and a --guidance the model was not trained for
+    package.temperature(args.temperature)
     image = generate_volume(package, label_map, modality, args.steps, args.seed, args.device, progress, args.window,
                             not args.fp32, mapping, args.unknown_labels, args.max_voxels, phase, overrides,
-                            not getattr(args, "no_calibrate", False), args.guidance)
+                            not getattr(args, "no_calibrate", False), args.guidance, args.temperature)
     steps = int(args.steps or package.default_steps)
-    stamp(image, provenance(package, modality, steps, args.seed, args.guidance))
+    stamp(image, provenance(package, modality, steps, args.seed, args.guidance, args.temperature))
     write_volume(image, args.out, args.overwrite)
     progress.message(f"wrote {args.out}", output=str(args.out))

@@ -73,6 +73,13 @@ class ModelPackage:
                              f"{self.metadata.get('name', self.path.name)} was not, so leave --guidance out")
         return scale
 
+    def temperature(self, asked: float | None = None) -> float:
+        """The sampling temperature: `asked`, else the package's default (1: the noise the U-Net was trained from)."""
+        value = float(self.metadata["diffusion"].get("temperature", 1.0) if asked is None else asked)
+        if not 0.0 < value <= 1.0:
+            raise SynthError(f"--temperature must be above 0 and at most 1, not {value:g}")
+        return value
+
     @property
     def conditioning(self) -> str:
         return self.metadata["diffusion"]["conditioning"]

@@ -19,12 +19,14 @@ def _record(model: str, metadata: dict, steps: int, seed: int) -> dict:
 
 
 def generation_provenance(model: str, metadata: dict, modality: str, steps: int, seed: int,
-                          guidance: float | None = None) -> dict:
-    """A generated volume's record; `metadata` is the generator package's metadata.json. `guidance`: the scale
-    asked for, else the package's default."""
-    scale = metadata["diffusion"].get("guidance", 1.0) if guidance is None else guidance
+                          guidance: float | None = None, temperature: float | None = None) -> dict:
+    """A generated volume's record; `metadata` is the generator package's metadata.json. `guidance` and
+    `temperature`: the values asked for, else the package's defaults."""
+    diffusion = metadata["diffusion"]
+    scale = diffusion.get("guidance", 1.0) if guidance is None else guidance
+    spread = diffusion.get("temperature", 1.0) if temperature is None else temperature
     return {**_record(model, metadata, steps, seed), "modality": modality,
-            "conditioning": metadata["diffusion"]["conditioning"], "guidance": float(scale)}
+            "conditioning": diffusion["conditioning"], "guidance": float(scale), "temperature": float(spread)}
 
 
 def translation_provenance(model: str, metadata: dict, steps: int, seed: int, deform: bool,

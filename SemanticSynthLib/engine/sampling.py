@@ -42,9 +42,15 @@ def check_steps(steps: int, schedule: dict) -> int:
     return int(steps)
 
 
-def initial_noise(shape, seed: int, device: torch.device) -> torch.Tensor:
-    """From a CPU generator: the same seed gives the same start on any device."""
-    return torch.randn(shape, generator=torch.Generator().manual_seed(int(seed))).to(device)
+def initial_noise(shape, seed: int, device: torch.device, temperature: float = 1.0) -> torch.Tensor:
+    """From a CPU generator: the same seed gives the same start on any device.
+
+    temperature < 1 starts DDIM from noise of a smaller spread (as in Glow's and BigGAN's truncated sampling): the
+    deterministic DDIM path then lands nearer the most likely image for the labels, with less random texture.
+    brain-mri on five validation subjects (docs/sampling_temperature.md): Dice ratio 0.949 at 1, 0.966 at 0.7,
+    0.973 at 0.5; the spread between seeds falls in proportion; FID 0.34, 0.42, 0.46 (painting 8.2)."""
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(int(seed)))
+    return (noise * float(temperature) if temperature != 1.0 else noise).to(device)
 
 
 def denoise(predict_packed, latent: torch.Tensor, condition: torch.Tensor, schedule: dict, steps: int, window: int,

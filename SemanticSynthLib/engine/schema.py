@@ -209,6 +209,8 @@ class Diffusion(Sampler):
     # Classifier-free guidance: the fraction of training samples given the null condition, and the default scale.
     condition_dropout: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.0
     guidance: Annotated[float, Field(ge=1, le=20, allow_inf_nan=False)] = 1.0
+    # The default sampling temperature: the starting noise's scale (engine/sampling.initial_noise).
+    temperature: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
 
     @model_validator(mode="after")
     def _guidance(self):

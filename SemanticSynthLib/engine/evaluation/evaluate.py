@@ -54,7 +54,7 @@ def structure_intensity(unit: np.ndarray, groups_map: np.ndarray, count: int) ->
 
 
 def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: int | None, seed: int, progress,
-                  guidance: float | None = None) -> tuple[dict, dict]:
+                  guidance: float | None = None, temperature: float | None = None) -> tuple[dict, dict]:
     label_map = read_volume(case.label)
     grid = working_grid(label_map, segmenter.working_spacing, MULTIPLE)
     ids = array_of(resample_labels(label_map, grid))
@@ -67,7 +67,7 @@ def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: 
     generated = []
     for k in range(samples):
         image = generate_volume(package, label_map, modality, steps, seed + k, progress=progress, unknown="background",
-                                guidance=guidance)
+                                guidance=guidance, temperature=temperature)
         generated.append(model_units(array_of(resample_intensity(image, grid)), norm))
     volumes["generated"] = generated[0]
     reconstruction = reconstruct_volume(package, read_volume(case.image), label_map, modality)
@@ -128,6 +128,7 @@ def evaluate_file(args) -> Path:
     modality = args.modality or package.modalities[0]
     package.modality_index(modality)
     guidance = package.guidance(args.guidance)  # one the model was not trained for fails before any work
+    temperature = package.temperature(args.temperature)
     segmenter = load_segmenter(args.segmenter)
     features = Med3DFeatures(args.feature_weights, args.feature_depth) if args.feature_weights else segmenter
     feature_name = features.name if args.feature_weights else f"auxiliary segmenter {segmenter.name} (SegResNet encoder, average-pooled)"
@@ -142,7 +143,7 @@ def evaluate_file(args) -> Path:
     progress.stage("evaluating cases", len(cases))
     for i, case in enumerate(cases):
         result, extra = evaluate_case(case, package, segmenter, modality, args.samples, args.steps, args.seed, quiet,
-                                      guidance)
+                                      guidance, temperature)
         results.append(result)
         for name, planes in extra["slices"].items():
             for plane, stack in planes.items():
@@ -170,7 +171,7 @@ def evaluate_file(args) -> Path:
     summary.update({"generator": package.path.name, "segmenter": segmenter.name,
                     "fid_features": feature_name, "fid_slices_per_set": int(sum(len(feats["real"][p]) for p in PLANES)),
                     "samples_per_case": args.samples, "steps": int(args.steps or package.default_steps),
-                    "guidance": guidance,
+                    "guidance": guidance, "temperature": temperature,
                     "modality": modality, "data": str(args.data), "seconds": round(time.monotonic() - t0, 1)})
     out.parent.mkdir(parents=True, exist_ok=True)
     with staged_dir(out) as staged:  # the report appears whole, or the previous folder stays as it was

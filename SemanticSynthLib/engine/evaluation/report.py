@@ -11,9 +11,10 @@ PAPERS = ("Reference points from the seed papers (their data, not ours): abdomin
           "0.923/0.925 (CT); Med-LSDM 0.710/0.715.")
 
 
-def _guidance(summary: dict) -> str:
-    scale = summary.get("guidance", 1.0)
-    return f", classifier-free guidance {scale:g}" if scale != 1.0 else ""
+def _sampling(summary: dict) -> str:
+    scale, temperature = summary.get("guidance", 1.0), summary.get("temperature", 1.0)
+    return ((f", classifier-free guidance {scale:g}" if scale != 1.0 else "")
+            + (f", sampling temperature {temperature:g}" if temperature != 1.0 else ""))
 
 
 def _fmt(value, digits=3):
@@ -27,7 +28,7 @@ def markdown(summary: dict, results: list[dict], names: list[str], pictures: lis
     rfid = summary["fid"].get("reconstruction", {})
     lines = [f"# Evaluation of `{summary['generator']}`", "",
              f"{summary['cases']} cases of `{summary['data']}`, {summary['samples_per_case']} sample(s) per case, "
-             f"{summary['steps']} DDIM steps{_guidance(summary)}, {summary['seconds'] / 60:.1f} min. Auxiliary segmenter: `{summary['segmenter']}`. "
+             f"{summary['steps']} DDIM steps{_sampling(summary)}, {summary['seconds'] / 60:.1f} min. Auxiliary segmenter: `{summary['segmenter']}`. "
              f"FID features: {summary['fid_features']}; {summary['fid_slices_per_set']} slices per set (axial, coronal, sagittal).",
              "", "## Summary", "",
              "| | Generated | Label-mean painting | Autoencoder reconstruction (ceiling) |", "|---|---|---|---|",

@@ -178,7 +178,7 @@ def train_diffusion(args) -> Path:
             "conditioning": args.conditioning, "config": config, "weights": "diffusion.safetensors",
             "schedule": schedule, "latent_scale": latent_scale, "default_steps": args.default_steps,
             "window": int(max(64, *args.latent_patch)), "decode_window": decode_window(package.label_aware), "ema": args.ema,
-            "condition_dropout": args.condition_dropout, "guidance": args.guidance,
+            "condition_dropout": args.condition_dropout, "guidance": args.guidance, "temperature": args.temperature,
         }
         meta["training"] = {**meta.get("training", {}), "diffusion": run.record(
             cases=len(cases), augment_copies=args.augment_copies, latent_patch=list(args.latent_patch), lr=args.lr,
