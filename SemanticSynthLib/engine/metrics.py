@@ -67,5 +67,6 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     b = torch.from_numpy(np.asarray(features_b, np.float64))
     if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
         # scipy's sqrtm fails on them with an internal error that names nothing.
-        raise SynthError("the FID features are not finite; the feature network is broken, check --feature-weights")
+        raise SynthError("the FID features are not finite (NaN or inf from the feature network); check "
+                         "--feature-weights, or reinstall the segmenter package")
     return float(FIDMetric()(a, b).item())
