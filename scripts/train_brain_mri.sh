@@ -8,12 +8,14 @@
 # STAGE=autoencoder or STAGE=diffusion runs one stage only. STAGE=decoder fine-tunes the decoder of a released
 # brain-mri (default: 0.2.0, git 4012104) with its encoder, codebook and diffusion U-Net kept (--decoder-only), and
 # writes $RUN/decoder. DECODER_GRADIENT=W adds the gradient-difference loss with weight W (default 0: L1 only).
-# DEFAULT_STEPS: the package's default DDIM step count (3, measured in docs/sampling_steps.md).
+# DEFAULT_STEPS: the package's default DDIM step count (3, measured in docs/sampling_steps.md). TEMPERATURE: its default
+# sampling temperature (0.7, measured in docs/sampling_temperature.md).
 # CONDITIONING (default concat) and CONDITION_DROPOUT (default 0) set the diffusion stage's label condition and its
 # classifier-free-guidance dropout. brain-mri 0.7.0 is a chain of such stages (docs/unet_condition.md, "0.7.0"):
 # CODEBOOK_GROUPS=4 autoencoder 1,600 -> 2,200 -> 3,600 steps (the last 600 resumed with --lr 5e-5); concat U-Net
 # 3,200 steps; detail 600; detail with CONDITION_DROPOUT=0.15, 1,200 steps on the 1,600-step autoencoder, 900 on
-# the 2,200-step one (0.6.0) and 900 on the 3,600-step one (the last 300 at --lr 5e-5).
+# the 2,200-step one (0.6.0) and 900 on the 3,600-step one (the last 300 at --lr 5e-5). brain-mri 0.8.0 is 0.7.0 with
+# the default temperature 0.7 written into its metadata.
 set -euo pipefail
 # The body is one block, read whole before it runs: editing or checking out this file during a run of
 # hours cannot change what the run executes (bash reads a plain script as it goes).
@@ -24,6 +26,7 @@ RUN=${RUN:-runs/brain-mri}
 PY=${PY:-python}
 STAGE=${STAGE:-all}
 DEFAULT_STEPS=${DEFAULT_STEPS:-3}
+TEMPERATURE=${TEMPERATURE:-0.7}
 $PY scripts/brain_mri_split.py "$DATA" "$RUN"
 if [ "$STAGE" = decoder ]; then
 # The 0.2.0 autoencoder saw 400 steps; its decoder is the reconstruction ceiling. Training only the decoder keeps
@@ -76,7 +79,7 @@ $PY -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN/au
 fi
 [ "$STAGE" = autoencoder ] && exit 0
 $PY -m SemanticSynthLib train-diffusion --data "$RUN/train.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
-  --conditioning ${CONDITIONING:-concat} --condition-dropout ${CONDITION_DROPOUT:-0} --steps ${DIFFUSION_STEPS:-6000} --batch 2 --latent-patch 32 --lr 2e-4 --default-steps $DEFAULT_STEPS \
+  --conditioning ${CONDITIONING:-concat} --condition-dropout ${CONDITION_DROPOUT:-0} --steps ${DIFFUSION_STEPS:-6000} --batch 2 --latent-patch 32 --lr 2e-4 --default-steps $DEFAULT_STEPS --temperature $TEMPERATURE \
   ${DIFFUSION_FROM:+--init $DIFFUSION_FROM} --checkpoint-every 100 --log-every 20 --progress none --threads 2 --resume
 [ -n "${INSTALL:-}" ] || exit 0
 mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/model" SemanticSynthLib/models/brain-mri

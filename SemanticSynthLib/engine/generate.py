@@ -58,8 +58,9 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
     modality_t = torch.tensor([modality_index], device=dev)
     denoiser = package.denoiser.to(dev)
     latent = denoise(lambda packed, t: denoiser.forward_packed(packed, t, modality_t.expand(packed.shape[0])),
-                     initial_noise(latent_shape, seed, dev, package.temperature(temperature)), condition.to(dev), diffusion["schedule"], steps,
-                     int(window or diffusion.get("window", 32)), use_bf16, progress, package.guidance(guidance))
+                     initial_noise(latent_shape, seed, dev, package.temperature(temperature)), condition.to(dev),
+                     diffusion["schedule"], steps, int(window or diffusion.get("window", 32)), use_bf16, progress,
+                     package.guidance(guidance))
     del condition
     # The guide is made inline so that decode() holds its only reference and can free it once packed.
     unit = decode(package.autoencoder.to(dev), latent, diffusion["latent_scale"], int(diffusion.get("decode_window", 64)),
@@ -119,7 +120,6 @@ def generate_file(args) -> None:
     overrides = load_overrides(getattr(args, "priors", None), package.labels)
     package.priors(modality, phase, overrides)  # a bad --phase or --priors fails here, before any work
     package.guidance(args.guidance)  # and a --guidance the model was not trained for
-    package.temperature(args.temperature)
     image = generate_volume(package, label_map, modality, args.steps, args.seed, args.device, progress, args.window,
                             not args.fp32, mapping, args.unknown_labels, args.max_voxels, phase, overrides,
                             not getattr(args, "no_calibrate", False), args.guidance, args.temperature)
