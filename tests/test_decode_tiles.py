@@ -100,3 +100,17 @@ def test_inference_codebook_lookup_picks_monais_codes():
         ours = nearest_codes(model, latent)
     assert ours.shape == monai_codes.shape
     assert torch.allclose(ours, monai_codes, atol=1e-6)
+
+
+def test_bf16_nan_falls_back_to_fp32_and_fp32_nan_is_an_error():
+    from SemanticSynthLib.engine.sampling import require_finite, with_fp32_fallback
+
+    asked = []
+
+    def run(bf16):
+        asked.append(bf16)
+        return require_finite(torch.tensor([float("nan") if bf16 else 1.0]), "decoder")
+
+    assert with_fp32_fallback(run, True, Progress("none")).item() == 1.0 and asked == [True, False]
+    with pytest.raises(SynthError, match="non-finite"):
+        with_fp32_fallback(lambda bf16: require_finite(torch.tensor([float("nan")]), "decoder"), True, Progress("none"))

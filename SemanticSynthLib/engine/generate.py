@@ -19,7 +19,8 @@ from .priors import load_overrides
 from ..model_store import resolve_model
 from .progress import Progress
 from .provenance import generation_provenance, stamp
-from .sampling import EDGE_MARGIN, UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device
+from .sampling import (EDGE_MARGIN, UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device,
+                       with_fp32_fallback)
 
 
 def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str | None = None, steps: int | None = None,
@@ -57,14 +58,20 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
     latent_shape = (1, package.latent_channels, *condition.shape[2:])
     modality_t = torch.tensor([modality_index], device=dev)
     denoiser = package.denoiser.to(dev)
-    latent = denoise(lambda packed, t: denoiser.forward_packed(packed, t, modality_t.expand(packed.shape[0])),
-                     initial_noise(latent_shape, seed, dev, package.temperature(temperature)), condition.to(dev),
-                     diffusion["schedule"], steps, int(window or diffusion.get("window", 32)), use_bf16, progress,
-                     package.guidance(guidance))
+    condition = condition.to(dev)
+
+    def sample(bf16: bool) -> torch.Tensor:
+        latent = denoise(lambda packed, t: denoiser.forward_packed(packed, t, modality_t.expand(packed.shape[0])),
+                         initial_noise(latent_shape, seed, dev, package.temperature(temperature)), condition,
+                         diffusion["schedule"], steps, int(window or diffusion.get("window", 32)), bf16, progress,
+                         package.guidance(guidance))
+        # The guide is made inline so that decode() holds its only reference and can free it once packed.
+        return decode(package.autoencoder.to(dev), latent, diffusion["latent_scale"],
+                      int(diffusion.get("decode_window", 64)), bf16, progress,
+                      torch.from_numpy(priors.guide(classes))[None] if priors else None, factor)
+
+    unit = with_fp32_fallback(sample, use_bf16, progress)
     del condition
-    # The guide is made inline so that decode() holds its only reference and can free it once packed.
-    unit = decode(package.autoencoder.to(dev), latent, diffusion["latent_scale"], int(diffusion.get("decode_window", 64)),
-                  use_bf16, progress, torch.from_numpy(priors.guide(classes))[None] if priors else None, factor)
     unit = unit[0, 0].float().cpu().numpy()
     values = denormalize(unit, norm)
     report = None

@@ -84,10 +84,14 @@ def denoise(predict_packed, latent: torch.Tensor, condition: torch.Tensor, sched
     return require_finite(latent, "denoiser")
 
 
+class NonFiniteOutput(SynthError):
+    """A network gave NaN or inf."""
+
+
 def require_finite(values: torch.Tensor, stage: str) -> torch.Tensor:
     """Never a "success" with NaN voxels: a broken package or a faulty low-precision kernel stops here."""
     if not torch.isfinite(values).all():
-        raise SynthError(f"the model's {stage} produced non-finite values; the model package is broken, retrain or "
+        raise NonFiniteOutput(f"the model's {stage} produced non-finite values; the model package is broken, retrain or "
                          "reinstall it")
     return values
 
@@ -116,6 +120,19 @@ def decode(autoencoder, latent: torch.Tensor, latent_scale: float, window: int, 
         image = require_finite(in_tiles(fn, packed, window ** 3, DECODE_HALO), "decoder")
     progress.update(1)
     return image
+
+
+def with_fp32_fallback(run, use_bf16: bool, progress: Progress):
+    """run(use_bf16), and once more in fp32 if bf16 gave NaN: on an AMX Xeon (torch 2.13) bf16 autocast gave NaN
+    now and then for the same input (the tiny test model's DICOM case, 2 of 3 runs; the segmenter's thin slices).
+    An fp32 failure is the package's fault and is raised."""
+    try:
+        return run(use_bf16)
+    except NonFiniteOutput:
+        if not use_bf16:
+            raise
+        progress.message("bf16 gave non-finite values on this device; generating again in fp32")
+        return run(False)
 
 
 def decode_window(label_aware: bool) -> int:
