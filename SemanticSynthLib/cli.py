@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--codebook-groups", type=num.integer(1, 256), default=None,
                    help="label-aware autoencoder: quantize each latent voxel as this many groups of channels, each "
                         "with its own code (product quantization; default 1, or the --init package's)")
+    a.add_argument("--head-blocks", type=num.integer(0, 8), default=None,
+                   help="label-aware autoencoder: label-modulated refinement blocks at full resolution before the "
+                        "output head (default 0, or the --init package's; at most 1). Added to an --init package "
+                        "they start as the identity, so --decoder-only keeps its diffusion U-Net")
     a.add_argument("--adv-weight", type=num.number(0, 100), default=0.01)
     a.add_argument("--adv-start", type=num.integer(0), default=500, help="step at which the adversarial loss starts")
     a.add_argument("--gradient-weight", type=num.number(0, 100), default=0.0,

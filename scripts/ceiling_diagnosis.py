@@ -38,6 +38,15 @@ args = parser.parse_args()
 seg = load_segmenter(str(REPO / "SemanticSynthLib" / "models" / "brain-mri-segmenter"))
 pkg = load_package(resolve_model(args.package, "mri"))
 if args.checkpoint:
+    from safetensors import safe_open
+    from SemanticSynthLib.engine.cpu_convolution import for_inference
+    from SemanticSynthLib.engine.training.autoencoder import init_autoencoder
+    with safe_open(str(Path(args.checkpoint) / "checkpoint.safetensors"), "pt") as f:
+        blocks = len({k.split(".")[3] for k in f.keys() if k.startswith("module.autoencoder.refinement.")})
+    if blocks > pkg.metadata["autoencoder"]["config"].get("head_blocks", 0):
+        # A --head-blocks run of this package: its decoder, grown as the trainer grew it, takes the checkpoint.
+        grown = {**pkg.metadata["autoencoder"]["config"], "head_blocks": blocks}
+        pkg.autoencoder = for_inference(init_autoencoder(pkg, grown)).eval()
     # The checkpoint's autoencoder only (its discriminator and optimizers stay unread), checked like a --resume.
     info = load_checkpoint(args.checkpoint, {"autoencoder": pkg.autoencoder}, {})
     print(f"autoencoder from {args.checkpoint}, step {info['step']}")

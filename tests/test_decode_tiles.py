@@ -9,6 +9,7 @@ from SemanticSynthLib.engine.networks import label_autoencoder_config
 from SemanticSynthLib.engine.packing import depth_to_space, space_to_depth
 from SemanticSynthLib.engine.priors import TISSUE_KINDS
 from SemanticSynthLib.engine.precision import quantize_decode
+from SemanticSynthLib.engine.schema import MAX_HEAD_BLOCKS
 import pytest
 
 from SemanticSynthLib.engine.progress import Progress
@@ -18,12 +19,17 @@ from SemanticSynthLib.errors import SynthError
 FACTOR = 4  # the shipped VQVAE's two stride-2 stages
 
 
-def _shipped_decoder() -> LabelAwareVQVAE:
-    """The bundled models' label-aware architecture with random weights (the modulation made non-trivial)."""
+def _shipped_decoder(head_blocks: int = 0) -> LabelAwareVQVAE:
+    """The bundled models' label-aware architecture with random weights (the modulation and any refinement block
+    made non-trivial)."""
     torch.manual_seed(0)
     config = label_autoencoder_config()
-    model = LabelAwareVQVAE(config["vqvae"], config["head_channels"], config["guide_hidden"], config["kind_embedding"])
+    model = LabelAwareVQVAE(config["vqvae"], config["head_channels"], config["guide_hidden"], config["kind_embedding"],
+                            head_blocks=head_blocks)
     torch.nn.init.normal_(model.modulation.gamma_beta.weight, std=0.3)
+    for block in model.refinement:
+        torch.nn.init.normal_(block.modulation.gamma_beta.weight, std=0.3)
+        torch.nn.init.normal_(block.project.weight, std=0.1)
     return model.eval()
 
 
@@ -31,9 +37,11 @@ def _guide(shape) -> torch.Tensor:
     return torch.stack([torch.rand(1, *shape), torch.randint(0, len(TISSUE_KINDS), (1, *shape)).float()], 1)
 
 
-def test_the_halo_covers_the_decoders_reach():
-    """Change one latent slice: the decoded output may change only within DECODE_HALO latent voxels of it."""
-    model = _shipped_decoder()
+@pytest.mark.parametrize("head_blocks", [0, MAX_HEAD_BLOCKS])
+def test_the_halo_covers_the_decoders_reach(head_blocks):
+    """Change one latent slice: the decoded output may change only within DECODE_HALO latent voxels of it, with
+    as many refinement blocks as a package may have."""
+    model = _shipped_decoder(head_blocks)
     depth = 2 * DECODE_HALO + 8
     latent = torch.randn(1, 8, 4, 4, depth)
     guide = _guide((16, 16, depth * FACTOR))

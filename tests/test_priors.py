@@ -122,16 +122,26 @@ def test_calibration_limits_a_label_spread_to_training_and_keeps_the_texture():
 
 
 def _random_head(model: LabelAwareVQVAE) -> LabelAwareVQVAE:
-    # The modulation starts at zero (identity) by design; randomise it so the labels act as trained ones would.
+    # The modulations and each refinement block's last convolution start at zero (identity) by design; randomise
+    # them so the labels act as trained ones would.
     torch.manual_seed(0)
-    torch.nn.init.normal_(model.modulation.gamma_beta.weight, std=0.3)
+    for modulation in [model.modulation] + [block.modulation for block in model.refinement]:
+        torch.nn.init.normal_(modulation.gamma_beta.weight, std=0.3)
+    for block in model.refinement:
+        torch.nn.init.normal_(block.project.weight, std=0.1)
     return model.eval()
 
 
-def test_decoder_output_follows_the_labels_locally():
+def _label_decoder(head_blocks: int) -> LabelAwareVQVAE:
     config = label_autoencoder_config()
-    model = _random_head(LabelAwareVQVAE(config["vqvae"], config["head_channels"], config["guide_hidden"],
-                                         config["kind_embedding"]))
+    return _random_head(LabelAwareVQVAE(config["vqvae"], config["head_channels"], config["guide_hidden"],
+                                        config["kind_embedding"], head_blocks=head_blocks))
+
+
+@pytest.mark.parametrize("head_blocks", [0, 1])
+def test_decoder_output_follows_the_labels_locally(head_blocks):
+    config = label_autoencoder_config()
+    model = _label_decoder(head_blocks)
     latent = torch.randn(1, config["vqvae"]["embedding_dim"], 8, 8, 8)
     guide = torch.zeros(1, 2, 32, 32, 32)
     guide[:, 0] = 0.3
@@ -146,19 +156,20 @@ def test_decoder_output_follows_the_labels_locally():
     diff = (a - b).abs()
     assert diff[12:18, 12:18, 12:18].min() > 0.1  # the region follows its new label
     near = torch.zeros_like(diff, dtype=torch.bool)
-    near[10:20, 10:20, 10:20] = True  # the guide's receptive field in the head is 2 voxels
+    r = model.head_halo  # the guide's receptive field in the head: 2 voxels, and 2 more per refinement block
+    near[12 - r:18 + r, 12 - r:18 + r, 12 - r:18 + r] = True
     assert diff[~near].max() == 0.0  # and nothing changes away from it
 
 
-def test_decoder_in_slabs_equals_one_pass(monkeypatch):
+@pytest.mark.parametrize("head_blocks", [0, 1])
+def test_decoder_in_slabs_equals_one_pass(monkeypatch, head_blocks):
     """Inference runs the last upsampling and the full-resolution head over slabs (bounded memory); the values
     must not change."""
     from SemanticSynthLib.engine import label_autoencoder
 
     monkeypatch.setattr(label_autoencoder, "HEAD_SLAB_VOXELS", 16 * 16 * 16)  # slabs of 16 on a 16x16 cross-section
     config = label_autoencoder_config()
-    model = _random_head(LabelAwareVQVAE(config["vqvae"], config["head_channels"], config["guide_hidden"],
-                                         config["kind_embedding"]))
+    model = _label_decoder(head_blocks)
     torch.nn.init.normal_(model.modulation.shared[0].weight, std=0.3)
     depth = 3 * label_autoencoder.HEAD_SLAB_MIN + 8  # several slabs and a thin last one
     latent = torch.randn(1, config["vqvae"]["embedding_dim"], 4, 4, depth // 4)

@@ -221,6 +221,48 @@ def test_decoder_only_fine_tuning_keeps_the_latent_space_and_the_diffusion(tiny_
     assert image.GetSize() == labels.GetSize()
 
 
+def test_head_blocks_grow_a_decoder_that_starts_as_the_identity(tiny_model, tiny_dataset, tmp_path, capsys):
+    """--head-blocks 1 on an --init package: at the start the grown decoder decodes exactly as the package's;
+    with --decoder-only the block trains, the latent space stays, and the package records the block. Blocks
+    beyond the halo's limit, or fewer than the package has, are one-line errors."""
+    from SemanticSynthLib.cli import main
+    from SemanticSynthLib.engine.generate import generate_volume
+    from SemanticSynthLib.engine.package import load_package
+    from SemanticSynthLib.engine.cpu_convolution import for_inference
+    from SemanticSynthLib.engine.training.autoencoder import init_autoencoder
+    import SimpleITK as sitk
+
+    before = load_package(tiny_model)
+    config = {**before.metadata["autoencoder"]["config"], "head_blocks": 1}
+    grown = for_inference(init_autoencoder(before, config)).eval()  # the CPU convolution routing load_package uses
+    assert len(grown.refinement) == 1 and len(before.autoencoder.refinement) == 0
+    quantized = torch.randn(1, 8, 4, 4, 4)
+    guide = torch.stack([torch.rand(1, 16, 16, 16), torch.randint(0, 3, (1, 16, 16, 16)).float()], 1)
+    with torch.no_grad():
+        assert torch.equal(grown.decode(quantized, guide), before.autoencoder.eval().decode(quantized, guide))
+
+    out = tmp_path / "refined"
+    assert main(["train-autoencoder", "--data", str(tiny_dataset), "--out", str(out), "--init", str(tiny_model),
+                 "--label-table", "muse", "--decoder-only", "--head-blocks", "1", "--steps", "3", "--patch", "32",
+                 "--lr", "1e-2", "--progress", "none"]) == 0
+    after = load_package(out)
+    assert after.metadata["autoencoder"]["config"]["head_blocks"] == 1
+    old, new = before.autoencoder.state_dict(), after.autoencoder.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old if k.startswith(("vqvae.encoder.", "vqvae.quantizer.")))
+    assert new["refinement.0.project.weight"].abs().max() > 0  # the block left the identity
+    labels = sitk.ReadImage(str(next((tiny_dataset / "labelsTr").iterdir())))
+    assert generate_volume(after, labels, steps=2).GetSize() == labels.GetSize()
+
+    for blocks, message in (("2", "at most 1"), ("0", "fewer than the --init package's")):
+        capsys.readouterr()
+        assert main(["train-autoencoder", "--data", str(tiny_dataset), "--out", str(tmp_path / f"bad{blocks}"),
+                     "--init", str(out), "--label-table", "muse", "--head-blocks", blocks, "--steps", "1",
+                     "--patch", "32", "--progress", "none"]) != 0
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / f"bad{blocks}").exists()
+
+
 def test_codebook_groups_quantize_each_group_on_its_own(tiny_dataset, tiny_model, tmp_path):
     """--codebook-groups 4 from a one-group package: a new codebook of 2-channel codes, the rest warm-started;
     each latent voxel gets 4 codes; the inference lookup picks the training quantizer's codes; a diffusion

@@ -25,13 +25,14 @@ from monai.networks.nets import VQVAE
 from torch import nn
 
 from .priors import TISSUE_KINDS
+from .schema import MAX_HEAD_BLOCKS
 
 GUIDE_CHANNELS = 2  # painted prior (model units), tissue kind index
 # Inference: the last upsampling and the full-resolution head run over slabs of the last axis holding about this many
 # voxels (16 slices of 256x256; at 50 floats a voxel, 0.2 GB of temporaries), at least HEAD_SLAB_MIN thick ...
 HEAD_SLAB_VOXELS = 2 ** 20
 HEAD_SLAB_MIN = 16
-HEAD_HALO = 2  # ... each with this margin, the head's receptive field (two 3^3 convolutions)
+HEAD_HALO = 2  # ... each with this margin, the head's receptive field (two 3^3 convolutions), plus 2 per refinement block
 
 
 class LabelModulation(nn.Module):
@@ -54,6 +55,27 @@ class LabelModulation(nn.Module):
         return features * (1 + gamma) + beta
 
 
+class LabelRefinement(nn.Module):
+    """A label-modulated residual block at full working resolution: x + conv(SiLU(modulate(conv(SiLU(x)), guide))).
+
+    Why: the VQVAE's last transposed convolution leaves the head 8 channels and one 3^3 convolution, while the
+    segmenter's Dice is lost to sub-voxel blur at the labels' boundaries (docs/decoder_steps). The block's last
+    convolution starts at zero, so a block added to a trained decoder starts as the identity."""
+
+    def __init__(self, channels: int, guide_hidden: int, kind_embedding: int):
+        super().__init__()
+        inner = 2 * channels
+        self.expand = nn.Conv3d(channels, inner, 3, padding=1)
+        self.modulation = LabelModulation(inner, guide_hidden, kind_embedding)
+        self.project = nn.Conv3d(inner, channels, 3, padding=1)
+        nn.init.zeros_(self.project.weight)
+        nn.init.zeros_(self.project.bias)
+
+    def forward(self, x: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        h = self.modulation(self.expand(nn.functional.silu(x)), guide)
+        return x + self.project(nn.functional.silu(h))
+
+
 class LabelAwareVQVAE(nn.Module):
     """MONAI VQVAE (image + painted prior in, features out) followed by a label-modulated output head.
 
@@ -61,8 +83,10 @@ class LabelAwareVQVAE(nn.Module):
     """
 
     def __init__(self, vqvae: dict, head_channels: int = 16, guide_hidden: int = 16, kind_embedding: int = 4,
-                 codebook_groups: int = 1):
+                 codebook_groups: int = 1, head_blocks: int = 0):
         super().__init__()
+        if not 0 <= head_blocks <= MAX_HEAD_BLOCKS:
+            raise ValueError(f"head_blocks must be 0..{MAX_HEAD_BLOCKS}")
         cfg = dict(vqvae)
         cfg["downsample_parameters"] = tuple(tuple(p) for p in cfg["downsample_parameters"])
         cfg["upsample_parameters"] = tuple(tuple(p) for p in cfg["upsample_parameters"])
@@ -76,6 +100,9 @@ class LabelAwareVQVAE(nn.Module):
                 spatial_dims=3, num_embeddings=cfg["num_embeddings"], embedding_dim=cfg["embedding_dim"] // self.codebook_groups,
                 commitment_cost=built.commitment_cost, decay=built.decay, epsilon=built.epsilon))
         self.modulation = LabelModulation(head_channels, guide_hidden, kind_embedding)
+        self.refinement = nn.ModuleList(LabelRefinement(head_channels, guide_hidden, kind_embedding)
+                                        for _ in range(head_blocks))
+        self.head_halo = HEAD_HALO + 2 * head_blocks
         self.head = nn.Sequential(nn.SiLU(), nn.Conv3d(head_channels, head_channels, 3, padding=1), nn.SiLU(),
                                   nn.Conv3d(head_channels, 1, 1))
 
@@ -105,7 +132,10 @@ class LabelAwareVQVAE(nn.Module):
         return self._decode_in_slabs(quantized, guide, last)
 
     def _guided_head(self, features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        return guide[:, :1] + self.head(self.modulation(features, guide))
+        x = self.modulation(features, guide)
+        for block in self.refinement:
+            x = block(x, guide)
+        return guide[:, :1] + self.head(x)
 
     def _final_upsampling(self) -> nn.ConvTranspose3d | None:
         """The VQVAE decoder's last block when it is a plain transposed convolution (MONAI's, conv_only)."""
@@ -121,7 +151,7 @@ class LabelAwareVQVAE(nn.Module):
     def _decode_in_slabs(self, quantized: torch.Tensor, guide: torch.Tensor, last: nn.ConvTranspose3d) -> torch.Tensor:
         """Inference: the decoder up to its last upsampling runs whole (at half resolution); the last upsampling
         and the guided head, which hold ~50 floats per full-resolution voxel, run over slabs of the last axis.
-        Each slab takes the margin its convolutions see (HEAD_HALO features, then the transposed convolution's
+        Each slab takes the margin its convolutions see (head_halo features, then the transposed convolution's
         inputs), so the values equal one pass while the full-resolution temporaries are held for one slab."""
         hidden = quantized
         for block in self.vqvae.decoder.blocks[:-1]:
@@ -132,7 +162,7 @@ class LabelAwareVQVAE(nn.Module):
         slab = self._slab(guide)
         for start in range(0, depth, slab):
             stop = min(start + slab, depth)
-            lo, hi = max(start - HEAD_HALO, 0), min(stop + HEAD_HALO, depth)
+            lo, hi = max(start - self.head_halo, 0), min(stop + self.head_halo, depth)
             # Output o of a transposed convolution sums inputs i with o = stride*i - pad + k, 0 <= k < kernel.
             a = max(-((kernel - 1 - pad - lo) // stride), 0)  # ceil((lo + pad - kernel + 1) / stride)
             b = min((hi - 1 + pad) // stride + 1, inner)

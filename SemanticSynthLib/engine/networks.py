@@ -51,7 +51,8 @@ def build_autoencoder(config: dict) -> nn.Module:
     label-aware one."""
     if config.get("kind") == "label_vqvae":
         return LabelAwareVQVAE(config["vqvae"], int(config["head_channels"]), int(config["guide_hidden"]),
-                               int(config["kind_embedding"]), int(config.get("codebook_groups", 1)))
+                               int(config["kind_embedding"]), int(config.get("codebook_groups", 1)),
+                               int(config.get("head_blocks", 0)))
     cfg = dict(config)
     cfg["downsample_parameters"] = tuple(tuple(p) for p in cfg["downsample_parameters"])
     cfg["upsample_parameters"] = tuple(tuple(p) for p in cfg["upsample_parameters"])

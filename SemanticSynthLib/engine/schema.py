@@ -118,6 +118,11 @@ class VQVAEConfig(Open):
         return self
 
 
+# Label-modulated refinement blocks in the label-aware decoder's full-resolution head. One at most: the decoder's
+# reach (VQVAE +-31 voxels, head +-2, each block +-2) must stay within the tile halo (sampling.DECODE_HALO, 36).
+MAX_HEAD_BLOCKS = 1
+
+
 class LabelVQVAEConfig(Open):
     kind: Literal["label_vqvae"]
     vqvae: VQVAEConfig
@@ -125,6 +130,7 @@ class LabelVQVAEConfig(Open):
     guide_hidden: Channels
     kind_embedding: Channels
     codebook_groups: Annotated[StrictInt, Field(ge=1, le=256)] = 1
+    head_blocks: Annotated[StrictInt, Field(ge=0, le=MAX_HEAD_BLOCKS)] = 0
 
     @model_validator(mode="after")
     def _groups(self):

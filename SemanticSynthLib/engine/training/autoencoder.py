@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from ..labels import LabelTable
 from ...errors import SynthError
+from ..schema import MAX_HEAD_BLOCKS
 from ..networks import (autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config, plain_vqvae_config,
                         is_label_aware, label_autoencoder_config, vqvae_config)
 from ..priors import class_priors, measure_class_means, priors_metadata
@@ -75,6 +76,7 @@ def train_autoencoder(args) -> Path:
                 # A new codebook: every other tensor starts from the package's, the codebook afresh (its codes
                 # have another size or meaning), so the latents change and a diffusion U-Net must be trained anew.
                 config, warm, init, warm_skip = new_layout, init.autoencoder, None, ("vqvae.quantizer.",)
+    config = with_head_blocks(config, args, init)
     if args.decoder_only and init is None:
         raise SynthError("--decoder-only fine-tunes the decoder of an --init package of the same kind; give --init "
                          "(and the same --label-table as that package, or none for a plain one)")
@@ -94,7 +96,7 @@ def train_autoencoder(args) -> Path:
             # The decoder keeps painting what the package's diffusion U-Net was trained to expect.
             priors = {m: init.priors(m) for m in norms}
 
-    autoencoder = (init.autoencoder.train() if init else build_autoencoder(config)).to(ctx.device)
+    autoencoder = (init_autoencoder(init, config) if init else build_autoencoder(config)).to(ctx.device)
     frozen = freeze_latent_space(autoencoder) if args.decoder_only else None
     if warm is not None:
         whole = is_label_aware(config) and hasattr(warm, "vqvae")  # label-aware from label-aware
@@ -154,7 +156,7 @@ def train_autoencoder(args) -> Path:
 
     def write_package():
         if frozen is not None:
-            return write_decoder_package(args, init, autoencoder, frozen, run.record(
+            return write_decoder_package(args, init, config, autoencoder, frozen, run.record(
                 cases=len(images), patch=list(args.patch), final_l1=last_l1, init=str(args.init),
                 gradient_weight=args.gradient_weight))
         label_ids = sorted({int(i) for c in cases if c.classes is not None for i in np.unique(c.classes)})
@@ -192,6 +194,36 @@ def with_latent_layout(config: dict, args) -> dict:
     return config if _same_layout(new, config) else new
 
 
+def with_head_blocks(config: dict, args, init) -> dict:
+    """`config` with --head-blocks label refinement blocks (label-aware kind only); the same dict where it asks for
+    nothing new. An --init package's blocks can be added to (each starts as the identity), not taken away."""
+    if args.head_blocks is None or config.get("head_blocks", 0) == args.head_blocks:
+        return config
+    if not is_label_aware(config):
+        raise SynthError("--head-blocks is for the label-aware autoencoder; give --label-table")
+    if args.head_blocks > MAX_HEAD_BLOCKS:
+        raise SynthError(f"--head-blocks {args.head_blocks}: at most {MAX_HEAD_BLOCKS} (the decoder's reach must stay "
+                         "within the tile halo)")
+    if init is not None and args.head_blocks < init.metadata["autoencoder"]["config"].get("head_blocks", 0):
+        raise SynthError(f"--head-blocks {args.head_blocks} is fewer than the --init package's; trained blocks are "
+                         "not dropped, leave out --head-blocks")
+    return {**config, "head_blocks": args.head_blocks}
+
+
+def init_autoencoder(init, config: dict) -> torch.nn.Module:
+    """The --init package's autoencoder in training mode, rebuilt with `config`'s refinement blocks where it adds
+    some: every trained tensor is kept exactly, and each new block starts as the identity (its last convolution is
+    zero), so the latent space and the decoder's output are unchanged at the start."""
+    if config == init.metadata["autoencoder"]["config"]:
+        return init.autoencoder.train()
+    grown = build_autoencoder(config)
+    missing, unexpected = grown.load_state_dict(init.autoencoder.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("refinement.") for k in missing):
+        raise SynthError(f"--init package does not fit the grown decoder ({(unexpected or missing)[0]}); "
+                         "this is a bug, please report it")
+    return grown.train()
+
+
 def _same_layout(a: dict, b: dict) -> bool:
     return (vqvae_config(a)["num_embeddings"] == vqvae_config(b)["num_embeddings"]
             and a.get("codebook_groups", 1) == b.get("codebook_groups", 1))
@@ -220,8 +252,9 @@ def freeze_latent_space(autoencoder: torch.nn.Module) -> dict[str, torch.Tensor]
     return frozen
 
 
-def write_decoder_package(args, init, autoencoder: torch.nn.Module, frozen: dict, record: dict) -> None:
-    """The --init package with the fine-tuned decoder: its metadata (priors, normalization, diffusion, windows),
+def write_decoder_package(args, init, config: dict, autoencoder: torch.nn.Module, frozen: dict, record: dict) -> None:
+    """The --init package with the fine-tuned decoder (`config`: its own, or with refinement blocks added): its
+    metadata (priors, normalization, diffusion, windows),
     its diffusion weights as stored, and a training record of the decoder run. Refused if the encoder or the
     codebook moved, because the diffusion U-Net would then sample a latent space the decoder no longer reads."""
     vqvae = getattr(autoencoder, "vqvae", autoencoder)
@@ -231,6 +264,7 @@ def write_decoder_package(args, init, autoencoder: torch.nn.Module, frozen: dict
         raise SynthError(f"decoder fine-tuning changed the latent space ({moved[0]}); this is a bug, please report it")
     metadata = {k: v for k, v in init.metadata.items() if k not in ("format", "format_version", "version")}
     metadata["name"] = Path(args.out).name
+    metadata["autoencoder"] = {**metadata["autoencoder"], "config": config}
     metadata["training"] = {**metadata.get("training", {}), "decoder": record}
     if "diffusion" in metadata:
         metadata["diffusion"]["decode_window"] = decode_window(init.label_aware)
