@@ -15,7 +15,9 @@
 # CODEBOOK_GROUPS=4 autoencoder 1,600 -> 2,200 -> 3,600 steps (the last 600 resumed with --lr 5e-5); concat U-Net
 # 3,200 steps; detail 600; detail with CONDITION_DROPOUT=0.15, 1,200 steps on the 1,600-step autoencoder, 900 on
 # the 2,200-step one (0.6.0) and 900 on the 3,600-step one (the last 300 at --lr 5e-5). brain-mri 0.8.0 is 0.7.0 with
-# the default temperature 0.7 written into its metadata.
+# the default temperature 0.7 written into its metadata. brain-mri 0.9.0: a CODEBOOK_GROUPS=8 autoencoder started
+# from 0.7.0's (2,800 steps, checkpoints/brain-mri-g8) and 0.8.0's U-Net fine-tuned 1,600 steps on its latents, with
+# the default temperature 0.5 (docs/decoder_steps/report_codebook_groups.md, session 13, has every command).
 set -euo pipefail
 # The body is one block, read whole before it runs: editing or checking out this file during a run of
 # hours cannot change what the run executes (bash reads a plain script as it goes).
