@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--codebook-groups", type=num.integer(1, 256), default=None,
                    help="label-aware autoencoder: quantize each latent voxel as this many groups of channels, each "
                         "with its own code (product quantization; default 1, or the --init package's)")
+    a.add_argument("--latent-channels", type=num.integer(1, 256), default=None,
+                   help="label-aware autoencoder: channels per latent voxel (default 8, or the --init package's). "
+                        "Widening an --init package keeps its codebook; the decoder starts out ignoring the new "
+                        "channels, and a diffusion U-Net must be trained on the new latents")
     a.add_argument("--head-blocks", type=num.integer(0, 8), default=None,
                    help="label-aware autoencoder: label-modulated refinement blocks at full resolution before the "
                         "output head (default 0, or the --init package's; at most 1). Added to an --init package "

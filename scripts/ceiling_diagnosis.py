@@ -7,7 +7,8 @@ i.e. only its low-frequency error. Prints each with its ratio to the real image'
 
 python scripts/ceiling_diagnosis.py [PACKAGE] [--checkpoint DIR] [--cases N] [--quick]
 PACKAGE: default the bundled brain-mri. --checkpoint: a train-autoencoder checkpoint folder (OUT.checkpoint) whose
-autoencoder replaces the package's, to follow a run without packaging it (a --decoder-only run of PACKAGE).
+autoencoder replaces the package's, to follow a run without packaging it (a --decoder-only, --head-blocks or
+--latent-channels run from PACKAGE).
 """
 import argparse, csv, sys
 from pathlib import Path
@@ -38,15 +39,23 @@ args = parser.parse_args()
 seg = load_segmenter(str(REPO / "SemanticSynthLib" / "models" / "brain-mri-segmenter"))
 pkg = load_package(resolve_model(args.package, "mri"))
 if args.checkpoint:
+    import json
     from safetensors import safe_open
     from SemanticSynthLib.engine.cpu_convolution import for_inference
-    from SemanticSynthLib.engine.training.autoencoder import init_autoencoder
+    from SemanticSynthLib.engine.networks import build_autoencoder
     with safe_open(str(Path(args.checkpoint) / "checkpoint.safetensors"), "pt") as f:
         blocks = len({k.split(".")[3] for k in f.keys() if k.startswith("module.autoencoder.refinement.")})
-    if blocks > pkg.metadata["autoencoder"]["config"].get("head_blocks", 0):
-        # A --head-blocks run of this package: its decoder, grown as the trainer grew it, takes the checkpoint.
-        grown = {**pkg.metadata["autoencoder"]["config"], "head_blocks": blocks}
-        pkg.autoencoder = for_inference(init_autoencoder(pkg, grown)).eval()
+        channels = f.get_slice("module.autoencoder.vqvae.decoder.blocks.0.conv.weight").get_shape()[1]
+    config = json.loads(json.dumps(pkg.metadata["autoencoder"]["config"]))
+    code_channels = config["vqvae"]["embedding_dim"] // config.get("codebook_groups", 1)
+    # A --head-blocks or --latent-channels run of this package: a decoder of the checkpoint's shape takes it.
+    if blocks > config.get("head_blocks", 0):
+        config["head_blocks"] = blocks
+    if channels != config["vqvae"]["embedding_dim"]:
+        config["vqvae"]["embedding_dim"], config["codebook_groups"] = channels, channels // code_channels
+    if config != pkg.metadata["autoencoder"]["config"]:
+        pkg.metadata["autoencoder"]["config"] = config
+        pkg.autoencoder = for_inference(build_autoencoder(config)).eval()
     # The checkpoint's autoencoder only (its discriminator and optimizers stay unread), checked like a --resume.
     info = load_checkpoint(args.checkpoint, {"autoencoder": pkg.autoencoder}, {})
     print(f"autoencoder from {args.checkpoint}, step {info['step']}")

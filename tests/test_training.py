@@ -307,6 +307,74 @@ def test_codebook_groups_quantize_each_group_on_its_own(tiny_dataset, tiny_model
     assert image.GetSize() == labels.GetSize()
 
 
+def test_latent_channels_widen_the_autoencoder_and_the_unet_from_where_they_were(tiny_model, tiny_dataset, tmp_path, capsys):
+    """--latent-channels 16 on an 8-channel --init package: the codebook is kept (each code keeps its channels, so
+    the latent gets twice the groups); the widened decoder and U-Net start out computing what the package's did,
+    reading and writing zeros for the new channels; both train and the package generates. Narrowing is a
+    one-line error."""
+    import SimpleITK as sitk
+
+    from SemanticSynthLib.cli import main
+    from SemanticSynthLib.engine.generate import generate_volume
+    from SemanticSynthLib.engine.package import load_package
+    from SemanticSynthLib.engine.training.autoencoder import warm_start, widen_latent
+
+    before = load_package(tiny_model)
+    config8 = before.metadata["autoencoder"]["config"]
+    groups8 = config8.get("codebook_groups", 1)
+    config16 = json.loads(json.dumps(config8))
+    config16["vqvae"]["embedding_dim"], config16["codebook_groups"] = 16, 2 * groups8
+    widened = build_autoencoder(config16)
+    warm_start(widened, before.autoencoder.state_dict())
+    widen_latent(widened, 8)
+    torch.manual_seed(0)
+    quantized = torch.randn(1, 8, 4, 4, 4)
+    guide = torch.stack([torch.rand(1, 16, 16, 16), torch.randint(0, 3, (1, 16, 16, 16)).float()], 1)
+    with torch.no_grad():
+        old = before.autoencoder.eval().decode(quantized, guide)
+        new = widened.eval().decode(torch.cat([quantized, torch.randn(1, 8, 4, 4, 4)], 1), guide)
+    assert torch.allclose(old, new, atol=1e-5)
+
+    unet8 = before.denoiser
+    with torch.no_grad():  # MONAI starts the output convolution at zero; give it weights so the check can fail
+        unet8.unet.out[2].conv.weight.normal_(0, 0.01)
+    unet16 = LatentDenoiser(16, before.labels.num_classes, unet8.conditioning, 1, before.metadata["diffusion"]["config"],
+                            priors=unet8.label_aware, factor=before.factor)
+    unet16.load_state_dict(unet16.widened_state(unet8.state_dict(), 8))
+    cond = torch.rand(1, unet16.label_embedding.in_channels, 8, 8, 8)
+    z, t, modality = torch.randn(1, 8, 8, 8, 8), torch.tensor([500]), torch.zeros(1, dtype=torch.long)
+    with torch.no_grad():
+        out8 = unet8.eval()(z, t, cond, modality)
+        out16 = unet16.eval()(torch.cat([z, torch.randn_like(z)], 1), t, cond, modality)
+    assert out8.abs().max() > 0 and torch.allclose(out16[:, :8], out8, atol=1e-5)
+    assert torch.equal(out16[:, 8:], torch.zeros_like(out8))
+
+    ae = tmp_path / "ae16"
+    assert main(["train-autoencoder", "--data", str(tiny_dataset), "--out", str(ae), "--init", str(tiny_model),
+                 "--label-table", "muse", "--latent-channels", "16", "--steps", "2", "--patch", "32",
+                 "--adv-start", "2", "--progress", "none"]) == 0
+    package = load_package(ae, need_diffusion=False)
+    assert package.latent_channels == 16 and package.metadata["autoencoder"]["config"]["codebook_groups"] == 2 * groups8
+    # the codebook came with it: 2 EMA updates rescale it, but it is still the package's, not one drawn afresh
+    kept = before.autoencoder.state_dict()["vqvae.quantizer.quantizer.embedding.weight"].flatten()
+    now = package.autoencoder.state_dict()["vqvae.quantizer.quantizer.embedding.weight"].flatten()
+    assert torch.corrcoef(torch.stack([kept, now]))[0, 1] > 0.9
+    model_dir = tmp_path / "model16"
+    assert main(["train-diffusion", "--data", str(tiny_dataset), "--autoencoder", str(ae), "--out", str(model_dir),
+                 "--steps", "2", "--latent-patch", "8", "--progress", "none", "--default-steps", "2",
+                 "--init", str(tiny_model)]) == 0
+    labels = sitk.ReadImage(str(next((tiny_dataset / "labelsTr").iterdir())))
+    assert generate_volume(load_package(model_dir), labels, steps=2).GetSize() == labels.GetSize()
+
+    capsys.readouterr()
+    assert main(["train-autoencoder", "--data", str(tiny_dataset), "--out", str(tmp_path / "narrow"), "--init", str(ae),
+                 "--label-table", "muse", "--latent-channels", "8", "--steps", "1", "--patch", "32",
+                 "--progress", "none"]) != 0
+    err = capsys.readouterr().err
+    assert "fewer than the --init package's 16" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "narrow").exists()
+
+
 def test_diffusion_init_needs_the_same_unet(tiny_dataset, tiny_model, tmp_path, capsys):
     from SemanticSynthLib.cli import main
 

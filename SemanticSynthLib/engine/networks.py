@@ -116,6 +116,22 @@ class LatentDenoiser(nn.Module):
             return self.unet(latent, timesteps, seg=labels, class_labels=modality)
         return self.unet(torch.cat([latent, labels], dim=1), timesteps, class_labels=modality)
 
+    def widened_state(self, state: dict, old_latent: int) -> dict:
+        """`state`, a U-Net of this shape trained on `old_latent` latent channels, for this one's wider latent:
+        the first convolution reads the new channels with zero weights and the last one writes them from zero,
+        so it predicts the old channels as before and learns the new ones (the autoencoder's widen_latent, for
+        the U-Net). The label and timestep features carry over unchanged."""
+        new = self.latent_channels
+        state = dict(state)
+        key = "unet.conv_in.conv.weight"
+        w = state[key]
+        state[key] = torch.cat([w[:, :old_latent], w.new_zeros((w.shape[0], new - old_latent, *w.shape[2:])),
+                                w[:, old_latent:]], dim=1)
+        for key in ("unet.out.2.conv.weight", "unet.out.2.conv.bias"):
+            w = state[key]
+            state[key] = torch.cat([w, w.new_zeros((new - old_latent, *w.shape[1:]))])
+        return state
+
     def forward_packed(self, packed: torch.Tensor, timesteps: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
         """Latent and condition in one tensor, so a sliding window crops both alike."""
         return self(packed[:, : self.latent_channels], timesteps, packed[:, self.latent_channels:], modality)

@@ -26,13 +26,19 @@ AUTOENCODER_WEIGHTS = "autoencoder.safetensors"
 DIFFUSION_WEIGHTS = "diffusion.safetensors"
 
 
-def load_weights(module: torch.nn.Module, path: Path) -> None:
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A package's safetensors file as a state dict, or a one-line error naming the file."""
     if not path.exists():
         raise SynthError(f"model file missing: {path}; reinstall or retrain the model package")
     try:
-        state = load_file(str(path))
+        return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise SynthError(f"model file corrupt: {path.name} ({str(exc).splitlines()[0]}); reinstall the model package") from None
+
+
+def load_weights(module: torch.nn.Module, path: Path, state: dict | None = None) -> None:
+    """`path`'s weights into `module`, all of them and of the same shapes; `state`: already read (and adapted)."""
+    state = read_weights(path) if state is None else state
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError:

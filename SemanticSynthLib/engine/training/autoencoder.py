@@ -7,15 +7,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.losses import PatchAdversarialLoss
-from safetensors.torch import load_file
 
 from ..labels import LabelTable
 from ...errors import SynthError
 from ..schema import MAX_HEAD_BLOCKS
 from ..networks import (autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config, plain_vqvae_config,
-                        is_label_aware, label_autoencoder_config, vqvae_config)
+                        is_label_aware, label_autoencoder_config, latent_channels, vqvae_config)
 from ..priors import class_priors, measure_class_means, priors_metadata
-from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, save_package
+from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, read_weights, save_package
 from ...model_store import resolve_model
 from ..sampling import decode_window
 from ..precision import autocast, bf16_for_training, reconstruct
@@ -50,10 +49,11 @@ def train_autoencoder(args) -> Path:
     table = LabelTable.from_spec(args.label_table) if args.label_table else None
     # With a label table the decoder is label-aware (engine/label_autoencoder.py); without, the plain VQVAE.
     config = label_autoencoder_config() if table else default_autoencoder_config()
-    if args.codebook_groups and not table:
-        raise SynthError("--codebook-groups is for the label-aware autoencoder; give --label-table")
+    for option, value in (("--codebook-groups", args.codebook_groups), ("--latent-channels", args.latent_channels)):
+        if value and not table:
+            raise SynthError(f"{option} is for the label-aware autoencoder; give --label-table")
     config = with_latent_layout(config, args)
-    init = warm = None
+    init = warm = warm_config = None
     warm_skip = ()
     if args.init:
         init = load_package(resolve_model(args.init), need_diffusion=False)
@@ -67,15 +67,22 @@ def train_autoencoder(args) -> Path:
             warm, init = init.autoencoder.vqvae, None
         else:
             # Fine-tuning for a new contrast: start from another package's autoencoder and its config.
-            config = init.metadata["autoencoder"]["config"]
+            config = warm_config = init.metadata["autoencoder"]["config"]
+            if args.latent_channels and args.latent_channels < latent_channels(config):
+                raise SynthError(f"--latent-channels {args.latent_channels} is fewer than the --init package's "
+                                 f"{latent_channels(config)}; a latent can be widened, not narrowed")
             new_layout = with_latent_layout(config, args)
             if new_layout != config:
                 if args.decoder_only:
-                    raise SynthError("--decoder-only keeps the --init package's codebook; leave out --num-embeddings "
-                                     "and --codebook-groups, or train the whole autoencoder")
-                # A new codebook: every other tensor starts from the package's, the codebook afresh (its codes
-                # have another size or meaning), so the latents change and a diffusion U-Net must be trained anew.
-                config, warm, init, warm_skip = new_layout, init.autoencoder, None, ("vqvae.quantizer.",)
+                    raise SynthError("--decoder-only keeps the --init package's latent space; leave out "
+                                     "--num-embeddings, --codebook-groups and --latent-channels, or train the whole "
+                                     "autoencoder")
+                # A new layout: every other tensor starts from the package's, so the latents change and a diffusion
+                # U-Net must be trained anew. The codebook starts afresh where its codes have another size or
+                # meaning; a wider latent of the same codes keeps it (widen_latent).
+                widened = _same_codes(new_layout, config) and latent_channels(new_layout) > latent_channels(config)
+                warm_skip = () if widened else ("vqvae.quantizer.",)
+                config, warm, init = new_layout, init.autoencoder, None
     config = with_head_blocks(config, args, init)
     if args.decoder_only and init is None:
         raise SynthError("--decoder-only fine-tunes the decoder of an --init package of the same kind; give --init "
@@ -102,6 +109,8 @@ def train_autoencoder(args) -> Path:
         whole = is_label_aware(config) and hasattr(warm, "vqvae")  # label-aware from label-aware
         state = {k: v for k, v in warm.state_dict().items() if not k.startswith(warm_skip)}
         copied = warm_start(autoencoder if whole or not is_label_aware(config) else autoencoder.vqvae, state)
+        if whole:
+            widen_latent(autoencoder, latent_channels(warm_config))
         progress.message(f"warm start from {args.init}: {copied} tensors copied (whole or their leading part)")
     discriminator = build_discriminator().to(ctx.device)
     trained = [p for p in autoencoder.parameters() if p.requires_grad]
@@ -181,16 +190,22 @@ def train_autoencoder(args) -> Path:
 
 
 def with_latent_layout(config: dict, args) -> dict:
-    """`config` with the codebook size (--num-embeddings) and, for the label-aware kind, the codebook groups
-    (--codebook-groups) that the command asks for; the same dict where it asks for nothing new."""
+    """`config` with the codebook size (--num-embeddings) and, for the label-aware kind, the latent's channels
+    (--latent-channels) and codebook groups (--codebook-groups) that the command asks for; the same dict where it
+    asks for nothing new. Without --codebook-groups, each code keeps `config`'s channels per group."""
     new = json.loads(json.dumps(config))
     if args.num_embeddings:
         vqvae_config(new)["num_embeddings"] = args.num_embeddings
-    if args.codebook_groups and is_label_aware(new):
-        if vqvae_config(new)["embedding_dim"] % args.codebook_groups:
-            raise SynthError(f"--codebook-groups {args.codebook_groups} must divide the latent's "
-                             f"{vqvae_config(new)['embedding_dim']} channels")
-        new["codebook_groups"] = args.codebook_groups
+    if is_label_aware(new):
+        # Each code keeps its channels unless --codebook-groups says otherwise, so a wider latent has more groups.
+        code_channels = latent_channels(config) // config.get("codebook_groups", 1)
+        if args.latent_channels:
+            vqvae_config(new)["embedding_dim"] = args.latent_channels
+        groups = args.codebook_groups or max(latent_channels(new) // code_channels, 1)
+        if latent_channels(new) % groups:
+            raise SynthError(f"--codebook-groups {groups} must divide the latent's {latent_channels(new)} channels "
+                             "(--latent-channels)")
+        new["codebook_groups"] = groups
     return config if _same_layout(new, config) else new
 
 
@@ -225,8 +240,24 @@ def init_autoencoder(init, config: dict) -> torch.nn.Module:
 
 
 def _same_layout(a: dict, b: dict) -> bool:
+    return _same_codes(a, b) and latent_channels(a) == latent_channels(b)
+
+
+def _same_codes(a: dict, b: dict) -> bool:
+    """Codebooks of the same shape: as many codes, each of as many channels (the latent's channels per group)."""
     return (vqvae_config(a)["num_embeddings"] == vqvae_config(b)["num_embeddings"]
-            and a.get("codebook_groups", 1) == b.get("codebook_groups", 1))
+            and latent_channels(a) // a.get("codebook_groups", 1) == latent_channels(b) // b.get("codebook_groups", 1))
+
+
+def widen_latent(autoencoder: torch.nn.Module, old_channels: int) -> None:
+    """After warm_start into a wider latent: the decoder's first convolution reads the new latent channels with
+    zero weights, so the widened autoencoder starts out decoding exactly as the --init package did, and the new
+    channels (the encoder's extra outputs, fresh) come into use as training gives them weights. LoRA's zero start,
+    for the same reason: a trained model is not disturbed on its first step."""
+    conv = autoencoder.vqvae.decoder.blocks[0].conv
+    if conv.in_channels > old_channels:
+        with torch.no_grad():
+            conv.weight[:, old_channels:] = 0
 
 
 def gradient_difference(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -270,7 +301,7 @@ def write_decoder_package(args, init, config: dict, autoencoder: torch.nn.Module
         metadata["diffusion"]["decode_window"] = decode_window(init.label_aware)
     weights = {AUTOENCODER_WEIGHTS: autoencoder}
     if "diffusion" in metadata:
-        weights[DIFFUSION_WEIGHTS] = load_file(str(init.path / DIFFUSION_WEIGHTS))
+        weights[DIFFUSION_WEIGHTS] = read_weights(init.path / DIFFUSION_WEIGHTS)
     save_package(args.out, metadata, weights)
 
 

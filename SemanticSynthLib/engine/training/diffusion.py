@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from ...errors import SynthError
 from ..conditioning import label_condition, widen_pooled_prior
 from ..conditioning_modes import conditioning_mode
 from ..sampling import UNET_MULTIPLE, decode_window
-from ..networks import LatentDenoiser, default_unet_config
-from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, load_weights, save_package
+from ..networks import LatentDenoiser, default_unet_config, latent_channels
+from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, load_weights, read_weights, save_package
 from ...model_store import resolve_model
 from ..precision import autocast, bf16_for_training, bf16_training_safe, encode_latent
 from ..progress import Progress
@@ -94,7 +93,9 @@ def start_from_package_unet(denoiser: torch.nn.Module, name: str, conditioning: 
     """--init: the denoiser (and so its EMA) starts from a generator package's U-Net of the same shape. Its
     latents may mean something else (a new codebook); the label and timestep features still carry over.
     A U-Net trained with the averaged prior may start a fine mode that differs from it only in folding the prior
-    (concat -> detail): its label embedding is widened so that it computes the same thing (widen_pooled_prior)."""
+    (concat -> detail): its label embedding is widened so that it computes the same thing (widen_pooled_prior).
+    A U-Net of a narrower latent (an autoencoder widened with --latent-channels) is widened the same way
+    (LatentDenoiser.widened_state)."""
     meta = load_package(resolve_model(name), need_diffusion=False).metadata
     diffusion = meta.get("diffusion")
     if diffusion is None:
@@ -105,14 +106,15 @@ def start_from_package_unet(denoiser: torch.nn.Module, name: str, conditioning: 
         raise SynthError(f"--init {name}'s U-Net ({diffusion['conditioning']} conditioning, config {diffusion['config']}) "
                          f"differs from this one ({conditioning}, {config}); give a package with the same U-Net")
     path = resolve_model(name) / DIFFUSION_WEIGHTS
+    state = read_weights(path)  # a missing or corrupt file is its own error
+    old_latent = latent_channels(meta["autoencoder"]["config"])
     try:
         if widen:
-            state = load_file(str(path))
             state["label_embedding.weight"] = widen_pooled_prior(state["label_embedding.weight"], factor)
-            denoiser.load_state_dict(state, strict=True)
-        else:
-            load_weights(denoiser, path)
-    except (SynthError, RuntimeError):
+        if old_latent < denoiser.latent_channels:
+            state = denoiser.widened_state(state, old_latent)
+        load_weights(denoiser, path, state)
+    except (SynthError, KeyError, RuntimeError):
         raise SynthError(f"--init {name}'s U-Net does not fit this autoencoder's latents or label table "
                          f"(other channel or class counts); give a package trained with the same ones") from None
 
