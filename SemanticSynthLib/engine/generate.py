@@ -54,24 +54,24 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str 
     # The working grid reaches past the label map: replicate the edge labels there (cropped later).
     classes = to_class_indices(array_of(resample_labels(extend_edges(label_map, grid), grid)), package.labels, mapping, unknown)
     classes_t = torch.from_numpy(classes)[None, None]
-    condition = label_condition(classes_t, package.labels.num_classes, factor, package.conditioning, priors)
-    latent_shape = (1, package.latent_channels, *condition.shape[2:])
+    latent_shape = (1, package.latent_channels, *(n // factor for n in classes.shape))
     modality_t = torch.tensor([modality_index], device=dev)
     denoiser = package.denoiser.to(dev)
-    condition = condition.to(dev)
 
     def sample(bf16: bool) -> torch.Tensor:
+        # The condition is built here, not kept for the fp32 retry, so that it is freed before decoding (the peak).
+        condition = label_condition(classes_t, package.labels.num_classes, factor, package.conditioning, priors).to(dev)
         latent = denoise(lambda packed, t: denoiser.forward_packed(packed, t, modality_t.expand(packed.shape[0])),
                          initial_noise(latent_shape, seed, dev, package.temperature(temperature)), condition,
                          diffusion["schedule"], steps, int(window or diffusion.get("window", 32)), bf16, progress,
                          package.guidance(guidance))
+        del condition
         # The guide is made inline so that decode() holds its only reference and can free it once packed.
         return decode(package.autoencoder.to(dev), latent, diffusion["latent_scale"],
                       int(diffusion.get("decode_window", 64)), bf16, progress,
                       torch.from_numpy(priors.guide(classes))[None] if priors else None, factor)
 
     unit = with_fp32_fallback(sample, use_bf16, progress)
-    del condition
     unit = unit[0, 0].float().cpu().numpy()
     values = denormalize(unit, norm)
     report = None
