@@ -19,13 +19,13 @@ from SemanticSynthLib.errors import SynthError
 FACTOR = 4  # the shipped VQVAE's two stride-2 stages
 
 
-def _shipped_decoder(head_blocks: int = 0) -> LabelAwareVQVAE:
+def _shipped_decoder(head_blocks: int = 0, codebook_groups: int = 1) -> LabelAwareVQVAE:
     """The bundled models' label-aware architecture with random weights (the modulation and any refinement block
     made non-trivial)."""
     torch.manual_seed(0)
     config = label_autoencoder_config()
     model = LabelAwareVQVAE(config["vqvae"], config["head_channels"], config["guide_hidden"], config["kind_embedding"],
-                            head_blocks=head_blocks)
+                            head_blocks=head_blocks, codebook_groups=codebook_groups)
     torch.nn.init.normal_(model.modulation.gamma_beta.weight, std=0.3)
     for block in model.refinement:
         torch.nn.init.normal_(block.modulation.gamma_beta.weight, std=0.3)
@@ -99,8 +99,9 @@ def test_tiles_fit_the_budget_and_cover_the_volume_once():
     assert bool((covered == 1).all())
 
 
-def test_inference_codebook_lookup_picks_monais_codes():
-    model = _shipped_decoder()
+@pytest.mark.parametrize("groups", [1, 8])  # 8-channel codes (the full search); one-channel codes (binary search)
+def test_inference_codebook_lookup_picks_monais_codes(groups):
+    model = _shipped_decoder(codebook_groups=groups)
     torch.nn.init.normal_(model.vqvae.quantizer.quantizer.embedding.weight)
     latent = torch.randn(1, 8, 12, 9, 7)
     with torch.no_grad():
@@ -108,6 +109,26 @@ def test_inference_codebook_lookup_picks_monais_codes():
         ours = nearest_codes(model, latent)
     assert ours.shape == monai_codes.shape
     assert torch.allclose(ours, monai_codes, atol=1e-6)
+
+
+def test_scalar_codebook_lookup_breaks_ties_as_monai_does():
+    """One-channel codes take the binary-search path. At an exact midpoint the two codes' distances are equal, and
+    MONAI's torch.max takes the one that comes first in the codebook, whichever is larger; outside the codes'
+    range the end code is taken."""
+    model = _shipped_decoder(codebook_groups=8)  # brain-mri's layout: one channel per codebook group
+    weight = model.vqvae.quantizer.quantizer.embedding.weight
+    assert weight.shape[1] == 1
+    with torch.no_grad():
+        weight.copy_(torch.linspace(2.0, -2.0, weight.shape[0])[:, None])  # descending: the larger code comes first
+        weight[7] = 0.25  # and one out of order
+    step = 4.0 / (weight.shape[0] - 1)
+    values = torch.tensor([2.0 - 2.5 * step, 2.0 - 10.5 * step, 0.25 + 1e-3, -7.0, 9.0, 0.0])
+    latent = values.repeat(8 * 4 * 4).reshape(1, 8, 4, 4, 6)
+    with torch.no_grad():
+        monai_codes, _ = model.quantize(latent)
+        ours = nearest_codes(model, latent)
+    assert torch.allclose(ours, monai_codes, atol=1e-6)
+    assert torch.isclose(ours[0, 0, 0, 0, 0], torch.tensor(2.0 - 2 * step))  # the tie went to the earlier code
 
 
 def test_bf16_nan_falls_back_to_fp32_and_fp32_nan_is_an_error():
