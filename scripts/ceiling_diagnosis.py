@@ -3,7 +3,8 @@
 On the first validation subjects (five unless --cases), the bundled segmenter's mean Dice on: the real T1; the
 real T1 blurred (Gaussian, sigma 0.5 and 0.8 working voxels); the package's reconstruction; the reconstruction with
 each structure's mean set to the real image's; the real T1 plus the reconstruction's error smoothed (sigma 1 voxel),
-i.e. only its low-frequency error. Prints each with its ratio to the real image's Dice.
+i.e. only its low-frequency error. Prints each with its ratio to the real image's Dice, and the reconstruction's
+PSNR inside the labels (as `semanticsynth evaluate` reports the ceiling's).
 
 python scripts/ceiling_diagnosis.py [PACKAGE] [--checkpoint DIR] [--cases N] [--quick]
 PACKAGE: default the bundled brain-mri. --checkpoint: a train-autoencoder checkpoint folder (OUT.checkpoint) whose
@@ -28,7 +29,7 @@ from SemanticSynthLib.engine.io import array_of, read_volume
 from SemanticSynthLib.engine.working_image import units_on_grid
 from SemanticSynthLib.engine.reconstruction import reconstruct_volume
 from SemanticSynthLib.engine.intensity import model_units
-from SemanticSynthLib.engine.metrics import dice_per_class
+from SemanticSynthLib.engine.metrics import dice_per_class, psnr_in_mask
 from SemanticSynthLib.engine.checkpoint import load_checkpoint
 parser = argparse.ArgumentParser()
 parser.add_argument("package", nargs="?", default="brain-mri")
@@ -61,6 +62,7 @@ if args.checkpoint:
     print(f"autoencoder from {args.checkpoint}, step {info['step']}")
 rows = list(csv.DictReader(open(REPO / "runs" / "brain-mri" / "val.csv")))[:args.cases]  # from scripts/brain_mri_split.py
 acc = {}
+psnr = []
 for r in rows:
     lab = read_volume(r["label"]); img = read_volume(r["image"])
     grid = working_grid(lab, seg.working_spacing, MULTIPLE)
@@ -79,7 +81,10 @@ for r in rows:
         vols = {k: vols[k] for k in ("real", "reconstruction")}
     for name, v in vols.items():
         acc.setdefault(name, []).append(np.nanmean(dice_per_class(seg.segment(v), truth, n)))
+    # The ceiling's PSNR as `semanticsynth evaluate` reports it: inside the labelled region, in model units.
+    psnr.append(psnr_in_mask(rec, real, ids > 0))
     print(r["image"].split("/")[-1], {k: round(v[-1], 3) for k, v in acc.items()}, flush=True)
 base = np.mean(acc["real"])
 for k, v in acc.items():
     print(f"{k:48s} Dice {np.mean(v):.3f}  ratio {np.mean(v) / base:.3f}")
+print(f"reconstruction PSNR inside the labels: {np.mean(psnr):.2f} dB")
