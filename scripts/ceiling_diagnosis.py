@@ -40,20 +40,19 @@ args = parser.parse_args()
 seg = load_segmenter(str(REPO / "SemanticSynthLib" / "models" / "brain-mri-segmenter"))
 pkg = load_package(resolve_model(args.package, "mri"))
 if args.checkpoint:
-    import json
+    from types import SimpleNamespace
     from safetensors import safe_open
     from SemanticSynthLib.engine.cpu_convolution import for_inference
     from SemanticSynthLib.engine.networks import build_autoencoder
+    from SemanticSynthLib.engine.training.autoencoder import with_head_blocks, with_latent_layout
     with safe_open(str(Path(args.checkpoint) / "checkpoint.safetensors"), "pt") as f:
         blocks = len({k.split(".")[3] for k in f.keys() if k.startswith("module.autoencoder.refinement.")})
         channels = f.get_slice("module.autoencoder.vqvae.decoder.blocks.0.conv.weight").get_shape()[1]
-    config = json.loads(json.dumps(pkg.metadata["autoencoder"]["config"]))
-    code_channels = config["vqvae"]["embedding_dim"] // config.get("codebook_groups", 1)
-    # A --head-blocks or --latent-channels run of this package: a decoder of the checkpoint's shape takes it.
-    if blocks > config.get("head_blocks", 0):
-        config["head_blocks"] = blocks
-    if channels != config["vqvae"]["embedding_dim"]:
-        config["vqvae"]["embedding_dim"], config["codebook_groups"] = channels, channels // code_channels
+    # A --head-blocks or --latent-channels run of this package: the config the trainer made for it, from the
+    # checkpoint's shapes; a decoder of that config takes the checkpoint.
+    asked = SimpleNamespace(num_embeddings=None, codebook_groups=None, latent_channels=channels,
+                            head_blocks=blocks or None)
+    config = with_head_blocks(with_latent_layout(pkg.metadata["autoencoder"]["config"], asked), asked, None)
     if config != pkg.metadata["autoencoder"]["config"]:
         pkg.metadata["autoencoder"]["config"] = config
         pkg.autoencoder = for_inference(build_autoencoder(config)).eval()
