@@ -6,6 +6,8 @@ For one labelled volume, per slice along the label map's last axis (the one a wo
   against that painting, since a real scan's slices also depart from a flat painting (lungs, the head);
 - the generated departure over the real one, slice by slice (generated_over_real): an edge fault shows there, anatomy
   that departs from the painting in the real scan as well does not;
+- each label's mean in the generated (and the real) image against its painted prior, slice by slice
+  (generated_label_means): texture averages out, a shifted intensity (air smeared into the last slices) does not;
 Prints the first, last and median interior slice and the ratios; writes JSON with --json. A brain map's outermost
 slices hold no labels (the head around the brain is background), so the same figures are also given over the
 labelled extent: the first and last slices with at least 100 labelled voxels, against the median of those between.
@@ -38,6 +40,29 @@ def per_slice_mae(a: np.ndarray, b: np.ndarray, labelled: np.ndarray) -> list[fl
         mask = labelled[k] if labelled[k].sum() >= 100 else np.ones_like(labelled[k])
         out.append(float(np.abs(a[k] - b[k])[mask].mean()))
     return out
+
+
+def per_slice_label_mean_error(a: np.ndarray, painted: np.ndarray, classes: np.ndarray) -> list[float]:
+    """Per z-slice: how far each label's mean in `a` is from its painted prior (voxel-weighted over the labels with at
+    least 20 voxels in that slice); NaN where a slice holds none. Texture averages out, a shifted intensity does not:
+    air smeared into a last slice moves its labels' means (the fault this check is about)."""
+    out = []
+    for k in range(a.shape[0]):
+        errors, weights = [], []
+        for c in np.unique(classes[k]):
+            mask = classes[k] == c
+            if c == 0 or mask.sum() < 20:
+                continue
+            errors.append(abs(float(a[k][mask].mean()) - float(painted[k][mask].mean())))
+            weights.append(int(mask.sum()))
+        out.append(float(np.average(errors, weights=weights)) if errors else float("nan"))
+    return out
+
+
+def labelled_ends(values: list[float]) -> dict:
+    """ends() over the slices that hold labels (NaN elsewhere), with their indices."""
+    held = [k for k, v in enumerate(values) if not np.isnan(v)]
+    return {"slices": [held[0], held[-1]], **ends([values[k] for k in held]), "per_slice": values}
 
 
 def ends(values: list[float]) -> dict:
@@ -95,6 +120,13 @@ def main() -> None:
     # separates an edge fault from anatomy. A supplement to the figures above, not a replacement.
     result["generated_over_real"] = summary([g / r for g, r in zip(result["generated_vs_painted"]["per_slice"],
                                                                    result["real_vs_painted"]["per_slice"])], labelled)
+    # Per-label means against the priors: the intensity each label should have, with texture averaged out.
+    for key, image in (("generated_label_means", generated), ("real_label_means", real)):
+        result[key] = labelled_ends(per_slice_label_mean_error(image, painted, classes))
+        s = result[key]
+        print(f"{key} against the priors, slices {s['slices'][0]}..{s['slices'][1]} (those holding labels): first "
+              f"{s['first']:.4g} ({s['first_ratio']:.2f}x), last {s['last']:.4g} ({s['last_ratio']:.2f}x), interior "
+              f"median {s['interior_median']:.4g} {result['units']}")
     for key in ("reconstruction_vs_real", "generated_vs_painted", "real_vs_painted", "generated_over_real"):
         s = result[key]
         print(f"{key}: first {s['first']:.4g} ({s['first_ratio']:.2f}x), last {s['last']:.4g} ({s['last_ratio']:.2f}x), "

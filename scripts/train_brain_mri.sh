@@ -18,6 +18,10 @@
 # the default temperature 0.7 written into its metadata. brain-mri 0.9.0: a CODEBOOK_GROUPS=8 autoencoder started
 # from 0.7.0's (2,800 steps, checkpoints/brain-mri-g8) and 0.8.0's U-Net fine-tuned 1,600 steps on its latents, with
 # the default temperature 0.5 (docs/decoder_steps/report_codebook_groups.md, session 13, has every command).
+# brain-mri 0.10.0: LATENT_CHANNELS=16 widens 0.9.0's autoencoder to 16 channels in 16 groups, every trained tensor kept
+# (AE_FROM=the 0.9.0 commit; 500 steps at AE_LR=1e-4, then resumed to 2,200 at 2e-4: checkpoints/brain-mri-c16), and
+# DIFFUSION_FROM=0.9.0's package widens its U-Net the same way, 900 steps at CONDITIONING=detail CONDITION_DROPOUT=0.15;
+# the default temperature 0.55 was then chosen by measurement (report_codebook_groups.md, session 15).
 set -euo pipefail
 # The body is one block, read whole before it runs: editing or checking out this file during a run of
 # hours cannot change what the run executes (bash reads a plain script as it goes).
@@ -76,7 +80,8 @@ if [ ! -f "$INIT/metadata.json" ]; then
 fi
 $PY -m SemanticSynthLib train-autoencoder --data "$RUN/train.csv" --out "$RUN/autoencoder" --label-table muse \
   --modality mri --spacing 2 --steps ${AE_STEPS:-400} --batch 2 --patch 64 --num-embeddings 512 \
-  ${CODEBOOK_GROUPS:+--codebook-groups $CODEBOOK_GROUPS} --adv-start ${AE_STEPS:-400} --adv-weight 0.01 \
+  ${CODEBOOK_GROUPS:+--codebook-groups $CODEBOOK_GROUPS} ${LATENT_CHANNELS:+--latent-channels $LATENT_CHANNELS} \
+  ${AE_LR:+--lr $AE_LR} --adv-start ${AE_STEPS:-400} --adv-weight 0.01 \
   --checkpoint-every 100 --log-every 20 --init "$INIT" --progress none --threads 2 --resume
 fi
 [ "$STAGE" = autoencoder ] && exit 0
