@@ -115,7 +115,7 @@ def main() -> None:
               # The same for the real image: how far a real scan's slices depart from the flat painting (lungs,
               # vessels, the head around a brain), the reference for generated_vs_painted slice by slice.
               "real_vs_painted": summary(per_slice_mae(real, painted, labelled), labelled)}
-    # Where anatomy, not the grid's edge, makes an end slice depart from the flat painting (lung bases, the neck
+    # Where anatomy, not the grid's edge, makes an end slice depart from the flat painting (bowel gas, the neck
     # below a brain), the real scan departs there too: the generated departure over the real one, slice by slice,
     # separates an edge fault from anatomy. A supplement to the figures above, not a replacement.
     result["generated_over_real"] = summary([g / r for g, r in zip(result["generated_vs_painted"]["per_slice"],
