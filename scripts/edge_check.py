@@ -62,6 +62,8 @@ def per_slice_label_mean_error(a: np.ndarray, painted: np.ndarray, classes: np.n
 def labelled_ends(values: list[float]) -> dict:
     """ends() over the slices that hold labels (NaN elsewhere), with their indices."""
     held = [k for k, v in enumerate(values) if not np.isnan(v)]
+    if len(held) < 3:
+        raise SystemExit("error: fewer than 3 slices hold 20 voxels of a label; crop less (--slices) or check the labels")
     return {"slices": [held[0], held[-1]], **ends([values[k] for k in held]), "per_slice": values}
 
 
@@ -70,6 +72,12 @@ def ends(values: list[float]) -> dict:
     interior = float(np.median(values[1:-1]))
     return {"first": values[0], "last": values[-1], "interior_median": interior,
             "first_ratio": values[0] / interior, "last_ratio": values[-1] / interior}
+
+
+def describe(title: str, s: dict, units: str) -> str:
+    """One printed line for an ends() result."""
+    return (f"{title}: first {s['first']:.4g} ({s['first_ratio']:.2f}x), last {s['last']:.4g} ({s['last_ratio']:.2f}x), "
+            f"interior median {s['interior_median']:.4g} {units}")
 
 
 def summary(values: list[float], labelled: np.ndarray) -> dict:
@@ -124,13 +132,11 @@ def main() -> None:
     for key, image in (("generated_label_means", generated), ("real_label_means", real)):
         result[key] = labelled_ends(per_slice_label_mean_error(image, painted, classes))
         s = result[key]
-        print(f"{key} against the priors, slices {s['slices'][0]}..{s['slices'][1]} (those holding labels): first "
-              f"{s['first']:.4g} ({s['first_ratio']:.2f}x), last {s['last']:.4g} ({s['last_ratio']:.2f}x), interior "
-              f"median {s['interior_median']:.4g} {result['units']}")
+        print(describe(f"{key} against the priors, slices {s['slices'][0]}..{s['slices'][1]} (those holding labels)",
+                       s, result["units"]))
     for key in ("reconstruction_vs_real", "generated_vs_painted", "real_vs_painted", "generated_over_real"):
         s = result[key]
-        print(f"{key}: first {s['first']:.4g} ({s['first_ratio']:.2f}x), last {s['last']:.4g} ({s['last_ratio']:.2f}x), "
-              f"interior median {s['interior_median']:.4g} {'(a ratio)' if key == 'generated_over_real' else result['units']}")
+        print(describe(key, s, "(a ratio)" if key == "generated_over_real" else result["units"]))
         if "labelled_extent" in s:
             e = s["labelled_extent"]
             print(f"  labelled extent (slices {e['slices'][0]}..{e['slices'][1]}): first {e['first_ratio']:.2f}x, "
