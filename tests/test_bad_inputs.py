@@ -434,7 +434,7 @@ def test_a_huge_extent_is_refused_before_allocating_with_the_estimate(work, tiny
     coarse = sitk.Image(tiny_labels)
     coarse.SetSpacing((100.0, 100.0, 100.0))
     sitk.WriteImage(coarse, str(work / "coarse.nii.gz"))
-    # 1600 working voxels per axis, plus 4 of replicated labels at each end (the map's labels touch every face:
+    # 1600 working voxels per axis, plus 8 of replicated labels at each end (the map's labels touch every face:
     # geometry.edge_margins), rounded up to 16.
     assert_refused(["generate", work / "coarse.nii.gz", work / "out.nii.gz", "--model", tiny_model],
                    "error: input too large: the working grid is 1616x1616x1616 voxels at the model's 2x2x2 mm spacing "

@@ -205,12 +205,26 @@ def test_labels_cut_at_an_end_get_a_margin_of_replicated_labels():
     assert margins == ((0, 0), (0, 0), (4, 4))
     grid = working_grid(labels, (1.0, 1.0, 1.0), 16, margins)  # 15 mm + 2 x 4 mm -> 32 working slices
     assert grid.GetSize() == (16, 16, 32)
-    assert np.allclose(grid.GetOrigin(), (10.0, 20.0, 30.0 - 1.0 - 4.0))  # first working centre 4 voxels before
+    # The 9 slices of rounding slack are shared: 4 + 4 before the input, 4 + 5 after (x and y have no margin: all
+    # their slack lies past the far corner).
+    assert np.allclose(grid.GetOrigin(), (10.0, 20.0, 30.0 - 1.0 - 8.0))  # first working centre 8 voxels before
     extended = array_of(resample_labels(extend_edges(labels, grid), grid))
-    assert (extended[2:8, 2:8, :7] == 1).all() and (extended[2:8, 2:8, 16:19] == 5).all()  # margin = edge slice
+    assert (extended[2:8, 2:8, :11] == 1).all() and (extended[2:8, 2:8, 20:] == 5).all()  # margin = edge slice
     inside = inside_input(labels, grid)
-    assert inside[0, 0].tolist() == [4 <= k < 19 for k in range(32)]  # the input's own 15 slices only
-    assert inside[:10, :10, 4:19].all() and not inside[10:].any() and not inside[:, 10:].any()
+    assert inside[0, 0].tolist() == [8 <= k < 23 for k in range(32)]  # the input's own 15 slices only
+    assert inside[:10, :10, 8:23].all() and not inside[10:].any() and not inside[:, 10:].any()
+
+
+def test_a_margin_at_the_first_end_only_takes_all_the_slack():
+    ids = np.zeros((5, 10, 10), np.uint8)
+    ids[0, 2:8, 2:8] = 1  # labels in the first z slice only
+    labels = sitk.GetImageFromArray(ids)
+    labels.SetSpacing((1.0, 1.0, 3.0))
+    margins = edge_margins(labels, 4)
+    assert margins == ((0, 0), (0, 0), (4, 0))
+    grid = working_grid(labels, (1.0, 1.0, 1.0), 16, margins)  # 15 + 4 -> 32: 13 of slack, all before
+    inside = inside_input(labels, grid)
+    assert grid.GetSize() == (16, 16, 32) and inside[0, 0].tolist() == [17 <= k < 32 for k in range(32)]
 
 
 def test_generation_keeps_the_grid_of_a_map_cut_at_its_ends(tiny_model, tiny_labels):

@@ -14,10 +14,14 @@ from .schedule import ddim
 
 UNET_MULTIPLE = 4  # the small U-Net halves the latent twice
 # Latent voxels of replicated labels added at each end of an axis where the label map's outermost slice holds
-# labels (geometry.edge_margins). abdomen-ct on its case cropped to slices 8:30 (scripts/edge_check.py --slices),
-# first slice against the interior: reconstruction 1.72x with no margin, 1.18x with 1, 1.15x with 2; generated
-# against painted 1.45x, 1.36x, 1.37x. One is enough.
-EDGE_MARGIN = 1
+# labels (geometry.edge_margins); the first end also gets half the grid's rounding slack (geometry.working_grid).
+# abdomen-ct on its case cropped to slices 8:30 (scripts/edge_check.py --slices), first slice against the interior:
+# reconstruction 1.72x with no margin, 1.18x with 1. Generated against painted, over seeds 0-2, measured
+# 2026-11-27 (docs/edges.md): 1 latent voxel and the slack split left the first end 5 working slices and
+# gave 1.38-1.45x, 2 gave 13 slices and 1.11-1.20x, 3 the same grid and figures as 2. On the whole case (4 slices
+# before the first before the split, 9 after) the first slice's label means fell from 20-22 HU off their priors
+# to 7-13 HU (interior 6-10 HU).
+EDGE_MARGIN = 2
 
 
 def windowed(fn, inputs: torch.Tensor, window: int, overlap: float = 0.5) -> torch.Tensor:
