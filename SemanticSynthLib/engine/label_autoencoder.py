@@ -29,9 +29,11 @@ from .schema import MAX_HEAD_BLOCKS
 
 GUIDE_CHANNELS = 2  # painted prior (model units), tissue kind index
 # Inference: the last upsampling and the full-resolution head run over slabs of the last axis holding about this many
-# voxels (16 slices of 256x256; at 50 floats a voxel, 0.2 GB of temporaries; a refinement block adds about 70
+# voxels (8 slices of 256x256; at 50 floats a voxel, 0.1 GB of temporaries; a refinement block adds about 70
 # floats a voxel, not measured in a benchmark since no bundled model has one), at least HEAD_SLAB_MIN thick ...
-HEAD_SLAB_VOXELS = 2 ** 20
+# At 256x256x128 brain-mri decodes two 164x256 tiles: 2^20 made their slabs 24 slices and the process peaked at a
+# median 1.35 GB (8 runs), 2^19 makes them 16 and 1.26 GB (5 runs; /proc/self/statm sampled every 5 ms, 2026-11-27).
+HEAD_SLAB_VOXELS = 2 ** 19
 HEAD_SLAB_MIN = 16
 HEAD_HALO = 2  # ... each with this margin, the head's receptive field (two 3^3 convolutions), plus 2 per refinement block
 
