@@ -18,9 +18,9 @@ UNET_MULTIPLE = 4  # the small U-Net halves the latent twice
 # abdomen-ct on its case cropped to slices 8:30 (scripts/edge_check.py --slices), first slice against the interior:
 # reconstruction 1.72x with no margin, 1.18x with 1. Generated against painted, over seeds 0-2, measured
 # 2026-11-27 (docs/edges.md): 1 latent voxel and the slack split left the first end 5 working slices and
-# gave 1.38-1.45x, 2 gave 13 slices and 1.11-1.20x, 3 the same grid and figures as 2. On the whole case (4 slices
-# before the first before the split, 9 after) the first slice's label means fell from 20-22 HU off their priors
-# to 7-13 HU (interior 6-10 HU).
+# gave 1.38-1.45x, 2 gave 13 slices and 1.11-1.20x, 3 the same grid and figures as 2. On the whole case (30 slices
+# on 48 working slices: 4 replicated before the first slice with 1 and no split, 9 now) the first slice's label
+# means fell from 20-22 HU off their priors to 7-13 HU (interior 6-10 HU).
 EDGE_MARGIN = 2
 
 
