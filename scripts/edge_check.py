@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import SimpleITK as sitk
@@ -88,17 +89,19 @@ def summary(values: list[float], labelled: np.ndarray) -> dict:
     return out
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_case_arguments(p: argparse.ArgumentParser) -> None:
+    """The volume to check: --model, --image, --labels and --slices (also scripts/edge_margin_sweep.py)."""
     p.add_argument("--model", required=True)
     p.add_argument("--image", required=True)
     p.add_argument("--labels", required=True)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--json", default=None)
     p.add_argument("--slices", default=None, metavar="A:B",
                    help="crop image and labels to slices A..B-1 of the last axis first, so that the outermost input "
                         "slices cut through labelled anatomy (a brain map's own outermost slices are background)")
-    args = p.parse_args()
+
+
+def load_case(args) -> SimpleNamespace:
+    """The package, the (cropped) image and label map, the class map, and the real image and the painting in the
+    units the figures are given in; `to_units` puts a volume the package made into those units."""
     package = load_package(args.model)
     modality = package.modalities[0]
     norm = package.normalization(modality)
@@ -106,18 +109,33 @@ def main() -> None:
     if args.slices:
         a, b = (int(v) for v in args.slices.split(":"))
         image, labels = image[:, :, a:b], labels[:, :, a:b]  # SimpleITK slicing keeps the physical placement
-    ids = sitk.GetArrayFromImage(labels)
-    classes = to_class_indices(ids, package.labels, unknown="background")
-    labelled = classes > 0
+    classes = to_class_indices(sitk.GetArrayFromImage(labels), package.labels, unknown="background")
     real = sitk.GetArrayFromImage(image)
-    recon = sitk.GetArrayFromImage(reconstruct_volume(package, image, labels, modality))
-    generated = sitk.GetArrayFromImage(generate_volume(package, labels, modality, args.steps, seed=0, unknown="background"))
     painted = denormalize(package.priors(modality).paint(classes)[0], norm)
+
+    divide = 1.0  # CT: HU as they are
     if norm["kind"] == "percentile_scale":  # MRI: compare in model units, the real image by its own scale
-        scale = float(np.percentile(real[real > 0], norm["percentile"]))
-        real, recon = real / scale / 1.5, recon / (1.5 * norm["scale"])
-        generated, painted = generated / (1.5 * norm["scale"]), painted / (1.5 * norm["scale"])
-    result = {"model": str(args.model), "image": str(args.image), "slices": args.slices, "units": "HU" if norm.get("units") == "HU" else "model units",
+        real = real / float(np.percentile(real[real > 0], norm["percentile"])) / 1.5
+        divide = 1.5 * norm["scale"]
+    return SimpleNamespace(package=package, modality=modality, image=image, labels=labels, classes=classes,
+                           labelled=classes > 0, real=real, painted=painted / divide,
+                           to_units=lambda volume: volume / divide,
+                           units="HU" if norm.get("units") == "HU" else "model units")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_case_arguments(p)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+    case = load_case(args)
+    package, modality, classes, labelled = case.package, case.modality, case.classes, case.labelled
+    real, painted = case.real, case.painted
+    recon = case.to_units(sitk.GetArrayFromImage(reconstruct_volume(package, case.image, case.labels, modality)))
+    generated = case.to_units(sitk.GetArrayFromImage(generate_volume(package, case.labels, modality, args.steps, seed=0,
+                                                                     unknown="background")))
+    result = {"model": str(args.model), "image": str(args.image), "slices": args.slices, "units": case.units,
               "reconstruction_vs_real": summary(per_slice_mae(recon, real, labelled), labelled),
               "generated_vs_painted": summary(per_slice_mae(generated, painted, labelled), labelled),
               # The same for the real image: how far a real scan's slices depart from the flat painting (lungs,

@@ -14,16 +14,12 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import SemanticSynthLib.engine.generate as generation  # noqa: E402
-from SemanticSynthLib.engine.intensity import denormalize  # noqa: E402
-from SemanticSynthLib.engine.labels import to_class_indices  # noqa: E402
-from SemanticSynthLib.engine.package import load_package  # noqa: E402
 
 
 def edge_check_module():
@@ -35,37 +31,20 @@ def edge_check_module():
 
 
 def main() -> None:
+    ec = edge_check_module()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True)
-    p.add_argument("--image", required=True)
-    p.add_argument("--labels", required=True)
-    p.add_argument("--slices", default=None, metavar="A:B")
+    ec.add_case_arguments(p)
     p.add_argument("--margins", default="1,2")
     p.add_argument("--seeds", default="0,1,2")
     args = p.parse_args()
-    ec = edge_check_module()
-    package = load_package(args.model)
-    modality = package.modalities[0]
-    norm = package.normalization(modality)
-    image, labels = sitk.ReadImage(args.image, sitk.sitkFloat32), sitk.ReadImage(args.labels)
-    if args.slices:
-        a, b = (int(v) for v in args.slices.split(":"))
-        image, labels = image[:, :, a:b], labels[:, :, a:b]
-    classes = to_class_indices(sitk.GetArrayFromImage(labels), package.labels, unknown="background")
-    labelled = classes > 0
-    real = sitk.GetArrayFromImage(image)
-    painted = denormalize(package.priors(modality).paint(classes)[0], norm)
-    divide = 1.0
-    if norm["kind"] == "percentile_scale":  # MRI: model units, as edge_check
-        real = real / float(np.percentile(real[real > 0], norm["percentile"])) / 1.5
-        divide = 1.5 * norm["scale"]
-        painted = painted / divide
-    real_departure = ec.per_slice_mae(real, painted, labelled)
+    case = ec.load_case(args)
+    painted, classes, labelled = case.painted, case.classes, case.labelled
+    real_departure = ec.per_slice_mae(case.real, painted, labelled)
     for margin in (int(m) for m in args.margins.split(",")):
         generation.EDGE_MARGIN = margin  # generate_volume reads the module's name at call time
         for seed in (int(s) for s in args.seeds.split(",")):
-            generated = sitk.GetArrayFromImage(generation.generate_volume(package, labels, modality, None, seed=seed,
-                                                                          unknown="background")) / divide
+            generated = case.to_units(sitk.GetArrayFromImage(generation.generate_volume(
+                case.package, case.labels, case.modality, None, seed=seed, unknown="background")))
             departure = ec.per_slice_mae(generated, painted, labelled)
             versus = ec.ends(departure)
             over = ec.ends([g / r for g, r in zip(departure, real_departure)])
@@ -73,7 +52,7 @@ def main() -> None:
             print(f"margin {margin} seed {seed}: generated vs painted {versus['first_ratio']:.2f}x {versus['last_ratio']:.2f}x"
                   f" | over real {over['first_ratio']:.2f}x {over['last_ratio']:.2f}x | label means "
                   f"{means['first_ratio']:.2f}x {means['last_ratio']:.2f}x ({means['first']:.3g}, {means['last']:.3g}; "
-                  f"interior {means['interior_median']:.3g} {'HU' if norm.get('units') == 'HU' else 'model units'})",
+                  f"interior {means['interior_median']:.3g} {case.units})",
                   flush=True)
 
 

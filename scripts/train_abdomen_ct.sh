@@ -20,14 +20,14 @@ PY=${PY:-python}
 STAGE=${STAGE:-all}
 THREADS=${THREADS:-2}
 mkdir -p "$RUN"
+printf 'image,label,modality\n%s,,ct\n%s,,ct\n%s,%s,ct\n' "$DATA/example_ct.nii.gz" "$DATA/aorta_ct_crop.nii.gz" \
+  "$DATA/example_ct_sm.nii.gz" "$DATA/example_seg.nii.gz" > "$RUN/autoencoder.csv"
 if [ "$STAGE" = decoder ]; then
 DECODER_FROM=${DECODER_FROM:-0e890e0}
 DINIT=$RUN/abdomen-ct-$DECODER_FROM
 if [ ! -f "$DINIT/metadata.json" ]; then
   mkdir -p "$DINIT" && git archive "$DECODER_FROM" SemanticSynthLib/models/abdomen-ct | tar -x -C "$DINIT" --strip-components=3
 fi
-printf 'image,label,modality\n%s,,ct\n%s,,ct\n%s,%s,ct\n' "$DATA/example_ct.nii.gz" "$DATA/aorta_ct_crop.nii.gz" \
-  "$DATA/example_ct_sm.nii.gz" "$DATA/example_seg.nii.gz" > "$RUN/autoencoder.csv"
 $PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$RUN/decoder" --label-table totalseg_v2 \
   --data-phase non_contrast --modality ct --spacing 3 --steps ${DECODER_STEPS:-1800} --batch 2 --patch 64,64,32 --augment \
   --adv-start ${DECODER_STEPS:-1800} --init "$DINIT" --decoder-only --checkpoint-every 100 --log-every 20 --progress none \
@@ -44,8 +44,6 @@ open(path, "w", encoding="utf-8").write(json.dumps(meta, indent=1))
 PYEOF
 exit 0
 fi
-printf 'image,label,modality\n%s,,ct\n%s,,ct\n%s,%s,ct\n' "$DATA/example_ct.nii.gz" "$DATA/aorta_ct_crop.nii.gz" \
-  "$DATA/example_ct_sm.nii.gz" "$DATA/example_seg.nii.gz" > "$RUN/autoencoder.csv"
 printf 'image,label,modality\n%s,%s,ct\n' "$DATA/example_ct_sm.nii.gz" "$DATA/example_seg.nii.gz" > "$RUN/pairs.csv"
 if [ "$STAGE" != diffusion ]; then
 # Warm start: the VQVAE part starts from the previous release's plain autoencoder (git f2836e6), whose
