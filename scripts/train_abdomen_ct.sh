@@ -9,6 +9,9 @@
 # STAGE=decoder: abdomen-ct 0.3.0, the 0.2.0 package (git 0e890e0) with only its decoder trained 1,800 more steps
 # (encoder, codebook and diffusion U-Net kept, so the U-Net's latents stay valid). 1,243 s on 2 threads, 2026-11-27.
 # INSTALL=1 INSTALL_VERSION=0.3.0 then bundles it; regenerate the manifest afterwards (README, Models).
+# STAGE=unet: the U-Net retrained the brain-mri way (detail conditioning, condition dropout 0.15), started from the
+# 0.3.0 package's U-Net (git UNET_FROM_COMMIT, or the package folder UNET_FROM) on 0.3.0's autoencoder, which stays.
+# DEVICE=cuda runs it on a GPU; UNET_STEPS and BATCH size it.
 set -euo pipefail
 # The body is one block, read whole before it runs: editing or checking out this file during a run of
 # hours cannot change what the run executes (bash reads a plain script as it goes).
@@ -45,6 +48,18 @@ PYEOF
 exit 0
 fi
 printf 'image,label,modality\n%s,%s,ct\n' "$DATA/example_ct_sm.nii.gz" "$DATA/example_seg.nii.gz" > "$RUN/pairs.csv"
+if [ "$STAGE" = unet ]; then
+UNET_FROM_COMMIT=${UNET_FROM_COMMIT:-83f6110}
+UNET_FROM=${UNET_FROM:-$RUN/abdomen-ct-$UNET_FROM_COMMIT}
+if [ ! -f "$UNET_FROM/metadata.json" ]; then
+  mkdir -p "$UNET_FROM" && git archive "$UNET_FROM_COMMIT" SemanticSynthLib/models/abdomen-ct | tar -x -C "$UNET_FROM" --strip-components=3
+fi
+$PY -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "$UNET_FROM" --init "$UNET_FROM" --out "$RUN/unet" \
+  --conditioning detail --condition-dropout 0.15 --default-steps 3 --temperature 0.5 --steps ${UNET_STEPS:-3000} \
+  --batch ${BATCH:-8} --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 --checkpoint-every ${CHECKPOINT_EVERY:-250} --log-every 50 \
+  --progress none --threads $THREADS --device ${DEVICE:-cpu} --resume
+exit 0
+fi
 if [ "$STAGE" != diffusion ]; then
 # Warm start: the VQVAE part starts from the previous release's plain autoencoder (git f2836e6), whose
 # tensors are copied whole or into their leading slices (engine/training/autoencoder.warm_start).
