@@ -5,7 +5,8 @@
 #   2. a few training steps of each trainer on CUDA (autoencoder, with resume; diffusion; segmenter; translator),
 #      then generation and translation with the packages they wrote;
 #   3. the same trainers under a single-GPU `torchrun` (DDP over NCCL; NCCL_DEBUG shows the communicator);
-#   4. scripts/benchmark.py --device cuda (BENCHMARK=0 leaves it out).
+#   4. scripts/benchmark.py --device cuda.
+# STEPS="1 3" runs those steps only; MODELS="abdomen-ct" limits step 1 to those bundled models.
 # Usage: OUT=DIR bash scripts/cuda_check.sh     (data: $SEMANTICSYNTH_DATA, default ../shared/data)
 #        DEV=cpu bash scripts/cuda_check.sh     rehearses steps 2-3 on the CPU (gloo) before a GPU is spent on them
 # Every step runs even when one before it fails; the script's status is 1 if any failed. Logs go to $OUT.
@@ -25,16 +26,18 @@ run() {  # run a command, time it, record a failure without stopping
   if "$@"; then echo "   ok in $((SECONDS - t0)) s"; else echo "   FAILED ($?) in $((SECONDS - t0)) s: $*"; failed=1; fi
 }
 ss() { $PY -m SemanticSynthLib "$@"; }
+want() { [[ " ${STEPS:-1 2 3 4} " == *" $1 "* ]]; }
 VAL=$SEMANTICSYNTH_DATA/ixi_muse/labels/IXI012-HH-1211.nii.gz
 
 step "machine"
 $PY -c "import torch, monai, SimpleITK; print('torch', torch.__version__, 'CUDA', torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0), '| monai', monai.__version__, '| SimpleITK', SimpleITK.Version_VersionString())"
 
-if [ "$DEV" = cuda ]; then
+if [ "$DEV" = cuda ] && want 1; then
 step "1. generate: each bundled model on a real label map, CUDA twice (the first pays CUDA's start-up), then CPU; same seed"
 CT_MAP=SemanticSynth/Resources/Samples/abdomen_ct_totalseg_labels.nii.gz
 for case in "brain-mri $VAL" "abdomen-ct $CT_MAP"; do
   set -- $case
+  [[ " ${MODELS:-brain-mri abdomen-ct} " == *" $1 "* ]] || continue
   echo "-- $1 on $(basename "$2")"
   run ss generate "$2" "$W/$1_cuda1.nii.gz" --model "$1" --device cuda --seed 0 --progress none
   run ss generate "$2" "$W/$1_cuda2.nii.gz" --model "$1" --device cuda --seed 0 --progress none
@@ -65,7 +68,8 @@ EOF
 done
 fi
 
-step "2. training steps on CUDA (tiny crops of three IXI subjects and two stand-in translation pairs)"
+if want 2 || want 3; then
+step "tiny training data: crops of three IXI subjects and two stand-in translation pairs"
 run $PY - "$W" <<'EOF'
 import sys
 from pathlib import Path
@@ -82,8 +86,12 @@ for i, case_id in enumerate(IXI_IDS):
 pairs = write_tiny_pairs(root / "pairs")
 (root / "targets.csv").write_text("image,label,modality\n" + "".join(f"{p},,mri\n" for p in sorted((pairs / "target").iterdir())))
 EOF
+fi
 D=$W/data
 common=(--device "$DEV" --progress none --log-every 10)
+
+if want 2; then
+step "2. training steps on CUDA"
 run ss train-autoencoder --data "$D" --out "$W/ae" --label-table muse --steps 30 --patch 32 --adv-start 15 \
   --checkpoint-every 10 "${common[@]}"
 run ss train-autoencoder --data "$D" --out "$W/ae" --label-table muse --steps 40 --patch 32 --adv-start 15 \
@@ -98,7 +106,9 @@ run ss generate "$D/labelsTr/case_000.nii.gz" "$W/tiny_gen.nii.gz" --model "$W/m
 first_source=$(ls "$W"/pairs/source/*.nii.gz | head -1)
 run ss translate "$first_source" "$W/tiny_translated.nii.gz" --field "$W/tiny_field.nii.gz" --model "$W/translator" \
   --device "$DEV" --progress none
+fi
 
+if want 3; then
 step "3. single-GPU torchrun (DDP, NCCL)"
 export NCCL_DEBUG=INFO
 TR=($PY -m torch.distributed.run --standalone --nproc_per_node 1 -m SemanticSynthLib)
@@ -115,12 +125,13 @@ for path, stage in zip(sys.argv[1:], ('autoencoder', 'diffusion')):
     assert record['processes'] == 1 and record['backend'] == ('nccl' if '$DEV' == 'cuda' else 'gloo')
 " "$W/ddp_ae/metadata.json" "$W/ddp_model/metadata.json"
 run ss generate "$D/labelsTr/case_000.nii.gz" "$W/ddp_gen.nii.gz" --model "$W/ddp_model" --device "$DEV" --progress none
+fi
 
-if [ "$DEV" = cuda ] && [ "${BENCHMARK:-1}" = 1 ]; then
+if [ "$DEV" = cuda ] && want 4; then
 step "4. benchmark on CUDA (2 CPU threads, median of 3 fresh processes)"
 run $PY scripts/benchmark.py --device cuda --repeats 3 --json "$OUT/benchmark_cuda.json"
 fi
 
-tar czf "$OUT/training_logs.tgz" -C "$W" $(cd "$W" && ls *.log.jsonl)
+if ls "$W"/*.log.jsonl > /dev/null 2>&1; then tar czf "$OUT/training_logs.tgz" -C "$W" $(cd "$W" && ls *.log.jsonl); fi
 step "done: $([ $failed = 0 ] && echo 'every step passed' || echo 'some steps FAILED')"
 exit $failed

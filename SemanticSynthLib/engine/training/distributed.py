@@ -65,7 +65,9 @@ def setup(device: str = "cpu") -> DistContext:
     else:
         dev = torch.device("cpu")
     if launched and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        # Binding the group to the rank's GPU lets NCCL collectives (barrier too) use that device, not a guess.
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo",
+                                device_id=dev if dev.type == "cuda" else None)
     if world > 1 and dev.type == "cpu":
         # Ranks share the machine's cores; oversubscription would slow every rank down.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
