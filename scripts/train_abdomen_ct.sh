@@ -8,10 +8,14 @@
 # Resumable: rerun the same command. STAGE=autoencoder or STAGE=diffusion runs one stage only.
 # STAGE=decoder: abdomen-ct 0.3.0, the 0.2.0 package (git 0e890e0) with only its decoder trained 1,800 more steps
 # (encoder, codebook and diffusion U-Net kept, so the U-Net's latents stay valid). 1,243 s on 2 threads, 2026-11-27.
-# INSTALL=1 INSTALL_VERSION=0.3.0 then bundles it; regenerate the manifest afterwards (README, Models).
-# STAGE=unet: the U-Net retrained the brain-mri way (detail conditioning, condition dropout 0.15), started from the
-# 0.3.0 package's U-Net (git UNET_FROM_COMMIT, or the package folder UNET_FROM) on 0.3.0's autoencoder, which stays.
-# DEVICE=cuda runs it on a GPU; UNET_STEPS and BATCH size it.
+# STAGE=unet: abdomen-ct 0.4.0, the U-Net retrained the brain-mri way (detail conditioning, condition dropout 0.15),
+# started from the 0.3.0 package's U-Net (git UNET_FROM_COMMIT, or the package folder UNET_FROM) on 0.3.0's
+# autoencoder, which stays. 4,000 steps of batch 8 with DEVICE=cuda on one H200: 407 s, 2026-11-27 (about 75 min on
+# 2 CPU threads). Default steps 10 (docs/ct_unet.md). UNET_AE=DIR trains it on another autoencoder package instead.
+# STAGE=groups: the autoencoder again (encoder too), with 8 codebook groups (one code per latent channel, as brain-mri),
+# from 0.4.0's (git GROUPS_FROM_COMMIT); 0.4.0 codes a latent voxel in one 9-bit code, too coarse for the residual
+# at organ boundaries (docs/ct_unet.md, "Rims"). A U-Net must then be trained on it: STAGE=unet UNET_AE=$RUN/autoencoder-g8.
+# INSTALL=1 INSTALL_VERSION=X.Y.Z bundles what a stage trained; regenerate the manifest afterwards (README, Models).
 set -euo pipefail
 # The body is one block, read whole before it runs: editing or checking out this file during a run of
 # hours cannot change what the run executes (bash reads a plain script as it goes).
@@ -23,6 +27,18 @@ PY=${PY:-python}
 STAGE=${STAGE:-all}
 THREADS=${THREADS:-2}
 mkdir -p "$RUN"
+install() {  # bundle the package folder $1 as abdomen-ct version $INSTALL_VERSION, when INSTALL is set
+  [ -n "${INSTALL:-}" ] || return 0
+  : "${INSTALL_VERSION:?set INSTALL_VERSION, e.g. 0.4.0}"  # checked before the bundled package is replaced
+  mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/abdomen-ct && cp -r "$1" SemanticSynthLib/models/abdomen-ct
+  $PY - "$INSTALL_VERSION" <<'PYEOF'
+import json, sys
+path = "SemanticSynthLib/models/abdomen-ct/metadata.json"
+meta = json.load(open(path, encoding="utf-8"))
+meta["name"], meta["version"] = "abdomen-ct", sys.argv[1]
+open(path, "w", encoding="utf-8").write(json.dumps(meta, indent=1))
+PYEOF
+}
 printf 'image,label,modality\n%s,,ct\n%s,,ct\n%s,%s,ct\n' "$DATA/example_ct.nii.gz" "$DATA/aorta_ct_crop.nii.gz" \
   "$DATA/example_ct_sm.nii.gz" "$DATA/example_seg.nii.gz" > "$RUN/autoencoder.csv"
 if [ "$STAGE" = decoder ]; then
@@ -35,16 +51,7 @@ $PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$
   --data-phase non_contrast --modality ct --spacing 3 --steps ${DECODER_STEPS:-1800} --batch 2 --patch 64,64,32 --augment \
   --adv-start ${DECODER_STEPS:-1800} --init "$DINIT" --decoder-only --checkpoint-every 100 --log-every 20 --progress none \
   --threads $THREADS --resume
-[ -n "${INSTALL:-}" ] || exit 0
-: "${INSTALL_VERSION:?set INSTALL_VERSION, e.g. 0.3.0}"  # checked before the bundled package is replaced
-mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/abdomen-ct && cp -r "$RUN/decoder" SemanticSynthLib/models/abdomen-ct
-$PY - "$INSTALL_VERSION" <<'PYEOF'
-import json, sys
-path = "SemanticSynthLib/models/abdomen-ct/metadata.json"
-meta = json.load(open(path, encoding="utf-8"))
-meta["name"], meta["version"] = "abdomen-ct", sys.argv[1]
-open(path, "w", encoding="utf-8").write(json.dumps(meta, indent=1))
-PYEOF
+install "$RUN/decoder"
 exit 0
 fi
 printf 'image,label,modality\n%s,%s,ct\n' "$DATA/example_ct_sm.nii.gz" "$DATA/example_seg.nii.gz" > "$RUN/pairs.csv"
@@ -54,10 +61,23 @@ UNET_FROM=${UNET_FROM:-$RUN/abdomen-ct-$UNET_FROM_COMMIT}
 if [ ! -f "$UNET_FROM/metadata.json" ]; then
   mkdir -p "$UNET_FROM" && git archive "$UNET_FROM_COMMIT" SemanticSynthLib/models/abdomen-ct | tar -x -C "$UNET_FROM" --strip-components=3
 fi
-$PY -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "$UNET_FROM" --init "$UNET_FROM" --out "$RUN/unet" \
-  --conditioning detail --condition-dropout 0.15 --default-steps 3 --temperature 0.5 --steps ${UNET_STEPS:-3000} \
+$PY -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "${UNET_AE:-$UNET_FROM}" --init "$UNET_FROM" --out "$RUN/unet" \
+  --conditioning detail --condition-dropout 0.15 --default-steps 10 --temperature 0.5 --steps ${UNET_STEPS:-4000} \
   --batch ${BATCH:-8} --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 --checkpoint-every ${CHECKPOINT_EVERY:-250} --log-every 50 \
   --progress none --threads $THREADS --device ${DEVICE:-cpu} --resume
+install "$RUN/unet"
+exit 0
+fi
+if [ "$STAGE" = groups ]; then
+GROUPS_FROM_COMMIT=${GROUPS_FROM_COMMIT:-f827b96}
+GINIT=$RUN/abdomen-ct-$GROUPS_FROM_COMMIT
+if [ ! -f "$GINIT/metadata.json" ]; then
+  mkdir -p "$GINIT" && git archive "$GROUPS_FROM_COMMIT" SemanticSynthLib/models/abdomen-ct | tar -x -C "$GINIT" --strip-components=3
+fi
+$PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$RUN/autoencoder-g8" --label-table totalseg_v2 \
+  --data-phase non_contrast --modality ct --spacing 3 --steps ${AE_STEPS:-1200} --batch 2 --patch 64,64,32 --augment \
+  --codebook-groups 8 --adv-start ${AE_STEPS:-1200} --init "$GINIT" --checkpoint-every 100 --log-every 20 --progress none \
+  --threads $THREADS --device ${DEVICE:-cpu} --resume
 exit 0
 fi
 if [ "$STAGE" != diffusion ]; then
@@ -76,7 +96,6 @@ fi
 $PY -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
   --conditioning concat --steps ${DIFFUSION_STEPS:-900} --batch 2 --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 \
   --checkpoint-every 100 --log-every 20 --progress none --threads $THREADS --resume
-[ -n "${INSTALL:-}" ] || exit 0
-mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/abdomen-ct && cp -r "$RUN/model" SemanticSynthLib/models/abdomen-ct
+install "$RUN/model"
 exit
 }
