@@ -8,6 +8,9 @@
 # Resumable: rerun the same command. STAGE=autoencoder or STAGE=diffusion runs one stage only.
 # STAGE=decoder: abdomen-ct 0.3.0, the 0.2.0 package (git 0e890e0) with only its decoder trained 1,800 more steps
 # (encoder, codebook and diffusion U-Net kept, so the U-Net's latents stay valid). 1,243 s on 2 threads, 2026-11-27.
+# STAGE=decoder DECODER_FROM=f827b96 HEAD_BLOCKS=1 DECODER_OUT=runs/abdomen-ct/head: 0.4.0's decoder with a label-modulated
+# refinement block at full resolution (starts as the identity, so the U-Net stays valid), against the rims at organ
+# boundaries (docs/ct_unet.md).
 # STAGE=unet: abdomen-ct 0.4.0, the U-Net retrained the brain-mri way (detail conditioning, condition dropout 0.15),
 # started from the 0.3.0 package's U-Net (git UNET_FROM_COMMIT, or the package folder UNET_FROM) on 0.3.0's
 # autoencoder, which stays. 4,000 steps of batch 8 with DEVICE=cuda on one H200: 407 s, 2026-11-27 (about 75 min on
@@ -47,11 +50,12 @@ DINIT=$RUN/abdomen-ct-$DECODER_FROM
 if [ ! -f "$DINIT/metadata.json" ]; then
   mkdir -p "$DINIT" && git archive "$DECODER_FROM" SemanticSynthLib/models/abdomen-ct | tar -x -C "$DINIT" --strip-components=3
 fi
-$PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$RUN/decoder" --label-table totalseg_v2 \
+DECODER_OUT=${DECODER_OUT:-$RUN/decoder}
+$PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$DECODER_OUT" --label-table totalseg_v2 \
   --data-phase non_contrast --modality ct --spacing 3 --steps ${DECODER_STEPS:-1800} --batch 2 --patch 64,64,32 --augment \
-  --adv-start ${DECODER_STEPS:-1800} --init "$DINIT" --decoder-only --checkpoint-every 100 --log-every 20 --progress none \
-  --threads $THREADS --resume
-install "$RUN/decoder"
+  --adv-start ${DECODER_STEPS:-1800} --init "$DINIT" --decoder-only ${HEAD_BLOCKS:+--head-blocks $HEAD_BLOCKS} \
+  --checkpoint-every 100 --log-every 20 --progress none --threads $THREADS --resume
+install "$DECODER_OUT"
 exit 0
 fi
 printf 'image,label,modality\n%s,%s,ct\n' "$DATA/example_ct_sm.nii.gz" "$DATA/example_seg.nii.gz" > "$RUN/pairs.csv"

@@ -140,10 +140,17 @@ def test_resume_continues_from_checkpoint(tiny_dataset, tiny_model, tmp_path):
     assert main(args + ["--steps", "2"]) == 0
     saved = json.loads((tmp_path / "m.checkpoint" / "checkpoint.json").read_text(encoding="utf-8"))
     assert saved["optimizers"]["opt"]["param_groups"][0]["lr"] == 2e-4
+    # as if the first part had trained for 1000 s, so the resumed part's clock is told apart from its own
+    saved["info"]["time_s"] = 1000.0
+    (tmp_path / "m.checkpoint" / "checkpoint.json").write_text(json.dumps(saved), encoding="utf-8")
     # replacing the first run's package needs --overwrite; the resumed part trains at the --lr it is given
     assert main(args + ["--steps", "4", "--overwrite", "--lr", "3e-5"]) == 0
-    steps = [json.loads(line)["step"] for line in (tmp_path / "m.log.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert steps == [1, 2, 3, 4]  # the second run started at step 3, not from scratch
+    lines = [json.loads(line) for line in (tmp_path / "m.log.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["step"] for line in lines] == [1, 2, 3, 4]  # the second run started at step 3, not from scratch
+    # the log's clock, like the package's record, goes on from the checkpoint's
+    assert lines[1]["time_s"] < 1000 <= lines[2]["time_s"]
+    record = json.loads((tmp_path / "m" / "metadata.json").read_text(encoding="utf-8"))["training"]["diffusion"]
+    assert record["time_s"] >= 1000
     saved = json.loads((tmp_path / "m.checkpoint" / "checkpoint.json").read_text(encoding="utf-8"))
     assert saved["info"]["step"] == 4 and saved["optimizers"]["opt"]["param_groups"][0]["lr"] == 3e-5
 

@@ -35,14 +35,14 @@ from .distributed import setup
 class TrainingLog:
     """Loss lines as JSON, in a file beside the checkpoint, appended across resumes."""
 
-    def __init__(self, path: Path, enabled: bool):
-        self.path, self.enabled = Path(path), enabled
-        self.start = time.monotonic()
+    def __init__(self, path: Path, enabled: bool, clock):
+        # clock: seconds of training so far, the run's own, so that a resumed run's lines go on from the last
+        self.path, self.enabled, self.clock = Path(path), enabled, clock
 
     def write(self, **record) -> None:
         if not self.enabled:
             return
-        record = {"time_s": round(time.monotonic() - self.start, 1), **record}
+        record = {"time_s": round(self.clock(), 1), **record}
         with open(self.path, "a") as fh:
             fh.write(json.dumps(record) + "\n")
 
@@ -62,7 +62,8 @@ class TrainingRun:
         # Each rank draws its own batches; DDP keeps the weights equal.
         self.rng = np.random.default_rng(args.seed + 1000 * self.ctx.rank)
         self.checkpoint_dir = Path(args.checkpoint_dir or f"{args.out}.checkpoint")
-        self.log = TrainingLog(self.checkpoint_dir.parent / f"{Path(args.out).name}.log.jsonl", self.ctx.is_main)
+        self.log = TrainingLog(self.checkpoint_dir.parent / f"{Path(args.out).name}.log.jsonl", self.ctx.is_main,
+                               self.elapsed)
         self.modules: dict = {}
         self.optimizers: dict = {}
         self.resumed: dict = {}  # the info of the checkpoint this run continues ({} for a fresh run)
