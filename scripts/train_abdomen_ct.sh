@@ -10,7 +10,8 @@
 # (encoder, codebook and diffusion U-Net kept, so the U-Net's latents stay valid). 1,243 s on 2 threads, 2026-11-27.
 # STAGE=decoder DECODER_FROM=f827b96 HEAD_BLOCKS=1 DECODER_OUT=runs/abdomen-ct/head: 0.4.0's decoder with a label-modulated
 # refinement block at full resolution (starts as the identity, so the U-Net stays valid), against the rims at organ
-# boundaries (docs/ct_unet.md).
+# boundaries. Tried in session 17 (800 steps): better organ means, rim 51 -> 44 HU, +36% time on large maps; not
+# released (docs/ct_unet.md, "Rims").
 # STAGE=unet: abdomen-ct 0.4.0, the U-Net retrained the brain-mri way (detail conditioning, condition dropout 0.15),
 # started from the 0.3.0 package's U-Net (git UNET_FROM_COMMIT, or the package folder UNET_FROM) on 0.3.0's
 # autoencoder, which stays. 4,000 steps of batch 8 with DEVICE=cuda on one H200: 407 s, 2026-11-27 (about 75 min on
