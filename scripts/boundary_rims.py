@@ -1,6 +1,6 @@
 """Does the output outline the labels? A rim is an organ's outermost voxel layer that differs from the layer inside it.
 
-python scripts/boundary_rims.py --model M --image IMG --labels SEG [--json F]
+python scripts/boundary_rims.py --model M --image IMG --labels SEG [--slices A:B] [--json F]
 
 For every label of at least 200 voxels that has an interior, and for the real image, the autoencoder's
 reconstruction of it and a generated volume (seed 0, before calibration), it gives:
@@ -8,7 +8,8 @@ reconstruction of it and a generated volume (seed 0, before calibration), it giv
 - the mean of the first layer outside the label.
 It then prints the median of the first figure over the labels. A real scan's boundaries are smooth, so its median
 is near 0. A decoder that overshoots at label edges shows a positive rim inside and a dark layer outside
-(docs/ct_unet.md, "Rims"). MRI figures are divided by the real image's median labelled intensity.
+(docs/ct_unet.md, "Rims"). The volumes are loaded and put in one set of units as in scripts/edge_check.py;
+MRI figures are then divided by the real image's median labelled intensity.
 """
 from __future__ import annotations
 
@@ -18,14 +19,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 import torch
 from scipy.ndimage import binary_dilation, binary_erosion
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+import edge_check  # noqa: E402  (the case loading and units of the edge figures)
 from SemanticSynthLib.engine.generate import generate_volume  # noqa: E402
-from SemanticSynthLib.engine.io import array_of, read_volume  # noqa: E402
-from SemanticSynthLib.engine.package import load_package  # noqa: E402
 from SemanticSynthLib.engine.reconstruction import reconstruct_volume  # noqa: E402
 from SemanticSynthLib.model_store import resolve_model  # noqa: E402
 
@@ -48,21 +49,22 @@ def rims(volume: np.ndarray, labels: np.ndarray, scale: float) -> dict[int, dict
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--image", required=True)
-    parser.add_argument("--labels", required=True)
+    edge_check.add_case_arguments(parser)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    package = load_package(resolve_model(args.model))
-    modality = package.modalities[0]
-    label_img, image = read_volume(args.labels), read_volume(args.image)
-    labels, real = array_of(label_img), array_of(image)
-    volumes = {"real": real,
-               "reconstruction": array_of(reconstruct_volume(package, image, label_img, modality)),
-               "generated": array_of(generate_volume(package, label_img, modality, None, seed=0, calibrate=False))}
-    scale = 1.0 if modality == "ct" else float(np.median(real[labels > 0]))
-    result = {"model": args.model, "image": args.image, "units": "HU" if modality == "ct" else "median labelled intensity",
+    model = args.model
+    args.model = resolve_model(args.model)  # a bundled name or a folder
+    case = edge_check.load_case(args)
+    labels = sitk.GetArrayFromImage(case.labels)
+    volumes = {"real": case.real,
+               "reconstruction": case.to_units(sitk.GetArrayFromImage(
+                   reconstruct_volume(case.package, case.image, case.labels, case.modality))),
+               "generated": case.to_units(sitk.GetArrayFromImage(
+                   generate_volume(case.package, case.labels, case.modality, None, seed=0, calibrate=False)))}
+    scale = 1.0 if case.units == "HU" else float(np.median(case.real[labels > 0]))
+    units = "HU" if case.units == "HU" else "median labelled intensity"
+    result = {"model": model, "image": args.image, "slices": args.slices, "units": units,
               "per_label": {name: rims(v, labels, scale) for name, v in volumes.items()}}
     result["median_rim_minus_next_layer"] = {
         name: float(np.median([r["rim_minus_next_layer"] for r in per.values()]))

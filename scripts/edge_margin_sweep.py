@@ -10,7 +10,6 @@ python scripts/edge_margin_sweep.py --model M --image IMG --labels SEG [--slices
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -21,17 +20,11 @@ sys.path.insert(0, str(REPO))
 
 import SemanticSynthLib.engine.generate as generation  # noqa: E402
 
-
-def edge_check_module():
-    """scripts/edge_check.py's measures, one definition for both scripts."""
-    spec = importlib.util.spec_from_file_location("edge_check", REPO / "scripts" / "edge_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(REPO / "scripts"))
+import edge_check as ec  # noqa: E402  (its measures: one definition for both scripts)
 
 
 def main() -> None:
-    ec = edge_check_module()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ec.add_case_arguments(p)
     p.add_argument("--margins", default="1,2")
