@@ -31,6 +31,10 @@ PY=${PY:-python}
 STAGE=${STAGE:-all}
 THREADS=${THREADS:-2}
 mkdir -p "$RUN"
+package_at() {  # the bundled abdomen-ct package of git commit $1, extracted once into folder $2
+  [ -f "$2/metadata.json" ] && return 0
+  mkdir -p "$2" && git archive "$1" SemanticSynthLib/models/abdomen-ct | tar -x -C "$2" --strip-components=3
+}
 install() {  # bundle the package folder $1 as abdomen-ct version $INSTALL_VERSION, when INSTALL is set
   [ -n "${INSTALL:-}" ] || return 0
   : "${INSTALL_VERSION:?set INSTALL_VERSION, e.g. 0.4.0}"  # checked before the bundled package is replaced
@@ -48,9 +52,7 @@ printf 'image,label,modality\n%s,,ct\n%s,,ct\n%s,%s,ct\n' "$DATA/example_ct.nii.
 if [ "$STAGE" = decoder ]; then
 DECODER_FROM=${DECODER_FROM:-0e890e0}
 DINIT=$RUN/abdomen-ct-$DECODER_FROM
-if [ ! -f "$DINIT/metadata.json" ]; then
-  mkdir -p "$DINIT" && git archive "$DECODER_FROM" SemanticSynthLib/models/abdomen-ct | tar -x -C "$DINIT" --strip-components=3
-fi
+package_at "$DECODER_FROM" "$DINIT"
 DECODER_OUT=${DECODER_OUT:-$RUN/decoder}
 $PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$DECODER_OUT" --label-table totalseg_v2 \
   --data-phase non_contrast --modality ct --spacing 3 --steps ${DECODER_STEPS:-1800} --batch 2 --patch 64,64,32 --augment \
@@ -63,9 +65,7 @@ printf 'image,label,modality\n%s,%s,ct\n' "$DATA/example_ct_sm.nii.gz" "$DATA/ex
 if [ "$STAGE" = unet ]; then
 UNET_FROM_COMMIT=${UNET_FROM_COMMIT:-83f6110}
 UNET_FROM=${UNET_FROM:-$RUN/abdomen-ct-$UNET_FROM_COMMIT}
-if [ ! -f "$UNET_FROM/metadata.json" ]; then
-  mkdir -p "$UNET_FROM" && git archive "$UNET_FROM_COMMIT" SemanticSynthLib/models/abdomen-ct | tar -x -C "$UNET_FROM" --strip-components=3
-fi
+package_at "$UNET_FROM_COMMIT" "$UNET_FROM"
 $PY -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "${UNET_AE:-$UNET_FROM}" --init "$UNET_FROM" --out "$RUN/unet" \
   --conditioning detail --condition-dropout 0.15 --default-steps 10 --temperature 0.5 --steps ${UNET_STEPS:-4000} \
   --batch ${BATCH:-8} --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 --checkpoint-every ${CHECKPOINT_EVERY:-250} --log-every 50 \
@@ -76,9 +76,7 @@ fi
 if [ "$STAGE" = groups ]; then
 GROUPS_FROM_COMMIT=${GROUPS_FROM_COMMIT:-f827b96}
 GINIT=$RUN/abdomen-ct-$GROUPS_FROM_COMMIT
-if [ ! -f "$GINIT/metadata.json" ]; then
-  mkdir -p "$GINIT" && git archive "$GROUPS_FROM_COMMIT" SemanticSynthLib/models/abdomen-ct | tar -x -C "$GINIT" --strip-components=3
-fi
+package_at "$GROUPS_FROM_COMMIT" "$GINIT"
 $PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$RUN/autoencoder-g8" --label-table totalseg_v2 \
   --data-phase non_contrast --modality ct --spacing 3 --steps ${AE_STEPS:-1200} --batch 2 --patch 64,64,32 --augment \
   --codebook-groups 8 --adv-start ${AE_STEPS:-1200} --init "$GINIT" --checkpoint-every 100 --log-every 20 --progress none \
@@ -89,9 +87,7 @@ if [ "$STAGE" != diffusion ]; then
 # Warm start: the VQVAE part starts from the previous release's plain autoencoder (git f2836e6), whose
 # tensors are copied whole or into their leading slices (engine/training/autoencoder.warm_start).
 INIT=$RUN/init-abdomen-ct
-if [ ! -f "$INIT/metadata.json" ]; then
-  mkdir -p "$INIT" && git archive f2836e6 SemanticSynthLib/models/abdomen-ct | tar -x -C "$INIT" --strip-components=3
-fi
+package_at f2836e6 "$INIT"
 $PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$RUN/autoencoder" --label-table totalseg_v2 \
   --data-phase non_contrast --modality ct --spacing 3 --steps ${AE_STEPS:-400} --batch 2 --patch 64,64,32 --augment \
   --num-embeddings 512 --adv-start 300 --adv-weight 0.01 \
