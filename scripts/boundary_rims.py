@@ -3,7 +3,7 @@
 python scripts/boundary_rims.py --model M --image IMG --labels SEG [--slices A:B] [--json F]
 
 For every label of at least 200 voxels that has an interior, and for the real image, the autoencoder's
-reconstruction of it and a generated volume (seed 0, before calibration), it gives:
+reconstruction of it and (a generator package) a generated volume (seed 0, before calibration), it gives:
 - the mean of the label's outermost layer minus that of the next layer in;
 - the mean of the first layer outside the label.
 It then prints the median of the first figure over the labels. A real scan's boundaries are smooth, so its median
@@ -55,13 +55,14 @@ def main():
     torch.set_num_threads(2)
     model = args.model
     args.model = resolve_model(args.model)  # a bundled name or a folder
-    case = edge_check.load_case(args)
+    case = edge_check.load_case(args, need_diffusion=False)
     labels = sitk.GetArrayFromImage(case.labels)
     volumes = {"real": case.real,
                "reconstruction": case.to_units(sitk.GetArrayFromImage(
-                   reconstruct_volume(case.package, case.image, case.labels, case.modality))),
-               "generated": case.to_units(sitk.GetArrayFromImage(
-                   generate_volume(case.package, case.labels, case.modality, None, seed=0, calibrate=False)))}
+                   reconstruct_volume(case.package, case.image, case.labels, case.modality)))}
+    if "diffusion" in case.package.metadata:  # an autoencoder package has reconstructions only
+        volumes["generated"] = case.to_units(sitk.GetArrayFromImage(
+            generate_volume(case.package, case.labels, case.modality, None, seed=0, calibrate=False)))
     scale = 1.0 if case.units == "HU" else float(np.median(case.real[labels > 0]))
     units = "HU" if case.units == "HU" else "median labelled intensity"
     result = {"model": model, "image": args.image, "slices": args.slices, "units": units,

@@ -99,10 +99,10 @@ def add_case_arguments(p: argparse.ArgumentParser) -> None:
                         "slices cut through labelled anatomy (a brain map's own outermost slices are background)")
 
 
-def load_case(args) -> SimpleNamespace:
+def load_case(args, need_diffusion: bool = True) -> SimpleNamespace:
     """The package, the (cropped) image and label map, the class map, and the real image and the painting in the
     units the figures are given in; `to_units` puts a volume the package made into those units."""
-    package = load_package(args.model)
+    package = load_package(args.model, need_diffusion=need_diffusion)
     modality = package.modalities[0]
     norm = package.normalization(modality)
     image, labels = sitk.ReadImage(args.image, sitk.sitkFloat32), sitk.ReadImage(args.labels)

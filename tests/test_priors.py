@@ -268,3 +268,57 @@ def test_calibration_moves_label_means_onto_their_priors(tiny_model, tiny_labels
     wm = np.isin(ids, [lab.id for lab in package.labels.labels if "WM" in lab.name.split("_")])
     assert values[ids == csf].mean() / values[wm].mean() == pytest.approx(0.15, rel=0.03)
     assert not np.allclose(sitk.GetArrayFromImage(raw), values)
+
+
+def test_a_surround_paints_only_the_unlabelled_voxels_near_a_label():
+    """A package's surround: unlabelled voxels within its radius (per axis, a box) get the surround's prior, in the
+    decoder's guide and in the diffusion condition; labelled voxels and the far background keep theirs; the class
+    map itself (calibration, reports) never holds the surround's index. A malformed surround is a one-line error."""
+    from SemanticSynthLib.engine.conditioning import label_condition
+
+    table, norm = _ct_table(), ct_normalization()
+    meta = {"measured": {"0": {"mean": -0.5}}, "phase": "non_contrast"}
+    plain = class_priors(table, norm, meta)
+    ringed = class_priors(table, norm, {**meta, "surround": {"radius_voxels": [2, 1, 0], "mean": 0.25}})
+    n = table.num_classes
+    assert len(ringed.unit) == n + 1 and ringed.unit[n] == pytest.approx(0.25) and ringed.kind[n] == 0
+    classes = np.zeros((12, 12, 12), np.int64)
+    classes[5:7, 5:7, 5:7] = 5
+    prior, kind = ringed.paint(classes)
+    near = np.zeros_like(classes, bool)
+    near[3:9, 4:8, 5:7] = True  # the label's box grown by 2, 1 and 0 voxels
+    assert np.allclose(prior[near & (classes == 0)], 0.25)
+    assert np.allclose(prior[~near], plain.unit[0]) and np.allclose(prior[classes == 5], plain.unit[5])
+    assert np.array_equal(prior[~near | (classes > 0)], plain.paint(classes)[0][~near | (classes > 0)])
+    assert np.all(kind[near & (classes == 0)] == 0)
+    assert ringed.painted_classes(classes).max() == n and classes.max() == 5  # the input is left alone
+
+    t = torch.from_numpy(classes)[None, None]
+    with_ring = label_condition(t, n, 4, "detail", ringed)
+    without = label_condition(t, n, 4, "detail", plain)
+    changed = (with_ring != without).any(dim=1)[0]  # latent voxels (4^3 blocks) the ring reaches
+    assert changed.any() and not changed[0, 0, 0] and not changed[2, 2, 2]
+
+    for bad in ({"radius_voxels": [2, 1], "mean": 0.2}, {"radius_voxels": [2, 1, 0], "mean": float("nan")}, "ring"):
+        with pytest.raises(SynthError, match="malformed 'surround'"):
+            class_priors(table, norm, {**meta, "surround": bad})
+
+
+def test_decoder_only_with_a_surround_writes_an_autoencoder_for_a_new_unet(tiny_model, tiny_dataset, tmp_path):
+    """--surround-mm with --decoder-only changes the painting, so the package drops the U-Net trained on the old
+    one; a U-Net trained on it (started from the old one) generates on the label map's grid."""
+    from SemanticSynthLib.cli import main
+
+    ae, model = tmp_path / "ae", tmp_path / "model"
+    assert main(["train-autoencoder", "--data", str(tiny_dataset), "--out", str(ae), "--init", str(tiny_model),
+                 "--label-table", "muse", "--decoder-only", "--surround-mm", "4", "--steps", "2", "--patch", "32",
+                 "--progress", "none"]) == 0
+    meta = json.loads((ae / "metadata.json").read_text(encoding="utf-8"))
+    assert "diffusion" not in meta and not (ae / "diffusion.safetensors").exists()
+    surround = next(iter(meta["priors"].values()))["surround"]
+    assert surround["radius_voxels"] == [2, 2, 2] and surround["voxels"] > 0  # 4 mm at the tiny model's 2 mm
+    assert load_package(ae, need_diffusion=False).priors("mri").surround_radius == (2, 2, 2)
+    assert main(["train-diffusion", "--data", str(tiny_dataset), "--autoencoder", str(ae), "--init", str(tiny_model),
+                 "--out", str(model), "--steps", "2", "--latent-patch", "8", "--progress", "none"]) == 0
+    labels = sitk.ReadImage(str(next((tiny_dataset / "labelsTr").iterdir())))
+    assert generate_volume(load_package(model), labels, steps=2).GetSize() == labels.GetSize()

@@ -13,7 +13,7 @@ from ...errors import SynthError
 from ..schema import MAX_HEAD_BLOCKS
 from ..networks import (autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config, plain_vqvae_config,
                         is_label_aware, label_autoencoder_config, latent_channels, vqvae_config)
-from ..priors import class_priors, measure_class_means, priors_metadata
+from ..priors import class_priors, for_modality, measure_class_means, measure_surround, priors_metadata, surround_radius
 from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, read_weights, save_package
 from ...model_store import resolve_model
 from ..sampling import decode_window
@@ -98,10 +98,20 @@ def train_autoencoder(args) -> Path:
         norms = package_normalization(images)
         priors_meta = {m: priors_metadata(table, measure_class_means([c for c in images if c.modality == m], table.num_classes),
                                           norms[m], args.data_phase if m == "ct" else None) for m in norms}
-        priors = {m: class_priors(table, norms[m], priors_meta[m]) for m in norms}
         if args.decoder_only:
-            # The decoder keeps painting what the package's diffusion U-Net was trained to expect.
-            priors = {m: init.priors(m) for m in norms}
+            # The decoder keeps painting what the package's diffusion U-Net was trained to expect (unless a
+            # surround changes the painting; write_decoder_package then leaves the U-Net out).
+            priors_meta = {m: dict(for_modality(init.metadata.get("priors", {}), m)) for m in norms}
+        if args.surround_mm:
+            radius = surround_radius(args.spacing, args.surround_mm)
+            for m in norms:
+                priors_meta[m]["surround"] = measure_surround([c for c in images if c.modality == m], radius)
+                progress.message(f"surround ({m}): {args.surround_mm:g} mm = {radius} voxels, mean "
+                                 f"{priors_meta[m]['surround']['mean']:.4g} (model units) over "
+                                 f"{priors_meta[m]['surround']['voxels']} voxels")
+        priors = {m: class_priors(table, norms[m], priors_meta[m]) for m in norms}
+    elif args.surround_mm:
+        raise SynthError("--surround-mm is for the label-aware autoencoder; give --label-table")
 
     autoencoder = (init_autoencoder(init, config) if init else build_autoencoder(config)).to(ctx.device)
     frozen = freeze_latent_space(autoencoder) if args.decoder_only else None
@@ -167,7 +177,7 @@ def train_autoencoder(args) -> Path:
         if frozen is not None:
             return write_decoder_package(args, init, config, autoencoder, frozen, run.record(
                 cases=len(images), patch=list(args.patch), final_l1=last_l1, init=str(args.init),
-                gradient_weight=args.gradient_weight))
+                gradient_weight=args.gradient_weight), priors_meta if args.surround_mm else None)
         label_ids = sorted({int(i) for c in cases if c.classes is not None for i in np.unique(c.classes)})
         # A label-aware model keeps the whole table: it generates unseen classes through kinds and priors.
         keep_all = args.all_labels or is_label_aware(config)
@@ -283,11 +293,14 @@ def freeze_latent_space(autoencoder: torch.nn.Module) -> dict[str, torch.Tensor]
     return frozen
 
 
-def write_decoder_package(args, init, config: dict, autoencoder: torch.nn.Module, frozen: dict, record: dict) -> None:
+def write_decoder_package(args, init, config: dict, autoencoder: torch.nn.Module, frozen: dict, record: dict,
+                          new_priors: dict | None = None) -> None:
     """The --init package with the fine-tuned decoder (`config`: its own, or with refinement blocks added): its
     metadata (priors, normalization, diffusion, windows),
     its diffusion weights as stored, and a training record of the decoder run. Refused if the encoder or the
-    codebook moved, because the diffusion U-Net would then sample a latent space the decoder no longer reads."""
+    codebook moved, because the diffusion U-Net would then sample a latent space the decoder no longer reads.
+    With `new_priors` (a surround: the painting changed), the priors are those and the package is an autoencoder
+    only: the U-Net was trained on the old painting, in its condition and in the latents the encoder made from it."""
     vqvae = getattr(autoencoder, "vqvae", autoencoder)
     now = {f"{name}.{k}": v for name in ("encoder", "quantizer") for k, v in getattr(vqvae, name).state_dict().items()}
     moved = [k for k, v in frozen.items() if not torch.equal(v, now[k].detach().cpu())]
@@ -297,6 +310,11 @@ def write_decoder_package(args, init, config: dict, autoencoder: torch.nn.Module
     metadata["name"] = Path(args.out).name
     metadata["autoencoder"] = {**metadata["autoencoder"], "config": config}
     metadata["training"] = {**metadata.get("training", {}), "decoder": record}
+    if new_priors is not None:
+        metadata["priors"] = new_priors
+        for key in ("diffusion", "evaluation"):
+            metadata.pop(key, None)
+        metadata["training"].pop("diffusion", None)
     if "diffusion" in metadata:
         metadata["diffusion"]["decode_window"] = decode_window(init.label_aware)
     weights = {AUTOENCODER_WEIGHTS: autoencoder}
