@@ -71,6 +71,17 @@ def spacing(text: str):
     return tuple(parts)
 
 
+def surround(text: str) -> tuple[float, float]:
+    """FULL,FADE_TO in mm: 0 < FULL < FADE_TO <= 100 (train-autoencoder --surround-mm)."""
+    try:
+        parts = [_float(v) for v in text.split(",")]
+    except argparse.ArgumentTypeError:
+        parts = []
+    if len(parts) != 2 or not 0 < parts[0] < parts[1] <= 100:
+        raise argparse.ArgumentTypeError("give two distances in mm, FULL,FADE_TO with 0 < FULL < FADE_TO <= 100, e.g. 6,24")
+    return parts[0], parts[1]
+
+
 def patch(multiple: int, low: int, high: int = 512):
     """One or three edge lengths in voxels, each a multiple of `multiple` in [low, high]."""
     def parse(text: str):

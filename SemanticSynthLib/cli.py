@@ -128,11 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "penalises blurred edges that L1 alone tolerates")
     a.add_argument("--data-phase", default=None, choices=["non_contrast", "portal_venous"],
                    help="CT: the contrast phase of the training scans (which reference priors unseen classes get)")
-    a.add_argument("--surround-mm", type=num.number(0.5, 100), default=None,
-                   help="label-aware autoencoder: paint the unlabelled voxels within this distance of a label with "
-                        "their own measured mean instead of the background's (CT: fat and muscle around the organs, "
-                        "not air; against bright rims at organ boundaries). With --decoder-only the output is an "
-                        "autoencoder package: train a diffusion U-Net on it")
+    a.add_argument("--surround-mm", type=num.surround, default=None, metavar="FULL,FADE_TO",
+                   help="label-aware autoencoder: paint the unlabelled voxels within FULL mm of a label with their own "
+                        "measured mean instead of the background's, fading back to the background's at FADE_TO mm "
+                        "(CT: fat and muscle around the organs, not air; against bright rims at organ boundaries; "
+                        "e.g. 6,24). With --decoder-only the output is an autoencoder package: train a diffusion "
+                        "U-Net on it")
     a.add_argument("--init", default=None, help="start from this package's autoencoder (fine-tuning for a new contrast)")
     a.add_argument("--decoder-only", action="store_true",
                    help="with --init: train the decoder only; the latent space stays, so an --init generator package "

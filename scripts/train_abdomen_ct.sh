@@ -19,9 +19,10 @@
 # STAGE=groups: the autoencoder again (encoder too), with 8 codebook groups (one code per latent channel, as brain-mri),
 # from 0.4.0's (git GROUPS_FROM_COMMIT); 0.4.0 codes a latent voxel in one 9-bit code, too coarse for the residual
 # at organ boundaries (docs/ct_unet.md, "Rims"). A U-Net must then be trained on it: STAGE=unet UNET_AE=$RUN/autoencoder-g8.
-# STAGE=surround: 0.4.0's decoder fine-tuned (decoder only) with a surround painting (--surround-mm SURROUND_MM, 9):
-# unlabelled voxels within 9 mm of a label are painted with their own measured mean (fat and muscle, about -45 HU)
-# instead of the background's -305 HU, against the rims at organ boundaries (docs/ct_unet.md, "Rims"). The painting
+# STAGE=surround: 0.4.0's decoder fine-tuned (decoder only) with a surround painting (--surround-mm SURROUND_MM, 6,24):
+# unlabelled voxels within 6 mm of a label are painted with their own measured mean (fat and muscle, about -45 HU)
+# instead of the background's -305 HU, fading back to it at 24 mm, against the rims at organ boundaries
+# (docs/ct_unet.md, "Rims"). The painting
 # changed, so a U-Net is then trained on it from 0.4.0's (SURROUND_UNET_STEPS, batch 8, as STAGE=unet).
 # INSTALL=1 INSTALL_VERSION=X.Y.Z bundles what a stage trained; regenerate the manifest afterwards (README, Models).
 set -euo pipefail
@@ -83,7 +84,7 @@ SINIT=$RUN/abdomen-ct-$SURROUND_FROM
 package_at "$SURROUND_FROM" "$SINIT"
 $PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$RUN/surround/decoder" --label-table totalseg_v2 \
   --data-phase non_contrast --modality ct --spacing 3 --steps ${DECODER_STEPS:-600} --batch 2 --patch 64,64,32 --augment \
-  --adv-start ${DECODER_STEPS:-600} --init "$SINIT" --decoder-only --surround-mm ${SURROUND_MM:-9} \
+  --adv-start ${DECODER_STEPS:-600} --init "$SINIT" --decoder-only --surround-mm ${SURROUND_MM:-6,24} \
   --checkpoint-every 100 --log-every 20 --progress none --threads $THREADS --device ${DEVICE:-cpu} --resume
 $PY -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "$RUN/surround/decoder" --init "$SINIT" \
   --out "$RUN/surround/unet" --conditioning detail --condition-dropout 0.15 --default-steps 10 --temperature 0.5 \

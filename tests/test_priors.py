@@ -270,36 +270,39 @@ def test_calibration_moves_label_means_onto_their_priors(tiny_model, tiny_labels
     assert not np.allclose(sitk.GetArrayFromImage(raw), values)
 
 
-def test_a_surround_paints_only_the_unlabelled_voxels_near_a_label():
-    """A package's surround: unlabelled voxels within its radius (per axis, a box) get the surround's prior, in the
-    decoder's guide and in the diffusion condition; labelled voxels and the far background keep theirs; the class
-    map itself (calibration, reports) never holds the surround's index. A malformed surround is a one-line error."""
+def test_a_surround_paints_the_unlabelled_voxels_near_a_label_and_fades_out():
+    """A package's surround: unlabelled voxels within full_steps of a label get the surround's prior, further out
+    it fades linearly to the background's, in the decoder's guide and in the diffusion condition; labelled voxels,
+    the far background and the kind image keep theirs. A malformed surround is a one-line error."""
     from SemanticSynthLib.engine.conditioning import label_condition
 
     table, norm = _ct_table(), ct_normalization()
     meta = {"measured": {"0": {"mean": -0.5}}, "phase": "non_contrast"}
     plain = class_priors(table, norm, meta)
-    ringed = class_priors(table, norm, {**meta, "surround": {"radius_voxels": [2, 1, 0], "mean": 0.25}})
+    ringed = class_priors(table, norm, {**meta, "surround": {"full_steps": 2, "fade_steps": 3, "mean": 0.3}})
     n = table.num_classes
-    assert len(ringed.unit) == n + 1 and ringed.unit[n] == pytest.approx(0.25) and ringed.kind[n] == 0
-    classes = np.zeros((12, 12, 12), np.int64)
-    classes[5:7, 5:7, 5:7] = 5
+    classes = np.zeros((24, 24, 24), np.int64)
+    classes[10:13, 10:13, 10:13] = 5
     prior, kind = ringed.paint(classes)
-    near = np.zeros_like(classes, bool)
-    near[3:9, 4:8, 5:7] = True  # the label's box grown by 2, 1 and 0 voxels
-    assert np.allclose(prior[near & (classes == 0)], 0.25)
-    assert np.allclose(prior[~near], plain.unit[0]) and np.allclose(prior[classes == 5], plain.unit[5])
-    assert np.array_equal(prior[~near | (classes > 0)], plain.paint(classes)[0][~near | (classes > 0)])
-    assert np.all(kind[near & (classes == 0)] == 0)
-    assert ringed.painted_classes(classes).max() == n and classes.max() == 5  # the input is left alone
+    assert np.array_equal(kind, plain.paint(classes)[1])
+    assert np.allclose(prior[classes == 5], plain.unit[5])
+    # Along an axis from the label's face: steps 1 and 2 full, 3..5 fading by quarters, 6 and beyond background.
+    line = prior[13:22, 11, 11]
+    expected = [0.3, 0.3, 0.3 - 0.8 / 4, 0.3 - 0.8 / 2, 0.3 - 0.8 * 3 / 4, -0.5, -0.5, -0.5, -0.5]
+    assert np.allclose(line, expected), line
+    assert np.allclose(prior[0, 0, 0], -0.5) and len(ringed.unit) == n  # no extra class
+    # The fade is rounder than a box: the body diagonal reaches step 2 one voxel out, step 6 (gone) four out.
+    assert np.isclose(prior[13, 13, 13], 0.3) and np.isclose(prior[16, 16, 16], -0.5)
 
     t = torch.from_numpy(classes)[None, None]
     with_ring = label_condition(t, n, 4, "detail", ringed)
     without = label_condition(t, n, 4, "detail", plain)
-    changed = (with_ring != without).any(dim=1)[0]  # latent voxels (4^3 blocks) the ring reaches
-    assert changed.any() and not changed[0, 0, 0] and not changed[2, 2, 2]
+    changed = (with_ring != without).any(dim=1)[0]  # latent voxels (4^3 blocks) the surround reaches
+    assert changed.any() and not changed[0, 0, 0] and not changed[5, 5, 5]
+    assert torch.equal(with_ring[:, 64:], without[:, 64:])  # the kind fractions: the surround is background
 
-    for bad in ({"radius_voxels": [2, 1], "mean": 0.2}, {"radius_voxels": [2, 1, 0], "mean": float("nan")}, "ring"):
+    for bad in ({"full_steps": 0, "fade_steps": 1, "mean": 0.2}, {"full_steps": 2, "fade_steps": 1, "mean": float("nan")},
+                {"full_steps": 2, "mean": 0.2}, "ring"):
         with pytest.raises(SynthError, match="malformed 'surround'"):
             class_priors(table, norm, {**meta, "surround": bad})
 
@@ -311,13 +314,14 @@ def test_decoder_only_with_a_surround_writes_an_autoencoder_for_a_new_unet(tiny_
 
     ae, model = tmp_path / "ae", tmp_path / "model"
     assert main(["train-autoencoder", "--data", str(tiny_dataset), "--out", str(ae), "--init", str(tiny_model),
-                 "--label-table", "muse", "--decoder-only", "--surround-mm", "4", "--steps", "2", "--patch", "32",
+                 "--label-table", "muse", "--decoder-only", "--surround-mm", "4,10", "--steps", "2", "--patch", "32",
                  "--progress", "none"]) == 0
     meta = json.loads((ae / "metadata.json").read_text(encoding="utf-8"))
     assert "diffusion" not in meta and not (ae / "diffusion.safetensors").exists()
     surround = next(iter(meta["priors"].values()))["surround"]
-    assert surround["radius_voxels"] == [2, 2, 2] and surround["voxels"] > 0  # 4 mm at the tiny model's 2 mm
-    assert load_package(ae, need_diffusion=False).priors("mri").surround_radius == (2, 2, 2)
+    # 4 mm at the tiny model's 2 mm: 2 steps; 10 mm: gone at step 5, so 2 fading steps between.
+    assert (surround["full_steps"], surround["fade_steps"]) == (2, 2) and surround["voxels"] > 0
+    assert load_package(ae, need_diffusion=False).priors("mri").surround == surround
     assert main(["train-diffusion", "--data", str(tiny_dataset), "--autoencoder", str(ae), "--init", str(tiny_model),
                  "--out", str(model), "--steps", "2", "--latent-patch", "8", "--progress", "none"]) == 0
     labels = sitk.ReadImage(str(next((tiny_dataset / "labelsTr").iterdir())))

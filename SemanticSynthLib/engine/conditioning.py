@@ -75,8 +75,8 @@ def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: 
     if priors is None:
         parts.append(class_fractions(classes, num_classes, factor))
     else:
-        index = priors.painted_classes(classes.long())
-        prior = torch.from_numpy(priors.unit)[index].float()
+        index = classes.long()
+        prior = priors.prior_image(index)
         kinds = torch.from_numpy(priors.kind)[index]
         parts.append(fold_to_latent(prior, factor) if chosen.fine else pooled(prior))
         parts.append(class_fractions(kinds, len(TISSUE_KINDS), factor))

@@ -13,7 +13,7 @@ from ...errors import SynthError
 from ..schema import MAX_HEAD_BLOCKS
 from ..networks import (autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config, plain_vqvae_config,
                         is_label_aware, label_autoencoder_config, latent_channels, vqvae_config)
-from ..priors import class_priors, for_modality, measure_class_means, measure_surround, priors_metadata, surround_radius
+from ..priors import class_priors, for_modality, measure_class_means, measure_surround, priors_metadata, surround_steps
 from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, read_weights, save_package
 from ...model_store import resolve_model
 from ..sampling import decode_window
@@ -103,12 +103,12 @@ def train_autoencoder(args) -> Path:
             # surround changes the painting; write_decoder_package then leaves the U-Net out).
             priors_meta = {m: dict(for_modality(init.metadata.get("priors", {}), m)) for m in norms}
         if args.surround_mm:
-            radius = surround_radius(args.spacing, args.surround_mm)
+            full, fade = surround_steps(args.spacing, *args.surround_mm)
             for m in norms:
-                priors_meta[m]["surround"] = measure_surround([c for c in images if c.modality == m], radius)
-                progress.message(f"surround ({m}): {args.surround_mm:g} mm = {radius} voxels, mean "
-                                 f"{priors_meta[m]['surround']['mean']:.4g} (model units) over "
-                                 f"{priors_meta[m]['surround']['voxels']} voxels")
+                ring = priors_meta[m]["surround"] = measure_surround([c for c in images if c.modality == m], full, fade)
+                progress.message(f"surround ({m}): full within {args.surround_mm[0]:g} mm ({full} steps), gone at "
+                                 f"{args.surround_mm[1]:g} mm ({full + fade + 1}); mean {ring['mean']:.4g} (model units) "
+                                 f"over {ring['voxels']} voxels")
         priors = {m: class_priors(table, norms[m], priors_meta[m]) for m in norms}
     elif args.surround_mm:
         raise SynthError("--surround-mm is for the label-aware autoencoder; give --label-table")
