@@ -3,7 +3,7 @@
 python scripts/ct_training_case.py --model abdomen-ct|DIR [--seeds 0 1] [--steps N] [--json F]
 
 On the bundled sample's labels against example_ct_sm (the training case), for the reconstruction of the real scan and
-for a generated volume per seed, before calibration (raw) and, for the generated volume, after it:
+(a generator package) for a generated volume per seed, before calibration (raw) and, for the generated volume, after it:
 - per-organ error: the mean over the labels of >= 50 voxels of |mean - real mean|, in HU;
 - voxel MAE in labels: the mean |volume - real| over the labelled voxels;
 - unlabelled body: the same over label 0 where the real scan is above -500 HU (fat, muscle, bowel), which
@@ -52,13 +52,14 @@ def main() -> None:
     p.add_argument("--json", default=None)
     args = p.parse_args()
     torch.set_num_threads(2)
-    package = load_package(resolve_model(args.model))
+    package = load_package(resolve_model(args.model), need_diffusion=False)  # an autoencoder: reconstruction only
     label_map, image = read_volume(LABELS), sitk.ReadImage(str(REAL), sitk.sitkFloat32)
     labels, real = array_of(label_map), array_of(image).astype(np.float32)
+    generator = "diffusion" in package.metadata
     result = {"model": args.model, "version": package.metadata.get("version"),
-              "steps": args.steps or package.default_steps,
+              "steps": (args.steps or package.default_steps) if generator else None,
               "reconstruction": figures(array_of(reconstruct_volume(package, image, label_map, "ct")), real, labels)}
-    for seed in args.seeds:
+    for seed in args.seeds if generator else []:
         start = time.perf_counter()
         raw = generate_volume(package, label_map, "ct", args.steps, seed=seed, calibrate=False)
         seconds = time.perf_counter() - start

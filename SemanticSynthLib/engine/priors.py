@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 import torch
 
 from ..errors import SynthError
@@ -74,7 +73,7 @@ class ClassPriors:
     def prior_image(self, classes):
         """The painted prior (model units, float32) of a class map, numpy or torch (then on its device)."""
         as_numpy = isinstance(classes, np.ndarray)
-        t = torch.from_numpy(classes) if as_numpy else classes
+        t = torch.from_numpy(np.ascontiguousarray(classes)) if as_numpy else classes
         prior = torch.from_numpy(self.unit).to(t.device)[t.long()].float()
         if self.surround is not None:
             s = self.surround
