@@ -24,6 +24,9 @@
 # instead of the background's -305 HU, fading back to it at 24 mm, against the rims at organ boundaries
 # (docs/ct_unet.md, "Rims"). The painting
 # changed, so a U-Net is then trained on it from 0.4.0's (SURROUND_UNET_STEPS, batch 8, as STAGE=unet).
+# STAGE=surround-encoder: 0.6.0's whole autoencoder (encoder and codebook too) fine-tuned with the same surround, 600 steps:
+# with the encoder kept, 0.6.0's reconstructed lungs came out as air (its codes for lung next to the new painting);
+# then a U-Net on the new latents from 0.6.0's (SURROUND_UNET_STEPS, 1000). docs/ct_unet.md.
 # INSTALL=1 INSTALL_VERSION=X.Y.Z bundles what a stage trained; regenerate the manifest afterwards (README, Models).
 set -euo pipefail
 # The body is one block, read whole before it runs: editing or checking out this file during a run of
@@ -39,6 +42,12 @@ mkdir -p "$RUN"
 package_at() {  # the bundled abdomen-ct package of git commit $1, extracted once into folder $2
   [ -f "$2/metadata.json" ] && return 0
   mkdir -p "$2" && git archive "$1" SemanticSynthLib/models/abdomen-ct | tar -x -C "$2" --strip-components=3
+}
+train_unet() {  # the 0.4.0 recipe: a detail-conditioned U-Net on autoencoder $1, started from package $2's, into $3, $4 steps
+  $PY -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "$1" --init "$2" --out "$3" \
+    --conditioning detail --condition-dropout 0.15 --default-steps 10 --temperature 0.5 --steps "$4" \
+    --batch ${BATCH:-8} --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 --checkpoint-every ${CHECKPOINT_EVERY:-250} \
+    --log-every 50 --progress none --threads $THREADS --device ${DEVICE:-cpu} --resume
 }
 install() {  # bundle the package folder $1 as abdomen-ct version $INSTALL_VERSION, when INSTALL is set
   [ -n "${INSTALL:-}" ] || return 0
@@ -71,10 +80,7 @@ if [ "$STAGE" = unet ]; then
 UNET_FROM_COMMIT=${UNET_FROM_COMMIT:-83f6110}
 UNET_FROM=${UNET_FROM:-$RUN/abdomen-ct-$UNET_FROM_COMMIT}
 package_at "$UNET_FROM_COMMIT" "$UNET_FROM"
-$PY -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "${UNET_AE:-$UNET_FROM}" --init "$UNET_FROM" --out "$RUN/unet" \
-  --conditioning detail --condition-dropout 0.15 --default-steps 10 --temperature 0.5 --steps ${UNET_STEPS:-4000} \
-  --batch ${BATCH:-8} --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 --checkpoint-every ${CHECKPOINT_EVERY:-250} --log-every 50 \
-  --progress none --threads $THREADS --device ${DEVICE:-cpu} --resume
+train_unet "${UNET_AE:-$UNET_FROM}" "$UNET_FROM" "$RUN/unet" ${UNET_STEPS:-4000}
 install "$RUN/unet"
 exit 0
 fi
@@ -86,11 +92,20 @@ $PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$
   --data-phase non_contrast --modality ct --spacing 3 --steps ${DECODER_STEPS:-600} --batch 2 --patch 64,64,32 --augment \
   --adv-start ${DECODER_STEPS:-600} --init "$SINIT" --decoder-only --surround-mm ${SURROUND_MM:-6,24} \
   --checkpoint-every 100 --log-every 20 --progress none --threads $THREADS --device ${DEVICE:-cpu} --resume
-$PY -m SemanticSynthLib train-diffusion --data "$RUN/pairs.csv" --autoencoder "$RUN/surround/decoder" --init "$SINIT" \
-  --out "$RUN/surround/unet" --conditioning detail --condition-dropout 0.15 --default-steps 10 --temperature 0.5 \
-  --steps ${SURROUND_UNET_STEPS:-1500} --batch ${BATCH:-8} --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 \
-  --checkpoint-every ${CHECKPOINT_EVERY:-250} --log-every 50 --progress none --threads $THREADS --device ${DEVICE:-cpu} --resume
+train_unet "$RUN/surround/decoder" "$SINIT" "$RUN/surround/unet" ${SURROUND_UNET_STEPS:-1500}
 install "$RUN/surround/unet"
+exit 0
+fi
+if [ "$STAGE" = surround-encoder ]; then
+ENCODER_FROM=${ENCODER_FROM:-e6b3d6f}
+EINIT=$RUN/abdomen-ct-$ENCODER_FROM
+package_at "$ENCODER_FROM" "$EINIT"
+$PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$RUN/surround/autoencoder" --label-table totalseg_v2 \
+  --data-phase non_contrast --modality ct --spacing 3 --steps ${AE_STEPS:-600} --batch 2 --patch 64,64,32 --augment \
+  --adv-start ${AE_STEPS:-600} --init "$EINIT" --surround-mm ${SURROUND_MM:-6,24} \
+  --checkpoint-every 100 --log-every 20 --progress none --threads $THREADS --device ${DEVICE:-cpu} --resume
+train_unet "$RUN/surround/autoencoder" "$EINIT" "$RUN/surround/unet2" ${SURROUND_UNET_STEPS:-1000}
+install "$RUN/surround/unet2"
 exit 0
 fi
 if [ "$STAGE" = groups ]; then
