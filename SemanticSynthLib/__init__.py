@@ -6,4 +6,4 @@
   module (SemanticSynth/SemanticSynth.py) and by `web`, the browser app;
 - `cli`, `model_store`: the command line and the model packages outside git, shared by all of them.
 """
-__version__ = "0.13.0"
+__version__ = "0.14.0"
