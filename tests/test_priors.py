@@ -326,3 +326,9 @@ def test_decoder_only_with_a_surround_writes_an_autoencoder_for_a_new_unet(tiny_
                  "--out", str(model), "--steps", "2", "--latent-patch", "8", "--progress", "none"]) == 0
     labels = sitk.ReadImage(str(next((tiny_dataset / "labelsTr").iterdir())))
     assert generate_volume(load_package(model), labels, steps=2).GetSize() == labels.GetSize()
+    # Fine-tuning the whole autoencoder of a package with a surround keeps its surround (measured again).
+    whole = tmp_path / "whole"
+    assert main(["train-autoencoder", "--data", str(tiny_dataset), "--out", str(whole), "--init", str(model),
+                 "--label-table", "muse", "--steps", "1", "--patch", "32", "--progress", "none"]) == 0
+    kept = next(iter(json.loads((whole / "metadata.json").read_text(encoding="utf-8"))["priors"].values()))["surround"]
+    assert (kept["full_steps"], kept["fade_steps"]) == (2, 2) and kept["mean"] == pytest.approx(surround["mean"])

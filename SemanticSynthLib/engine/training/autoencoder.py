@@ -102,13 +102,18 @@ def train_autoencoder(args) -> Path:
             # The decoder keeps painting what the package's diffusion U-Net was trained to expect (unless a
             # surround changes the painting; write_decoder_package then leaves the U-Net out).
             priors_meta = {m: dict(for_modality(init.metadata.get("priors", {}), m)) for m in norms}
-        if args.surround_mm:
-            full, fade = surround_steps(args.spacing, *args.surround_mm)
-            for m in norms:
-                ring = priors_meta[m]["surround"] = measure_surround([c for c in images if c.modality == m], full, fade)
-                progress.message(f"surround ({m}): full within {args.surround_mm[0]:g} mm ({full} steps), gone at "
-                                 f"{args.surround_mm[1]:g} mm ({full + fade + 1}); mean {ring['mean']:.4g} (model units) "
-                                 f"over {ring['voxels']} voxels")
+        for m in norms:
+            # The surround asked for, else (fine-tuning a package that has one) the package's, measured again here.
+            had = for_modality(init.metadata.get("priors", {}), m).get("surround") if init is not None else None
+            if args.surround_mm:
+                full, fade = surround_steps(args.spacing, *args.surround_mm)
+            elif had and not args.decoder_only:
+                full, fade = had["full_steps"], had["fade_steps"]
+            else:
+                continue
+            ring = priors_meta[m]["surround"] = measure_surround([c for c in images if c.modality == m], full, fade)
+            progress.message(f"surround ({m}): full for {full} growth steps from a label, gone at step {full + fade + 1}; "
+                             f"mean {ring['mean']:.4g} (model units) over {ring['voxels']} voxels")
         priors = {m: class_priors(table, norms[m], priors_meta[m]) for m in norms}
     elif args.surround_mm:
         raise SynthError("--surround-mm is for the label-aware autoencoder; give --label-table")
