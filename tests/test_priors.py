@@ -332,3 +332,14 @@ def test_decoder_only_with_a_surround_writes_an_autoencoder_for_a_new_unet(tiny_
                  "--label-table", "muse", "--steps", "1", "--patch", "32", "--progress", "none"]) == 0
     kept = next(iter(json.loads((whole / "metadata.json").read_text(encoding="utf-8"))["priors"].values()))["surround"]
     assert (kept["full_steps"], kept["fade_steps"]) == (2, 2) and kept["mean"] == pytest.approx(surround["mean"])
+
+
+def test_a_surround_needs_the_label_aware_autoencoder(tiny_dataset, tmp_path, capsys):
+    """--surround-mm without --label-table: one line, before any data is read, nothing written."""
+    from SemanticSynthLib.cli import main
+
+    assert main(["train-autoencoder", "--data", str(tiny_dataset), "--out", str(tmp_path / "ae"), "--surround-mm", "4,10",
+                 "--steps", "1", "--patch", "32", "--progress", "none"]) != 0
+    err = capsys.readouterr().err
+    assert "--surround-mm is for the label-aware autoencoder" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "ae").exists()

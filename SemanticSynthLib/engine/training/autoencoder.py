@@ -49,7 +49,8 @@ def train_autoencoder(args) -> Path:
     table = LabelTable.from_spec(args.label_table) if args.label_table else None
     # With a label table the decoder is label-aware (engine/label_autoencoder.py); without, the plain VQVAE.
     config = label_autoencoder_config() if table else default_autoencoder_config()
-    for option, value in (("--codebook-groups", args.codebook_groups), ("--latent-channels", args.latent_channels)):
+    for option, value in (("--codebook-groups", args.codebook_groups), ("--latent-channels", args.latent_channels),
+                          ("--surround-mm", args.surround_mm)):
         if value and not table:
             raise SynthError(f"{option} is for the label-aware autoencoder; give --label-table")
     config = with_latent_layout(config, args)
@@ -115,8 +116,6 @@ def train_autoencoder(args) -> Path:
             progress.message(f"surround ({m}): full for {full} growth steps from a label, gone at step {full + fade + 1}; "
                              f"mean {ring['mean']:.4g} (model units) over {ring['voxels']} voxels")
         priors = {m: class_priors(table, norms[m], priors_meta[m]) for m in norms}
-    elif args.surround_mm:
-        raise SynthError("--surround-mm is for the label-aware autoencoder; give --label-table")
 
     autoencoder = (init_autoencoder(init, config) if init else build_autoencoder(config)).to(ctx.device)
     frozen = freeze_latent_space(autoencoder) if args.decoder_only else None
