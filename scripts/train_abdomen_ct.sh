@@ -49,6 +49,14 @@ train_unet() {  # the 0.4.0 recipe: a detail-conditioned U-Net on autoencoder $1
     --batch ${BATCH:-8} --latent-patch 32,32,8 --augment-copies 40 --lr 2e-4 --checkpoint-every ${CHECKPOINT_EVERY:-250} \
     --log-every 50 --progress none --threads $THREADS --device ${DEVICE:-cpu} --resume
 }
+train_ae() {  # the CT autoencoder into $1 for $2 steps (no adversarial term) from package folder $3; more options after
+  local out=$1 steps=$2 init=$3
+  shift 3
+  $PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$out" --label-table totalseg_v2 \
+    --data-phase non_contrast --modality ct --spacing 3 --steps "$steps" --batch 2 --patch 64,64,32 --augment \
+    --adv-start "$steps" --init "$init" "$@" --checkpoint-every 100 --log-every 20 --progress none --threads $THREADS \
+    --device ${DEVICE:-cpu} --resume
+}
 install() {  # bundle the package folder $1 as abdomen-ct version $INSTALL_VERSION, when INSTALL is set
   [ -n "${INSTALL:-}" ] || return 0
   : "${INSTALL_VERSION:?set INSTALL_VERSION, e.g. 0.4.0}"  # checked before the bundled package is replaced
@@ -68,10 +76,7 @@ DECODER_FROM=${DECODER_FROM:-0e890e0}
 DINIT=$RUN/abdomen-ct-$DECODER_FROM
 package_at "$DECODER_FROM" "$DINIT"
 DECODER_OUT=${DECODER_OUT:-$RUN/decoder}
-$PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$DECODER_OUT" --label-table totalseg_v2 \
-  --data-phase non_contrast --modality ct --spacing 3 --steps ${DECODER_STEPS:-1800} --batch 2 --patch 64,64,32 --augment \
-  --adv-start ${DECODER_STEPS:-1800} --init "$DINIT" --decoder-only ${HEAD_BLOCKS:+--head-blocks $HEAD_BLOCKS} \
-  --checkpoint-every 100 --log-every 20 --progress none --threads $THREADS --resume
+train_ae "$DECODER_OUT" ${DECODER_STEPS:-1800} "$DINIT" --decoder-only ${HEAD_BLOCKS:+--head-blocks $HEAD_BLOCKS}
 install "$DECODER_OUT"
 exit 0
 fi
@@ -88,10 +93,7 @@ if [ "$STAGE" = surround ]; then
 SURROUND_FROM=${SURROUND_FROM:-f827b96}
 SINIT=$RUN/abdomen-ct-$SURROUND_FROM
 package_at "$SURROUND_FROM" "$SINIT"
-$PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$RUN/surround/decoder" --label-table totalseg_v2 \
-  --data-phase non_contrast --modality ct --spacing 3 --steps ${DECODER_STEPS:-600} --batch 2 --patch 64,64,32 --augment \
-  --adv-start ${DECODER_STEPS:-600} --init "$SINIT" --decoder-only --surround-mm ${SURROUND_MM:-6,24} \
-  --checkpoint-every 100 --log-every 20 --progress none --threads $THREADS --device ${DEVICE:-cpu} --resume
+train_ae "$RUN/surround/decoder" ${DECODER_STEPS:-600} "$SINIT" --decoder-only --surround-mm ${SURROUND_MM:-6,24}
 train_unet "$RUN/surround/decoder" "$SINIT" "$RUN/surround/unet" ${SURROUND_UNET_STEPS:-1500}
 install "$RUN/surround/unet"
 exit 0
@@ -100,10 +102,7 @@ if [ "$STAGE" = surround-encoder ]; then
 ENCODER_FROM=${ENCODER_FROM:-e6b3d6f}
 EINIT=$RUN/abdomen-ct-$ENCODER_FROM
 package_at "$ENCODER_FROM" "$EINIT"
-$PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$RUN/surround/autoencoder" --label-table totalseg_v2 \
-  --data-phase non_contrast --modality ct --spacing 3 --steps ${AE_STEPS:-600} --batch 2 --patch 64,64,32 --augment \
-  --adv-start ${AE_STEPS:-600} --init "$EINIT" --surround-mm ${SURROUND_MM:-6,24} \
-  --checkpoint-every 100 --log-every 20 --progress none --threads $THREADS --device ${DEVICE:-cpu} --resume
+train_ae "$RUN/surround/autoencoder" ${AE_STEPS:-600} "$EINIT" --surround-mm ${SURROUND_MM:-6,24}
 train_unet "$RUN/surround/autoencoder" "$EINIT" "$RUN/surround/unet2" ${SURROUND_UNET_STEPS:-1000}
 install "$RUN/surround/unet2"
 exit 0
@@ -112,10 +111,7 @@ if [ "$STAGE" = groups ]; then
 GROUPS_FROM_COMMIT=${GROUPS_FROM_COMMIT:-f827b96}
 GINIT=$RUN/abdomen-ct-$GROUPS_FROM_COMMIT
 package_at "$GROUPS_FROM_COMMIT" "$GINIT"
-$PY -m SemanticSynthLib train-autoencoder --data "$RUN/autoencoder.csv" --out "$RUN/autoencoder-g8" --label-table totalseg_v2 \
-  --data-phase non_contrast --modality ct --spacing 3 --steps ${AE_STEPS:-1200} --batch 2 --patch 64,64,32 --augment \
-  --codebook-groups 8 --adv-start ${AE_STEPS:-1200} --init "$GINIT" --checkpoint-every 100 --log-every 20 --progress none \
-  --threads $THREADS --device ${DEVICE:-cpu} --resume
+train_ae "$RUN/autoencoder-g8" ${AE_STEPS:-1200} "$GINIT" --codebook-groups 8
 exit 0
 fi
 if [ "$STAGE" != diffusion ]; then

@@ -316,7 +316,7 @@ def write_decoder_package(args, init, config: dict, autoencoder: torch.nn.Module
     metadata["training"] = {**metadata.get("training", {}), "decoder": record}
     if new_priors is not None:
         metadata["priors"] = new_priors
-        for key in ("diffusion", "evaluation"):
+        for key in ("diffusion", "metrics"):  # the U-Net, and figures measured with it (scripts/quality.py --record)
             metadata.pop(key, None)
         metadata["training"].pop("diffusion", None)
     if "diffusion" in metadata:
