@@ -43,6 +43,34 @@ def per_slice_mae(a: np.ndarray, b: np.ndarray, labelled: np.ndarray) -> list[fl
     return out
 
 
+def per_slice_matched_mae(a: np.ndarray, b: np.ndarray, labelled: np.ndarray, classes: np.ndarray) -> list[float]:
+    """per_slice_mae over what the same voxels would score if each class departed as it does inside: each slice's
+    error divided by sum_c n_c * e_c / n, where e_c is class c's mean absolute error pooled over the interior slices
+    (all but the first and last). A slice's raw error mixes how good it is with what it holds: a CT's first slice
+    that is 28% colon (gas in contents, hundreds of HU from one flat prior) scores worse than a slice of liver even
+    where both are as good as anywhere else. 1 means "as good as the inside, class for class". Voxels of a class the
+    interior does not hold are left out."""
+    masks = [labelled[k] if labelled[k].sum() >= 100 else np.ones_like(labelled[k]) for k in range(a.shape[0])]
+    error = np.abs(a - b)
+    total, count = {}, {}
+    for k in range(1, a.shape[0] - 1):
+        for c in np.unique(classes[k][masks[k]]):
+            voxels = masks[k] & (classes[k] == c)
+            total[c] = total.get(c, 0.0) + float(error[k][voxels].sum())
+            count[c] = count.get(c, 0) + int(voxels.sum())
+    out = []
+    for k in range(a.shape[0]):
+        observed = expected = 0.0
+        for c in np.unique(classes[k][masks[k]]):
+            if c not in count:
+                continue
+            voxels = masks[k] & (classes[k] == c)
+            observed += float(error[k][voxels].sum())
+            expected += int(voxels.sum()) * total[c] / count[c]
+        out.append(observed / expected if expected > 0 else float("nan"))
+    return out
+
+
 def per_slice_label_mean_error(a: np.ndarray, painted: np.ndarray, classes: np.ndarray) -> list[float]:
     """Per z-slice: how far each label's mean in `a` is from its painted prior (voxel-weighted over the labels with at
     least 20 voxels in that slice); NaN where a slice holds none. Texture averages out, a shifted intensity does not:
@@ -146,15 +174,21 @@ def main() -> None:
     # separates an edge fault from anatomy. A supplement to the figures above, not a replacement.
     result["generated_over_real"] = summary([g / r for g, r in zip(result["generated_vs_painted"]["per_slice"],
                                                                    result["real_vs_painted"]["per_slice"])], labelled)
+    # The same three, class for class: each slice against what its own mix of classes scores inside.
+    for key, (a, b) in (("reconstruction_vs_real", (recon, real)), ("generated_vs_painted", (generated, painted)),
+                         ("real_vs_painted", (real, painted))):
+        result[key + "_matched"] = summary(per_slice_matched_mae(a, b, labelled, classes), labelled)
     # Per-label means against the priors: the intensity each label should have, with texture averaged out.
     for key, image in (("generated_label_means", generated), ("real_label_means", real)):
         result[key] = labelled_ends(per_slice_label_mean_error(image, painted, classes))
         s = result[key]
         print(describe(f"{key} against the priors, slices {s['slices'][0]}..{s['slices'][1]} (those holding labels)",
                        s, result["units"]))
-    for key in ("reconstruction_vs_real", "generated_vs_painted", "real_vs_painted", "generated_over_real"):
+    for key in ("reconstruction_vs_real", "generated_vs_painted", "real_vs_painted", "generated_over_real",
+                "reconstruction_vs_real_matched", "generated_vs_painted_matched", "real_vs_painted_matched"):
         s = result[key]
-        print(describe(key, s, "(a ratio)" if key == "generated_over_real" else result["units"]))
+        print(describe(key, s, "(a ratio)" if key == "generated_over_real" or key.endswith("_matched")
+                       else result["units"]))
         if "labelled_extent" in s:
             e = s["labelled_extent"]
             print(f"  labelled extent (slices {e['slices'][0]}..{e['slices'][1]}): first {e['first_ratio']:.2f}x, "

@@ -227,6 +227,24 @@ def test_a_margin_at_the_first_end_only_takes_all_the_slack():
     assert grid.GetSize() == (16, 16, 32) and inside[0, 0].tolist() == [17 <= k < 32 for k in range(32)]
 
 
+def test_the_class_matched_edge_figure_separates_a_slice_s_mix_from_its_quality():
+    from edge_check import ends, per_slice_matched_mae  # scripts/, on the path through testdata
+    rng = np.random.default_rng(0)
+    classes = np.ones((6, 20, 20), np.int64)
+    classes[:, :, 15:] = 2  # class 2 departs 10x as far as class 1 from its painting
+    classes[0, :, 5:] = 2   # the first slice is mostly class 2: its raw error is far above the inside's
+    spread = np.where(classes == 2, 10.0, 1.0)
+    painted = np.zeros(classes.shape)
+    a = painted + spread * rng.choice([-1.0, 1.0], classes.shape)
+    labelled = np.ones(classes.shape, bool)
+    raw = ends([float(np.abs(a - painted)[k].mean()) for k in range(6)])
+    assert raw["first_ratio"] > 2  # by the raw figure the first slice looks bad...
+    matched = ends(per_slice_matched_mae(a, painted, labelled, classes))
+    assert matched["first_ratio"] == pytest.approx(1.0) and matched["last_ratio"] == pytest.approx(1.0)  # ...it is not
+    a[-1] = painted[-1] + 3 * spread[-1] * rng.choice([-1.0, 1.0], classes.shape[1:])  # a real fault at the last slice
+    assert ends(per_slice_matched_mae(a, painted, labelled, classes))["last_ratio"] == pytest.approx(3.0)
+
+
 def test_generation_keeps_the_grid_of_a_map_cut_at_its_ends(tiny_model, tiny_labels):
     ids = sitk.GetArrayFromImage(tiny_labels)
     cut = sitk.GetImageFromArray(ids[ids.shape[0] // 3: 2 * ids.shape[0] // 3].copy())  # through the labels
