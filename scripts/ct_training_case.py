@@ -36,10 +36,26 @@ REAL = REPO.parent / "shared" / "data" / "totalseg" / "example_ct_sm.nii.gz"
 MIN_VOXELS = 50
 
 
+def organ_means(volume: np.ndarray, real: np.ndarray, labels: np.ndarray) -> dict[int, dict]:
+    """Each label of >= MIN_VOXELS voxels: its mean in the real scan and in `volume`, and its size (also
+    scripts/quality.py's CT table)."""
+    out = {}
+    for k in np.unique(labels):
+        mask = labels == k
+        if k > 0 and mask.sum() >= MIN_VOXELS:
+            out[int(k)] = {"real_hu": float(real[mask].mean()), "generated_hu": float(volume[mask].mean()),
+                           "voxels": int(mask.sum())}
+    return out
+
+
+def per_organ_error(organs: dict) -> float:
+    """The mean over organ_means() of |generated - real|, in HU."""
+    return float(np.mean([abs(o["generated_hu"] - o["real_hu"]) for o in organs.values()]))
+
+
 def figures(volume: np.ndarray, real: np.ndarray, labels: np.ndarray) -> dict:
-    organs = [k for k in np.unique(labels) if k > 0 and (labels == k).sum() >= MIN_VOXELS]
     body = (labels == 0) & (real > -500)
-    return {"per_organ_error_hu": float(np.mean([abs(volume[labels == k].mean() - real[labels == k].mean()) for k in organs])),
+    return {"per_organ_error_hu": per_organ_error(organ_means(volume, real, labels)),
             "voxel_mae_in_labels_hu": float(np.abs(volume - real)[labels > 0].mean()),
             "unlabelled_body_mae_hu": float(np.abs(volume - real)[body].mean())}
 

@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from brain_mri_split import split  # noqa: E402
+import ct_training_case  # noqa: E402  (the CT per-organ figures: one definition)
 from SemanticSynthLib.engine.generate import generate_volume  # noqa: E402
 from SemanticSynthLib.engine.intensity import normalize  # noqa: E402
 from SemanticSynthLib.engine.io import array_of, read_volume  # noqa: E402
@@ -104,21 +105,14 @@ def brain(args) -> dict:
 
 
 def ct(args) -> dict:
-    import json as _json
-
     package = load_package(resolve_model(getattr(args, "ct_model", None) or "abdomen-ct"))
-    label_img = read_volume(REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz")
+    label_img = read_volume(ct_training_case.LABELS)
     labels = array_of(label_img)
-    real = array_of(read_volume(SHARED / "totalseg" / "example_ct_sm.nii.gz"))
     generated = array_of(generate_volume(package, label_img, "ct", args.steps, seed=0))
-    names = _json.loads((SHARED / "totalseg" / "total_v2_labels.json").read_text(encoding="utf-8"))
-    organs = {}
-    for k in np.unique(labels):
-        if k == 0 or (labels == k).sum() < 50:
-            continue
-        organs[names[str(int(k))]] = {"real_hu": float(real[labels == k].mean()), "generated_hu": float(generated[labels == k].mean()),
-                                      "voxels": int((labels == k).sum())}
-    return {"organs": organs, "mean_abs_hu_error": float(np.mean([abs(o["real_hu"] - o["generated_hu"]) for o in organs.values()]))}
+    organs = ct_training_case.organ_means(generated, array_of(read_volume(ct_training_case.REAL)), labels)
+    names = json.loads((SHARED / "totalseg" / "total_v2_labels.json").read_text(encoding="utf-8"))
+    return {"organs": {names[str(k)]: o for k, o in organs.items()},
+            "mean_abs_hu_error": ct_training_case.per_organ_error(organs)}
 
 
 def write_markdown(result: dict, path: Path):
