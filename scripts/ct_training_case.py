@@ -8,6 +8,9 @@ On the bundled sample's labels against example_ct_sm (the training case), for th
 - voxel MAE in labels: the mean |volume - real| over the labelled voxels;
 - unlabelled body: the same over label 0 where the real scan is above -500 HU (fat, muscle, bowel), which
   calibration leaves alone;
+- body outline: the Dice of the body masks (above -500 HU) of the volume and the real scan, and each mask's share of
+  the unlabelled voxels per 6 mm band of distance from the nearest label: where no label says where the skin is,
+  how far out the volume puts it;
 - flagged: how many labels the calibration check puts outside their prior range.
 """
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
+from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -34,6 +38,8 @@ from SemanticSynthLib.model_store import resolve_model  # noqa: E402
 LABELS = REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz"
 REAL = REPO.parent / "shared" / "data" / "totalseg" / "example_ct_sm.nii.gz"
 MIN_VOXELS = 50
+BODY_HU = -500  # above: body (fat, muscle, bowel wall); below: air and lung
+BAND_MM = 6
 
 
 def organ_means(volume: np.ndarray, real: np.ndarray, labels: np.ndarray) -> dict[int, dict]:
@@ -53,9 +59,21 @@ def per_organ_error(organs: dict) -> float:
     return float(np.mean([abs(o["generated_hu"] - o["real_hu"]) for o in organs.values()]))
 
 
-def figures(volume: np.ndarray, real: np.ndarray, labels: np.ndarray) -> dict:
-    body = (labels == 0) & (real > -500)
-    return {"per_organ_error_hu": per_organ_error(organ_means(volume, real, labels)),
+def body_outline(volume: np.ndarray, real: np.ndarray, labels: np.ndarray, spacing_xyz) -> dict:
+    """Dice of the body masks, and the body's share of the unlabelled voxels per BAND_MM band from the labels."""
+    body, real_body = volume > BODY_HU, real > BODY_HU
+    distance = ndimage.distance_transform_edt(labels == 0, sampling=spacing_xyz)
+    bands = {}
+    for low in range(0, 8 * BAND_MM, BAND_MM):
+        band = (labels == 0) & (distance > low) & (distance <= low + BAND_MM)
+        bands[f"{low}-{low + BAND_MM} mm"] = {"real": float(real_body[band].mean()), "volume": float(body[band].mean())}
+    return {"dice": float(2 * (body & real_body).sum() / (body.sum() + real_body.sum())), "body_share_by_distance": bands}
+
+
+def figures(volume: np.ndarray, real: np.ndarray, labels: np.ndarray, spacing_xyz) -> dict:
+    body = (labels == 0) & (real > BODY_HU)
+    return {"body_outline": body_outline(volume, real, labels, spacing_xyz),
+            "per_organ_error_hu": per_organ_error(organ_means(volume, real, labels)),
             "voxel_mae_in_labels_hu": float(np.abs(volume - real)[labels > 0].mean()),
             "unlabelled_body_mae_hu": float(np.abs(volume - real)[body].mean())}
 
@@ -71,18 +89,20 @@ def main() -> None:
     package = load_package(resolve_model(args.model), need_diffusion=False)  # an autoencoder: reconstruction only
     label_map, image = read_volume(LABELS), sitk.ReadImage(str(REAL), sitk.sitkFloat32)
     labels, real = array_of(label_map), array_of(image).astype(np.float32)
+    spacing = label_map.GetSpacing()  # array_of gives (x, y, z) order, as the spacing
     generator = "diffusion" in package.metadata
     result = {"model": args.model, "version": package.metadata.get("version"),
               "steps": (args.steps or package.default_steps) if generator else None,
-              "reconstruction": figures(array_of(reconstruct_volume(package, image, label_map, "ct")), real, labels)}
+              "reconstruction": figures(array_of(reconstruct_volume(package, image, label_map, "ct")), real, labels,
+                                                spacing)}
     for seed in args.seeds if generator else []:
         start = time.perf_counter()
         raw = generate_volume(package, label_map, "ct", args.steps, seed=seed, calibrate=False)
         seconds = time.perf_counter() - start
         calibrated = generate_volume(package, label_map, "ct", args.steps, seed=seed)
         flagged = json.loads(raw.GetMetaData("SemanticSynth_calibration"))["outside_prior_range"]
-        result[f"seed {seed}"] = {"raw": figures(array_of(raw), real, labels),
-                                  "calibrated": figures(array_of(calibrated), real, labels),
+        result[f"seed {seed}"] = {"raw": figures(array_of(raw), real, labels, spacing),
+                                  "calibrated": figures(array_of(calibrated), real, labels, spacing),
                                   "flagged": len(flagged), "flagged_names": [f["name"] for f in flagged],
                                   "seconds": round(seconds, 2)}
     print(json.dumps(result, indent=1))
