@@ -30,6 +30,7 @@ from scipy.ndimage import binary_dilation, binary_erosion
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 import edge_check  # noqa: E402  (the case loading and units of the edge figures)
+from ct_training_case import BODY_HU  # noqa: E402  (what counts as body in a CT)
 from SemanticSynthLib.engine.generate import generate_volume  # noqa: E402
 from SemanticSynthLib.engine.priors import growth_steps  # noqa: E402
 from SemanticSynthLib.engine.reconstruction import reconstruct_volume  # noqa: E402
@@ -84,7 +85,7 @@ def main():
         name: float(np.median([r["rim_minus_next_layer"] for r in per.values()]))
         for name, per in result["per_label"].items()}
     steps = growth_steps(torch.from_numpy(labels.astype(np.int64)), PROFILE_STEPS).numpy()
-    body = case.real > -500 if case.units == "HU" else np.ones(labels.shape, bool)
+    body = case.real > BODY_HU if case.units == "HU" else np.ones(labels.shape, bool)
     result["profile_from_labels"] = {name: profile(v, steps, body, scale) for name, v in volumes.items()}
     result["largest_step_to_step_jump"] = {name: float(np.max(np.abs(np.diff(p))))
                                            for name, p in result["profile_from_labels"].items()}

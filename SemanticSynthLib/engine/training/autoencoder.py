@@ -97,12 +97,14 @@ def train_autoencoder(args) -> Path:
             raise SynthError("a label-aware autoencoder needs --label-table (its decoder is guided by the labels)")
         # Per modality: one label map paints differently in CT and MRI.
         norms = package_normalization(images)
-        priors_meta = {m: priors_metadata(table, measure_class_means([c for c in images if c.modality == m], table.num_classes),
-                                          norms[m], args.data_phase if m == "ct" else None) for m in norms}
         if args.decoder_only:
             # The decoder keeps painting what the package's diffusion U-Net was trained to expect (unless a
             # surround changes the painting; write_decoder_package then leaves the U-Net out).
             priors_meta = {m: dict(for_modality(init.metadata.get("priors", {}), m)) for m in norms}
+        else:
+            priors_meta = {m: priors_metadata(table, measure_class_means([c for c in images if c.modality == m],
+                                                                         table.num_classes),
+                                              norms[m], args.data_phase if m == "ct" else None) for m in norms}
         for m in norms:
             # The surround asked for, else (fine-tuning a package that has one) the package's, measured again here.
             had = for_modality(init.metadata.get("priors", {}), m).get("surround") if init is not None else None
