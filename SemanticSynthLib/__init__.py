@@ -4,6 +4,6 @@
   Qt or the packages below;
 - `bridge`: the Slicer bridge (MRML scene <-> engine in a child process; slicer-core, no Qt), used by the Slicer
   module (SemanticSynth/SemanticSynth.py) and by `web`, the browser app;
-- `cli`, `model_store`: the command line and the model packages outside git, shared by all of them.
+- `cli`: the command line, shared by all of them (model packages outside git: `engine.model.store`).
 """
 __version__ = "0.14.0"

@@ -6,7 +6,7 @@ import sys
 import traceback
 
 from . import arguments as num
-from .engine.conditioning_modes import DEFAULT_MODE, MODES, modes_help
+from .engine.model.conditioning_modes import DEFAULT_MODE, MODES, modes_help
 from .errors import SynthError
 
 
@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Each command imports its engine module on use, so that `generate --help` and the Slicer bridge do not pay for
 # torch and MONAI; plain import statements, so that tools and "go to definition" follow them.
 def _generate(args):
-    from .engine.generate import generate_file
+    from .engine.synthesis.generate import generate_file
 
     return generate_file(args)
 
@@ -274,7 +274,7 @@ COMMANDS = {
 }
 
 
-# What each command reads and writes, for the checks before any work (engine/preflight.py).
+# What each command reads and writes, for the checks before any work (engine/commands/preflight.py).
 PATHS = {
     "generate": {"inputs": ("labels", "label_mapping"), "models": ("model",), "files": ("out",)},
     "translate": {"inputs": ("source", "labels"), "models": ("model",), "files": ("out", "field", "labels_out")},
@@ -297,7 +297,7 @@ def _report_bug(exc: BaseException, debug: bool) -> None:
 
 
 def main(argv=None) -> int:
-    from .engine.atomic import Interrupted, install_signal_handlers, remove_all
+    from .engine.volume.atomic import Interrupted, install_signal_handlers, remove_all
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -311,7 +311,7 @@ def main(argv=None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        from .engine.preflight import check_paths, discard_new_side_paths, new_side_paths
+        from .engine.commands.preflight import check_paths, discard_new_side_paths, new_side_paths
 
         check_paths(args, PATHS[args.command])
         side = new_side_paths(args, PATHS[args.command])
@@ -339,7 +339,7 @@ def main(argv=None) -> int:
     finally:
         remove_all()
         # --max-voxels holds for this command only: library calls after it in the same process get the default.
-        from .engine.memory import set_voxel_limit
+        from .engine.volume.memory import set_voxel_limit
 
         set_voxel_limit(None)
     return 0

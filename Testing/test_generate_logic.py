@@ -112,7 +112,7 @@ def test_engine_error_reaches_the_user_as_one_line(scene, sample_segmentation, t
 
 
 def test_segment_names_match_case_and_separator_insensitively(scene, sample_segmentation):
-    from SemanticSynthLib.engine.labels import LabelTable
+    from SemanticSynthLib.engine.volume.labels import LabelTable
     from SemanticSynthLib.bridge.scene import match_segments
 
     table = LabelTable.builtin("totalseg_v2")
@@ -143,7 +143,7 @@ def test_export_on_a_reference_volume_grid(scene, sample_segmentation, tmp_path)
     """With a reference volume, the label map is written on that volume's grid (here: oblique, 2 mm)."""
     import vtk
 
-    from SemanticSynthLib.engine.labels import LabelTable
+    from SemanticSynthLib.engine.volume.labels import LabelTable
     from SemanticSynthLib.bridge.scene import export_label_map
 
     reference = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "reference")
@@ -173,7 +173,7 @@ def test_export_on_a_reference_volume_grid(scene, sample_segmentation, tmp_path)
 
 
 def test_segment_matched_through_its_terminology(scene, sample_segmentation):
-    from SemanticSynthLib.engine.labels import LabelTable
+    from SemanticSynthLib.engine.volume.labels import LabelTable
     from SemanticSynthLib.bridge.scene import match_segments
 
     segment = sample_segmentation.GetSegmentation().GetNthSegment(0)

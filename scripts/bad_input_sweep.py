@@ -185,7 +185,7 @@ def readable_with_grid(path_name: str, like_key: str = "labels"):
 
 def package_ok(name: str):
     def check(a, d):
-        from SemanticSynthLib.engine.package_metadata import read_metadata
+        from SemanticSynthLib.engine.model.package_metadata import read_metadata
 
         try:
             read_metadata(d / name)

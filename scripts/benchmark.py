@@ -49,7 +49,7 @@ def one_translation(source: str, model: str | None, steps: int | None) -> dict:
     import torch
 
     torch.set_num_threads(2)
-    from SemanticSynthLib.engine.io import read_volume
+    from SemanticSynthLib.engine.volume.io import read_volume
     from SemanticSynthLib.engine.translation.translate import load_translator, translate_volume
 
     t0 = time.perf_counter()
@@ -66,10 +66,10 @@ def one_run(labels: str, model: str, modality: str, steps: int | None, device: s
     import torch
 
     torch.set_num_threads(2)
-    from SemanticSynthLib.engine.generate import generate_volume
-    from SemanticSynthLib.engine.io import read_volume
-    from SemanticSynthLib.engine.package import load_package
-    from SemanticSynthLib.model_store import resolve_model
+    from SemanticSynthLib.engine.synthesis.generate import generate_volume
+    from SemanticSynthLib.engine.volume.io import read_volume
+    from SemanticSynthLib.engine.model.package import load_package
+    from SemanticSynthLib.engine.model.store import resolve_model
 
     t0 = time.perf_counter()
     package = load_package(resolve_model(model, modality))

@@ -1,5 +1,5 @@
 """oneDNN convolutions in NCDHW against channels-last (NDHWC) on 2 CPU threads, at the shapes of the bundled
-brain-mri networks (engine/cpu_convolution.py routes inference through the faster layout).
+brain-mri networks (engine/model/cpu_convolution.py routes inference through the faster layout).
 
 python scripts/benchmark_conv_layout.py [--repeats 7]
 

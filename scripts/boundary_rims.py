@@ -31,10 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
 import edge_check  # noqa: E402  (the case loading and units of the edge figures)
 from ct_training_case import BODY_HU  # noqa: E402  (what counts as body in a CT)
-from SemanticSynthLib.engine.generate import generate_volume  # noqa: E402
-from SemanticSynthLib.engine.priors import growth_steps  # noqa: E402
-from SemanticSynthLib.engine.reconstruction import reconstruct_volume  # noqa: E402
-from SemanticSynthLib.model_store import resolve_model  # noqa: E402
+from SemanticSynthLib.engine.synthesis.generate import generate_volume  # noqa: E402
+from SemanticSynthLib.engine.model.priors import growth_steps  # noqa: E402
+from SemanticSynthLib.engine.synthesis.reconstruction import reconstruct_volume  # noqa: E402
+from SemanticSynthLib.engine.model.store import resolve_model  # noqa: E402
 
 MIN_VOXELS = 200
 

@@ -21,16 +21,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 torch.set_num_threads(2)
 from scipy.ndimage import gaussian_filter
-from SemanticSynthLib.engine.segmenter import MULTIPLE, load_segmenter
-from SemanticSynthLib.engine.package import load_package
-from SemanticSynthLib.model_store import resolve_model
-from SemanticSynthLib.engine.geometry import working_grid, resample_labels, resample_intensity
-from SemanticSynthLib.engine.io import array_of, read_volume
-from SemanticSynthLib.engine.working_image import units_on_grid
-from SemanticSynthLib.engine.reconstruction import reconstruct_volume
-from SemanticSynthLib.engine.intensity import model_units
-from SemanticSynthLib.engine.metrics import dice_per_class, psnr_in_mask
-from SemanticSynthLib.engine.checkpoint import load_checkpoint
+from SemanticSynthLib.engine.model.segmenter import MULTIPLE, load_segmenter
+from SemanticSynthLib.engine.model.package import load_package
+from SemanticSynthLib.engine.model.store import resolve_model
+from SemanticSynthLib.engine.volume.geometry import working_grid, resample_labels, resample_intensity
+from SemanticSynthLib.engine.volume.io import array_of, read_volume
+from SemanticSynthLib.engine.volume.working_image import units_on_grid
+from SemanticSynthLib.engine.synthesis.reconstruction import reconstruct_volume
+from SemanticSynthLib.engine.volume.intensity import model_units
+from SemanticSynthLib.engine.evaluation.metrics import dice_per_class, psnr_in_mask
+from SemanticSynthLib.engine.training.checkpoint import load_checkpoint
 parser = argparse.ArgumentParser()
 parser.add_argument("package", nargs="?", default="brain-mri")
 parser.add_argument("--checkpoint")
@@ -42,8 +42,8 @@ pkg = load_package(resolve_model(args.package, "mri"))
 if args.checkpoint:
     from types import SimpleNamespace
     from safetensors import safe_open
-    from SemanticSynthLib.engine.cpu_convolution import for_inference
-    from SemanticSynthLib.engine.networks import build_autoencoder
+    from SemanticSynthLib.engine.model.cpu_convolution import for_inference
+    from SemanticSynthLib.engine.model.networks import build_autoencoder
     from SemanticSynthLib.engine.training.autoencoder import with_head_blocks, with_latent_layout
     with safe_open(str(Path(args.checkpoint) / "checkpoint.safetensors"), "pt") as f:
         blocks = len({k.split(".")[3] for k in f.keys() if k.startswith("module.autoencoder.refinement.")})

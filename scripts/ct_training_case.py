@@ -29,11 +29,11 @@ from scipy import ndimage
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from SemanticSynthLib.engine.generate import generate_volume  # noqa: E402
-from SemanticSynthLib.engine.io import array_of, read_volume  # noqa: E402
-from SemanticSynthLib.engine.package import load_package  # noqa: E402
-from SemanticSynthLib.engine.reconstruction import reconstruct_volume  # noqa: E402
-from SemanticSynthLib.model_store import resolve_model  # noqa: E402
+from SemanticSynthLib.engine.synthesis.generate import generate_volume  # noqa: E402
+from SemanticSynthLib.engine.volume.io import array_of, read_volume  # noqa: E402
+from SemanticSynthLib.engine.model.package import load_package  # noqa: E402
+from SemanticSynthLib.engine.synthesis.reconstruction import reconstruct_volume  # noqa: E402
+from SemanticSynthLib.engine.model.store import resolve_model  # noqa: E402
 
 LABELS = REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz"
 REAL = REPO.parent / "shared" / "data" / "totalseg" / "example_ct_sm.nii.gz"

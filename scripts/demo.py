@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from SemanticSynthLib.cli import main as cli_main  # noqa: E402
-from SemanticSynthLib.engine.io import read_volume  # noqa: E402
+from SemanticSynthLib.engine.volume.io import read_volume  # noqa: E402
 from preview import save_preview  # noqa: E402  (scripts/preview.py, beside this file)
 
 IXI_VAL = REPO.parent / "shared" / "data" / "ixi_muse"

@@ -3,7 +3,7 @@
 python scripts/evaluate_translator.py runs/translator/val_pairs.csv --out docs/translation [--model DIR]
 
 For every pair (source T1, target = T2-like contrast warped by a known field; see
-scripts/synthetic_pairs.py) it translates the source and reports:
+SemanticSynthLib/engine/translation/synthetic_pairs.py) it translates the source and reports:
 - the Jacobian determinant of the output field (fraction of voxels > 0, minimum);
 - the endpoint error |u_pred - u_true| inside the brain, in mm and in voxels;
 - Dice of the source labels carried by the field against the target's labels, for white matter and
@@ -26,10 +26,10 @@ import SimpleITK as sitk
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from SemanticSynthLib.engine.geometry import resample_labels  # noqa: E402
-from SemanticSynthLib.engine.intensity import percentile_of_foreground  # noqa: E402
-from SemanticSynthLib.engine.io import array_of  # noqa: E402
-from SemanticSynthLib.engine.metrics import psnr_in_mask, ssim_in_mask  # noqa: E402
+from SemanticSynthLib.engine.volume.geometry import resample_labels  # noqa: E402
+from SemanticSynthLib.engine.volume.intensity import percentile_of_foreground  # noqa: E402
+from SemanticSynthLib.engine.volume.io import array_of  # noqa: E402
+from SemanticSynthLib.engine.evaluation.metrics import psnr_in_mask, ssim_in_mask  # noqa: E402
 from SemanticSynthLib.engine.translation.fields import compose, jacobian_determinant, physical_to_voxels  # noqa: E402
 from SemanticSynthLib.engine.translation.networks import VelocityNet  # noqa: E402
 from SemanticSynthLib.engine.translation.translate import load_translator, source_unit, translate_volume  # noqa: E402

@@ -1,4 +1,4 @@
-"""Build the bundled label tables (SemanticSynthLib/engine/label_tables/*.json) from their sources.
+"""Build the bundled label tables (SemanticSynthLib/engine/volume/label_tables/*.json) from their sources.
 
 Run once: python scripts/make_label_tables.py ../shared/data
 TotalSegmentator v2 ids come from the data's total_v2_labels.json; MUSE from muse_labels.csv (primary
@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "SemanticSynthLib" / "engine" / "label_tables"
+OUT = Path(__file__).resolve().parents[1] / "SemanticSynthLib" / "engine" / "volume" / "label_tables"
 AMOS = ["spleen", "right kidney", "left kidney", "gallbladder", "esophagus", "liver", "stomach", "aorta",
         "postcava", "pancreas", "right adrenal gland", "left adrenal gland", "duodenum", "bladder",
         "prostate/uterus"]

@@ -1,4 +1,4 @@
-"""Stand-in translation pairs from the IXI T1s (see scripts/synthetic_pairs.py).
+"""Stand-in translation pairs from the IXI T1s (see SemanticSynthLib/engine/translation/synthetic_pairs.py).
 
 python scripts/make_translation_pairs.py ../shared/data/ixi_muse runs/translator
 writes, for the brain-MRI split's 128 training and 20 validation subjects:
@@ -18,7 +18,7 @@ import SimpleITK as sitk
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from brain_mri_split import split  # noqa: E402
-from synthetic_pairs import make_pair  # noqa: E402
+from SemanticSynthLib.engine.translation.synthetic_pairs import make_pair  # noqa: E402
 
 
 def main(ixi: Path, run: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from SemanticSynthLib.engine.io import lps_array
+from SemanticSynthLib.engine.volume.io import lps_array
 
 
 def save_preview(label_map: sitk.Image, volume: sitk.Image, path: str | Path, title: str = "",

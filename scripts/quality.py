@@ -28,12 +28,12 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from brain_mri_split import split  # noqa: E402
 import ct_training_case  # noqa: E402  (the CT per-organ figures: one definition)
-from SemanticSynthLib.engine.generate import generate_volume  # noqa: E402
-from SemanticSynthLib.engine.intensity import normalize  # noqa: E402
-from SemanticSynthLib.engine.io import array_of, read_volume  # noqa: E402
-from SemanticSynthLib.engine.metrics import psnr_in_mask, ssim_in_mask  # noqa: E402
-from SemanticSynthLib.engine.package import load_package  # noqa: E402
-from SemanticSynthLib.model_store import resolve_model  # noqa: E402
+from SemanticSynthLib.engine.synthesis.generate import generate_volume  # noqa: E402
+from SemanticSynthLib.engine.volume.intensity import normalize  # noqa: E402
+from SemanticSynthLib.engine.volume.io import array_of, read_volume  # noqa: E402
+from SemanticSynthLib.engine.evaluation.metrics import psnr_in_mask, ssim_in_mask  # noqa: E402
+from SemanticSynthLib.engine.model.package import load_package  # noqa: E402
+from SemanticSynthLib.engine.model.store import resolve_model  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 IXI = SHARED / "ixi_muse"

@@ -18,9 +18,9 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from SemanticSynthLib.engine.generate import generate_volume  # noqa: E402
-from SemanticSynthLib.engine.labels import to_class_indices  # noqa: E402
-from SemanticSynthLib.engine.package import load_package  # noqa: E402
+from SemanticSynthLib.engine.synthesis.generate import generate_volume  # noqa: E402
+from SemanticSynthLib.engine.volume.labels import to_class_indices  # noqa: E402
+from SemanticSynthLib.engine.model.package import load_package  # noqa: E402
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains the bundled brain-MRI (T1 from MUSE labels) model package on ../shared/data/ixi_muse.
 # 128 training subjects; the 20 validation subjects of scripts/brain_mri_split.py are kept out.
-# The autoencoder is label-aware (engine/label_autoencoder.py): its decoder is guided by the label map
+# The autoencoder is label-aware (engine/model/label_autoencoder.py): its decoder is guided by the label map
 # painted with per-label priors measured on the training subjects. Training runs in fp32 on the CPU
 # (4x faster than bf16 autocast there; engine/precision.bf16_for_training).
 # Resumable: rerun the same command after an interruption. Commands and times land in metadata.json.
@@ -70,7 +70,7 @@ if [ "$STAGE" != diffusion ]; then
 # adversarially trained VQVAE. Warm start: the VQVAE part starts from the previous release's plain autoencoder (git f2836e6), whose
 # tensors are copied whole or into their leading slices (engine/training/autoencoder.warm_start).
 # AE_FROM=COMMIT starts from that commit's bundled brain-mri instead; CODEBOOK_GROUPS=G gives the latent G codes per
-# voxel (product quantization, engine/label_autoencoder.py): from a label-aware package every tensor but the codebook
+# voxel (product quantization, engine/model/label_autoencoder.py): from a label-aware package every tensor but the codebook
 # is warm-started, and the diffusion stage must then be trained anew on the new latents. DIFFUSION_FROM=PACKAGE starts
 # that U-Net from a package's (e.g. $RUN/init-brain-mri-c004e46, brain-mri 0.4.0).
 AE_FROM=${AE_FROM:-f2836e6}

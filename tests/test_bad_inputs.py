@@ -25,7 +25,7 @@ import pytest
 import SimpleITK as sitk
 
 from SemanticSynthLib.cli import COMMANDS, main
-from SemanticSynthLib.engine.package_metadata import default_model_dir
+from SemanticSynthLib.engine.model.package_metadata import default_model_dir
 
 from testdata import REPO, SHARED
 
@@ -358,7 +358,7 @@ def test_metadata_that_is_not_an_object_and_unknown_keys(work, tiny_model, capsy
 
 
 def test_bundled_packages_validate():
-    from SemanticSynthLib.engine.package_metadata import bundled_models, read_metadata
+    from SemanticSynthLib.engine.model.package_metadata import bundled_models, read_metadata
 
     for name in bundled_models():
         read_metadata(default_model_dir() / name)
@@ -443,7 +443,7 @@ def test_a_huge_extent_is_refused_before_allocating_with_the_estimate(work, tiny
 
 
 def test_a_file_too_large_to_read_is_refused_from_its_header(work, tiny_model, capsys):
-    from SemanticSynthLib.engine.memory import available_bytes
+    from SemanticSynthLib.engine.volume.memory import available_bytes
 
     (work / "data.raw").write_bytes(b"")
     (work / "huge.nhdr").write_text("NRRD0004\ntype: float\ndimension: 3\nsizes: 8000 8000 8000\nspace: left-posterior-superior\n"

@@ -4,7 +4,7 @@ import copy
 import torch
 from torch import nn
 
-from SemanticSynthLib.engine.cpu_convolution import for_inference
+from SemanticSynthLib.engine.model.cpu_convolution import for_inference
 
 
 def _network():

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from SemanticSynthLib.engine.generate import generate_volume
-from SemanticSynthLib.engine.labels import LabelTable
-from SemanticSynthLib.engine.package import load_package
-from SemanticSynthLib.model_store import resolve_model
+from SemanticSynthLib.engine.synthesis.generate import generate_volume
+from SemanticSynthLib.engine.volume.labels import LabelTable
+from SemanticSynthLib.engine.model.package import load_package
+from SemanticSynthLib.engine.model.store import resolve_model
 from testdata import SHARED
 
 SEG = SHARED / "totalseg" / "example_seg.nii.gz"

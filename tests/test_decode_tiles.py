@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import torch
 
-from SemanticSynthLib.engine.codebook import nearest_codes
-from SemanticSynthLib.engine.label_autoencoder import LabelAwareVQVAE
-from SemanticSynthLib.engine.networks import label_autoencoder_config
-from SemanticSynthLib.engine.packing import depth_to_space, space_to_depth
-from SemanticSynthLib.engine.priors import TISSUE_KINDS
-from SemanticSynthLib.engine.precision import quantize_decode
-from SemanticSynthLib.engine.schema import MAX_HEAD_BLOCKS
+from SemanticSynthLib.engine.model.codebook import nearest_codes
+from SemanticSynthLib.engine.model.label_autoencoder import LabelAwareVQVAE
+from SemanticSynthLib.engine.model.networks import label_autoencoder_config
+from SemanticSynthLib.engine.model.packing import depth_to_space, space_to_depth
+from SemanticSynthLib.engine.model.priors import TISSUE_KINDS
+from SemanticSynthLib.engine.model.precision import quantize_decode
+from SemanticSynthLib.engine.model.schema import MAX_HEAD_BLOCKS
 import pytest
 
-from SemanticSynthLib.engine.progress import Progress
-from SemanticSynthLib.engine.sampling import DECODE_HALO, _tile_cores, decode, in_tiles
+from SemanticSynthLib.engine.reporting.progress import Progress
+from SemanticSynthLib.engine.synthesis.sampling import DECODE_HALO, _tile_cores, decode, in_tiles
 from SemanticSynthLib.errors import SynthError
 
 FACTOR = 4  # the shipped VQVAE's two stride-2 stages
@@ -132,7 +132,7 @@ def test_scalar_codebook_lookup_breaks_ties_as_monai_does():
 
 
 def test_bf16_nan_falls_back_to_fp32_and_fp32_nan_is_an_error():
-    from SemanticSynthLib.engine.sampling import require_finite, with_fp32_fallback
+    from SemanticSynthLib.engine.synthesis.sampling import require_finite, with_fp32_fallback
 
     asked = []
 

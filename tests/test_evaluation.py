@@ -8,8 +8,8 @@ import pytest
 from safetensors.torch import save_file
 
 from SemanticSynthLib.cli import main
-from SemanticSynthLib.engine.label_groups import LabelGroups
-from SemanticSynthLib.engine.metrics import dice_per_class, frechet_distance, ms_ssim_in_mask, psnr_in_mask, ssim_in_mask
+from SemanticSynthLib.engine.volume.label_groups import LabelGroups
+from SemanticSynthLib.engine.evaluation.metrics import dice_per_class, frechet_distance, ms_ssim_in_mask, psnr_in_mask, ssim_in_mask
 from SemanticSynthLib.errors import SynthError
 
 from testdata import IXI, IXI_IDS

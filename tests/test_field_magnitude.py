@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from SemanticSynthLib.engine.field_magnitude import field_magnitude, write_field_magnitude
+from SemanticSynthLib.engine.translation.field_magnitude import field_magnitude, write_field_magnitude
 from SemanticSynthLib.errors import SynthError
 
 SIZE = (7, 5, 4)

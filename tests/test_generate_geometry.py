@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from SemanticSynthLib.engine.generate import generate_volume
-from SemanticSynthLib.engine.io import array_of
-from SemanticSynthLib.engine.package import load_package
-from SemanticSynthLib.model_store import resolve_model
+from SemanticSynthLib.engine.synthesis.generate import generate_volume
+from SemanticSynthLib.engine.volume.io import array_of
+from SemanticSynthLib.engine.model.package import load_package
+from SemanticSynthLib.engine.model.store import resolve_model
 
 from testdata import IXI, assert_same_grid
 
@@ -63,7 +63,7 @@ def _write_dicom_series(image: sitk.Image, folder):
 
 
 def test_dicom_series_input(tiny_model, tiny_labels, tmp_path):
-    from SemanticSynthLib.engine.io import read_volume
+    from SemanticSynthLib.engine.volume.io import read_volume
 
     labels = sitk.Image(tiny_labels)
     labels.SetSpacing((1.5, 1.5, 2.5))
@@ -91,7 +91,7 @@ def test_same_seed_same_output_different_seed_differs(tiny_labels):
 def test_temperature_scales_the_start_and_narrows_the_spread_between_seeds(tiny_labels):
     import torch
 
-    from SemanticSynthLib.engine.sampling import initial_noise
+    from SemanticSynthLib.engine.synthesis.sampling import initial_noise
 
     cpu = torch.device("cpu")
     assert torch.equal(initial_noise((1, 8, 4, 4, 4), 3, cpu, 0.5), 0.5 * initial_noise((1, 8, 4, 4, 4), 3, cpu))
@@ -106,7 +106,7 @@ def test_temperature_scales_the_start_and_narrows_the_spread_between_seeds(tiny_
 
 
 def test_formats_round_trip_with_geometry(tiny_labels, tmp_path):
-    from SemanticSynthLib.engine.io import read_volume, write_volume
+    from SemanticSynthLib.engine.volume.io import read_volume, write_volume
 
     labels = sitk.Image(tiny_labels)
     labels.SetSpacing((0.7, 1.1, 2.9))
@@ -122,7 +122,7 @@ def test_formats_round_trip_with_geometry(tiny_labels, tmp_path):
 def test_written_files_get_ordinary_permissions(tiny_labels, tmp_path):
     import os
 
-    from SemanticSynthLib.engine.io import write_volume
+    from SemanticSynthLib.engine.volume.io import write_volume
 
     mask = os.umask(0o022)
     try:

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from SemanticSynthLib.engine.intensity import ct_normalization, denormalize, mri_normalization, normalize
-from SemanticSynthLib.engine.labels import LabelTable, load_name_mapping, normalized_name, to_class_indices
+from SemanticSynthLib.engine.volume.intensity import ct_normalization, denormalize, mri_normalization, normalize
+from SemanticSynthLib.engine.volume.labels import LabelTable, load_name_mapping, normalized_name, to_class_indices
 from SemanticSynthLib.errors import SynthError
 
 

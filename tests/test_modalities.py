@@ -7,9 +7,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from SemanticSynthLib.cli import main
-from SemanticSynthLib.engine.generate import generate_volume
-from SemanticSynthLib.engine.io import array_of
-from SemanticSynthLib.engine.package import load_package
+from SemanticSynthLib.engine.synthesis.generate import generate_volume
+from SemanticSynthLib.engine.volume.io import array_of
+from SemanticSynthLib.engine.model.package import load_package
 
 from testdata import SHARED, crop_case
 

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 
-from SemanticSynthLib.model_store import resolve_model
+from SemanticSynthLib.engine.model.store import resolve_model
 from testdata import REPO
 
 

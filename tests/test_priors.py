@@ -8,16 +8,16 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from SemanticSynthLib.engine.calibration import calibrate, calibration_check
-from SemanticSynthLib.engine.generate import generate_volume
-from SemanticSynthLib.engine.geometry import edge_margins, extend_edges, inside_input, resample_labels, same_grid, working_grid
-from SemanticSynthLib.engine.intensity import ct_normalization, denormalize, normalize
-from SemanticSynthLib.engine.io import array_of
-from SemanticSynthLib.engine.label_autoencoder import LabelAwareVQVAE
-from SemanticSynthLib.engine.labels import LabelTable
-from SemanticSynthLib.engine.networks import label_autoencoder_config
-from SemanticSynthLib.engine.package import load_package
-from SemanticSynthLib.engine.priors import TISSUE_KINDS, class_priors, load_overrides, priors_metadata
+from SemanticSynthLib.engine.synthesis.calibration import calibrate, calibration_check
+from SemanticSynthLib.engine.synthesis.generate import generate_volume
+from SemanticSynthLib.engine.volume.geometry import edge_margins, extend_edges, inside_input, resample_labels, same_grid, working_grid
+from SemanticSynthLib.engine.volume.intensity import ct_normalization, denormalize, normalize
+from SemanticSynthLib.engine.volume.io import array_of
+from SemanticSynthLib.engine.model.label_autoencoder import LabelAwareVQVAE
+from SemanticSynthLib.engine.volume.labels import LabelTable
+from SemanticSynthLib.engine.model.networks import label_autoencoder_config
+from SemanticSynthLib.engine.model.package import load_package
+from SemanticSynthLib.engine.model.priors import TISSUE_KINDS, class_priors, load_overrides, priors_metadata
 from SemanticSynthLib.errors import SynthError
 
 
@@ -165,7 +165,7 @@ def test_decoder_output_follows_the_labels_locally(head_blocks):
 def test_decoder_in_slabs_equals_one_pass(monkeypatch, head_blocks):
     """Inference runs the last upsampling and the full-resolution head over slabs (bounded memory); the values
     must not change."""
-    from SemanticSynthLib.engine import label_autoencoder
+    from SemanticSynthLib.engine.model import label_autoencoder
 
     monkeypatch.setattr(label_autoencoder, "HEAD_SLAB_VOXELS", 16 * 16 * 16)  # slabs of 16 on a 16x16 cross-section
     config = label_autoencoder_config()
@@ -228,7 +228,7 @@ def test_a_margin_at_the_first_end_only_takes_all_the_slack():
 
 
 def test_the_class_matched_edge_figure_separates_a_slice_s_mix_from_its_quality():
-    from edge_check import ends, per_slice_matched_mae  # scripts/, on the path through testdata
+    from SemanticSynthLib.engine.evaluation.edges import ends, per_slice_matched_mae
     rng = np.random.default_rng(0)
     classes = np.ones((6, 20, 20), np.int64)
     classes[:, :, 15:] = 2  # class 2 departs 10x as far as class 1 from its painting
@@ -292,7 +292,7 @@ def test_a_surround_paints_the_unlabelled_voxels_near_a_label_and_fades_out():
     """A package's surround: unlabelled voxels within full_steps of a label get the surround's prior, further out
     it fades linearly to the background's, in the decoder's guide and in the diffusion condition; labelled voxels,
     the far background and the kind image keep theirs. A malformed surround is a one-line error."""
-    from SemanticSynthLib.engine.conditioning import label_condition
+    from SemanticSynthLib.engine.model.conditioning import label_condition
 
     table, norm = _ct_table(), ct_normalization()
     meta = {"measured": {"0": {"mean": -0.5}}, "phase": "non_contrast"}

@@ -9,13 +9,13 @@ from scipy.ndimage import gaussian_filter
 from scipy.linalg import expm
 
 from SemanticSynthLib.cli import main
-from SemanticSynthLib.engine.io import array_of
+from SemanticSynthLib.engine.volume.io import array_of
 from SemanticSynthLib.engine.translation.fields import (compose, field_image, integrate_velocity, jacobian_determinant,
                                                          physical_to_voxels)
-from SemanticSynthLib.engine.intensity import mri_normalization, normalize
+from SemanticSynthLib.engine.volume.intensity import mri_normalization, normalize
+from SemanticSynthLib.engine.translation.synthetic_pairs import make_pair, t2_like_contrast
 
 from testdata import IXI_IDS, SHARED, assert_same_grid, crop_case, map_points
-from synthetic_pairs import make_pair, t2_like_contrast  # scripts/, on the path through testdata
 
 INTERIOR = (slice(8, -8),) * 3
 

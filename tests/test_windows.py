@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 
-from SemanticSynthLib.engine.sampling import windowed
-from SemanticSynthLib.engine.package import load_package
+from SemanticSynthLib.engine.synthesis.sampling import windowed
+from SemanticSynthLib.engine.model.package import load_package
 
 
 def _seam_ratio(volume: np.ndarray, edges) -> float:

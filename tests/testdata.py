@@ -2,16 +2,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
-# Helpers that the scripts and the tests share (e.g. synthetic_pairs) live in scripts/.
-if str(REPO / "scripts") not in sys.path:
-    sys.path.append(str(REPO / "scripts"))
 SHARED = Path(os.environ.get("SEMANTICSYNTH_DATA", REPO.parent / "shared" / "data"))
 IXI = SHARED / "ixi_muse"
 IXI_IDS = ["IXI013-HH-1212", "IXI014-HH-1236", "IXI015-HH-1258"]
@@ -53,7 +49,7 @@ def map_points(field: sitk.Image, points_lps: np.ndarray) -> np.ndarray:
 def write_tiny_pairs(root: Path, size: int = 32) -> Path:
     """Stand-in translation pairs (source/, target/ folders) from real IXI crops, with their truth
     (labels/, target_labels/, field/) beside them."""
-    from synthetic_pairs import make_pair
+    from SemanticSynthLib.engine.translation.synthetic_pairs import make_pair
 
     for sub in ("source", "target", "labels", "target_labels", "field"):
         (root / sub).mkdir(parents=True, exist_ok=True)

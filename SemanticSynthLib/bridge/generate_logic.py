@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import model_store
-from ..engine.labels import LabelTable
-from ..engine.package_metadata import read_package_metadata
-from ..engine.provenance import generation_provenance
+from ..engine.model import store as model_store
+from ..engine.volume.labels import LabelTable
+from ..engine.model.package_metadata import read_package_metadata
+from ..engine.reporting.provenance import generation_provenance
 from ..errors import SynthError
 from .jobs import EngineJob, staged_inputs, start_with_model
 from .scene import apply_window_level, check_same_grid, export_label_map, import_volume, link_output

@@ -7,7 +7,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .. import model_store
+from ..engine.model import store as model_store
 from ..errors import SynthError
 from .process import EngineProcess
 
@@ -95,11 +95,11 @@ class EngineJob:
 
 
 class DownloadJob(EngineJob):
-    """Downloads a manifest model into the user cache in a child process (`python -m SemanticSynthLib.model_store
+    """Downloads a manifest model into the user cache in a child process (`python -m SemanticSynthLib.engine.model.store
     fetch`), so that Cancel can end it like any engine run; result_node is the package folder. The staging
     folder lies in the cache and is removed in every case, so a cancelled download leaves nothing partial."""
 
-    module = "SemanticSynthLib.model_store"
+    module = "SemanticSynthLib.engine.model.store"
 
     def __init__(self, name: str, on_progress=None, cache: Path | None = None):
         cache = Path(cache or model_store.cache_dir())

@@ -12,7 +12,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-from ..engine.labels import LabelTable, normalized_name
+from ..engine.volume.labels import LabelTable, normalized_name
 from ..errors import SynthError
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import slicer
 
-from .. import model_store
-from ..engine.package_metadata import DEFAULT_TRANSLATOR, read_package_metadata
-from ..engine.provenance import translation_provenance
+from ..engine.model import store as model_store
+from ..engine.model.package_metadata import DEFAULT_TRANSLATOR, read_package_metadata
+from ..engine.reporting.provenance import translation_provenance
 from ..errors import SynthError
 from .jobs import EngineJob, staged_inputs, start_with_model
 from .scene import (ATTRIBUTE_PREFIX, SOURCE_REFERENCE, apply_window_level, check_same_grid, check_source_volume,

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from ..bridge.scene import export_transform, load_volume
-from ..engine.field_magnitude import write_field_magnitude
+from ..engine.translation.field_magnitude import write_field_magnitude
 
 # PET-Heat runs black -> orange -> yellow -> white: ordered by brightness, so more displacement reads as hotter,
 # and its colours stand out from the grey volume underneath (slicer-core's Iron is only red -> yellow)

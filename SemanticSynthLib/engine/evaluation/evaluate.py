@@ -16,19 +16,19 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import SynthError
-from ..atomic import staged_dir
-from ..cases import list_cases
-from ..generate import generate_volume
-from ..reconstruction import reconstruct_volume
-from ..geometry import resample_intensity, resample_labels, working_grid
-from ..intensity import model_units
-from ..io import array_of, image_like, lps_array, read_volume
-from ..metrics import dice_per_class, frechet_distance, ms_ssim_in_mask, psnr_in_mask, ssim_in_mask
-from ..package import load_package
-from ...model_store import resolve_model
-from ..progress import Progress
-from ..segmenter import MULTIPLE, load_segmenter
-from ..working_image import units_on_grid
+from ..volume.atomic import staged_dir
+from ..volume.cases import list_cases
+from ..synthesis.generate import generate_volume
+from ..synthesis.reconstruction import reconstruct_volume
+from ..volume.geometry import resample_intensity, resample_labels, working_grid
+from ..volume.intensity import model_units
+from ..volume.io import array_of, image_like, lps_array, read_volume
+from .metrics import dice_per_class, frechet_distance, ms_ssim_in_mask, psnr_in_mask, ssim_in_mask
+from ..model.package import load_package
+from ..model.store import resolve_model
+from ..reporting.progress import Progress
+from ..model.segmenter import MULTIPLE, load_segmenter
+from ..volume.working_image import units_on_grid
 from .features import PLANES, Med3DFeatures, plane_slices
 from .report import write_report
 

@@ -8,16 +8,16 @@ import numpy as np
 import torch
 from monai.losses import PatchAdversarialLoss
 
-from ..labels import LabelTable
+from ..volume.labels import LabelTable
 from ...errors import SynthError
-from ..schema import MAX_HEAD_BLOCKS
-from ..networks import (autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config, plain_vqvae_config,
+from ..model.schema import MAX_HEAD_BLOCKS
+from ..model.networks import (autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config, plain_vqvae_config,
                         is_label_aware, label_autoencoder_config, latent_channels, vqvae_config)
-from ..priors import class_priors, for_modality, measure_class_means, measure_surround, priors_metadata, surround_steps
-from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, read_weights, save_package
-from ...model_store import resolve_model
-from ..sampling import decode_window
-from ..precision import autocast, bf16_for_training, reconstruct
+from ..model.priors import class_priors, for_modality, measure_class_means, measure_surround, priors_metadata, surround_steps
+from ..model.package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, read_weights, save_package
+from ..model.store import resolve_model
+from ..synthesis.sampling import decode_window
+from ..model.precision import autocast, bf16_for_training, reconstruct
 from .augment import random_affine, random_intensity
 from .common import GuardedStep, load_cases, package_normalization
 from .dataset import random_crop
@@ -47,7 +47,7 @@ def train_autoencoder(args) -> Path:
     run = TrainingRun(args)
     ctx, progress, rng = run.ctx, run.progress, run.rng
     table = LabelTable.from_spec(args.label_table) if args.label_table else None
-    # With a label table the decoder is label-aware (engine/label_autoencoder.py); without, the plain VQVAE.
+    # With a label table the decoder is label-aware (engine/model/label_autoencoder.py); without, the plain VQVAE.
     config = label_autoencoder_config() if table else default_autoencoder_config()
     for option, value in (("--codebook-groups", args.codebook_groups), ("--latent-channels", args.latent_channels),
                           ("--surround-mm", args.surround_mm)):

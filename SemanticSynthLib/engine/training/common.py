@@ -6,10 +6,10 @@ import numpy as np
 import torch
 
 from ...errors import SynthError
-from ..cases import list_cases
-from ..intensity import ct_normalization, mri_normalization
-from ..labels import LabelTable
-from ..progress import Progress
+from ..volume.cases import list_cases
+from ..volume.intensity import ct_normalization, mri_normalization
+from ..volume.labels import LabelTable
+from ..reporting.progress import Progress
 from .dataset import Case, load_case
 
 

@@ -1,4 +1,4 @@
-"""Training cases in memory (the files are listed by engine/cases.py).
+"""Training cases in memory (the files are listed by engine/volume/cases.py).
 
 Cases are read once, resampled to the model's working grid and normalized, then kept in memory: the
 volumes here are small, and re-reading NIfTI each step would dominate a CPU step.
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cases import CaseFiles
-from ..geometry import extend_edges, resample_labels, working_grid
-from ..intensity import normalize, percentile_of_foreground
-from ..io import array_of, read_volume
-from ..labels import LabelTable, to_class_indices
-from ..working_image import values_on_grid
+from ..volume.cases import CaseFiles
+from ..volume.geometry import extend_edges, resample_labels, working_grid
+from ..volume.intensity import normalize, percentile_of_foreground
+from ..volume.io import array_of, read_volume
+from ..volume.labels import LabelTable, to_class_indices
+from ..volume.working_image import values_on_grid
 
 
 @dataclass

@@ -9,15 +9,15 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import SynthError
-from ..conditioning import label_condition, widen_pooled_prior
-from ..conditioning_modes import conditioning_mode
-from ..sampling import UNET_MULTIPLE, decode_window
-from ..networks import LatentDenoiser, default_unet_config, latent_channels
-from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, load_weights, read_weights, save_package
-from ...model_store import resolve_model
-from ..precision import autocast, bf16_for_training, bf16_training_safe, encode_latent
-from ..progress import Progress
-from ..schedule import ddpm, default_schedule, training_target
+from ..model.conditioning import label_condition, widen_pooled_prior
+from ..model.conditioning_modes import conditioning_mode
+from ..synthesis.sampling import UNET_MULTIPLE, decode_window
+from ..model.networks import LatentDenoiser, default_unet_config, latent_channels
+from ..model.package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, load_weights, read_weights, save_package
+from ..model.store import resolve_model
+from ..model.precision import autocast, bf16_for_training, bf16_training_safe, encode_latent
+from ..reporting.progress import Progress
+from ..synthesis.schedule import ddpm, default_schedule, training_target
 from .augment import random_affine, random_intensity
 from .common import GuardedStep, backward_step, final_loss, load_cases
 from .dataset import random_crop

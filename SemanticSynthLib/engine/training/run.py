@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint, save_checkpoint
-from ..progress import Progress
+from .checkpoint import load_checkpoint, save_checkpoint
+from ..reporting.progress import Progress
 from .distributed import setup
 
 

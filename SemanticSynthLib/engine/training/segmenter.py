@@ -13,10 +13,10 @@ import torch
 from monai.losses import DiceCELoss
 
 from ...errors import SynthError
-from ..label_groups import LabelGroups
-from ..segmenter import MULTIPLE, WEIGHTS, build_segmenter, default_segmenter_config
-from ..package import save_package
-from ..precision import autocast, bf16_training_safe
+from ..volume.label_groups import LabelGroups
+from ..model.segmenter import MULTIPLE, WEIGHTS, build_segmenter, default_segmenter_config
+from ..model.package import save_package
+from ..model.precision import autocast, bf16_training_safe
 from .augment import random_intensity
 from .common import GuardedStep, backward_step, final_loss, load_cases, package_normalization
 from .dataset import random_crop

@@ -22,14 +22,14 @@ import torch.nn.functional as F
 from monai.losses import DiffusionLoss, LocalNormalizedCrossCorrelationLoss
 
 from ...errors import SynthError
-from ..sampling import UNET_MULTIPLE
-from ..intensity import mri_normalization
-from ..package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, save_package
-from ..precision import autocast, bf16_training_safe, encode_latent
-from ..progress import Progress
-from ..schedule import ddpm, default_schedule
+from ..synthesis.sampling import UNET_MULTIPLE
+from ..volume.intensity import mri_normalization
+from ..model.package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, save_package
+from ..model.precision import autocast, bf16_training_safe, encode_latent
+from ..reporting.progress import Progress
+from ..synthesis.schedule import ddpm, default_schedule
 from ..translation.fields import FIELD_CONVENTION, integrate_velocity, warp
-from ..packing import space_to_depth
+from ..model.packing import space_to_depth
 from ..translation.networks import (SPATIAL_FACTOR, TranslationDenoiser, VelocityNet, default_translator_config,
                                     default_velocity_config)
 from ..translation.pairs import list_pairs, load_pair

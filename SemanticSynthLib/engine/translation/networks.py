@@ -33,7 +33,7 @@ class TranslationDenoiser(nn.Module):
             spatial_dims=3, in_channels=latent_channels + embed, out_channels=latent_channels,
             channels=tuple(config["channels"]), attention_levels=tuple(config["attention_levels"]),
             num_res_blocks=config["num_res_blocks"], num_head_channels=config["num_head_channels"],
-            norm_num_groups=config["norm_num_groups"], use_flash_attention=True)  # fused attention, as engine/networks.py
+            norm_num_groups=config["norm_num_groups"], use_flash_attention=True)  # fused attention, as engine/model/networks.py
 
     def forward(self, latent: torch.Tensor, timesteps: torch.Tensor, source_packed: torch.Tensor) -> torch.Tensor:
         return self.unet(torch.cat([latent, self.source_embedding(source_packed)], dim=1), timesteps)

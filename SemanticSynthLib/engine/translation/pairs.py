@@ -14,10 +14,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from ...errors import SynthError
-from ..geometry import working_grid
-from ..intensity import mri_normalization, normalize, percentile_of_foreground
-from ..io import read_volume
-from ..working_image import values_on_grid
+from ..volume.geometry import working_grid
+from ..volume.intensity import mri_normalization, normalize, percentile_of_foreground
+from ..volume.io import read_volume
+from ..volume.working_image import values_on_grid
 
 
 @dataclass

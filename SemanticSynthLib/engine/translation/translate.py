@@ -14,21 +14,21 @@ import SimpleITK as sitk
 import torch
 
 from ...errors import SynthError
-from ..geometry import same_grid, working_grid
-from ..intensity import denormalize
-from ..io import check_output_path, read_volume, write_volumes
-from ..networks import autoencoder_factor, build_autoencoder
-from ..cpu_convolution import for_inference
-from ..package import load_weights
-from ...model_store import resolve_model
-from ..package_metadata import DEFAULT_TRANSLATOR, read_package_metadata
-from ..progress import Progress
-from ..provenance import stamp, translation_provenance
-from ..volume_kind import volume_kind
-from ..sampling import UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device
-from ..working_image import units_on_grid
+from ..volume.geometry import same_grid, working_grid
+from ..volume.intensity import denormalize
+from ..volume.io import check_output_path, read_volume, write_volumes
+from ..model.networks import autoencoder_factor, build_autoencoder
+from ..model.cpu_convolution import for_inference
+from ..model.package import load_weights
+from ..model.store import resolve_model
+from ..model.package_metadata import DEFAULT_TRANSLATOR, read_package_metadata
+from ..reporting.progress import Progress
+from ..reporting.provenance import stamp, translation_provenance
+from ..volume.volume_kind import volume_kind
+from ..synthesis.sampling import UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device
+from ..volume.working_image import units_on_grid
 from .fields import FIELD_CONVENTION, displacement_transform, field_image, resample_field
-from ..packing import space_to_depth
+from ..model.packing import space_to_depth
 from .networks import SPATIAL_FACTOR, TranslationDenoiser, VelocityNet
 
 VELOCITY_MULTIPLE = SPATIAL_FACTOR * 8  # half resolution, then three stride-2 levels
@@ -71,7 +71,7 @@ def load_translator(path: str | Path | None, device: str = "cpu") -> Translator:
 
 
 def check_source_modality(image: sitk.Image, translator: Translator) -> None:
-    """The source must be an intensity volume of the model's source modality (rules: engine/volume_kind.py)."""
+    """The source must be an intensity volume of the model's source modality (rules: engine/volume/volume_kind.py)."""
     expected = translator.metadata["source"]["modality"]
     contrast = translator.metadata["source"].get("contrast", "")
     found = volume_kind(image)

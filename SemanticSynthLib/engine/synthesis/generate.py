@@ -1,0 +1,136 @@
+"""Label map -> volume: resample in, denoise latents (in overlapping windows), decode, resample out."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from ...errors import SynthError
+from ..model.conditioning import label_condition
+from ..volume.geometry import edge_margins, extend_edges, inside_input, resample_intensity, resample_labels, working_grid
+from ..volume.intensity import denormalize
+from ..volume.io import array_of, check_output_path, read_volume, write_volume
+from ..volume.labels import load_name_mapping, segment_names, to_class_indices
+from ..model.package import ModelPackage, load_package
+from .calibration import calibrate as calibrate_output, calibration_check
+from ..model.priors import load_overrides
+from ..model.store import resolve_model
+from ..reporting.progress import Progress
+from ..reporting.provenance import generation_provenance, stamp
+from .sampling import (EDGE_MARGIN, UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device,
+                       with_fp32_fallback)
+
+
+def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str | None = None, steps: int | None = None,
+                    seed: int = 0, device: str = "cpu", progress: Progress | None = None, window: int | None = None,
+                    use_bf16: bool = True, mapping: dict | None = None, unknown: str = "error",
+                    max_voxels: int | None = None, phase: str | None = None, prior_overrides: dict | None = None,
+                    calibrate: bool = True, guidance: float | None = None,
+                    temperature: float | None = None) -> sitk.Image:
+    """Generate a volume on exactly the label map's grid; intensities in HU (CT) or scanner units (MRI).
+
+    A label-aware package also checks the network's output against its priors: labels whose mean falls
+    outside the prior's range, and labels it never saw in training, are reported in the progress stream
+    and in the image's metadata (SemanticSynth_calibration, SemanticSynth_unseen_labels). With `calibrate`
+    each label's mean is then moved onto its prior (texture kept).
+    """
+    progress = progress or Progress("none")
+    dev = torch_device(device)
+    modality = modality or package.modalities[0]
+    modality_index = package.modality_index(modality)
+    diffusion = package.metadata["diffusion"]
+    steps = check_steps(int(steps or package.default_steps), diffusion["schedule"])
+    factor = package.factor
+    # Where the map's outermost slices hold labels, a margin of replicated labels puts them inside the volume.
+    grid = working_grid(label_map, package.working_spacing, factor * UNET_MULTIPLE,
+                        edge_margins(label_map, EDGE_MARGIN * factor))
+    if max_voxels and int(np.prod(grid.GetSize())) > max_voxels:
+        raise SynthError(f"label map too large: {int(np.prod(grid.GetSize()))} voxels at the model's spacing exceeds the limit "
+                         f"{max_voxels}; crop it or raise --max-voxels")
+    norm = package.normalization(modality)
+    priors = package.priors(modality, phase, prior_overrides)
+    # The working grid reaches past the label map: replicate the edge labels there (cropped later).
+    classes = to_class_indices(array_of(resample_labels(extend_edges(label_map, grid), grid)), package.labels, mapping, unknown)
+    classes_t = torch.from_numpy(classes)[None, None]
+    latent_shape = (1, package.latent_channels, *(n // factor for n in classes.shape))
+    modality_t = torch.tensor([modality_index], device=dev)
+    denoiser = package.denoiser.to(dev)
+
+    def sample(bf16: bool) -> torch.Tensor:
+        # The condition is built here, not kept for the fp32 retry, so that it is freed before decoding (the peak).
+        condition = label_condition(classes_t, package.labels.num_classes, factor, package.conditioning, priors).to(dev)
+        latent = denoise(lambda packed, t: denoiser.forward_packed(packed, t, modality_t.expand(packed.shape[0])),
+                         initial_noise(latent_shape, seed, dev, package.temperature(temperature)), condition,
+                         diffusion["schedule"], steps, int(window or diffusion.get("window", 32)), bf16, progress,
+                         package.guidance(guidance))
+        del condition
+        # The guide is made inline so that decode() holds its only reference and can free it once packed.
+        return decode(package.autoencoder.to(dev), latent, diffusion["latent_scale"],
+                      int(diffusion.get("decode_window", 64)), bf16, progress,
+                      torch.from_numpy(priors.guide(classes))[None] if priors else None, factor)
+
+    unit = with_fp32_fallback(sample, use_bf16, progress)
+    unit = unit[0, 0].float().cpu().numpy()
+    values = denormalize(unit, norm)
+    report = None
+    if priors is not None:
+        inside = inside_input(label_map, grid)
+        # The check reads the network's own output; the calibration (on by default) then limits each label's
+        # spread and moves its mean onto its prior, keeping the texture (engine/synthesis/calibration.py). Both are recorded.
+        flagged = calibration_check(values, classes, package.labels, priors, norm, inside)
+        if calibrate:
+            values = calibrate_output(unit, classes, priors, norm, inside)
+        report = _report(package, modality, classes[inside], flagged, calibrate, progress)
+    working = sitk.GetImageFromArray(np.ascontiguousarray(values.transpose(2, 1, 0)))
+    working.CopyInformation(grid)
+    background = float(denormalize(np.zeros(1), norm)[0])
+    image = resample_intensity(working, label_map, default=background)
+    for key, value in (report or {}).items():
+        image.SetMetaData(f"SemanticSynth_{key}", json.dumps(value))
+    return image
+
+
+def _report(package, modality: str, classes: np.ndarray, flagged: list, calibrated: bool, progress) -> dict:
+    """Unseen labels and the calibration check, to the progress stream and the output's metadata."""
+    present = {package.labels.labels[i - 1].id for i in np.flatnonzero(np.bincount(classes)) if i > 0}
+    unseen = sorted(present - package.seen_labels(modality))
+    if unseen:
+        progress.message(f"{len(unseen)} label(s) were not in the training data and follow their priors: "
+                         f"{', '.join(map(str, unseen[:20]))}", unseen_labels=unseen)
+    if flagged:
+        shown = ", ".join(f"{f['name']} {f['mean']:g} (range {f['range'][0]:g}..{f['range'][1]:g} {f['units']})" for f in flagged[:10])
+        action = "moved onto their priors" if calibrated else "left as generated (--no-calibrate)"
+        progress.message(f"calibration check: {len(flagged)} label(s) came out of the network outside their prior "
+                         f"range, {action}: {shown}", calibration=flagged)
+    return {"calibration": {"outside_prior_range": flagged, "means_matched_to_priors": calibrated},
+            "unseen_labels": unseen}
+
+
+def provenance(package: ModelPackage, modality: str, steps: int, seed: int, guidance: float | None = None,
+               temperature: float | None = None) -> dict:
+    return generation_provenance(package.metadata.get("name", package.path.name), package.metadata, modality, steps, seed,
+                                 package.guidance(guidance), package.temperature(temperature))
+
+
+def generate_file(args) -> None:
+    """The `generate` command: every check that can fail runs before any work, and the write is atomic."""
+    progress = Progress(args.progress)
+    check_output_path(args.out, args.overwrite)
+    label_map = read_volume(args.labels, getattr(args, "series", None))
+    package = load_package(resolve_model(args.model, args.modality), device="cpu")
+    modality = args.modality or package.modalities[0]
+    package.modality_index(modality)
+    mapping = load_name_mapping(args.label_mapping, package.labels, segment_names(label_map)) if args.label_mapping else None
+    phase = getattr(args, "phase", None)
+    overrides = load_overrides(getattr(args, "priors", None), package.labels)
+    package.priors(modality, phase, overrides)  # a bad --phase or --priors fails here, before any work
+    package.guidance(args.guidance)  # and a --guidance the model was not trained for
+    image = generate_volume(package, label_map, modality, args.steps, args.seed, args.device, progress, args.window,
+                            not args.fp32, mapping, args.unknown_labels, args.max_voxels, phase, overrides,
+                            not getattr(args, "no_calibrate", False), args.guidance, args.temperature)
+    steps = int(args.steps or package.default_steps)
+    stamp(image, provenance(package, modality, steps, args.seed, args.guidance, args.temperature))
+    write_volume(image, args.out, args.overwrite)
+    progress.message(f"wrote {args.out}", output=str(args.out))
