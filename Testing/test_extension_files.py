@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import re
-import sys
 
 from PIL import Image
 
+from cmake_lists import module_files  # Testing/cmake_lists.py, beside this file
 from slicer_testdata import REPO
-
-sys.path.insert(0, str(REPO / "scripts"))
-from cmake_lists import module_files  # noqa: E402
 
 
 def _cmake_list(text: str, name: str) -> list[str]:
