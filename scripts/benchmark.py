@@ -76,7 +76,7 @@ def one_run(labels: str, model: str, modality: str, steps: int | None, device: s
     label_map = read_volume(labels)
     t1 = time.perf_counter()
     # generate_volume returns a SimpleITK image copied off the device, so the GPU's work is done when it returns.
-    generate_volume(package, label_map, modality, steps, seed=0, unknown="background", device=device)
+    generate_volume(package, label_map, modality=modality, steps=steps, seed=0, unknown="background", device=device)
     t2 = time.perf_counter()
     result = {"load_s": t1 - t0, "generate_s": t2 - t1,
               "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}

@@ -76,7 +76,7 @@ def main():
                    reconstruct_volume(case.package, case.image, case.labels, case.modality)))}
     if "diffusion" in case.package.metadata:  # an autoencoder package has reconstructions only
         volumes["generated"] = case.to_units(sitk.GetArrayFromImage(
-            generate_volume(case.package, case.labels, case.modality, None, seed=0, calibrate=False)))
+            generate_volume(case.package, case.labels, modality=case.modality, seed=0, calibrate=False)))
     scale = 1.0 if case.units == "HU" else float(np.median(case.real[labels > 0]))
     units = "HU" if case.units == "HU" else "median labelled intensity"
     result = {"model": model, "image": args.image, "slices": args.slices, "units": units,

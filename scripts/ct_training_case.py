@@ -97,9 +97,9 @@ def main() -> None:
                                                 spacing)}
     for seed in args.seeds if generator else []:
         start = time.perf_counter()
-        raw = generate_volume(package, label_map, "ct", args.steps, seed=seed, calibrate=False)
+        raw = generate_volume(package, label_map, modality="ct", steps=args.steps, seed=seed, calibrate=False)
         seconds = time.perf_counter() - start
-        calibrated = generate_volume(package, label_map, "ct", args.steps, seed=seed)
+        calibrated = generate_volume(package, label_map, modality="ct", steps=args.steps, seed=seed)
         flagged = json.loads(raw.GetMetaData("SemanticSynth_calibration"))["outside_prior_range"]
         result[f"seed {seed}"] = {"raw": figures(array_of(raw), real, labels, spacing),
                                   "calibrated": figures(array_of(calibrated), real, labels, spacing),

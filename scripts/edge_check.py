@@ -59,7 +59,7 @@ def main() -> None:
     package, modality, classes, labelled = case.package, case.modality, case.classes, case.labelled
     real, painted = case.real, case.painted
     recon = case.to_units(sitk.GetArrayFromImage(reconstruct_volume(package, case.image, case.labels, modality)))
-    generated = case.to_units(sitk.GetArrayFromImage(generate_volume(package, case.labels, modality, args.steps, seed=0,
+    generated = case.to_units(sitk.GetArrayFromImage(generate_volume(package, case.labels, modality=modality, steps=args.steps, seed=0,
                                                                      unknown="background")))
     result = {"model": str(args.model), "image": str(args.image), "slices": args.slices, "units": case.units,
               "reconstruction_vs_real": summary(per_slice_mae(recon, real, labelled), labelled),

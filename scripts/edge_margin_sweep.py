@@ -39,7 +39,7 @@ def main() -> None:
         generation.EDGE_MARGIN = margin  # generate_volume reads the module's name at call time
         for seed in (int(s) for s in args.seeds.split(",")):
             generated = case.to_units(sitk.GetArrayFromImage(generation.generate_volume(
-                case.package, case.labels, case.modality, None, seed=seed, unknown="background")))
+                case.package, case.labels, modality=case.modality, seed=seed, unknown="background")))
             departure = ec.per_slice_mae(generated, painted, labelled)
             versus = ec.ends(departure)
             over = ec.ends([g / r for g, r in zip(departure, real_departure)])

@@ -74,7 +74,7 @@ def brain(args) -> dict:
         labels = array_of(label_img)
         real = normalize(array_of(read_volume(IXI / "t1" / f"{i}.nii.gz")), norm)
         t0 = time.perf_counter()
-        generated = normalize(array_of(generate_volume(package, label_img, "mri", args.steps, seed=0, unknown="background")), norm)
+        generated = normalize(array_of(generate_volume(package, label_img, modality="mri", steps=args.steps, seed=0, unknown="background")), norm)
         seconds = time.perf_counter() - t0
         lut = np.zeros(int(labels.max()) + 1, np.float32)
         for k, v in means.items():
@@ -108,7 +108,7 @@ def ct(args) -> dict:
     package = load_package(resolve_model(getattr(args, "ct_model", None) or "abdomen-ct"))
     label_img = read_volume(ct_training_case.LABELS)
     labels = array_of(label_img)
-    generated = array_of(generate_volume(package, label_img, "ct", args.steps, seed=0))
+    generated = array_of(generate_volume(package, label_img, modality="ct", steps=args.steps, seed=0))
     organs = ct_training_case.organ_means(generated, array_of(read_volume(ct_training_case.REAL)), labels)
     names = json.loads((SHARED / "totalseg" / "total_v2_labels.json").read_text(encoding="utf-8"))
     return {"organs": {names[str(k)]: o for k, o in organs.items()},

@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from SemanticSynthLib.cli import COMMANDS, main
+from SemanticSynthLib.cli import main
+from SemanticSynthLib.engine.commands.run import ENTRY_POINTS
 from SemanticSynthLib.engine.model.package_metadata import default_model_dir
 
 from testdata import REPO, SHARED
@@ -491,11 +492,12 @@ def test_resume_fails_cleanly_on_missing_corrupt_or_mismatched_checkpoints(work,
 # --- 7. no traceback reaches the user -----------------------------------------------------------------
 
 def test_an_unexpected_exception_is_one_line_with_a_bug_hint(work, capsys, monkeypatch):
-    # A real function that fails on the arguments it is given: json.loads of the argparse namespace.
-    monkeypatch.setitem(COMMANDS, "generate", json.loads)
+    # A real function that fails on the arguments it is given: json.loads of the request.
+    monkeypatch.setitem(ENTRY_POINTS, "generate", lambda request, progress: json.loads(request))
     args = ["generate", work / "labels.nii.gz", work / "out.nii.gz", "--model", "brain-mri"]
-    assert_refused(args, "error: unexpected TypeError: the JSON object must be str, bytes or bytearray, not Namespace; this "
-                   "is a bug, please report it with the command line; rerun with --debug for the traceback", capsys, work, code=1)
+    assert_refused(args, "error: unexpected TypeError: the JSON object must be str, bytes or bytearray, not "
+                   "GenerationRequest; this is a bug, please report it with the command line; rerun with --debug for "
+                   "the traceback", capsys, work, code=1)
     code = main([str(a) for a in args + ["--debug"]])
     err = capsys.readouterr().err
     assert code == 1 and "Traceback (most recent call last)" in err

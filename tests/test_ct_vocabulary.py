@@ -53,7 +53,7 @@ def test_unseen_ct_classes_generate_inside_their_prior_ranges(ct_model, phase):
     by_name = {lab.name: lab for lab in table.labels}
     targets = [*UNSEEN.values(), "portal_vein_and_splenic_vein"]
     assert not {by_name[n].id for n in UNSEEN.values()} & seen  # really unseen in training
-    out = sitk.GetArrayFromImage(generate_volume(ct_model, labels, "ct", steps=10, seed=0, phase=phase))
+    out = sitk.GetArrayFromImage(generate_volume(ct_model, labels, modality="ct", steps=10, seed=0, phase=phase))
     ids = sitk.GetArrayFromImage(labels)
     for name in targets:
         lab = by_name[name]
@@ -71,5 +71,5 @@ def test_every_totalsegmentator_class_is_accepted(ct_model):
         ids.reshape(-1)[k * 180:(k + 1) * 180] = lab.id
     labels = sitk.GetImageFromArray(ids)
     labels.SetSpacing((3.0, 3.0, 3.0))
-    out = generate_volume(ct_model, labels, "ct", steps=2, seed=0)
+    out = generate_volume(ct_model, labels, modality="ct", steps=2, seed=0)
     assert np.isfinite(sitk.GetArrayFromImage(out)).all()

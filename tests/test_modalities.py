@@ -42,8 +42,8 @@ def test_one_package_generates_ct_and_mri(tmp_path):
     assert meta["normalization"]["ct"]["units"] == "HU" and meta["normalization"]["mri"]["units"] == "scanner"
     package = load_package(tmp_path / "m")
     labels = sitk.ReadImage(str(tmp_path / "mri0_labels.nii.gz"))
-    ct_out = array_of(generate_volume(package, labels, "ct", steps=2, seed=0, unknown="background"))
-    mri_out = array_of(generate_volume(package, labels, "mri", steps=2, seed=0, unknown="background"))
+    ct_out = array_of(generate_volume(package, labels, modality="ct", steps=2, seed=0, unknown="background"))
+    mri_out = array_of(generate_volume(package, labels, modality="mri", steps=2, seed=0, unknown="background"))
     # CT in HU: brain labels are soft tissue (their CT priors come from the tissue kind); MRI in scanner units.
     assert -200 < np.median(ct_out) < 200
     assert mri_out.min() >= 0 and np.median(mri_out) > 200

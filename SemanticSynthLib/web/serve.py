@@ -29,12 +29,19 @@ def create_app(max_upload_mb: float = 512, device: str | None = None):
     return SemanticSynthWebApp(server, max_upload_mb=max_upload_mb, device=device)
 
 
-def serve(args) -> None:
-    app = create_app(args.max_upload_mb, args.device)
-    print(f"SemanticSynth web app: http://{args.host}:{args.port}/ (Ctrl+C stops it)", flush=True)
+def serve(*, host: str = "127.0.0.1", port: int = 8080, max_upload_mb: float = 512, device: str | None = None) -> None:
+    """Serve the web app until Ctrl+C.
+
+    Args:
+        host, port: where to listen (default: this machine only).
+        max_upload_mb: the largest upload accepted.
+        device: where the engine runs (None: each request's default).
+    """
+    app = create_app(max_upload_mb, device)
+    print(f"SemanticSynth web app: http://{host}:{port}/ (Ctrl+C stops it)", flush=True)
     argv = sys.argv
     sys.argv = argv[:1]  # trame parses sys.argv itself; the options are ours
     try:
-        app.server.start(host=args.host, port=args.port, open_browser=False, show_connection_info=False)
+        app.server.start(host=host, port=port, open_browser=False, show_connection_info=False)
     finally:
         sys.argv = argv

@@ -1,7 +1,7 @@
 """Checks on a command's paths before any work: what it reads, what it writes, and that these never meet.
 
-The CLI's table (cli.PATHS) names each command's input options, model options, output files and output
-folder. Outputs must not be any input (resolved path or inode), an output folder must not hold an input
+The request's fields say, by their role (engine/requests/base.py), which are inputs (data, input), models, output
+files and the output folder. Outputs must not be any input (resolved path or inode), an output folder must not hold an input
 or the current folder, and existing outputs need --overwrite. Training also checks its checkpoint
 folder, and --resume a readable checkpoint, so a bad one fails now rather than after loading the data.
 """
@@ -34,22 +34,22 @@ def _csv_paths(path: Path) -> list[Path]:
     return found
 
 
-def _inputs(args, table: dict) -> list[Path]:
+def _is_training(request) -> bool:
+    return "resume" in type(request).model_fields
+
+
+def _inputs(request) -> list[Path]:
     found = []
-    for name in table.get("inputs", ()):
-        value = getattr(args, name, None)
-        if value:
-            found.append(Path(value))
-            if name == "data" and Path(value).suffix.lower() == ".csv" and Path(value).is_file():
-                found += _csv_paths(Path(value))
-    for name in table.get("models", ()):
-        value = getattr(args, name, None)
-        if value:
-            found.append(resolve_model(value))
+    for value in request.paths("data") + request.paths("input"):
+        found.append(Path(value))
+        if Path(value).suffix.lower() == ".csv" and Path(value).is_file():
+            found += _csv_paths(Path(value))
+    for value in request.paths("model"):
+        found.append(resolve_model(value))
     return found
 
 
-def _check_files(args, outputs: list[str], inputs: list[Path]) -> None:
+def _check_files(request, outputs: list[str], inputs: list[Path]) -> None:
     from ..volume.io import check_output_path
 
     for i, out in enumerate(outputs):
@@ -57,13 +57,13 @@ def _check_files(args, outputs: list[str], inputs: list[Path]) -> None:
             if Path(out).resolve() == Path(other).resolve() or same_file(out, other):
                 raise SynthError(f"two outputs are the same file ({out}); give each output its own path")
         check_not_an_input(out, inputs)
-        check_output_path(out, getattr(args, "overwrite", False))
+        check_output_path(out, request.overwrite)
 
 
-def _check_checkpoint(args, out: Path, inputs: list[Path]) -> None:
+def _check_checkpoint(request, out: Path, inputs: list[Path]) -> None:
     from ..training.checkpoint import has_checkpoint, inspect_checkpoint
 
-    explicit = getattr(args, "checkpoint_dir", None)
+    explicit = request.checkpoint_dir
     ckpt = Path(explicit or f"{out}.checkpoint")
     if ckpt.exists() and not ckpt.is_dir():
         raise SynthError(f"checkpoint folder {ckpt} is a file; pass --checkpoint-dir with a folder path")
@@ -73,19 +73,19 @@ def _check_checkpoint(args, out: Path, inputs: list[Path]) -> None:
         if given.exists() and (is_inside(given, ckpt) or same_file(given, ckpt)):
             raise SynthError(f"--checkpoint-dir {ckpt} holds the input {given}; choose another folder")
     writable_folder(nearest_existing(ckpt.parent))
-    if args.resume:
+    if request.resume:
         if explicit and not ckpt.exists():
             raise SynthError(f"--resume: checkpoint folder {ckpt} does not exist; check --checkpoint-dir, or leave out --resume")
         if ckpt.exists():
             inspect_checkpoint(ckpt)
-    elif has_checkpoint(ckpt) and not getattr(args, "overwrite", False):
+    elif has_checkpoint(ckpt) and not request.overwrite:
         raise SynthError(f"{ckpt} holds a checkpoint of an earlier run; pass --resume to continue it, "
                          "or --overwrite to start over")
 
 
-def _training_side_paths(args, out: Path) -> dict:
+def _training_side_paths(request, out: Path) -> dict:
     """What a training run writes beside its package: the checkpoint folder, the loss log, new parent folders."""
-    ckpt = Path(getattr(args, "checkpoint_dir", None) or f"{out}.checkpoint")
+    ckpt = Path(request.checkpoint_dir or f"{out}.checkpoint")
     parents, folder = [], Path(os.path.abspath(out.parent))
     while not folder.exists():
         parents.append(folder)
@@ -93,11 +93,11 @@ def _training_side_paths(args, out: Path) -> dict:
     return {"checkpoint": ckpt, "log": ckpt.parent / f"{out.name}.log.jsonl", "parents": parents}
 
 
-def new_side_paths(args, table: dict) -> dict | None:
+def new_side_paths(request) -> dict | None:
     """The side paths of a training run that do not exist yet (so a failed run can take them away again)."""
-    if "folder" not in table or not hasattr(args, "resume"):
+    if not _is_training(request):
         return None
-    side = _training_side_paths(args, Path(getattr(args, table["folder"])))
+    side = _training_side_paths(request, Path(request.paths("folder")[0]))
     return {"checkpoint": None if side["checkpoint"].exists() else side["checkpoint"],
             "log": None if side["log"].exists() else side["log"], "parents": side["parents"]}
 
@@ -122,18 +122,17 @@ def discard_new_side_paths(side: dict | None) -> None:
             break
 
 
-def check_paths(args, table: dict) -> None:
-    """Everything about the command's paths that can be known before work starts."""
+def check_paths(request) -> None:
+    """Everything about the request's paths that can be known before work starts."""
     from ..volume.memory import set_voxel_limit
 
-    set_voxel_limit(getattr(args, "max_voxels", None))
-    inputs = _inputs(args, table)
-    files = [getattr(args, name) for name in table.get("files", ()) if getattr(args, name, None)]
+    set_voxel_limit(getattr(request, "max_voxels", None))  # generate's memory limit; None for the other jobs
+    inputs = _inputs(request)
+    files = request.paths("output")
     if files:
-        _check_files(args, files, inputs)
-    folder = table.get("folder")
-    if folder:
-        out = Path(getattr(args, folder))
-        check_output_folder(out, getattr(args, "overwrite", False), inputs)
-        if hasattr(args, "resume"):
-            _check_checkpoint(args, out, inputs)
+        _check_files(request, files, inputs)
+    for folder in request.paths("folder"):
+        out = Path(folder)
+        check_output_folder(out, request.overwrite, inputs)
+        if _is_training(request):
+            _check_checkpoint(request, out, inputs)

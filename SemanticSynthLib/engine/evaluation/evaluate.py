@@ -27,6 +27,8 @@ from .metrics import dice_per_class, frechet_distance, ms_ssim_in_mask, psnr_in_
 from ..model.package import load_package
 from ..model.store import resolve_model
 from ..reporting.progress import Progress
+from ..reporting.results import Result
+from ..requests import EvaluationRequest
 from ..model.segmenter import MULTIPLE, load_segmenter
 from ..volume.working_image import units_on_grid
 from .features import PLANES, Med3DFeatures, plane_slices
@@ -66,7 +68,7 @@ def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: 
     volumes = {"real": real, "painting": painting(ids, segmenter.metadata["label_means"])}
     generated = []
     for k in range(samples):
-        image = generate_volume(package, label_map, modality, steps, seed + k, progress=progress, unknown="background",
+        image = generate_volume(package, label_map, modality=modality, steps=steps, seed=seed + k, progress=progress, unknown="background",
                                 guidance=guidance, temperature=temperature)
         generated.append(model_units(array_of(resample_intensity(image, grid)), norm))
     volumes["generated"] = generated[0]
@@ -117,38 +119,45 @@ def _summary(cases: list[dict], names: list[str], fid: dict) -> dict:
     return summary
 
 
-def evaluate_file(args) -> Path:
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
+def evaluate(request: EvaluationRequest, *, progress: Progress | str | None = None) -> Result:
+    """Run an EvaluationRequest: generate from each real case's labels, segment both, compare; write the report.
+
+    Args:
+        request: the evaluation request (engine/requests/evaluation.py).
+        progress: a Progress or its mode ("bar", "json", "none").
+
+    Returns:
+        Result with outputs {"out": the report folder} and the report's summary (report.json's "summary").
+    """
+    out = Path(request.out)
+    if out.exists() and any(out.iterdir()) and not request.overwrite:
         raise SynthError(f"report folder {out} is not empty; pass --overwrite or choose another --out")
-    if args.samples < 1:
-        raise SynthError("--samples must be at least 1")
-    progress = Progress(args.progress)
-    package = load_package(resolve_model(args.model, args.modality))
-    modality = args.modality or package.modalities[0]
+    progress = progress if isinstance(progress, Progress) else Progress(progress or "none")
+    package = load_package(resolve_model(request.model, request.modality))
+    modality = request.modality or package.modalities[0]
     package.modality_index(modality)
-    guidance = package.guidance(args.guidance)  # one the model was not trained for fails before any work
-    temperature = package.temperature(args.temperature)
-    segmenter = load_segmenter(args.segmenter)
-    features = Med3DFeatures(args.feature_weights, args.feature_depth) if args.feature_weights else segmenter
-    feature_name = features.name if args.feature_weights else f"auxiliary segmenter {segmenter.name} (SegResNet encoder, average-pooled)"
-    cases = [c for c in list_cases(args.data, modality) if c.image is not None and c.label is not None]
-    if args.max_cases:
-        cases = cases[: args.max_cases]
+    guidance = package.guidance(request.guidance)  # one the model was not trained for fails before any work
+    temperature = package.temperature(request.temperature)
+    segmenter = load_segmenter(request.segmenter)
+    features = Med3DFeatures(request.feature_weights, request.feature_depth) if request.feature_weights else segmenter
+    feature_name = features.name if request.feature_weights else f"auxiliary segmenter {segmenter.name} (SegResNet encoder, average-pooled)"
+    cases = [c for c in list_cases(request.data, modality) if c.image is not None and c.label is not None]
+    if request.max_cases:
+        cases = cases[: request.max_cases]
     if not cases:
-        raise SynthError(f"{args.data} has no image/label pairs to evaluate on")
+        raise SynthError(f"{request.data} has no image/label pairs to evaluate on")
     t0 = time.monotonic()
     results, slices, pictures = [], {n: {p: [] for p in PLANES} for n in ("real", *SOURCES)}, []
     quiet = Progress("none")
     progress.stage("evaluating cases", len(cases))
     for i, case in enumerate(cases):
-        result, extra = evaluate_case(case, package, segmenter, modality, args.samples, args.steps, args.seed, quiet,
+        result, extra = evaluate_case(case, package, segmenter, modality, request.samples, request.steps, request.seed, quiet,
                                       guidance, temperature)
         results.append(result)
         for name, planes in extra["slices"].items():
             for plane, stack in planes.items():
                 slices[name][plane].append(stack)
-        if i < args.pictures:
+        if i < request.pictures:
             pictures.append((result["case"], extra["pictures"]))
         progress.update(i + 1)
     progress.stage("FID features", 1)
@@ -170,11 +179,11 @@ def evaluate_file(args) -> Path:
     summary = _summary(results, segmenter.groups.names, fid)
     summary.update({"generator": package.path.name, "segmenter": segmenter.name,
                     "fid_features": feature_name, "fid_slices_per_set": int(sum(len(feats["real"][p]) for p in PLANES)),
-                    "samples_per_case": args.samples, "steps": int(args.steps or package.default_steps),
+                    "samples_per_case": request.samples, "steps": int(request.steps or package.default_steps),
                     "guidance": guidance, "temperature": temperature,
-                    "modality": modality, "data": str(args.data), "seconds": round(time.monotonic() - t0, 1)})
+                    "modality": modality, "data": str(request.data), "seconds": round(time.monotonic() - t0, 1)})
     out.parent.mkdir(parents=True, exist_ok=True)
     with staged_dir(out) as staged:  # the report appears whole, or the previous folder stays as it was
         write_report(staged, summary, results, pictures, segmenter.groups.names)
     progress.message(f"report written to {out}", output=str(out))
-    return out
+    return Result("evaluate", {"out": str(out)}, {"request": request.parameters()}, {"summary": summary})

@@ -17,10 +17,10 @@ from ..volume.labels import LabelTable
 from ..volume.memory import check_network_size
 from ..volume.atomic import commit_dir, temp_dir_beside
 from ..volume.outputs import may_replace
-from .package_metadata import FORMAT, FORMAT_VERSION, read_package_metadata
+from .package_metadata import FORMAT, FORMAT_VERSION, for_modality, read_package_metadata, resolved_guidance, sampling_defaults
 from .schema import validate_metadata
 from .networks import LatentDenoiser, autoencoder_factor, build_autoencoder, is_label_aware, latent_channels
-from .priors import ClassPriors, class_priors, for_modality
+from .priors import ClassPriors, class_priors
 
 AUTOENCODER_WEIGHTS = "autoencoder.safetensors"
 DIFFUSION_WEIGHTS = "diffusion.safetensors"
@@ -67,24 +67,15 @@ class ModelPackage:
 
     @property
     def default_steps(self) -> int:
-        return int(self.metadata["diffusion"].get("default_steps", 20))
+        return sampling_defaults(self.metadata)["steps"]
 
     def guidance(self, asked: float | None = None) -> float:
-        """The classifier-free guidance scale: `asked`, else the package's default (1: none). Above 1 needs a U-Net
-        trained with condition dropout."""
-        d = self.metadata["diffusion"]
-        scale = float(d.get("guidance", 1.0) if asked is None else asked)
-        if scale != 1.0 and not d.get("condition_dropout", 0.0):
-            raise SynthError(f"--guidance {scale:g} needs a model trained with --condition-dropout; "
-                             f"{self.metadata.get('name', self.path.name)} was not, so leave --guidance out")
-        return scale
+        """The classifier-free guidance scale: `asked`, else the package's default (1: none)."""
+        return resolved_guidance(self.metadata, asked, self.metadata.get("name", self.path.name))
 
     def temperature(self, asked: float | None = None) -> float:
-        """The sampling temperature: `asked`, else the package's default (1: the noise the U-Net was trained from)."""
-        value = float(self.metadata["diffusion"].get("temperature", 1.0) if asked is None else asked)
-        if not 0.0 < value <= 1.0:
-            raise SynthError(f"--temperature must be above 0 and at most 1, not {value:g}")
-        return value
+        """The sampling temperature: `asked` (range-checked by the request), else the package's default."""
+        return sampling_defaults(self.metadata)["temperature"] if asked is None else float(asked)
 
     @property
     def conditioning(self) -> str:

@@ -5,15 +5,23 @@ import json
 from pathlib import Path
 
 from ...errors import SynthError
+from ..volume.modalities import DEFAULT_MODALITY, MODALITIES, default_generator
 
 FORMAT = "semanticsynth-model"
 FORMAT_VERSION = 1
-DEFAULT_GENERATORS = {"ct": "abdomen-ct", "mri": "brain-mri"}
 DEFAULT_TRANSLATOR = "brain-t1-to-t2like"
-# What to do when a package of another kind was given where one of these is needed.
-KIND_HINTS = {"generator": f"choose a generator model such as {DEFAULT_GENERATORS['mri']} or {DEFAULT_GENERATORS['ct']}",
-              "translator": f"choose a translator model such as {DEFAULT_TRANSLATOR}",
+# What to do when a package of another kind was given where one of these is needed (generators: kind_hint).
+KIND_HINTS = {"translator": f"choose a translator model such as {DEFAULT_TRANSLATOR}",
               "segmenter": "train one with semanticsynth train-segmenter"}
+
+
+def kind_hint(kind: str) -> str:
+    """KIND_HINTS; for a generator, the registered modalities' default generators (the default modality's first)."""
+    if kind != "generator":
+        return KIND_HINTS[kind]
+    names = dict.fromkeys([default_generator(DEFAULT_MODALITY)]
+                          + [m.default_generator for m in MODALITIES.values() if m.default_generator])
+    return f"choose a generator model such as {' or '.join(names)}"
 
 
 def default_model_dir() -> Path:
@@ -67,8 +75,38 @@ def read_package_metadata(path: Path, kind: str, complete: bool = True) -> dict:
     meta = read_metadata(path)
     found = package_kind(meta)
     if found != kind:
-        raise SynthError(f"{Path(path).name} is a {found} package, not a {kind} package; {KIND_HINTS[kind]}")
+        raise SynthError(f"{Path(path).name} is a {found} package, not a {kind} package; {kind_hint(kind)}")
     if kind == "generator" and complete and "diffusion" not in meta:
         raise SynthError(f"{Path(path).name} holds only an autoencoder; train its diffusion model with semanticsynth "
                          "train-diffusion, or choose a complete model package")
     return meta
+
+
+def for_modality(priors_meta: dict, modality: str) -> dict:
+    """A package's priors for one modality: {"mri": {...}, "ct": {...}}, or (a single-modality package of the
+    first label-aware version) the measured block itself."""
+    if "measured" in priors_meta:
+        return priors_meta
+    return priors_meta.get(modality, {})
+
+
+def sampling_defaults(meta: dict, modality: str | None = None) -> dict:
+    """A generator package's defaults for the options a request may leave out: the one place they are read.
+
+    modality: the package's first one unless given; steps, guidance and temperature from its diffusion record;
+    phase: the contrast phase of its training data for that modality (CT; None where not recorded), which the
+    priors follow when no --phase is given."""
+    diffusion = meta.get("diffusion", {})
+    modality = modality or (meta.get("modalities") or [None])[0]
+    return {"modality": modality, "steps": int(diffusion.get("default_steps", 20)),
+            "guidance": float(diffusion.get("guidance", 1.0)), "temperature": float(diffusion.get("temperature", 1.0)),
+            "phase": for_modality(meta.get("priors") or {}, modality).get("phase")}
+
+
+def resolved_guidance(meta: dict, asked: float | None, name: str = "the model") -> float:
+    """The guidance scale to use: `asked`, else the package's. Above 1 needs a U-Net trained with condition dropout."""
+    scale = sampling_defaults(meta)["guidance"] if asked is None else float(asked)
+    if scale != 1.0 and not meta.get("diffusion", {}).get("condition_dropout", 0.0):
+        raise SynthError(f"--guidance {scale:g} needs a model trained with --condition-dropout; {name} was not, "
+                         "so leave --guidance out")
+    return scale

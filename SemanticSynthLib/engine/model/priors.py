@@ -8,6 +8,9 @@ Where a class's prior comes from, in order:
 2. CT with `--phase`: the label table's reference HU for that contrast phase;
 3. the class's mean intensity measured on the training data (what the model learned on);
 4. CT: the reference HU for the training data's phase; MRI: a typical value for the tissue kind.
+How a modality's priors are written (absolute or relative to a reference tissue), their tolerance, the typical value
+per kind and the phases are its entry in the registry (engine/volume/modalities.py); the modality is the one whose
+units the package's normalization records.
 
 Every class also gets a calibration range: the generated mean is checked against it after generation.
 
@@ -28,30 +31,16 @@ import numpy as np
 import torch
 
 from ...errors import SynthError
-from ..volume.intensity import denormalize, normalize
+from ..volume.intensity import denormalize, model_units
+from ..volume.modalities import MODALITIES, modality_of, phase_names
 from ..volume.labels import LabelTable, normalized_name
 
 TISSUE_KINDS = ("background", "bone", "muscle", "fat", "lung", "gas", "vessel", "solid_organ", "hollow_organ",
                 "fluid", "brain", "other")
-CT_PHASES = ("non_contrast", "portal_venous")
-# Calibration tolerance around a measured training mean: CT in HU, MRI relative to the mean.
-CT_MEASURED_TOLERANCE_HU = 40.0
-MRI_MEASURED_TOLERANCE = 0.10
-# MRI classes never seen in training: a T1-typical brightness per kind, in multiples of white matter.
-MRI_KIND_RELATIVE = {"brain": 0.85, "fluid": 0.35, "fat": 1.2, "vessel": 0.6, "other": 0.6, "bone": 0.4}
-# CT classes with neither a table prior nor training data (a custom table): a typical HU per kind, and range.
-CT_KIND_HU = {"bone": (400, [150, 1000]), "muscle": (50, [15, 80]), "fat": (-100, [-140, -60]),
-              "lung": (-800, [-920, -600]), "gas": (-950, [-1024, -700]), "vessel": (45, [20, 250]),
-              "solid_organ": (60, [20, 160]), "hollow_organ": (20, [-600, 80]), "fluid": (10, [-10, 40]),
-              "brain": (35, [20, 50]), "other": (40, [-100, 200])}
 
 
 def kind_index(kind: str | None) -> int:
     return TISSUE_KINDS.index(kind) if kind in TISSUE_KINDS else TISSUE_KINDS.index("other")
-
-
-def is_ct(norm: dict) -> bool:
-    return norm.get("units") == "HU"
 
 
 @dataclass
@@ -175,24 +164,18 @@ def measure_class_means(cases, num_classes: int) -> dict[int, dict]:
 
 def priors_metadata(table: LabelTable, measured: dict[int, dict], norm: dict, phase: str | None) -> dict:
     """What a package records: measured means by label id (0 = background), seen ids, the data's phase,
-    and for MRI the white-matter reference that relative priors are multiples of."""
+    and for relative priors (MRI) the reference tissue (white matter) that they are multiples of."""
     by_id = {"0" if index == 0 else str(table.labels[index - 1].id): stats for index, stats in measured.items()}
     meta = {"measured": by_id, "seen_labels": sorted(int(k) for k in by_id if k != "0"), "phase": phase}
-    if not is_ct(norm):
-        wm = [str(lab.id) for lab in table.labels if "WM" in lab.name.split("_") and str(lab.id) in by_id]
+    entry = modality_of(norm)
+    if entry.prior_kind == "relative":
+        name, token = entry.reference_tissue
+        wm = [str(lab.id) for lab in table.labels if token in lab.name.split("_") and str(lab.id) in by_id]
         if wm:
             weights = np.array([by_id[i]["voxels"] for i in wm], float)
-            meta["reference"] = {"name": "white matter", "ids": [int(i) for i in wm],
+            meta["reference"] = {"name": name, "ids": [int(i) for i in wm],
                                  "mean": float(np.average([by_id[i]["mean"] for i in wm], weights=weights))}
     return meta
-
-
-def for_modality(priors_meta: dict, modality: str) -> dict:
-    """A package's priors for one modality: {"mri": {...}, "ct": {...}}, or (a single-modality package of the
-    first label-aware version) the measured block itself."""
-    if "measured" in priors_meta:
-        return priors_meta
-    return priors_meta.get(modality, {})
 
 
 def load_overrides(path: str | Path | None, table: LabelTable) -> dict[int, dict]:
@@ -227,26 +210,27 @@ def load_overrides(path: str | Path | None, table: LabelTable) -> dict[int, dict
 def class_priors(table: LabelTable, norm: dict, meta: dict, phase: str | None = None,
                  overrides: dict[int, dict] | None = None) -> ClassPriors:
     """Priors for every class of the table (see the module docstring for the order)."""
-    if phase is not None and phase not in CT_PHASES:
-        raise SynthError(f"unknown --phase {phase}; choose one of {', '.join(CT_PHASES)}")
-    if phase is not None and not is_ct(norm):
-        raise SynthError("--phase applies to CT models only; leave it out for MRI")
+    if phase is not None and phase not in phase_names():
+        raise SynthError(f"unknown --phase {phase}; choose one of {', '.join(phase_names())}")
+    entry = modality_of(norm)
+    if phase is not None and phase not in entry.phases:
+        if entry.phases:
+            raise SynthError(f"--phase {phase} is not a {entry.display_name} phase; choose one of {', '.join(entry.phases)}")
+        with_phases = " or ".join(m.display_name for m in MODALITIES.values() if m.phases)
+        raise SynthError(f"--phase applies to {with_phases} models only; leave it out for {entry.display_name}")
     overrides = overrides or {}
     measured = meta.get("measured", {})
-    ct = is_ct(norm)
-    reference = meta.get("reference", {}).get("mean", 1.0)  # MRI: white matter's mean in model units
+    absolute = entry.prior_kind == "absolute"  # CT: HU; else multiples of the reference tissue
+    reference = meta.get("reference", {}).get("mean", 1.0)  # relative (MRI): white matter's mean in model units
 
     def to_unit(natural: float) -> float:
-        return float(normalize(np.array([natural]), norm)[0]) if ct else float(natural) * reference
+        return float(model_units(np.array([natural]), norm)[0]) if absolute else float(natural) * reference
 
     def to_natural(unit: float) -> float:
-        return float(denormalize(np.array([unit]), norm)[0]) if ct else float(unit) / reference
+        return float(denormalize(np.array([unit]), norm)[0]) if absolute else float(unit) / reference
 
     def measured_range(mean_unit: float) -> tuple[float, float]:
-        natural = to_natural(mean_unit)
-        if ct:
-            return natural - CT_MEASURED_TOLERANCE_HU, natural + CT_MEASURED_TOLERANCE_HU
-        return natural * (1 - MRI_MEASURED_TOLERANCE), natural * (1 + MRI_MEASURED_TOLERANCE)
+        return entry.around(to_natural(mean_unit))
 
     n = table.num_classes
     unit, kind, low, high = np.zeros(n, np.float32), np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
@@ -255,24 +239,21 @@ def class_priors(table: LabelTable, norm: dict, meta: dict, phase: str | None = 
     unit[0], low[0], high[0] = background, -np.inf, np.inf
     for index, lab in enumerate(table.labels, start=1):
         kind[index] = kind_index(lab.kind)
-        ref = (lab.prior or {}).get(phase or meta.get("phase") or CT_PHASES[1]) if ct else None
+        ref = (lab.prior or {}).get(phase or meta.get("phase") or entry.default_phase) if entry.phases else None
         if lab.id in overrides:
             o = overrides[lab.id]
             value, rng, src = o["mean"], o.get("range"), "override"
             if rng is None:
                 rng = measured_range(to_unit(value))
-        elif ct and phase and ref:
+        elif phase and ref:
             value, rng, src = ref["mean"], ref["range"], f"reference:{phase}"
         elif str(lab.id) in measured:
             value = to_natural(measured[str(lab.id)]["mean"])
             rng, src = measured_range(measured[str(lab.id)]["mean"]), "measured"
-        elif ct and ref:
-            value, rng, src = ref["mean"], ref["range"], f"reference:{meta.get('phase') or CT_PHASES[1]}"
-        elif not ct:
-            value = MRI_KIND_RELATIVE.get(lab.kind or "other", 0.6)
-            rng, src = (value * (1 - 2 * MRI_MEASURED_TOLERANCE), value * (1 + 2 * MRI_MEASURED_TOLERANCE)), "kind"
+        elif ref:
+            value, rng, src = ref["mean"], ref["range"], f"reference:{meta.get('phase') or entry.default_phase}"
         else:
-            value, rng = CT_KIND_HU.get(lab.kind or "other", CT_KIND_HU["other"])
+            value, rng = entry.kind_prior(lab.kind)
             src = "kind"
         unit[index] = to_unit(value)
         low[index], high[index] = float(min(rng)), float(max(rng))

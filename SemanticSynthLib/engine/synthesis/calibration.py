@@ -14,7 +14,8 @@ import numpy as np
 
 from ..volume.intensity import denormalize
 from ..volume.labels import LabelTable
-from ..model.priors import ClassPriors, is_ct
+from ..model.priors import ClassPriors
+from ..volume.modalities import modality_of
 
 # Classes smaller than this (working voxels) are not checked: their mean is mostly partial volume.
 MIN_CHECKED_VOXELS = 30
@@ -23,12 +24,14 @@ MIN_CHECKED_VOXELS = 30
 def calibration_check(values_natural: np.ndarray, classes: np.ndarray, table: LabelTable, priors: ClassPriors,
                       norm: dict, inside: np.ndarray | None = None) -> list[dict]:
     """Labels whose generated mean (over `inside`) falls outside the prior's range (natural units), as MAISI
-    checks organ HU. MRI means are relative to the white matter's."""
-    ct = is_ct(norm)
+    checks organ HU. Relative priors (MRI) are checked as multiples of the reference tissue's generated mean (white
+    matter's); the modality (engine/volume/modalities.py) is the one whose units the normalization records."""
+    entry = modality_of(norm)
+    absolute = entry.prior_kind == "absolute"
     counts, means, _ = _class_moments(values_natural, classes, inside, table.num_classes)
     reference = None
-    if not ct:
-        wm = [i for i, lab in enumerate(table.labels, start=1) if "WM" in lab.name.split("_")]
+    if not absolute:
+        wm = [i for i, lab in enumerate(table.labels, start=1) if entry.reference_tissue[1] in lab.name.split("_")]
         wm_voxels = counts[wm].sum()
         reference = float((counts[wm] * means[wm]).sum() / wm_voxels) if wm_voxels >= MIN_CHECKED_VOXELS else None
         if reference is None or reference <= 0:
@@ -38,12 +41,12 @@ def calibration_check(values_natural: np.ndarray, classes: np.ndarray, table: La
         if index == 0:
             continue
         mean = means[index]
-        value = mean if ct else mean / reference
+        value = mean if absolute else mean / reference
         if not priors.low[index] <= value <= priors.high[index]:
             lab = table.labels[index - 1]
             flagged.append({"id": lab.id, "name": lab.name, "mean": round(float(value), 3),
                             "range": [round(float(priors.low[index]), 3), round(float(priors.high[index]), 3)],
-                            "units": "HU" if ct else "x white matter", "prior_source": priors.source[index]})
+                            "units": entry.prior_units, "prior_source": priors.source[index]})
     return flagged
 
 

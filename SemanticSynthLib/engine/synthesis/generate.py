@@ -15,21 +15,29 @@ from ..volume.io import array_of, check_output_path, read_volume, write_volume
 from ..volume.labels import load_name_mapping, segment_names, to_class_indices
 from ..model.package import ModelPackage, load_package
 from .calibration import calibrate as calibrate_output, calibration_check
+from ..model.package_metadata import sampling_defaults
+from ..reporting.results import Result
+from ..requests import GenerationRequest
 from ..model.priors import load_overrides
 from ..model.store import resolve_model
 from ..reporting.progress import Progress
 from ..reporting.provenance import generation_provenance, stamp
-from .sampling import (EDGE_MARGIN, UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device,
-                       with_fp32_fallback)
+from .sampling import (EDGE_MARGIN, UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, resolved_device,
+                       torch_device, with_fp32_fallback)
 
 
-def generate_volume(package: ModelPackage, label_map: sitk.Image, modality: str | None = None, steps: int | None = None,
-                    seed: int = 0, device: str = "cpu", progress: Progress | None = None, window: int | None = None,
+def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: str | None = None,
+                    steps: int | None = None, seed: int = 0, device: str = "cpu", progress: Progress | None = None,
+                    window: int | None = None,
                     use_bf16: bool = True, mapping: dict | None = None, unknown: str = "error",
                     max_voxels: int | None = None, phase: str | None = None, prior_overrides: dict | None = None,
                     calibrate: bool = True, guidance: float | None = None,
                     temperature: float | None = None) -> sitk.Image:
     """Generate a volume on exactly the label map's grid; intensities in HU (CT) or scanner units (MRI).
+
+    The library call under `generate` (which reads and writes the files of a GenerationRequest): every option is
+    keyword-only and named as the request's field is, except `use_bf16` (not fp32), `unknown` (unknown_labels),
+    `mapping` (the loaded label mapping) and `prior_overrides` (the loaded priors file). None: the package's default.
 
     A label-aware package also checks the network's output against its priors: labels whose mean falls
     outside the prior's range, and labels it never saw in training, are reported in the progress stream
@@ -108,29 +116,52 @@ def _report(package, modality: str, classes: np.ndarray, flagged: list, calibrat
             "unseen_labels": unseen}
 
 
-def provenance(package: ModelPackage, modality: str, steps: int, seed: int, guidance: float | None = None,
-               temperature: float | None = None) -> dict:
-    return generation_provenance(package.metadata.get("name", package.path.name), package.metadata, modality, steps, seed,
-                                 package.guidance(guidance), package.temperature(temperature))
+def resolve(request: GenerationRequest, package: ModelPackage) -> GenerationRequest:
+    """The request with the package's defaults filled in (modality, steps, guidance, temperature) and the device
+    resolved: what the output's provenance records. The one place a generation's defaults are resolved; the phase
+    stays as asked (None: each label follows the training data's phase, as recorded in the package)."""
+    defaults = sampling_defaults(package.metadata, request.modality)
+    modality = defaults["modality"]
+    package.modality_index(modality)  # a modality the model does not generate fails here
+    return request.model_copy(update={
+        "modality": modality, "device": resolved_device(request.device),
+        "steps": check_steps(request.steps or defaults["steps"], package.metadata["diffusion"]["schedule"]),
+        "guidance": package.guidance(request.guidance),  # one the model was not trained for fails here
+        "temperature": package.temperature(request.temperature)})
 
 
-def generate_file(args) -> None:
-    """The `generate` command: every check that can fail runs before any work, and the write is atomic."""
-    progress = Progress(args.progress)
-    check_output_path(args.out, args.overwrite)
-    label_map = read_volume(args.labels, getattr(args, "series", None))
-    package = load_package(resolve_model(args.model, args.modality), device="cpu")
-    modality = args.modality or package.modalities[0]
-    package.modality_index(modality)
-    mapping = load_name_mapping(args.label_mapping, package.labels, segment_names(label_map)) if args.label_mapping else None
-    phase = getattr(args, "phase", None)
-    overrides = load_overrides(getattr(args, "priors", None), package.labels)
-    package.priors(modality, phase, overrides)  # a bad --phase or --priors fails here, before any work
-    package.guidance(args.guidance)  # and a --guidance the model was not trained for
-    image = generate_volume(package, label_map, modality, args.steps, args.seed, args.device, progress, args.window,
-                            not args.fp32, mapping, args.unknown_labels, args.max_voxels, phase, overrides,
-                            not getattr(args, "no_calibrate", False), args.guidance, args.temperature)
-    steps = int(args.steps or package.default_steps)
-    stamp(image, provenance(package, modality, steps, args.seed, args.guidance, args.temperature))
-    write_volume(image, args.out, args.overwrite)
-    progress.message(f"wrote {args.out}", output=str(args.out))
+def generate(request: GenerationRequest, *, progress: Progress | str | None = None) -> Result:
+    """Run a GenerationRequest: read the label map, generate on its grid, write OUT atomically.
+
+    Args:
+        request: the generation request (engine/requests/generation.py).
+        progress: a Progress or its mode ("bar", "json", "none").
+
+    Returns:
+        Result with outputs {"out": OUT}, the provenance stamped on OUT (model, version, software and the resolved
+        request) and the report: the calibration check's flags and the labels unseen in training.
+
+    Every check that can fail runs before any work (paths, model, modality, phase, priors, guidance).
+    """
+    progress = progress if isinstance(progress, Progress) else Progress(progress or "none")
+    check_output_path(request.out, request.overwrite)
+    label_map = read_volume(request.labels, request.series)
+    package = load_package(resolve_model(request.model, request.modality), device="cpu")
+    resolved = resolve(request, package)
+    mapping = (load_name_mapping(resolved.label_mapping, package.labels, segment_names(label_map))
+               if resolved.label_mapping else None)
+    overrides = load_overrides(resolved.priors, package.labels)
+    package.priors(resolved.modality, resolved.phase, overrides)  # a bad --phase or --priors fails here
+    image = generate_volume(package, label_map, modality=resolved.modality, steps=resolved.steps, seed=resolved.seed,
+                            device=resolved.device, progress=progress, window=resolved.window,
+                            use_bf16=not resolved.fp32, mapping=mapping, unknown=resolved.unknown_labels,
+                            max_voxels=resolved.max_voxels, phase=resolved.phase, prior_overrides=overrides,
+                            calibrate=resolved.calibrate, guidance=resolved.guidance,
+                            temperature=resolved.temperature)
+    record = generation_provenance(package.metadata.get("name", package.path.name), package.metadata, resolved)
+    stamp(image, record)
+    write_volume(image, request.out, request.overwrite)
+    progress.message(f"wrote {request.out}", output=str(request.out))
+    report = {key[len("SemanticSynth_"):]: json.loads(image.GetMetaData(key)) for key in image.GetMetaDataKeys()
+              if key in ("SemanticSynth_calibration", "SemanticSynth_unseen_labels")}
+    return Result("generate", {"out": str(request.out)}, record, report)

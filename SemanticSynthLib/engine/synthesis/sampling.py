@@ -34,7 +34,15 @@ def windowed(fn, inputs: torch.Tensor, window: int, overlap: float = 0.5) -> tor
                                     progress=False)
 
 
-def torch_device(name: str) -> torch.device:
+def resolved_device(name: str | None) -> str:
+    """"auto" (or None): CUDA where a GPU is available, else the CPU; "cpu" and "cuda" as asked."""
+    if name in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def torch_device(name: str | None) -> torch.device:
+    name = resolved_device(name)
     if name == "cuda" and not torch.cuda.is_available():
         raise SynthError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
     return torch.device(name)

@@ -13,14 +13,17 @@ from ...errors import SynthError
 from ..model.schema import MAX_HEAD_BLOCKS
 from ..model.networks import (autoencoder_factor, build_autoencoder, build_discriminator, default_autoencoder_config, plain_vqvae_config,
                         is_label_aware, label_autoencoder_config, latent_channels, vqvae_config)
-from ..model.priors import class_priors, for_modality, measure_class_means, measure_surround, priors_metadata, surround_steps
+from ..model.package_metadata import for_modality
+from ..model.priors import class_priors, measure_class_means, measure_surround, priors_metadata, surround_steps
 from ..model.package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, read_weights, save_package
 from ..model.store import resolve_model
+from ..volume.modalities import modality
 from ..synthesis.sampling import decode_window
 from ..model.precision import autocast, bf16_for_training, reconstruct
 from .augment import random_affine, random_intensity
 from .common import GuardedStep, load_cases, package_normalization
 from .dataset import random_crop
+from ..reporting.results import Result
 from .run import TrainingRun
 
 
@@ -43,21 +46,21 @@ def _batch(cases, patch, batch, rng, augment: bool, priors=None):
     return images, (torch.from_numpy(np.stack(guides)) if priors is not None else None)
 
 
-def train_autoencoder(args) -> Path:
-    run = TrainingRun(args)
+def train_autoencoder(request, *, progress=None) -> Result:
+    run = TrainingRun(request, progress)
     ctx, progress, rng = run.ctx, run.progress, run.rng
-    table = LabelTable.from_spec(args.label_table) if args.label_table else None
+    table = LabelTable.from_spec(request.label_table) if request.label_table else None
     # With a label table the decoder is label-aware (engine/model/label_autoencoder.py); without, the plain VQVAE.
     config = label_autoencoder_config() if table else default_autoencoder_config()
-    for option, value in (("--codebook-groups", args.codebook_groups), ("--latent-channels", args.latent_channels),
-                          ("--surround-mm", args.surround_mm)):
+    for option, value in (("--codebook-groups", request.codebook_groups), ("--latent-channels", request.latent_channels),
+                          ("--surround-mm", request.surround_mm)):
         if value and not table:
             raise SynthError(f"{option} is for the label-aware autoencoder; give --label-table")
-    config = with_latent_layout(config, args)
+    config = with_latent_layout(config, request)
     init = warm = warm_config = None
     warm_skip = ()
-    if args.init:
-        init = load_package(resolve_model(args.init), need_diffusion=False)
+    if request.init:
+        init = load_package(resolve_model(request.init), need_diffusion=False)
         if table is not None and not init.label_aware:
             # A plain VQVAE package starts the label-aware one's VQVAE part (a warm start), not its config.
             warm, init = init.autoencoder, None
@@ -69,12 +72,12 @@ def train_autoencoder(args) -> Path:
         else:
             # Fine-tuning for a new contrast: start from another package's autoencoder and its config.
             config = warm_config = init.metadata["autoencoder"]["config"]
-            if args.latent_channels and args.latent_channels < latent_channels(config):
-                raise SynthError(f"--latent-channels {args.latent_channels} is fewer than the --init package's "
+            if request.latent_channels and request.latent_channels < latent_channels(config):
+                raise SynthError(f"--latent-channels {request.latent_channels} is fewer than the --init package's "
                                  f"{latent_channels(config)}; a latent can be widened, not narrowed")
-            new_layout = with_latent_layout(config, args)
+            new_layout = with_latent_layout(config, request)
             if new_layout != config:
-                if args.decoder_only:
+                if request.decoder_only:
                     raise SynthError("--decoder-only keeps the --init package's latent space; leave out "
                                      "--num-embeddings, --codebook-groups and --latent-channels, or train the whole "
                                      "autoencoder")
@@ -84,12 +87,12 @@ def train_autoencoder(args) -> Path:
                 widened = _same_codes(new_layout, config) and latent_channels(new_layout) > latent_channels(config)
                 warm_skip = () if widened else ("vqvae.quantizer.",)
                 config, warm, init = new_layout, init.autoencoder, None
-    config = with_head_blocks(config, args, init)
-    if args.decoder_only and init is None:
+    config = with_head_blocks(config, request, init)
+    if request.decoder_only and init is None:
         raise SynthError("--decoder-only fine-tunes the decoder of an --init package of the same kind; give --init "
                          "(and the same --label-table as that package, or none for a plain one)")
     factor = autoencoder_factor(config)
-    cases = load_cases(args.data, args.modality, args.spacing, table, factor, progress)
+    cases = load_cases(request.data, request.modality, request.spacing, table, factor, progress)
     images = [c for c in cases if c.image is not None]
     priors = priors_meta = None
     if is_label_aware(config):
@@ -97,20 +100,20 @@ def train_autoencoder(args) -> Path:
             raise SynthError("a label-aware autoencoder needs --label-table (its decoder is guided by the labels)")
         # Per modality: one label map paints differently in CT and MRI.
         norms = package_normalization(images)
-        if args.decoder_only:
+        if request.decoder_only:
             # The decoder keeps painting what the package's diffusion U-Net was trained to expect (unless a
             # surround changes the painting; write_decoder_package then leaves the U-Net out).
             priors_meta = {m: dict(for_modality(init.metadata.get("priors", {}), m)) for m in norms}
         else:
             priors_meta = {m: priors_metadata(table, measure_class_means([c for c in images if c.modality == m],
                                                                          table.num_classes),
-                                              norms[m], args.data_phase if m == "ct" else None) for m in norms}
+                                              norms[m], request.data_phase if modality(m).phases else None) for m in norms}
         for m in norms:
             # The surround asked for, else (fine-tuning a package that has one) the package's, measured again here.
             had = for_modality(init.metadata.get("priors", {}), m).get("surround") if init is not None else None
-            if args.surround_mm:
-                full, fade = surround_steps(args.spacing, *args.surround_mm)
-            elif had and not args.decoder_only:
+            if request.surround_mm:
+                full, fade = surround_steps(request.spacing, *request.surround_mm)
+            elif had and not request.decoder_only:
                 full, fade = had["full_steps"], had["fade_steps"]
             else:
                 continue
@@ -120,26 +123,26 @@ def train_autoencoder(args) -> Path:
         priors = {m: class_priors(table, norms[m], priors_meta[m]) for m in norms}
 
     autoencoder = (init_autoencoder(init, config) if init else build_autoencoder(config)).to(ctx.device)
-    frozen = freeze_latent_space(autoencoder) if args.decoder_only else None
+    frozen = freeze_latent_space(autoencoder) if request.decoder_only else None
     if warm is not None:
         whole = is_label_aware(config) and hasattr(warm, "vqvae")  # label-aware from label-aware
         state = {k: v for k, v in warm.state_dict().items() if not k.startswith(warm_skip)}
         copied = warm_start(autoencoder if whole or not is_label_aware(config) else autoencoder.vqvae, state)
         if whole:
             widen_latent(autoencoder, latent_channels(warm_config))
-        progress.message(f"warm start from {args.init}: {copied} tensors copied (whole or their leading part)")
+        progress.message(f"warm start from {request.init}: {copied} tensors copied (whole or their leading part)")
     discriminator = build_discriminator().to(ctx.device)
     trained = [p for p in autoencoder.parameters() if p.requires_grad]
-    opt_g = torch.optim.Adam(trained, lr=args.lr)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.lr)
+    opt_g = torch.optim.Adam(trained, lr=request.lr)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=request.lr)
     last_l1 = run.resume({"autoencoder": autoencoder, "discriminator": discriminator}, {"g": opt_g, "d": opt_d}).get("l1")
     model_g, model_d = ctx.wrap(autoencoder), ctx.wrap(discriminator)
     adversarial = PatchAdversarialLoss(criterion="least_squares")
     step_g = GuardedStep(opt_g, trained)
     step_d = GuardedStep(opt_d, discriminator.parameters())
-    progress.stage("training autoencoder", args.steps)
-    for step in range(run.start_step, args.steps):
-        x, guide = _batch(images, args.patch, args.batch, rng, args.augment, priors)
+    progress.stage("training autoencoder", request.steps)
+    for step in range(run.start_step, request.steps):
+        x, guide = _batch(images, request.patch, request.batch, rng, request.augment, priors)
         x = x.to(ctx.device)
         guide = guide.to(ctx.device) if guide is not None else None
         recon, codebook_loss = (_ddp_reconstruct(model_g, x, guide) if ctx.enabled
@@ -147,14 +150,14 @@ def train_autoencoder(args) -> Path:
         l1 = torch.nn.functional.l1_loss(recon, x)
         last_l1 = ctx.mean(l1.detach().item())
         loss_g = l1 + codebook_loss
-        gradient = gradient_difference(recon, x) if args.gradient_weight > 0 else torch.zeros(())
-        loss_g = loss_g + args.gradient_weight * gradient
-        use_adv = args.adv_weight > 0 and step >= args.adv_start
+        gradient = gradient_difference(recon, x) if request.gradient_weight > 0 else torch.zeros(())
+        loss_g = loss_g + request.gradient_weight * gradient
+        use_adv = request.adv_weight > 0 and step >= request.adv_start
         if use_adv:
             # The bare discriminator: this backward must not start DDP's gradient all-reduce for it.
             with autocast(ctx.device, bf16_for_training(ctx.device)):
                 logits_fake = discriminator(recon.contiguous())[-1]
-            loss_g = loss_g + args.adv_weight * adversarial(logits_fake.float(), target_is_real=True, for_discriminator=False)
+            loss_g = loss_g + request.adv_weight * adversarial(logits_fake.float(), target_is_real=True, for_discriminator=False)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         step_g()
@@ -170,54 +173,54 @@ def train_autoencoder(args) -> Path:
             loss_d.backward()
             step_d()
         done = step + 1
-        if done % args.log_every == 0 or done == args.steps:
+        if done % request.log_every == 0 or done == request.steps:
             record = {"step": done, "l1": last_l1, "codebook": ctx.mean(float(codebook_loss.detach())),
-                      **({"gradient": ctx.mean(float(gradient.detach()))} if args.gradient_weight > 0 else {}),
+                      **({"gradient": ctx.mean(float(gradient.detach()))} if request.gradient_weight > 0 else {}),
                       "disc": ctx.mean(float(loss_d.detach())),
                       "skipped_steps": step_g.skipped + step_d.skipped}
             run.log.write(**record)
             progress.update(done, l1=round(record["l1"], 4))
-        run.save(done, args.steps, l1=last_l1)
+        run.save(done, request.steps, l1=last_l1)
 
     def write_package():
         if frozen is not None:
-            return write_decoder_package(args, init, config, autoencoder, frozen, run.record(
-                cases=len(images), patch=list(args.patch), final_l1=last_l1, init=str(args.init),
-                gradient_weight=args.gradient_weight), priors_meta if args.surround_mm else None)
+            return write_decoder_package(request, init, config, autoencoder, frozen, run.record(
+                cases=len(images), patch=list(request.patch), final_l1=last_l1, init=str(request.init),
+                gradient_weight=request.gradient_weight), priors_meta if request.surround_mm else None)
         label_ids = sorted({int(i) for c in cases if c.classes is not None for i in np.unique(c.classes)})
         # A label-aware model keeps the whole table: it generates unseen classes through kinds and priors.
-        keep_all = args.all_labels or is_label_aware(config)
+        keep_all = request.all_labels or is_label_aware(config)
         used = table.subset([table.labels[i - 1].id for i in label_ids if i > 0]) if table and not keep_all else table
         metadata = {
-            "name": Path(args.out).name,
+            "name": Path(request.out).name,
             "label_table": (used or LabelTable("none", [])).to_json(),
             "modalities": sorted({c.modality for c in cases}),
             "normalization": package_normalization(images),
-            "working_spacing": list(args.spacing),
+            "working_spacing": list(request.spacing),
             "autoencoder": {"config": config, "weights": "autoencoder.safetensors"},
             **({"priors": priors_meta} if priors_meta else {}),
-            "training": {"autoencoder": run.record(cases=len(images), patch=list(args.patch), final_l1=last_l1,
-                                                   init=str(args.init) if args.init else None,
-                                                   gradient_weight=args.gradient_weight)},
+            "training": {"autoencoder": run.record(cases=len(images), patch=list(request.patch), final_l1=last_l1,
+                                                   init=str(request.init) if request.init else None,
+                                                   gradient_weight=request.gradient_weight)},
         }
-        save_package(args.out, metadata, {AUTOENCODER_WEIGHTS: autoencoder})
+        save_package(request.out, metadata, {AUTOENCODER_WEIGHTS: autoencoder})
 
     return run.finish(write_package, "autoencoder")
 
 
-def with_latent_layout(config: dict, args) -> dict:
+def with_latent_layout(config: dict, request) -> dict:
     """`config` with the codebook size (--num-embeddings) and, for the label-aware kind, the latent's channels
     (--latent-channels) and codebook groups (--codebook-groups) that the command asks for; the same dict where it
     asks for nothing new. Without --codebook-groups, each code keeps `config`'s channels per group."""
     new = json.loads(json.dumps(config))
-    if args.num_embeddings:
-        vqvae_config(new)["num_embeddings"] = args.num_embeddings
+    if request.num_embeddings:
+        vqvae_config(new)["num_embeddings"] = request.num_embeddings
     if is_label_aware(new):
         # Each code keeps its channels unless --codebook-groups says otherwise, so a wider latent has more groups.
         code_channels = latent_channels(config) // config.get("codebook_groups", 1)
-        if args.latent_channels:
-            vqvae_config(new)["embedding_dim"] = args.latent_channels
-        groups = args.codebook_groups or max(latent_channels(new) // code_channels, 1)
+        if request.latent_channels:
+            vqvae_config(new)["embedding_dim"] = request.latent_channels
+        groups = request.codebook_groups or max(latent_channels(new) // code_channels, 1)
         if latent_channels(new) % groups:
             raise SynthError(f"--codebook-groups {groups} must divide the latent's {latent_channels(new)} channels "
                              "(--latent-channels)")
@@ -225,20 +228,20 @@ def with_latent_layout(config: dict, args) -> dict:
     return config if _same_layout(new, config) else new
 
 
-def with_head_blocks(config: dict, args, init) -> dict:
+def with_head_blocks(config: dict, request, init) -> dict:
     """`config` with --head-blocks label refinement blocks (label-aware kind only); the same dict where it asks for
     nothing new. An --init package's blocks can be added to (each starts as the identity), not taken away."""
-    if args.head_blocks is None or config.get("head_blocks", 0) == args.head_blocks:
+    if request.head_blocks is None or config.get("head_blocks", 0) == request.head_blocks:
         return config
     if not is_label_aware(config):
         raise SynthError("--head-blocks is for the label-aware autoencoder; give --label-table")
-    if args.head_blocks > MAX_HEAD_BLOCKS:
-        raise SynthError(f"--head-blocks {args.head_blocks}: at most {MAX_HEAD_BLOCKS} (the decoder's reach must stay "
+    if request.head_blocks > MAX_HEAD_BLOCKS:
+        raise SynthError(f"--head-blocks {request.head_blocks}: at most {MAX_HEAD_BLOCKS} (the decoder's reach must stay "
                          "within the tile halo)")
-    if init is not None and args.head_blocks < init.metadata["autoencoder"]["config"].get("head_blocks", 0):
-        raise SynthError(f"--head-blocks {args.head_blocks} is fewer than the --init package's; trained blocks are "
+    if init is not None and request.head_blocks < init.metadata["autoencoder"]["config"].get("head_blocks", 0):
+        raise SynthError(f"--head-blocks {request.head_blocks} is fewer than the --init package's; trained blocks are "
                          "not dropped, leave out --head-blocks")
-    return {**config, "head_blocks": args.head_blocks}
+    return {**config, "head_blocks": request.head_blocks}
 
 
 def init_autoencoder(init, config: dict) -> torch.nn.Module:
@@ -299,7 +302,7 @@ def freeze_latent_space(autoencoder: torch.nn.Module) -> dict[str, torch.Tensor]
     return frozen
 
 
-def write_decoder_package(args, init, config: dict, autoencoder: torch.nn.Module, frozen: dict, record: dict,
+def write_decoder_package(request, init, config: dict, autoencoder: torch.nn.Module, frozen: dict, record: dict,
                           new_priors: dict | None = None) -> None:
     """The --init package with the fine-tuned decoder (`config`: its own, or with refinement blocks added): its
     metadata (priors, normalization, diffusion, windows),
@@ -313,7 +316,7 @@ def write_decoder_package(args, init, config: dict, autoencoder: torch.nn.Module
     if moved:
         raise SynthError(f"decoder fine-tuning changed the latent space ({moved[0]}); this is a bug, please report it")
     metadata = {k: v for k, v in init.metadata.items() if k not in ("format", "format_version", "version")}
-    metadata["name"] = Path(args.out).name
+    metadata["name"] = Path(request.out).name
     metadata["autoencoder"] = {**metadata["autoencoder"], "config": config}
     metadata["training"] = {**metadata.get("training", {}), "decoder": record}
     if new_priors is not None:
@@ -326,7 +329,7 @@ def write_decoder_package(args, init, config: dict, autoencoder: torch.nn.Module
     weights = {AUTOENCODER_WEIGHTS: autoencoder}
     if "diffusion" in metadata:
         weights[DIFFUSION_WEIGHTS] = read_weights(init.path / DIFFUSION_WEIGHTS)
-    save_package(args.out, metadata, weights)
+    save_package(request.out, metadata, weights)
 
 
 def warm_start(module: torch.nn.Module, state: dict) -> int:

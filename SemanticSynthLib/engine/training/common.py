@@ -7,14 +7,16 @@ import torch
 
 from ...errors import SynthError
 from ..volume.cases import list_cases
-from ..volume.intensity import ct_normalization, mri_normalization
+from ..volume.intensity import modality_normalization
 from ..volume.labels import LabelTable
 from ..reporting.progress import Progress
 from .dataset import Case, load_case
 
 
 def normalization_for(modality: str) -> dict:
-    return ct_normalization() if modality == "ct" else mri_normalization(1.0)
+    """A training case's normalization: its registered modality's (a percentile scale per case, the scale unused);
+    an unregistered modality is refused in one line."""
+    return modality_normalization(modality)
 
 
 def load_cases(dataset, modality: str, spacing, table: LabelTable | None, multiple: int, progress: Progress,
@@ -29,14 +31,14 @@ def load_cases(dataset, modality: str, spacing, table: LabelTable | None, multip
 
 
 def package_normalization(cases: list[Case]) -> dict:
-    """One normalization per modality; MRI's output scale is the median training percentile."""
+    """One normalization per modality (its registered one); a percentile scale's output scale (MRI's) is the median
+    training percentile."""
     out = {}
     for modality in sorted({c.modality for c in cases}):
-        if modality == "ct":
-            out[modality] = ct_normalization()
-        else:
+        out[modality] = modality_normalization(modality)
+        if out[modality]["kind"] == "percentile_scale":
             scales = [c.scale for c in cases if c.modality == modality and c.scale]
-            out[modality] = mri_normalization(float(np.median(scales)))
+            out[modality]["scale"] = float(np.median(scales))
     return out
 
 

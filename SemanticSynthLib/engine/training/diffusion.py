@@ -21,6 +21,7 @@ from ..synthesis.schedule import ddpm, default_schedule, training_target
 from .augment import random_affine, random_intensity
 from .common import GuardedStep, backward_step, final_loss, load_cases
 from .dataset import random_crop
+from ..reporting.results import Result
 from .run import TrainingRun
 
 
@@ -119,73 +120,73 @@ def start_from_package_unet(denoiser: torch.nn.Module, name: str, conditioning: 
                          f"(other channel or class counts); give a package trained with the same ones") from None
 
 
-def train_diffusion(args) -> Path:
-    run = TrainingRun(args)
+def train_diffusion(request, *, progress=None) -> Result:
+    run = TrainingRun(request, progress)
     ctx, progress, rng = run.ctx, run.progress, run.rng
-    package = load_package(args.autoencoder, need_diffusion=False, device=str(ctx.device))
-    if args.guidance != 1.0 and args.condition_dropout == 0.0:
+    package = load_package(request.autoencoder, need_diffusion=False, device=str(ctx.device))
+    if request.guidance != 1.0 and request.condition_dropout == 0.0:
         raise SynthError("--guidance above 1 needs --condition-dropout above 0 (the U-Net must learn the null condition)")
-    if any(p % UNET_MULTIPLE for p in args.latent_patch):
+    if any(p % UNET_MULTIPLE for p in request.latent_patch):
         raise SynthError(f"--latent-patch must be a multiple of {UNET_MULTIPLE}")
-    cases = load_cases(args.data, args.modality, package.working_spacing, package.labels,
+    cases = load_cases(request.data, request.modality, package.working_spacing, package.labels,
                        package.factor * UNET_MULTIPLE, progress)
     for c in cases:
         if c.modality not in package.modalities:
             raise SynthError(f"case {c.name} is {c.modality} but the autoencoder knows {package.modalities}; retrain it with that modality")
     # Every rank encodes the same cases with the same augmentation seed, so all hold the same latents.
-    items = encode_cases(package.autoencoder, cases, package, args.conditioning, args.augment_copies,
-                         np.random.default_rng(args.seed), progress, ctx.device)
+    items = encode_cases(package.autoencoder, cases, package, request.conditioning, request.augment_copies,
+                         np.random.default_rng(request.seed), progress, ctx.device)
     # LDM's scale factor: unit-variance latents. A barely trained codebook can give near-constant latents,
     # so the std is floored rather than dividing by ~0.
     # The U-Net halves the latent crop twice; its thinnest feature map decides whether bf16 is safe.
-    first_dim = min(min(args.latent_patch[0], item[0].shape[1]) for item in items) // UNET_MULTIPLE
+    first_dim = min(min(request.latent_patch[0], item[0].shape[1]) for item in items) // UNET_MULTIPLE
     use_bf16 = bf16_for_training(ctx.device) and bf16_training_safe(ctx.device, first_dim)
     latent_scale = 1.0 / max(float(torch.cat([i[0].flatten() for i in items]).std()), 1e-2)
 
     config = default_unet_config()
-    denoiser = LatentDenoiser(package.latent_channels, package.labels.num_classes, args.conditioning, len(package.modalities),
+    denoiser = LatentDenoiser(package.latent_channels, package.labels.num_classes, request.conditioning, len(package.modalities),
                               config, priors=package.label_aware, factor=package.factor).to(ctx.device)
-    if args.init:
-        start_from_package_unet(denoiser, args.init, args.conditioning, config, package.factor)
+    if request.init:
+        start_from_package_unet(denoiser, request.init, request.conditioning, config, package.factor)
     ema = copy.deepcopy(denoiser).eval()
-    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=args.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=request.lr, weight_decay=0.0)
     run.resume({"denoiser": denoiser, "ema": ema}, {"opt": optimizer})  # a checkpoint, when resuming, wins over --init
     model = ctx.wrap(denoiser)
     schedule = default_schedule()
     scheduler = ddpm(schedule)
     losses = []
     guarded_step = GuardedStep(optimizer, denoiser.parameters(), max_norm=1.0)
-    progress.stage("training diffusion", args.steps)
-    for step in range(run.start_step, args.steps):
-        latent, cond, mod = latent_batch(items, args.latent_patch, args.batch, rng, latent_scale)
+    progress.stage("training diffusion", request.steps)
+    for step in range(run.start_step, request.steps):
+        latent, cond, mod = latent_batch(items, request.latent_patch, request.batch, rng, latent_scale)
         latent, cond, mod = latent.to(ctx.device), cond.to(ctx.device), mod.to(ctx.device)
-        cond = drop_condition(cond, args.condition_dropout, rng)
+        cond = drop_condition(cond, request.condition_dropout, rng)
         noisy, t, target = noised(scheduler, latent)
         with autocast(ctx.device, use_bf16):
             pred = model(noisy, t, cond, mod)
         loss = F.mse_loss(pred.float(), target)
         if backward_step(loss, step, optimizer, guarded_step):
-            ema_update(ema, denoiser, step, args.ema)
+            ema_update(ema, denoiser, step, request.ema)
         losses.append(loss.detach().item())
         done = step + 1
-        run.log_losses(losses, done, args.steps, skipped_steps=guarded_step.skipped)
-        run.save(done, args.steps)
+        run.log_losses(losses, done, request.steps, skipped_steps=guarded_step.skipped)
+        run.save(done, request.steps)
 
     def write_package():
         meta = dict(package.metadata)
         for key in ("format", "format_version", "version"):
             meta.pop(key, None)
-        meta["name"] = Path(args.out).name
+        meta["name"] = Path(request.out).name
         meta["diffusion"] = {
-            "conditioning": args.conditioning, "config": config, "weights": "diffusion.safetensors",
-            "schedule": schedule, "latent_scale": latent_scale, "default_steps": args.default_steps,
-            "window": int(max(64, *args.latent_patch)), "decode_window": decode_window(package.label_aware), "ema": args.ema,
-            "condition_dropout": args.condition_dropout, "guidance": args.guidance, "temperature": args.temperature,
+            "conditioning": request.conditioning, "config": config, "weights": "diffusion.safetensors",
+            "schedule": schedule, "latent_scale": latent_scale, "default_steps": request.default_steps,
+            "window": int(max(64, *request.latent_patch)), "decode_window": decode_window(package.label_aware), "ema": request.ema,
+            "condition_dropout": request.condition_dropout, "guidance": request.guidance, "temperature": request.temperature,
         }
         meta["training"] = {**meta.get("training", {}), "diffusion": run.record(
-            cases=len(cases), augment_copies=args.augment_copies, latent_patch=list(args.latent_patch), lr=args.lr,
+            cases=len(cases), augment_copies=request.augment_copies, latent_patch=list(request.latent_patch), lr=request.lr,
             final_loss=final_loss(losses), skipped_steps=guarded_step.skipped,
-            init=str(args.init) if args.init else None)}
-        save_package(args.out, meta, {AUTOENCODER_WEIGHTS: package.autoencoder, DIFFUSION_WEIGHTS: ema}, bf16_files=frozenset({DIFFUSION_WEIGHTS}))
+            init=str(request.init) if request.init else None)}
+        save_package(request.out, meta, {AUTOENCODER_WEIGHTS: package.autoencoder, DIFFUSION_WEIGHTS: ema}, bf16_files=frozenset({DIFFUSION_WEIGHTS}))
 
     return run.finish(write_package, "model package")

@@ -3,13 +3,13 @@
 The four trainers (autoencoder, diffusion, segmenter, translator) bring their networks, batches, losses and
 package; everything around them is here, once:
 
-    run = TrainingRun(args)                                   # DDP context, progress, seeded torch and numpy
+    run = TrainingRun(request, progress)                         # DDP context, progress, seeded torch and numpy
     run.resume({"denoiser": net, "ema": ema}, {"opt": opt})   # what checkpoints hold; restored with --resume
-    run.progress.stage("training diffusion", args.steps)
-    for step in range(run.start_step, args.steps):
+    run.progress.stage("training diffusion", request.steps)
+    for step in range(run.start_step, request.steps):
         ...
-        run.log_losses(losses, step + 1, args.steps)          # every --log-every steps: mean over ranks
-        run.save(step + 1, args.steps)                         # every --checkpoint-every steps and at the end
+        run.log_losses(losses, step + 1, request.steps)          # every --log-every steps: mean over ranks
+        run.save(step + 1, request.steps)                         # every --checkpoint-every steps and at the end
     run.finish(lambda: save_package(...), "model package")    # main rank writes; all ranks wait; DDP closes
 
 Checkpoints live in --checkpoint-dir (default OUT.checkpoint) and hold the named networks and optimizers and
@@ -29,6 +29,7 @@ import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from ..reporting.progress import Progress
+from ..reporting.results import Result
 from .distributed import setup
 
 
@@ -54,15 +55,17 @@ def command_line() -> str:
 class TrainingRun:
     """One run of a training command; see the module docstring."""
 
-    def __init__(self, args):
-        self.args = args
-        self.ctx = setup(args.device)
-        self.progress = Progress(args.progress if self.ctx.is_main else "none")
-        torch.manual_seed(args.seed)
+    def __init__(self, request, progress: Progress | str | None = None):
+        self.request = request
+        self.ctx = setup(request.device)
+        if not self.ctx.is_main:
+            progress = "none"  # one bar for the whole run: the main rank's
+        self.progress = progress if isinstance(progress, Progress) else Progress(progress or "none")
+        torch.manual_seed(request.seed)
         # Each rank draws its own batches; DDP keeps the weights equal.
-        self.rng = np.random.default_rng(args.seed + 1000 * self.ctx.rank)
-        self.checkpoint_dir = Path(args.checkpoint_dir or f"{args.out}.checkpoint")
-        self.log = TrainingLog(self.checkpoint_dir.parent / f"{Path(args.out).name}.log.jsonl", self.ctx.is_main,
+        self.rng = np.random.default_rng(request.seed + 1000 * self.ctx.rank)
+        self.checkpoint_dir = Path(request.checkpoint_dir or f"{request.out}.checkpoint")
+        self.log = TrainingLog(self.checkpoint_dir.parent / f"{Path(request.out).name}.log.jsonl", self.ctx.is_main,
                                self.elapsed)
         self.modules: dict = {}
         self.optimizers: dict = {}
@@ -87,7 +90,7 @@ class TrainingRun:
         Returns the checkpoint's info ({} for a fresh run). Training time counts from here."""
         self.modules, self.optimizers = modules, optimizers
         asked = {name: [group["lr"] for group in opt.param_groups] for name, opt in optimizers.items()}
-        info = load_checkpoint(self.checkpoint_dir, modules, optimizers) if self.args.resume else None
+        info = load_checkpoint(self.checkpoint_dir, modules, optimizers) if self.request.resume else None
         self.resumed = info or {}
         # The optimizer state brings back the rates it was saved with; the rates this command built its optimizers
         # with (its --lr) are what the user asks for from here on, e.g. a lower rate to finish a long run.
@@ -106,7 +109,7 @@ class TrainingRun:
     def save(self, done: int, *ends: int, **extra) -> None:
         """A checkpoint after `done` steps: every --checkpoint-every steps and at each of `ends` (a stage's or the
         run's last step); `extra` goes into its info (e.g. a finished stage's final loss)."""
-        if self.is_main and (done % self.args.checkpoint_every == 0 or done in ends):
+        if self.is_main and (done % self.request.checkpoint_every == 0 or done in ends):
             save_checkpoint(self.checkpoint_dir, self.modules, self.optimizers,
                             {"step": done, "time_s": self.elapsed(), **extra})
 
@@ -114,7 +117,7 @@ class TrainingRun:
                    **extra) -> None:
         """Every --log-every steps (and at `last`): the mean of the recent losses over all ranks, to the log and
         the progress."""
-        every = self.args.log_every
+        every = self.request.log_every
         if done % every and done != last:
             return
         mean = self.ctx.mean(float(np.mean(losses[-every:])))
@@ -123,17 +126,17 @@ class TrainingRun:
 
     def record(self, **specific) -> dict:
         """The package's training record: what every trainer records, then its own entries."""
-        return {"data": str(self.args.data), "command": command_line(), "steps": self.args.steps,
-                "batch": self.args.batch, "processes": self.ctx.world_size,
+        return {"data": str(self.request.data), "command": command_line(), "steps": self.request.steps,
+                "batch": self.request.batch, "processes": self.ctx.world_size,
                 "backend": self.ctx.backend, "time_s": round(self.elapsed(), 1),
                 **specific}
 
-    def finish(self, write_package, what: str) -> Path:
+    def finish(self, write_package, what: str) -> Result:
         """The main rank writes the package (write_package()); every rank waits for it; DDP closes."""
         self.progress.close_bar()
         if self.is_main:
             write_package()
-            self.progress.message(f"{what} written to {self.args.out}")
+            self.progress.message(f"{what} written to {self.request.out}")
         self.ctx.barrier()
         self.ctx.close()
-        return Path(self.args.out)
+        return Result(self.request.command, {"out": str(self.request.out)}, {"request": self.request.parameters()})

@@ -20,6 +20,7 @@ from ..model.precision import autocast, bf16_training_safe
 from .augment import random_intensity
 from .common import GuardedStep, backward_step, final_loss, load_cases, package_normalization
 from .dataset import random_crop
+from ..reporting.results import Result
 from .run import TrainingRun
 
 
@@ -57,53 +58,53 @@ def _batch(cases, groups: LabelGroups, patch, batch, rng, augment: bool):
     return torch.from_numpy(np.stack(images)[:, None]).float(), torch.from_numpy(np.stack(labels)[:, None]).long()
 
 
-def train_segmenter(args) -> Path:
-    if any(p % MULTIPLE for p in args.patch):
+def train_segmenter(request, *, progress=None) -> Result:
+    if any(p % MULTIPLE for p in request.patch):
         raise SynthError(f"--patch must be a multiple of {MULTIPLE}")
-    run = TrainingRun(args)
+    run = TrainingRun(request, progress)
     ctx, progress, rng = run.ctx, run.progress, run.rng
-    groups = LabelGroups.from_spec(args.label_groups)
-    cases = [c for c in load_cases(args.data, args.modality, args.spacing, None, MULTIPLE, progress, label_transform=lambda ids: ids)
+    groups = LabelGroups.from_spec(request.label_groups)
+    cases = [c for c in load_cases(request.data, request.modality, request.spacing, None, MULTIPLE, progress, label_transform=lambda ids: ids)
              if c.image is not None and c.classes is not None]
     if not cases:
         raise SynthError("the dataset has no image/label pairs; the segmenter needs labelled real images")
     if not any(groups.group_map(c.classes).any() for c in cases):
         raise SynthError(f"no label of the data belongs to a group of {groups.name}; choose --label-groups for these labels")
     config = default_segmenter_config()
-    config["init_filters"] = args.filters
+    config["init_filters"] = request.filters
     network = build_segmenter(config, groups.num_classes).to(ctx.device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=args.lr)
+    optimizer = torch.optim.Adam(network.parameters(), lr=request.lr)
     run.resume({"segmenter": network}, {"opt": optimizer})
     model = ctx.wrap(network)
     weights = class_weights(cases, groups)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, weight=torch.tensor(weights, dtype=torch.float32, device=ctx.device))
-    use_bf16 = bf16_training_safe(ctx.device, min(args.patch) // MULTIPLE)
+    use_bf16 = bf16_training_safe(ctx.device, min(request.patch) // MULTIPLE)
     guarded_step = GuardedStep(optimizer, network.parameters(), max_norm=5.0)
     losses = []
-    progress.stage("training segmenter", args.steps)
-    for step in range(run.start_step, args.steps):
-        image, labels = _batch(cases, groups, args.patch, args.batch, rng, args.augment)
+    progress.stage("training segmenter", request.steps)
+    for step in range(run.start_step, request.steps):
+        image, labels = _batch(cases, groups, request.patch, request.batch, rng, request.augment)
         with autocast(ctx.device, use_bf16):
             logits = model(image.to(ctx.device))
         loss = loss_fn(logits.float(), labels.to(ctx.device))
         backward_step(loss, step, optimizer, guarded_step)
         losses.append(loss.item())
         done = step + 1
-        run.log_losses(losses, done, args.steps, skipped_steps=guarded_step.skipped)
-        run.save(done, args.steps)
+        run.log_losses(losses, done, request.steps, skipped_steps=guarded_step.skipped)
+        run.save(done, request.steps)
 
     def write_package():
         meta = {
-            "name": Path(args.out).name, "kind": "segmenter", "groups": groups.to_json(),
+            "name": Path(request.out).name, "kind": "segmenter", "groups": groups.to_json(),
             "modalities": sorted({c.modality for c in cases}), "normalization": package_normalization(cases),
-            "working_spacing": list(args.spacing), "label_means": label_means(cases),
+            "working_spacing": list(request.spacing), "label_means": label_means(cases),
             # Inference in windows of the training crop: GroupNorm statistics over a whole head differ from those
             # over a crop (measured: mean Dice 0.58 with 128-voxel windows, 0.76 with 80 at the same weights).
             "segmenter": {"network": "monai.networks.nets.SegResNet", "config": config, "weights": WEIGHTS,
-                          "window": int(max(args.patch)), "class_weights": [round(float(w), 4) for w in weights]},
-            "training": {"segmenter": run.record(cases=len(cases), patch=list(args.patch), lr=args.lr,
+                          "window": int(max(request.patch)), "class_weights": [round(float(w), 4) for w in weights]},
+            "training": {"segmenter": run.record(cases=len(cases), patch=list(request.patch), lr=request.lr,
                                                  final_loss=final_loss(losses), skipped_steps=guarded_step.skipped)},
         }
-        save_package(args.out, meta, {WEIGHTS: network})
+        save_package(request.out, meta, {WEIGHTS: network})
 
     return run.finish(write_package, "segmenter")

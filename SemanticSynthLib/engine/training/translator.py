@@ -24,6 +24,7 @@ from monai.losses import DiffusionLoss, LocalNormalizedCrossCorrelationLoss
 from ...errors import SynthError
 from ..synthesis.sampling import UNET_MULTIPLE
 from ..volume.intensity import mri_normalization
+from ..volume.modalities import MODALITIES, modality
 from ..model.package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, save_package
 from ..model.precision import autocast, bf16_training_safe, encode_latent
 from ..reporting.progress import Progress
@@ -36,6 +37,7 @@ from ..translation.pairs import list_pairs, load_pair
 from ..translation.translate import VELOCITY_MULTIPLE, translate_unit
 from .common import GuardedStep, backward_step, final_loss
 from .diffusion import latent_batch, ema_update, noised
+from ..reporting.results import Result
 from .run import TrainingRun
 
 
@@ -88,15 +90,18 @@ def encode_aligned(pairs, velnet, autoencoder, factor, device, progress):
     return items
 
 
-def train_translator(args) -> Path:
-    if "ct" in (args.source_modality, args.target_modality):
-        raise SynthError("train-translator normalizes MRI contrasts only so far; CT sources or targets are not supported yet")
-    run = TrainingRun(args)
+def train_translator(request, *, progress=None) -> Result:
+    unsupported = [modality(m) for m in (request.source_modality, request.target_modality) if not modality(m).translatable]
+    if unsupported:
+        supported = " and ".join(m.display_name for m in MODALITIES.values() if m.translatable)
+        raise SynthError(f"train-translator normalizes {supported} contrasts only so far; {unsupported[0].display_name} "
+                         "sources or targets are not supported yet")
+    run = TrainingRun(request, progress)
     ctx, progress, rng = run.ctx, run.progress, run.rng
-    package = load_package(args.autoencoder, need_diffusion=False, device=str(ctx.device))
+    package = load_package(request.autoencoder, need_diffusion=False, device=str(ctx.device))
     factor = package.factor
     multiple = int(np.lcm(factor * UNET_MULTIPLE, VELOCITY_MULTIPLE))
-    files = list_pairs(args.data)
+    files = list_pairs(request.data)
     progress.stage("loading pairs", len(files))
     pairs = []
     for i, (s, t) in enumerate(files):
@@ -108,30 +113,30 @@ def train_translator(args) -> Path:
     latent_channels = package.metadata["autoencoder"]["config"]["embedding_dim"]
     denoiser = TranslationDenoiser(latent_channels, factor, config).to(ctx.device)
     ema = copy.deepcopy(denoiser).eval()
-    opt_v = torch.optim.Adam(velnet.parameters(), lr=args.spatial_lr)
-    opt_d = torch.optim.AdamW(denoiser.parameters(), lr=args.lr, weight_decay=0.0)
+    opt_v = torch.optim.Adam(velnet.parameters(), lr=request.spatial_lr)
+    opt_d = torch.optim.AdamW(denoiser.parameters(), lr=request.lr, weight_decay=0.0)
     info = run.resume({"velocity": velnet, "denoiser": denoiser, "ema": ema}, {"velocity": opt_v, "denoiser": opt_d})
     start = run.start_step
-    total = args.spatial_steps + args.steps + args.refine_steps
-    diffusion_end = args.spatial_steps + args.steps
+    total = request.spatial_steps + request.steps + request.refine_steps
+    diffusion_end = request.spatial_steps + request.steps
 
     # 1. the spatial transform
-    similarity = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=args.ncc_kernel)
+    similarity = LocalNormalizedCrossCorrelationLoss(spatial_dims=3, kernel_size=request.ncc_kernel)
     smoothness = DiffusionLoss()
     spatial_model = ctx.wrap(velnet)
     step_v = GuardedStep(opt_v, velnet.parameters(), max_norm=10.0)
-    progress.stage("training spatial transform", args.spatial_steps)
+    progress.stage("training spatial transform", request.spatial_steps)
     losses = []
-    for step in range(start, args.spatial_steps):
+    for step in range(start, request.spatial_steps):
         pair = pairs[rng.integers(len(pairs))]
-        _decayed(opt_v, args.spatial_lr, step, 0, args.spatial_steps)
+        _decayed(opt_v, request.spatial_lr, step, 0, request.spatial_steps)
         loss = spatial_loss(spatial_model, _volume(pair.source, ctx.device), _volume(pair.target, ctx.device),
-                            similarity, smoothness, args.smoothness)
+                            similarity, smoothness, request.smoothness)
         backward_step(loss, step, opt_v, step_v)
         losses.append(loss.item())
         done = step + 1
-        run.log_losses(losses, done, args.spatial_steps, key="spatial_loss")
-        run.save(done, args.spatial_steps, total)
+        run.log_losses(losses, done, request.spatial_steps, key="spatial_loss")
+        run.save(done, request.spatial_steps, total)
     spatial_final = final_loss(losses, info.get("spatial_loss"))
 
     # 2. the intensity translator, on targets aligned by the (now fixed) spatial transform
@@ -139,59 +144,59 @@ def train_translator(args) -> Path:
     items = encode_aligned(pairs, velnet, package.autoencoder, factor, ctx.device, progress)
     latent_scale = 1.0 / max(float(torch.cat([i[0].flatten() for i in items]).std()), 1e-2)
     # What sampling needs, as the package will store it (stage 3 samples with it too).
-    settings = {"schedule": default_schedule(), "latent_scale": latent_scale, "default_steps": args.default_steps,
+    settings = {"schedule": default_schedule(), "latent_scale": latent_scale, "default_steps": request.default_steps,
                 "window": 64, "decode_window": 64}
-    smallest = min(min(args.latent_patch[0], item[0].shape[1]) for item in items) // UNET_MULTIPLE
+    smallest = min(min(request.latent_patch[0], item[0].shape[1]) for item in items) // UNET_MULTIPLE
     use_bf16 = bf16_training_safe(ctx.device, smallest)
     model = ctx.wrap(denoiser)
     scheduler = ddpm(default_schedule())
     guarded_step = GuardedStep(opt_d, denoiser.parameters(), max_norm=1.0)
-    progress.stage("training intensity translator", args.steps)
+    progress.stage("training intensity translator", request.steps)
     losses = []
-    for step in range(max(start, args.spatial_steps), diffusion_end):
-        latent, source, _ = latent_batch(items, args.latent_patch, args.batch, rng, latent_scale)
+    for step in range(max(start, request.spatial_steps), diffusion_end):
+        latent, source, _ = latent_batch(items, request.latent_patch, request.batch, rng, latent_scale)
         latent, source = latent.to(ctx.device), source.to(ctx.device)
         noisy, t, target = noised(scheduler, latent)
         with autocast(ctx.device, use_bf16):
             pred = model(noisy, t, source)
         loss = F.mse_loss(pred.float(), target)
         if backward_step(loss, step, opt_d, guarded_step):
-            ema_update(ema, denoiser, step - args.spatial_steps, args.ema)
+            ema_update(ema, denoiser, step - request.spatial_steps, request.ema)
         losses.append(loss.item())
         done = step + 1
-        run.log_losses(losses, done, diffusion_end, key="diffusion_loss", shown_step=done - args.spatial_steps,
+        run.log_losses(losses, done, diffusion_end, key="diffusion_loss", shown_step=done - request.spatial_steps,
                        skipped_steps=guarded_step.skipped)
-        run.save(done, args.spatial_steps, total, spatial_loss=spatial_final)
+        run.save(done, request.spatial_steps, total, spatial_loss=spatial_final)
     diffusion_final = final_loss(losses, info.get("diffusion_loss"))
 
     # 3. refinement of the spatial transform against the translations
     refine_final = None
-    if args.refine_steps and max(start, diffusion_end) < total:
+    if request.refine_steps and max(start, diffusion_end) < total:
         ema.eval()
-        translations = translate_sources(pairs, ema, package.autoencoder, settings, factor, args.refine_sample_steps,
+        translations = translate_sources(pairs, ema, package.autoencoder, settings, factor, request.refine_sample_steps,
                                          ctx.device, progress)
         velnet.train()
-        refine_lr = args.spatial_lr * 0.2
+        refine_lr = request.spatial_lr * 0.2
         losses = []
-        progress.stage("refining spatial transform", args.refine_steps)
+        progress.stage("refining spatial transform", request.refine_steps)
         for step in range(max(start, diffusion_end), total):
             k = int(rng.integers(len(pairs)))
-            _decayed(opt_v, refine_lr, step, diffusion_end, args.refine_steps)
+            _decayed(opt_v, refine_lr, step, diffusion_end, request.refine_steps)
             loss = refine_loss(spatial_model, _volume(pairs[k].source, ctx.device), _volume(translations[k], ctx.device),
-                               _volume(pairs[k].target, ctx.device), smoothness, args.refine_smoothness)
+                               _volume(pairs[k].target, ctx.device), smoothness, request.refine_smoothness)
             backward_step(loss, step, opt_v, step_v)
             losses.append(loss.item())
             done = step + 1
             run.log_losses(losses, done, total, key="refine_loss", shown_step=done - diffusion_end)
-            run.save(done, args.spatial_steps, total, spatial_loss=spatial_final, diffusion_loss=diffusion_final)
+            run.save(done, request.spatial_steps, total, spatial_loss=spatial_final, diffusion_loss=diffusion_final)
         refine_final = final_loss(losses)
 
     def write_package():
         meta = {
-            "name": Path(args.out).name, "kind": "translator",
-            "source": {"modality": args.source_modality, "contrast": args.source_contrast,
+            "name": Path(request.out).name, "kind": "translator",
+            "source": {"modality": request.source_modality, "contrast": request.source_contrast,
                        "normalization": mri_normalization(float(np.median([p.source_scale for p in pairs])))},
-            "target": {"modality": args.target_modality, "contrast": args.target_contrast,
+            "target": {"modality": request.target_modality, "contrast": request.target_contrast,
                        "normalization": mri_normalization(float(np.median([p.target_scale for p in pairs])))},
             "working_spacing": list(package.working_spacing),
             "autoencoder": {"config": package.metadata["autoencoder"]["config"], "weights": "autoencoder.safetensors"},
@@ -200,13 +205,13 @@ def train_translator(args) -> Path:
                         "resolution_factor": SPATIAL_FACTOR, "squaring_steps": 7,
                         "field_convention": FIELD_CONVENTION},
             "training": {"translator": run.record(
-                pairs=len(pairs), autoencoder=str(args.autoencoder), spatial_steps=args.spatial_steps,
-                latent_patch=list(args.latent_patch), lr=args.lr, smoothness=args.smoothness,
-                refine_steps=args.refine_steps, refine_sample_steps=args.refine_sample_steps,
+                pairs=len(pairs), autoencoder=str(request.autoencoder), spatial_steps=request.spatial_steps,
+                latent_patch=list(request.latent_patch), lr=request.lr, smoothness=request.smoothness,
+                refine_steps=request.refine_steps, refine_sample_steps=request.refine_sample_steps,
                 final_spatial_loss=spatial_final, final_diffusion_loss=diffusion_final, final_refine_loss=refine_final,
                 skipped_steps=guarded_step.skipped)},
         }
-        save_package(args.out, meta, {AUTOENCODER_WEIGHTS: package.autoencoder, DIFFUSION_WEIGHTS: ema,
+        save_package(request.out, meta, {AUTOENCODER_WEIGHTS: package.autoencoder, DIFFUSION_WEIGHTS: ema,
                                       "velocity.safetensors": velnet})
 
     return run.finish(write_package, "translator package")

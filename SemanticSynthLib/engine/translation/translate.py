@@ -24,8 +24,12 @@ from ..model.store import resolve_model
 from ..model.package_metadata import DEFAULT_TRANSLATOR, read_package_metadata
 from ..reporting.progress import Progress
 from ..reporting.provenance import stamp, translation_provenance
+from ..volume.labels import check_label_volume
 from ..volume.volume_kind import volume_kind
-from ..synthesis.sampling import UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, torch_device
+from ..synthesis.sampling import (UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, resolved_device,
+                                  torch_device)
+from ..reporting.results import Result
+from ..requests import TranslationRequest
 from ..volume.working_image import units_on_grid
 from .fields import FIELD_CONVENTION, displacement_transform, field_image, resample_field
 from ..model.packing import space_to_depth
@@ -74,6 +78,11 @@ def check_source_modality(image: sitk.Image, translator: Translator) -> None:
     """The source must be an intensity volume of the model's source modality (rules: engine/volume/volume_kind.py)."""
     expected = translator.metadata["source"]["modality"]
     contrast = translator.metadata["source"].get("contrast", "")
+    values = sitk.GetArrayViewFromImage(image)
+    if values.min() == values.max():  # whole numbers in one uniform region: volume_kind would call it a label map
+        raise SynthError(f"the source is {'empty' if values.min() == 0 else 'constant'}: every voxel is "
+                         f"{float(values.min()):g}, there is no image to translate; give the {expected.upper()} "
+                         f"{contrast} volume".rstrip() + " (check that the file is the image you meant)")
     found = volume_kind(image)
     if found == "labels":
         raise SynthError(f"the source looks like a label map (whole-number values in uniform regions), but model "
@@ -114,6 +123,8 @@ def translate_volume(translator: Translator, source: sitk.Image, steps: int | No
     dev = torch_device(device)
     meta = translator.metadata
     check_source_modality(source, translator)
+    if labels is not None:
+        check_label_volume(labels, "the --labels volume")
     if labels is not None and not same_grid(labels, source):
         raise SynthError("the label map is on another grid than the source (size, spacing, origin or direction differ); "
                          "resample it onto the source first")
@@ -148,29 +159,40 @@ def translate_volume(translator: Translator, source: sitk.Image, steps: int | No
     return Translation(image, field, carried)
 
 
-def translate_file(args) -> None:
-    """The `translate` command: all checks before any work; every output written atomically, or none."""
-    progress = Progress(args.progress)
-    outputs = [args.out, args.field] + ([args.labels_out] if args.labels else [])
-    if args.labels_out and not args.labels:
-        raise SynthError("--labels-out needs --labels SEG, the source label map to carry")
-    if args.labels and not args.labels_out:
-        raise SynthError("--labels needs --labels-out OUT, where to write the carried label map")
+def translate(request: TranslationRequest, *, progress: Progress | str | None = None) -> Result:
+    """Run a TranslationRequest: every check before any work; every output written atomically, or none.
+
+    Args:
+        request: the translation request (engine/requests/translation.py).
+        progress: a Progress or its mode ("bar", "json", "none").
+
+    Returns:
+        Result with outputs {"out", "field"[, "labels_out"]} and the provenance stamped on the translated volume.
+    """
+    progress = progress if isinstance(progress, Progress) else Progress(progress or "none")
+    outputs = [request.out, request.field] + ([request.labels_out] if request.labels else [])
     if len({str(Path(p).resolve()) for p in outputs}) != len(outputs):
         raise SynthError("the output, field and label outputs must be different files")
     for path in outputs:
-        check_output_path(path, args.overwrite)
-    source = read_volume(args.source, getattr(args, "series", None))
-    labels = read_volume(args.labels) if args.labels else None
-    translator = load_translator(args.model)
-    result = translate_volume(translator, source, args.steps, args.seed, not args.no_deform, labels, args.device,
-                              progress, not args.fp32)
-    steps = int(args.steps or translator.metadata["translator"]["default_steps"])
-    stamp(result.image, translation_provenance(translator.name, translator.metadata, steps, args.seed, not args.no_deform,
-                                               FIELD_CONVENTION))
+        check_output_path(path, request.overwrite)
+    source = read_volume(request.source, request.series)
+    labels = read_volume(request.labels) if request.labels else None
+    translator = load_translator(request.model)
+    resolved = request.model_copy(update={
+        "device": resolved_device(request.device),
+        "steps": check_steps(int(request.steps or translator.metadata["translator"]["default_steps"]),
+                             translator.metadata["translator"]["schedule"])})
+    result = translate_volume(translator, source, resolved.steps, resolved.seed, resolved.deform, labels,
+                              resolved.device, progress, not resolved.fp32)
+    record = translation_provenance(translator.name, translator.metadata, resolved, FIELD_CONVENTION)
+    stamp(result.image, record)
     # All or nothing: each output is written beside its target and read back, then all are renamed together,
     # and the user's previous files come back if any step fails.
-    write_volumes([(image, path) for image, path in ((result.image, args.out), (result.field, args.field),
-                                                      (result.labels, args.labels_out)) if image is not None],
-                  args.overwrite)
-    progress.message(f"wrote {args.out} and {args.field}", output=str(args.out), field=str(args.field))
+    write_volumes([(image, path) for image, path in ((result.image, request.out), (result.field, request.field),
+                                                      (result.labels, request.labels_out)) if image is not None],
+                  request.overwrite)
+    progress.message(f"wrote {request.out} and {request.field}", output=str(request.out), field=str(request.field))
+    written = {"out": str(request.out), "field": str(request.field)}
+    if request.labels_out:
+        written["labels_out"] = str(request.labels_out)
+    return Result("translate", written, record, {})

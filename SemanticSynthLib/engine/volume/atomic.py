@@ -175,3 +175,14 @@ def staged_dir(target: Path):
     with temp_dir_beside(Path(target)) as tmp:
         yield tmp
         commit_dir(tmp, Path(target))
+
+
+def write_text_checked(target: Path, text: str, check) -> Path:
+    """Write a small text file (a request, a result): temp file beside it, read back and `check`ed, then renamed."""
+    target = Path(target)
+    with temp_file_beside(target, suffix=target.suffix) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+        if not check(tmp.read_text(encoding="utf-8")):
+            raise OSError(f"{target} did not read back as written")
+        commit_file(tmp, target)
+    return target

@@ -1,0 +1,37 @@
+"""Typed requests: one per job, JSON in and out (see base.py). REQUESTS maps each command to its request class."""
+from .evaluation import EvaluationRequest
+from .generation import GenerationRequest, Sampling
+from .training import (TrainAutoencoderRequest, TrainDiffusionRequest, TrainingRequest, TrainSegmenterRequest,
+                       TrainTranslatorRequest)
+from .translation import TranslationRequest
+from .base import Request
+
+REQUESTS = {cls.command: cls for cls in (GenerationRequest, TranslationRequest, EvaluationRequest,
+                                         TrainAutoencoderRequest, TrainDiffusionRequest, TrainSegmenterRequest,
+                                         TrainTranslatorRequest)}
+
+
+def read_request(path) -> Request:
+    """A request file (`{"command": ..., options}`) -> its request, checked; SynthError with one line otherwise."""
+    import json
+    from pathlib import Path
+
+    from ...errors import SynthError
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SynthError(f"cannot read the request file {path} ({exc.__class__.__name__}); give a UTF-8 JSON file") from None
+    try:
+        command = json.loads(text).get("command")
+    except (json.JSONDecodeError, AttributeError):
+        command = None
+    if command not in REQUESTS:
+        raise SynthError(f"the request file {path} names no known command ({command!r}); \"command\" must be one of "
+                         f"{', '.join(REQUESTS)}")
+    return REQUESTS[command].from_json(text)
+
+
+__all__ = ["REQUESTS", "Request", "read_request", "GenerationRequest", "Sampling", "TranslationRequest",
+           "EvaluationRequest", "TrainingRequest", "TrainAutoencoderRequest", "TrainDiffusionRequest",
+           "TrainSegmenterRequest", "TrainTranslatorRequest"]

@@ -1,0 +1,63 @@
+"""What `generate` needs: a label map in, a volume on its grid out, and every option of the sampling."""
+from typing import ClassVar, Optional
+
+from .base import Request, option
+from .checks import GUIDANCE, STEPS, TEMPERATURE, integer, one_of, seed, text
+from .registries import device_names, modality_names, phase_names
+
+
+class Sampling(Request):
+    """How a generator samples: shared by generate and evaluate. None: the model package's default."""
+
+    steps: Optional[int] = option(None, "DDIM steps (default: the model's)", check=STEPS)
+    seed: int = option(0, "random seed: the same request and seed give the same volume", check=seed)
+    guidance: Optional[float] = option(None, "classifier-free guidance scale (default: the model's; 1: none)",
+                                       check=GUIDANCE)
+    temperature: Optional[float] = option(
+        None, "scale of the starting noise, above 0 and at most 1 (default: the model's). Lower follows the labels "
+              "more closely with less varied texture; 1 gives the most varied samples", check=TEMPERATURE)
+
+
+class GenerationRequest(Sampling):
+    """Generate a CT or MRI volume on exactly a label map's grid.
+
+    Args:
+        labels: the label map (NIfTI, NRRD, MHA or a DICOM series folder).
+        out: the volume to write (.nii.gz, .nii, .nrrd, .mha).
+        model: a model package folder or bundled name; None: the default generator of the modality.
+        modality: one of the package's modalities; None: its first.
+        steps, seed, guidance, temperature: sampling (see Sampling); None: the package's default.
+        device: "auto" (CUDA where available, else CPU), "cpu" or "cuda".
+        phase: CT contrast phase whose reference HU the labels follow; None: the training data's.
+        priors: JSON file of label id or name -> mean or {"mean", "range"}, overriding the package's priors.
+        calibrate: move each label's mean onto its prior (the check before is reported either way).
+        unknown_labels: "error", or "background" to generate labels the model does not know as background.
+        label_mapping: JSON file of input id -> model id or name.
+        max_voxels, window, fp32, series, overwrite: limits, sliding window, precision, DICOM series, replace OUT.
+    """
+
+    command: ClassVar[str] = "generate"
+
+    labels: str = option(help="label map: NIfTI, NRRD, MHA or a DICOM series folder", check=text, role="data",
+                         positional=True)
+    out: str = option(help="output volume (.nii.gz, .nii, .nrrd, .mha)", check=text, role="output", positional=True)
+    model: Optional[str] = option(None, "model package folder or bundled name (default: by modality)", role="model")
+    modality: Optional[str] = option(None, "default: the model's first modality", check=one_of(modality_names))
+    device: str = option("auto", "where the networks run: auto (CUDA where available), cpu or cuda",
+                         check=one_of(device_names))
+    phase: Optional[str] = option(None, "CT: generate every label at this contrast phase's reference HU "
+                                        "(default: the training data's)", check=one_of(phase_names))
+    priors: Optional[str] = option(None, "JSON of label id or name -> mean (HU for CT, x white matter for MRI) or "
+                                         "{\"mean\": x, \"range\": [lo, hi]}, overriding the model's priors",
+                                   role="input", recorded=True)
+    calibrate: bool = option(True, "keep each label's mean as the network made it (default: moved onto its prior; "
+                                   "the check before is reported either way)", flag="--no-calibrate")
+    unknown_labels: str = option("error", "labels the model does not know: error, or generate them as background",
+                                 check=one_of(("error", "background")))
+    label_mapping: Optional[str] = option(None, "JSON of input id -> model id or name", role="input", recorded=True)
+    max_voxels: int = option(512 ** 3, "refuse label maps larger than this at working spacing (memory limit)",
+                             check=integer(1))
+    window: Optional[int] = option(None, "latent window edge for sliding-window generation", check=integer(8, 1024))
+    fp32: bool = option(False, "no bf16 autocast")
+    series: Optional[str] = option(None, "DICOM series UID, when the LABELS folder holds several")
+    overwrite: bool = option(False, "replace OUT if it exists", recorded=False)
