@@ -1,6 +1,7 @@
 """One engine run in a child process, seen from the scene: progress, cancel, and nodes only on success."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -15,9 +16,12 @@ from .process import EngineProcess
 class EngineJob:
     """poll() from a GUI timer, or wait(); cancel() at any time.
 
-    Subclasses give the command line (`_command`) and turn the files into nodes (`_import`). Nodes are
-    created only once the engine has succeeded, so a cancel or an error leaves the scene as it was; the
-    temporary folder is removed in every case.
+    Subclasses give the request (`_request`: an engine request whose paths lie in the job's folder) and turn the
+    files into nodes (`_import`). The request is written to REQUEST.json in that folder and the child runs
+    `python -m SemanticSynthLib run REQUEST.json --result RESULT.json --progress json`: the same request, checks
+    and code path as the command line, and `self.result` (outputs, provenance, report) is read back before
+    `_import`. Nodes are created only once the engine has succeeded, so a cancel or an error leaves the scene as
+    it was; the temporary folder is removed in every case.
     """
 
     module = "SemanticSynthLib"
@@ -28,19 +32,19 @@ class EngineJob:
         self._on_progress = on_progress
         self._lock = threading.Lock()
         self.result_node = None
+        self.result: dict = {}
         self.error: str | None = None
-        self.process = EngineProcess(self._command(), self._progress, module=self.module)
+        self.process = EngineProcess(self._arguments(), self._progress, module=self.module)
 
-    def _command(self) -> list[str]:
+    def _request(self):
         raise NotImplementedError
+
+    def _arguments(self) -> list[str]:
+        request_file = self._request().write(self.workdir / "request.json")
+        return ["run", str(request_file), "--result", str(self.workdir / "result.json")]
 
     def _import(self):
         raise NotImplementedError
-
-    def _common_options(self) -> list[str]:
-        """--steps and --device, passed on only when the caller chose them."""
-        a = self.args
-        return (["--steps", str(a["steps"])] if a.get("steps") else []) + (["--device", a["device"]] if a.get("device") else [])
 
     def _progress(self, record: dict) -> None:
         with self._lock:
@@ -84,6 +88,9 @@ class EngineJob:
             if self.process.process.returncode != 0:
                 self.error = self.process.error_message
                 return
+            result_file = self.workdir / "result.json"
+            if result_file.is_file():
+                self.result = json.loads(result_file.read_text(encoding="utf-8"))
             self.result_node = self._import()
         except SynthError as exc:
             self.error = str(exc)
@@ -109,7 +116,7 @@ class DownloadJob(EngineJob):
         if os.environ.get("SEMANTICSYNTH_MODEL_MANIFEST"):
             self.process.env["SEMANTICSYNTH_MODEL_MANIFEST"] = os.environ["SEMANTICSYNTH_MODEL_MANIFEST"]
 
-    def _command(self) -> list[str]:
+    def _arguments(self) -> list[str]:
         return ["fetch", self.args["name"], "--workdir", str(self.workdir / "staging")]
 
     def _import(self):

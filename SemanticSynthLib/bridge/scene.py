@@ -13,12 +13,13 @@ import slicer
 import vtk
 
 from ..engine.volume.labels import LabelTable, normalized_name
+from ..engine.volume.modalities import modality as registered_modality
+from ..engine.reporting.provenance import as_text
 from ..errors import SynthError
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 SOURCE_REFERENCE = "SemanticSynthSource"
 ATTRIBUTE_PREFIX = "SemanticSynth."
-WINDOW_LEVEL = {"ct": (400.0, 40.0)}  # abdominal soft-tissue window, as in the abdominal-CT paper
 GEOMETRY_TOLERANCE_MM = 1e-4
 
 
@@ -209,7 +210,7 @@ def link_output(output_node, source_node, attributes: dict) -> None:
     """Reference from the output to its source, provenance attributes, and the source's study folder."""
     output_node.SetNodeReferenceID(SOURCE_REFERENCE, source_node.GetID())
     for key, value in attributes.items():
-        output_node.SetAttribute(ATTRIBUTE_PREFIX + key, str(value))
+        output_node.SetAttribute(ATTRIBUTE_PREFIX + key, as_text(value))
     sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(output_node.GetScene())
     parent = sh.GetItemParent(sh.GetItemByDataNode(source_node)) or sh.GetSceneItemID()
     item = sh.GetItemByDataNode(output_node)
@@ -219,13 +220,17 @@ def link_output(output_node, source_node, attributes: dict) -> None:
         sh.CreateItem(parent, output_node)
 
 
-def apply_window_level(volume_node, modality: str) -> None:
+def apply_window_level(volume_node, modality: str | None) -> None:
+    """The modality's registered window/level (engine/volume/modalities.py; CT: the abdominal soft-tissue window
+    W400/L40). A modality without one (MRI), or None (a volume of unknown modality): the 1st..99.5th percentile of the
+    volume's positive voxels. An unregistered modality is a one-line SynthError."""
+    fixed = registered_modality(modality).window_level if modality is not None else None
     display = volume_node.GetDisplayNode()
     if display is None:
         return
     display.AutoWindowLevelOff()
-    if modality in WINDOW_LEVEL:
-        window, level = WINDOW_LEVEL[modality]
+    if fixed is not None:
+        window, level = fixed
     else:
         values = slicer.util.arrayFromVolume(volume_node)
         low, high = np.percentile(values[values > 0] if (values > 0).any() else values, [1, 99.5])

@@ -14,17 +14,36 @@ from pathlib import Path
 import numpy as np
 import slicer
 
-from ..engine.model import store as model_store
-from ..engine.model.package_metadata import DEFAULT_TRANSLATOR, read_package_metadata
-from ..engine.reporting.provenance import translation_provenance
+from functools import partial
+
+from ..engine.model.package_metadata import DEFAULT_TRANSLATOR
+from ..engine.requests import TranslationRequest
 from ..errors import SynthError
 from .jobs import EngineJob, staged_inputs, start_with_model
+from .models import available_models, model_info
 from .scene import (ATTRIBUTE_PREFIX, SOURCE_REFERENCE, apply_window_level, check_same_grid, check_source_volume,
                     export_volume, import_transform, import_volume, link_output)
 
 FIELD_REFERENCE = "SemanticSynthField"
 TRANSLATED_REFERENCE = "SemanticSynthTranslated"
 FIELD_CONVENTION = "output point -> source point (transform from parent)"
+
+
+STAGED = {"source": "source.nrrd", "out": "translated.nrrd", "field": "field.nrrd"}  # inside the job's folder
+
+
+def translation_request(model_path, workdir: Path | str = ".", **options) -> TranslationRequest:
+    """The request the bridge runs: the user's options (TranslationRequest fields; None: the default) with the
+    staged source and outputs in `workdir`. SynthError (one line) on a bad option."""
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - set(TranslationRequest.model_fields) | set(given) & {*STAGED, "model", "labels",
+                                                                                         "labels_out"})
+    if unknown:
+        raise SynthError(f"unknown translation option(s) {', '.join(unknown)}; the options are the fields of "
+                         "TranslationRequest (the paths and model are set by the bridge; carry a segmentation with "
+                         "carry_segmentation)")
+    staged = {key: str(Path(workdir) / name) for key, name in STAGED.items()}
+    return TranslationRequest.build({**given, **staged, "model": str(model_path)}, source="request field")
 
 
 class TranslationJob(EngineJob):
@@ -34,11 +53,8 @@ class TranslationJob(EngineJob):
         self.ijk_to_ras = ijk_to_ras
         super().__init__(logic_args, workdir, on_progress)
 
-    def _command(self) -> list[str]:
-        a = self.args
-        cmd = ["translate", str(self.workdir / "source.nrrd"), str(self.workdir / "translated.nrrd"),
-               "--field", str(self.workdir / "field.nrrd"), "--model", str(a["model_path"]), "--seed", str(a["seed"])]
-        return cmd + ([] if a["deform"] else ["--no-deform"]) + self._common_options()
+    def _request(self) -> TranslationRequest:
+        return translation_request(self.args["model_path"], self.workdir, **self.args["options"])
 
     def _import(self):
         a = self.args
@@ -48,18 +64,17 @@ class TranslationJob(EngineJob):
         contrast = meta["target"].get("contrast", "translated")
         created = []
         try:
-            volume = import_volume(scene, self.workdir / "translated.nrrd", f"{source.GetName()} {contrast}")
+            volume = import_volume(scene, self.workdir / STAGED["out"], f"{source.GetName()} {contrast}")
             created.append(volume)
             check_same_grid(volume, self.ijk_to_ras, "translated volume", "source")
-            transform = import_transform(scene, self.workdir / "field.nrrd", f"{source.GetName()} {contrast} field")
+            transform = import_transform(scene, self.workdir / STAGED["field"], f"{source.GetName()} {contrast} field")
             created.append(transform)
         except BaseException:
             for node in created:
                 scene.RemoveNode(node)
             raise
-        record = translation_provenance(meta.get("name", a["model_path"].name), meta,
-                                        a.get("steps") or meta["translator"]["default_steps"], a["seed"], a["deform"],
-                                        FIELD_CONVENTION)
+        # The engine's record, but the field is read as a transform here ("from parent"), not as the file's vectors.
+        record = {**self.result.get("provenance", {}), "field_convention": FIELD_CONVENTION}
         link_output(volume, source, record)
         link_output(transform, source, record)
         volume.SetNodeReferenceID(FIELD_REFERENCE, transform.GetID())
@@ -71,28 +86,36 @@ class TranslationJob(EngineJob):
 class TranslationLogic:
     """Translate a volume node with a translator package; see the module docstring."""
 
-    @staticmethod
-    def available_models() -> list[str]:
-        """Bundled translators and those of the model manifest (downloaded on first use)."""
-        return model_store.offered("translator")
+    available_models = staticmethod(partial(available_models, "translator"))
 
     @staticmethod
     def model_info(model: str | None) -> dict:
-        path = model_store.resolve_local(model or DEFAULT_TRANSLATOR)
-        return {"path": path, "metadata": read_package_metadata(path, "translator")}
+        """The package's folder and metadata (bridge/models.py)."""
+        return model_info(model, "translator")
 
-    def start(self, volume_node, model: str | None = None, steps: int | None = None, seed: int = 0, deform: bool = True,
-              on_progress=None, device: str | None = None):
-        """A TranslationJob; for a manifest model not downloaded yet, a job that downloads it first."""
+    def start(self, volume_node, model: str | None = None, on_progress=None, **options):
+        """Start translating; returns a TranslationJob (for a manifest model not downloaded yet, a job that
+        downloads it first).
+
+        Args:
+            volume_node: the source vtkMRMLScalarVolumeNode.
+            model: a translator package folder, bundled or manifest name; None: brain-t1-to-t2like.
+            on_progress: called with each progress record (a dict) from the engine's thread.
+            **options: TranslationRequest fields: steps, seed, deform, device, fp32. None: the default.
+
+        Returns:
+            The running job; its result_node is (translated volume node, grid transform node).
+        """
         check_source_volume(volume_node)
+        translation_request(model or DEFAULT_TRANSLATOR, **options)  # a bad option fails here, before any export
         return start_with_model(model or DEFAULT_TRANSLATOR,
-                                lambda m: self._start(volume_node, m, steps, seed, deform, on_progress, device), on_progress)
+                                lambda m: self._start(volume_node, m, on_progress, options), on_progress)
 
-    def _start(self, volume_node, model, steps, seed, deform, on_progress, device) -> TranslationJob:
+    def _start(self, volume_node, model, on_progress, options) -> TranslationJob:
         info = self.model_info(model)
-        workdir, ijk_to_ras = staged_inputs(lambda folder: export_volume(volume_node, folder / "source.nrrd"))
-        args = {"volume_node": volume_node, "model_path": info["path"], "metadata": info["metadata"], "steps": steps,
-                "seed": int(seed), "deform": bool(deform), "device": device}
+        workdir, ijk_to_ras = staged_inputs(lambda folder: export_volume(volume_node, folder / STAGED["source"]))
+        args = {"volume_node": volume_node, "model_path": info["path"], "metadata": info["metadata"],
+                "options": dict(options)}
         return TranslationJob(args, workdir, ijk_to_ras, on_progress).start()
 
     def translate(self, volume_node, **kwargs):
