@@ -13,7 +13,7 @@ import traceback
 
 from .engine.requests import REQUESTS
 from .engine.requests.base import flag_of, spec
-from .engine.requests.checks import THREADS, integer, number
+from .checks import THREADS, integer, number
 from .errors import SynthError
 
 HELP = {

@@ -109,23 +109,49 @@ class ModelPackage:
         return self.modalities.index(modality)
 
 
-def load_package(path: str | Path, need_diffusion: bool = True, device: str = "cpu") -> ModelPackage:
-    path = Path(path)
-    meta = read_package_metadata(path, "generator", complete=need_diffusion)
-    labels = LabelTable.from_json(meta["label_table"])
-    autoencoder = check_network_size(lambda: build_autoencoder(meta["autoencoder"]["config"]), "autoencoder")
-    load_weights(autoencoder, path / AUTOENCODER_WEIGHTS)
-    denoiser = None
+def load_networks(model: str | Path, kind: str, networks, device: str = "cpu", complete: bool = True):
+    """The one loader of the three package kinds (generator, translator, segmenter).
+
+    Args:
+        model: a package folder, or a bundled, cached or manifest name (downloaded now: store.resolve_model).
+        kind: the kind the package must be; its metadata is read and checked against the schema first.
+        networks: metadata -> {name: (build, weights file)}: each network is built (refused when its weights alone
+            would not fit in memory), given its safetensors weights (no code runs) and set up for inference.
+        device: where the networks go. complete: a generator must hold its diffusion U-Net too.
+
+    Returns:
+        (package folder, metadata, {name: network}).
+    """
+    from .store import resolve_model
+
+    path = resolve_model(str(model))
+    meta = read_package_metadata(path, kind, complete=complete)
+    built = {}
+    for name, (build, weights) in networks(meta).items():
+        network = check_network_size(build, name)
+        load_weights(network, path / weights)
+        built[name] = for_inference(network, device)
+    return path, meta, built
+
+
+def _generator_networks(meta: dict) -> dict:
+    ae_config = meta["autoencoder"]["config"]
+    networks = {"autoencoder": (lambda: build_autoencoder(ae_config), AUTOENCODER_WEIGHTS)}
     if "diffusion" in meta:
         d = meta["diffusion"]
-        ae_config = meta["autoencoder"]["config"]
-        denoiser = check_network_size(lambda: LatentDenoiser(latent_channels(ae_config), labels.num_classes, d["conditioning"],
-                                                             len(meta["modalities"]), d["config"],
-                                                             priors=is_label_aware(ae_config),
-                                                             factor=autoencoder_factor(ae_config)), "diffusion U-Net")
-        load_weights(denoiser, path / DIFFUSION_WEIGHTS)
-        denoiser = for_inference(denoiser, device)
-    return ModelPackage(path, meta, for_inference(autoencoder, device), denoiser, labels)
+        classes = LabelTable.from_json(meta["label_table"]).num_classes
+        networks["diffusion U-Net"] = (
+            lambda: LatentDenoiser(latent_channels(ae_config), classes, d["conditioning"], len(meta["modalities"]),
+                                   d["config"], priors=is_label_aware(ae_config), factor=autoencoder_factor(ae_config)),
+            DIFFUSION_WEIGHTS)
+    return networks
+
+
+def load_package(path: str | Path, need_diffusion: bool = True, device: str = "cpu") -> ModelPackage:
+    """A generator package (its autoencoder, and its diffusion U-Net where it has one), ready for inference."""
+    path, meta, built = load_networks(path, "generator", _generator_networks, device, complete=need_diffusion)
+    return ModelPackage(path, meta, built["autoencoder"], built.get("diffusion U-Net"),
+                        LabelTable.from_json(meta["label_table"]))
 
 
 def _written_correctly(folder: Path, metadata_text: str, tensors: dict[str, dict]) -> str | None:

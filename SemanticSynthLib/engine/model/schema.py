@@ -14,6 +14,8 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Fiel
                       Tag, ValidationError, field_validator, model_validator)
 
 from ...errors import SynthError
+from ..volume.modalities import DEFAULT_MODALITY, MODALITIES
+from ...checks import GUIDANCE, STEPS, TEMPERATURE
 from .conditioning_modes import MODES
 
 MAX_CHANNELS = 1024     # per network level; the bundled models use 16..64
@@ -34,7 +36,25 @@ def _weights_name(name: str) -> str:
 
 
 WeightsName = Annotated[StrictStr, AfterValidator(_weights_name)]
-Modality = Literal["ct", "mri"]
+def _registered_modality(name: str) -> str:
+    """A modality of the registry (engine/volume/modalities.py), read when a package is checked."""
+    if name not in MODALITIES:
+        names = [repr(m) for m in MODALITIES]
+        raise ValueError(f"Input should be {', '.join(names[:-1])} or {names[-1]}" if len(names) > 1
+                         else f"Input should be {names[0]}")
+    return name
+
+
+Modality = Annotated[StrictStr, AfterValidator(_registered_modality)]
+
+
+def _units_of_modality(normalization: dict, modalities) -> None:
+    """A normalization that records its units records its modality's: priors and calibration find the modality by them."""
+    for name in modalities:
+        norm = normalization.get(name)
+        units = getattr(norm, "units", None) if norm is not None else None
+        if units is not None and units != MODALITIES[name].units:
+            raise ValueError(f"normalization of {name} is in {units!r}, but {name} is in {MODALITIES[name].units!r}")
 
 
 class Open(BaseModel):
@@ -192,7 +212,7 @@ class Sampler(Open):
     weights: WeightsName = "diffusion.safetensors"
     schedule: Schedule
     latent_scale: Positive
-    default_steps: Annotated[StrictInt, Field(ge=1)] = 20
+    default_steps: Annotated[StrictInt, AfterValidator(STEPS)] = 20
     window: Window = 32
     decode_window: Window = 64  # decoded tiles hold at most decode_window^3 latent voxels (sampling.decode)
 
@@ -214,9 +234,10 @@ class Diffusion(Sampler):
     ema: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
     # Classifier-free guidance: the fraction of training samples given the null condition, and the default scale.
     condition_dropout: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.0
-    guidance: Annotated[float, Field(ge=1, le=20, allow_inf_nan=False)] = 1.0
+    # The package's defaults for generation, range-checked by the same checks as the requests (SemanticSynthLib/checks.py).
+    guidance: Annotated[float, AfterValidator(GUIDANCE)] = 1.0
     # The default sampling temperature: the starting noise's scale (engine/sampling.initial_noise).
-    temperature: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+    temperature: Annotated[float, AfterValidator(TEMPERATURE)] = 1.0
 
     @model_validator(mode="after")
     def _guidance(self):
@@ -253,11 +274,22 @@ class Generator(Package):
             raise ValueError(f"normalization lacks the modality {missing[0]}")
         return self
 
+    @field_validator("normalization")
+    @classmethod
+    def _units(cls, normalization):
+        _units_of_modality(normalization, normalization)
+        return normalization
+
 
 class Contrast(Open):
     modality: Modality
     contrast: StrictStr | None = None
     normalization: Normalization
+
+    @model_validator(mode="after")
+    def _units(self):
+        _units_of_modality({self.modality: self.normalization}, [self.modality])
+        return self
 
 
 class SpatialConfig(Open):
@@ -328,10 +360,16 @@ class SegmenterNet(Open):
 class Segmenter(Package):
     kind: Literal["segmenter"]
     groups: Groups
-    modalities: list[Modality] = Field(default=["mri"], min_length=1)
+    modalities: list[Modality] = Field(default=[DEFAULT_MODALITY], min_length=1)
     normalization: dict[Modality, Normalization]
     segmenter: SegmenterNet
     label_means: dict[StrictStr, Finite] = {}
+
+    @field_validator("normalization")
+    @classmethod
+    def _units(cls, normalization):
+        _units_of_modality(normalization, normalization)
+        return normalization
 
 
 KINDS = {"generator": Generator, "translator": Translator, "segmenter": Segmenter}

@@ -18,10 +18,7 @@ from monai.inferers import sliding_window_inference
 from monai.networks.nets import SegResNet
 
 from ..volume.label_groups import LabelGroups
-from .cpu_convolution import for_inference
-from .package import load_weights
-from .store import resolve_model
-from .package_metadata import read_package_metadata
+from .package import load_networks
 
 WEIGHTS = "segmenter.safetensors"
 MULTIPLE = 8  # SegResNet halves three times
@@ -83,9 +80,8 @@ class Segmenter:
 
 
 def load_segmenter(path: str | Path, device: str = "cpu") -> Segmenter:
-    path = resolve_model(str(path))
-    meta = read_package_metadata(path, "segmenter")
-    groups = LabelGroups.from_json(meta["groups"])
-    network = build_segmenter(meta["segmenter"]["config"], groups.num_classes)
-    load_weights(network, path / WEIGHTS)
-    return Segmenter(path, meta, for_inference(network, device), groups)
+    """A segmenter package (MONAI SegResNet and its label groups), ready for inference."""
+    path, meta, built = load_networks(path, "segmenter", lambda meta: {"segmenter": (
+        lambda: build_segmenter(meta["segmenter"]["config"], LabelGroups.from_json(meta["groups"]).num_classes),
+        WEIGHTS)}, device)
+    return Segmenter(path, meta, built["segmenter"], LabelGroups.from_json(meta["groups"]))

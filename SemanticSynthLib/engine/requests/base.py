@@ -4,7 +4,7 @@ The CLI builds a request from its flags, the Slicer bridge and the web page from
 child process reads it back from a file (`python -m SemanticSynthLib run REQUEST.json`), so one option can be
 followed from a widget to the engine. Each field carries, beside its type and default:
 
-- `check`: the range check of engine/requests/checks.py (the one place it is written);
+- `check`: the range check of SemanticSynthLib/checks.py (the one place it is written);
 - `role`: what the value is to the job: `data` (the main input), `input` (another file read), `model`
   (a package folder or bundled name), `output` (a file written), `folder` (a folder written), `checkpoint`;
   engine/commands/preflight.py reads the roles to check paths before any work;

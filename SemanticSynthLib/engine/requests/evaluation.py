@@ -2,7 +2,7 @@
 from typing import ClassVar, Optional
 
 from .base import option
-from .checks import integer, one_of, text
+from ...checks import integer, one_of, text
 from .generation import Sampling
 from .registries import modality_names
 

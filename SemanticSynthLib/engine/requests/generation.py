@@ -2,7 +2,7 @@
 from typing import ClassVar, Optional
 
 from .base import Request, option
-from .checks import GUIDANCE, STEPS, TEMPERATURE, integer, one_of, seed, text
+from ...checks import GUIDANCE, STEPS, TEMPERATURE, integer, one_of, seed, text
 from .registries import device_names, modality_names, phase_names
 
 

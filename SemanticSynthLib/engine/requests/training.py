@@ -4,7 +4,7 @@ from typing import ClassVar, Optional, Tuple
 from ..model.conditioning_modes import DEFAULT_MODE, modes_help
 from ..volume.modalities import DEFAULT_MODALITY
 from .base import Request, option
-from .checks import GUIDANCE, TEMPERATURE, integer, number, one_of, patch, seed, spacing, surround, text
+from ...checks import GUIDANCE, TEMPERATURE, integer, number, one_of, patch, seed, spacing, surround, text
 from .registries import conditioning_names, modality_names, phase_names
 
 TRAINING_DEVICES = ("cpu", "cuda")

@@ -6,7 +6,7 @@ from pydantic import model_validator
 
 from ...errors import SynthError
 from .base import Request, option
-from .checks import STEPS, seed, text, one_of
+from ...checks import STEPS, seed, text, one_of
 from .registries import device_names
 
 

@@ -24,6 +24,7 @@ from .augment import random_affine, random_intensity
 from .common import GuardedStep, load_cases, package_normalization
 from .dataset import random_crop
 from ..reporting.results import Result
+from ..requests import TrainAutoencoderRequest
 from .run import TrainingRun
 
 
@@ -46,7 +47,18 @@ def _batch(cases, patch, batch, rng, augment: bool, priors=None):
     return images, (torch.from_numpy(np.stack(guides)) if priors is not None else None)
 
 
-def train_autoencoder(request, *, progress=None) -> Result:
+def train_autoencoder(request: TrainAutoencoderRequest, *, progress=None) -> Result:
+    """Train the (label-aware) VQ-GAN autoencoder and write an autoencoder package (with --init and
+    --decoder-only on a generator package: a whole generator package).
+
+    Args:
+        request: the training request (engine/requests/training.py: TrainAutoencoderRequest); run it with
+            engine.commands.run.run_request, which checks its paths first, or from the CLI / torchrun.
+        progress: a Progress or its mode ("bar", "json", "none"); ranks other than the main one stay silent.
+
+    Returns:
+        Result with outputs {"out": the autoencoder package folder} and the resolved request's parameters.
+    """
     run = TrainingRun(request, progress)
     ctx, progress, rng = run.ctx, run.progress, run.rng
     table = LabelTable.from_spec(request.label_table) if request.label_table else None

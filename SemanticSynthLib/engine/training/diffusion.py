@@ -22,6 +22,7 @@ from .augment import random_affine, random_intensity
 from .common import GuardedStep, backward_step, final_loss, load_cases
 from .dataset import random_crop
 from ..reporting.results import Result
+from ..requests import TrainDiffusionRequest
 from .run import TrainingRun
 
 
@@ -120,7 +121,17 @@ def start_from_package_unet(denoiser: torch.nn.Module, name: str, conditioning: 
                          f"(other channel or class counts); give a package trained with the same ones") from None
 
 
-def train_diffusion(request, *, progress=None) -> Result:
+def train_diffusion(request: TrainDiffusionRequest, *, progress=None) -> Result:
+    """Train the latent diffusion U-Net on an autoencoder package's latents and write a generator package.
+
+    Args:
+        request: the training request (engine/requests/training.py: TrainDiffusionRequest); run it with
+            engine.commands.run.run_request, which checks its paths first, or from the CLI / torchrun.
+        progress: a Progress or its mode ("bar", "json", "none"); ranks other than the main one stay silent.
+
+    Returns:
+        Result with outputs {"out": the generator package folder} and the resolved request's parameters.
+    """
     run = TrainingRun(request, progress)
     ctx, progress, rng = run.ctx, run.progress, run.rng
     package = load_package(request.autoencoder, need_diffusion=False, device=str(ctx.device))

@@ -129,7 +129,7 @@ class TrainingRun:
         return {"data": str(self.request.data), "command": command_line(), "steps": self.request.steps,
                 "batch": self.request.batch, "processes": self.ctx.world_size,
                 "backend": self.ctx.backend, "time_s": round(self.elapsed(), 1),
-                **specific}
+                "request": self.request.parameters(), **specific}
 
     def finish(self, write_package, what: str) -> Result:
         """The main rank writes the package (write_package()); every rank waits for it; DDP closes."""

@@ -21,6 +21,7 @@ from .augment import random_intensity
 from .common import GuardedStep, backward_step, final_loss, load_cases, package_normalization
 from .dataset import random_crop
 from ..reporting.results import Result
+from ..requests import TrainSegmenterRequest
 from .run import TrainingRun
 
 
@@ -58,7 +59,17 @@ def _batch(cases, groups: LabelGroups, patch, batch, rng, augment: bool):
     return torch.from_numpy(np.stack(images)[:, None]).float(), torch.from_numpy(np.stack(labels)[:, None]).long()
 
 
-def train_segmenter(request, *, progress=None) -> Result:
+def train_segmenter(request: TrainSegmenterRequest, *, progress=None) -> Result:
+    """Train the auxiliary segmenter (MONAI SegResNet on label groups) that `evaluate` uses.
+
+    Args:
+        request: the training request (engine/requests/training.py: TrainSegmenterRequest); run it with
+            engine.commands.run.run_request, which checks its paths first, or from the CLI / torchrun.
+        progress: a Progress or its mode ("bar", "json", "none"); ranks other than the main one stay silent.
+
+    Returns:
+        Result with outputs {"out": the segmenter package folder} and the resolved request's parameters.
+    """
     if any(p % MULTIPLE for p in request.patch):
         raise SynthError(f"--patch must be a multiple of {MULTIPLE}")
     run = TrainingRun(request, progress)

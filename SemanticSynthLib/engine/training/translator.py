@@ -38,6 +38,7 @@ from ..translation.translate import VELOCITY_MULTIPLE, translate_unit
 from .common import GuardedStep, backward_step, final_loss
 from .diffusion import latent_batch, ema_update, noised
 from ..reporting.results import Result
+from ..requests import TrainTranslatorRequest
 from .run import TrainingRun
 
 
@@ -90,7 +91,18 @@ def encode_aligned(pairs, velnet, autoencoder, factor, device, progress):
     return items
 
 
-def train_translator(request, *, progress=None) -> Result:
+def train_translator(request: TrainTranslatorRequest, *, progress=None) -> Result:
+    """Train a traceable translator: the velocity network (spatial stage), the intensity translator on
+    the target autoencoder's latents, and optionally the refinement stage; write a translator package.
+
+    Args:
+        request: the training request (engine/requests/training.py: TrainTranslatorRequest); run it with
+            engine.commands.run.run_request, which checks its paths first, or from the CLI / torchrun.
+        progress: a Progress or its mode ("bar", "json", "none"); ranks other than the main one stay silent.
+
+    Returns:
+        Result with outputs {"out": the translator package folder} and the resolved request's parameters.
+    """
     unsupported = [modality(m) for m in (request.source_modality, request.target_modality) if not modality(m).translatable]
     if unsupported:
         supported = " and ".join(m.display_name for m in MODALITIES.values() if m.translatable)
@@ -99,6 +111,12 @@ def train_translator(request, *, progress=None) -> Result:
     run = TrainingRun(request, progress)
     ctx, progress, rng = run.ctx, run.progress, run.rng
     package = load_package(request.autoencoder, need_diffusion=False, device=str(ctx.device))
+    if package.label_aware:
+        # Its decoder paints from a label map's priors, and a translation has no label map to give it.
+        raise SynthError(f"--autoencoder {request.autoencoder} is a label-aware autoencoder (its decoder needs a label "
+                         "map, which translation does not have); train a plain one from it on the target images with "
+                         f"`semanticsynth train-autoencoder --init {request.autoencoder}` (no --label-table) and pass "
+                         "that as --autoencoder")
     factor = package.factor
     multiple = int(np.lcm(factor * UNET_MULTIPLE, VELOCITY_MULTIPLE))
     files = list_pairs(request.data)

@@ -18,10 +18,8 @@ from ..volume.geometry import same_grid, working_grid
 from ..volume.intensity import denormalize
 from ..volume.io import check_output_path, read_volume, write_volumes
 from ..model.networks import autoencoder_factor, build_autoencoder
-from ..model.cpu_convolution import for_inference
-from ..model.package import load_weights
-from ..model.store import resolve_model
-from ..model.package_metadata import DEFAULT_TRANSLATOR, read_package_metadata
+from ..model.package import load_networks
+from ..model.package_metadata import DEFAULT_TRANSLATOR
 from ..reporting.progress import Progress
 from ..reporting.provenance import stamp, translation_provenance
 from ..volume.labels import check_label_volume
@@ -59,19 +57,18 @@ class Translator:
         return self.path.name  # the package folder, as users name it (bundled name or their path)
 
 
-def load_translator(path: str | Path | None, device: str = "cpu") -> Translator:
-    path = resolve_model(path or DEFAULT_TRANSLATOR)
-    meta = read_package_metadata(path, "translator")
+def _translator_networks(meta: dict) -> dict:
     ae_config = meta["autoencoder"]["config"]
-    translator = Translator(path, meta, build_autoencoder(ae_config),
-                            TranslationDenoiser(ae_config["embedding_dim"], autoencoder_factor(ae_config), meta["translator"]["config"]),
-                            VelocityNet(meta["spatial"]["config"]))
-    load_weights(translator.autoencoder, path / "autoencoder.safetensors")
-    load_weights(translator.denoiser, path / meta["translator"]["weights"])
-    load_weights(translator.velocity, path / meta["spatial"]["weights"])
-    for module in (translator.autoencoder, translator.denoiser, translator.velocity):
-        for_inference(module, device)
-    return translator
+    return {"autoencoder": (lambda: build_autoencoder(ae_config), "autoencoder.safetensors"),
+            "translation U-Net": (lambda: TranslationDenoiser(ae_config["embedding_dim"], autoencoder_factor(ae_config),
+                                                              meta["translator"]["config"]), meta["translator"]["weights"]),
+            "velocity network": (lambda: VelocityNet(meta["spatial"]["config"]), meta["spatial"]["weights"])}
+
+
+def load_translator(path: str | Path | None, device: str = "cpu") -> Translator:
+    """A translator package (autoencoder, translation U-Net, velocity network), ready for inference."""
+    path, meta, built = load_networks(path or DEFAULT_TRANSLATOR, "translator", _translator_networks, device)
+    return Translator(path, meta, built["autoencoder"], built["translation U-Net"], built["velocity network"])
 
 
 def check_source_modality(image: sitk.Image, translator: Translator) -> None:

@@ -1,4 +1,4 @@
-"""Range checks of request options: the one place where each option's allowed values are written.
+"""Range checks of request options and package defaults: the one place where each allowed range is written.
 
 Each check takes the value as typed on a command line (text) or as read from a request file (a number, a list)
 and returns it converted, or raises ValueError with the reason ("must be at least 1, not 0"); the request turns
@@ -46,6 +46,7 @@ def integer(low: int, high: Union[int, None] = None):
             raise ValueError(f"must be {span}, not {number}")
         return number
     check.__name__ = "integer"
+    check.low, check.high = low, high  # read by the GUIs' widgets (their ranges), not written again there
     return check
 
 
@@ -65,6 +66,8 @@ def number(low: Union[float, None] = None, high: Union[float, None] = None, low_
             raise ValueError(f"must be {' and '.join(parts)}, not {value}")
         return x
     check.__name__ = "number"
+    # read by the GUIs' widgets (their ranges), not written again there
+    check.low, check.high, check.low_open, check.high_open = low, high, low_open, high_open
     return check
 
 
