@@ -31,6 +31,7 @@ from ..bridge.process import LIBRARY_ROOT
 from ..bridge.scene import (apply_window_level, export_transform, export_volume, load_label_map, load_volume,
                             match_segments, provenance)
 from ..bridge.translate_logic import TranslationLogic, carry_segmentation
+from ..engine.volume.modalities import DEFAULT_MODALITY, MODALITIES
 from .field_overlay import OPACITY as FIELD_OPACITY
 from .field_overlay import legend_gradient, magnitude_volume
 
@@ -96,7 +97,9 @@ class SemanticSynthWebApp(TrameApp):
         models = self.generation.available_models()
         s.models = models
         s.model = "abdomen-ct" if "abdomen-ct" in models else (models[0] if models else None)
-        s.modality = "ct"
+        # the default model's modality (abdomen-ct: ct); _on_model follows the model chosen later
+        s.modality = next((m.name for m in MODALITIES.values() if m.default_generator == s.model), DEFAULT_MODALITY)
+        s.modality_items = [{"title": m.display_name, "value": m.name} for m in MODALITIES.values()]
         s.steps = ""
         s.seed = 0
         s.samples = list(bundled_samples())
@@ -303,7 +306,7 @@ class SemanticSynthWebApp(TrameApp):
         volume = load_volume(self.scene, path, name)
         self._remove(self.source_volume, self.translated, self.field, self.field_magnitude, self.carried)
         self.source_volume, self.translated, self.field, self.field_magnitude, self.carried = volume, None, None, None, None
-        apply_window_level(volume, "mri")
+        apply_window_level(volume, None)  # modality unknown: the volume's own percentiles
         self.state.field_max_mm = self.state.field_legend = ""
         self.state.message = ""
         self.state.status = f"Loaded volume {name}"
@@ -527,7 +530,7 @@ class SemanticSynthWebApp(TrameApp):
         v3.VSelect(v_model=("model",), items=("models",), label="Model", density="compact", hide_details=True,
                    disabled=("running",))
         with html.Div(classes="d-flex"):
-            v3.VSelect(v_model=("modality",), items=(["ct", "mri"],), label="Modality", density="compact",
+            v3.VSelect(v_model=("modality",), items=("modality_items",), label="Modality", density="compact",
                        hide_details=True, disabled=("running",))
             v3.VTextField(v_model=("steps",), id="steps", label="Steps", placeholder="model's", density="compact",
                           hide_details=True, disabled=("running",), classes="mx-1")

@@ -23,6 +23,7 @@ from ...errors import SynthError
 from ..model.package import load_package
 from ..volume.intensity import denormalize
 from ..volume.labels import to_class_indices
+from ..volume.modalities import modality_of
 
 
 def per_slice_mae(a: np.ndarray, b: np.ndarray, labelled: np.ndarray) -> list[float]:
@@ -158,4 +159,4 @@ def load_edge_case(model, image, labels, *, slices: str | None = None, need_diff
         divide = 1.5 * norm["scale"]
     return EdgeCase(package=package, modality=modality, image=image, labels=labels, classes=classes,
                     labelled=classes > 0, real=real, painted=painted / divide, divide=divide,
-                    units="HU" if norm.get("units") == "HU" else "model units")
+                    units="model units" if norm["kind"] == "percentile_scale" else modality_of(norm).units)

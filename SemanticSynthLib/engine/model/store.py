@@ -31,7 +31,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from .package_metadata import DEFAULT_GENERATORS, bundled_models, default_model_dir, package_kind, read_metadata
+from ..volume.modalities import default_generator
+from .package_metadata import bundled_models, default_model_dir, package_kind, read_metadata
 from ...errors import SynthError
 
 MANIFEST_FORMAT = "semanticsynth-model-manifest"
@@ -118,7 +119,7 @@ def resolve_model(name_or_path: str | None, modality: str | None = None) -> Path
         if found is not None:
             return found
         raise SynthError(f"model '{name_or_path}' not found; give a model folder or a bundled name: {', '.join(bundled_models())}")
-    return default_model_dir() / DEFAULT_GENERATORS.get(modality or "mri", DEFAULT_GENERATORS["mri"])
+    return default_model_dir() / default_generator(modality)
 
 
 def resolve_local(model: str | None, modality: str | None = None) -> Path:

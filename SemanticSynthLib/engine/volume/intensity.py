@@ -1,9 +1,11 @@
 """Intensity normalization, stored in the model package and inverted on output.
 
-CT: a fixed piecewise-linear map of HU onto [0, 1] (invertible inside its knots). It gives soft tissue
+Which normalization a modality gets, and its parameters, is its entry in the registry (engine/volume/modalities.py);
+this module does the two kinds:
+CT (piecewise_linear): a fixed piecewise-linear map of HU onto [0, 1] (invertible inside its knots). It gives soft tissue
 most of the range, as the L40/W400 window of the abdominal-CT paper does, but keeps air, fat and bone
 apart instead of clipping them.
-MRI: scanner units have no absolute scale, so each training volume is divided by its own 99.5th
+MRI (percentile_scale): scanner units have no absolute scale, so each training volume is divided by its own 99.5th
 percentile of foreground; on output the model's typical scale (median over training) is applied.
 """
 from __future__ import annotations
@@ -11,17 +13,29 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import SynthError
+from .modalities import modality
 
-CT_HU_KNOTS = [-1024.0, -200.0, 300.0, 1500.0]
-CT_UNIT_KNOTS = [0.0, 0.25, 0.85, 1.0]
+CT_HU_KNOTS = list(modality("ct").normalization["source_knots"])
+CT_UNIT_KNOTS = list(modality("ct").normalization["unit_knots"])
+
+
+def modality_normalization(name: str, scale: float = 1.0) -> dict:
+    """The normalization a package records for a registered modality: its entry's kind and parameters, the scale
+    (percentile_scale only: the package's median training percentile) and its units."""
+    entry = modality(name)
+    norm = {k: list(v) if isinstance(v, tuple) else v for k, v in entry.normalization.items()}
+    if norm["kind"] == "percentile_scale":
+        norm["scale"] = float(scale)
+    norm["units"] = entry.units
+    return norm
 
 
 def ct_normalization() -> dict:
-    return {"kind": "piecewise_linear", "source_knots": CT_HU_KNOTS, "unit_knots": CT_UNIT_KNOTS, "units": "HU"}
+    return modality_normalization("ct")
 
 
 def mri_normalization(scale: float, percentile: float = 99.5) -> dict:
-    return {"kind": "percentile_scale", "percentile": percentile, "scale": float(scale), "units": "scanner"}
+    return {**modality_normalization("mri", scale), "percentile": percentile}
 
 
 def percentile_of_foreground(image: np.ndarray, percentile: float) -> float:

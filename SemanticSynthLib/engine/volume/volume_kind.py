@@ -8,11 +8,15 @@ MNI152 templates, and 16-24 voxel crops of each):
   negative in HU, while MRI has no markedly negative tissue (crops of CT that hold only soft tissue,
   blood or bone cannot be told from MRI by intensity, and pass as MRI);
 - otherwise MRI.
+Which registered modality each verdict names is its registry entry's `detected_by` (engine/volume/modalities.py);
+a modality detected by neither is never guessed.
 """
 from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
+
+from .modalities import guessed_modality
 
 LABEL_NEIGHBOUR_AGREEMENT = 0.5
 CT_NEGATIVE_FRACTION = 0.0005
@@ -45,8 +49,8 @@ def looks_like_ct(values: np.ndarray) -> bool:
 
 
 def volume_kind(image: sitk.Image) -> str:
-    """'labels', 'ct' or 'mri' by the rules above."""
+    """'labels', or the modality guessed by the rules above ('ct' or 'mri')."""
     values = sitk.GetArrayViewFromImage(image)
     if looks_like_labels(values):
         return "labels"
-    return "ct" if looks_like_ct(values) else "mri"
+    return guessed_modality(negative_tissue=looks_like_ct(values))
