@@ -23,9 +23,11 @@ def read_request(path) -> Request:
     except (OSError, UnicodeDecodeError) as exc:
         raise SynthError(f"cannot read the request file {path} ({exc.__class__.__name__}); give a UTF-8 JSON file") from None
     try:
-        command = json.loads(text).get("command")
-    except (json.JSONDecodeError, AttributeError):
-        command = None
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SynthError(f"the request file {path} is not valid JSON ({exc.msg} at line {exc.lineno}); fix it, or "
+                         "write it with Request.write") from None
+    command = data.get("command") if isinstance(data, dict) else None
     if command not in REQUESTS:
         raise SynthError(f"the request file {path} names no known command ({command!r}); \"command\" must be one of "
                          f"{', '.join(REQUESTS)}")
