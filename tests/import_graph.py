@@ -60,6 +60,20 @@ def module_graph(root: Path = REPO) -> dict[str, set[str]]:
     return {name: imports_of(path, name, known) for name, path in files.items()}
 
 
+def _grouped(graph: dict[str, set[str]], group, counts) -> dict[str, set[str]]:
+    """The graph between groups of modules: an edge a -> b wherever a module of a imports one of b and counts(a, b)."""
+    out: dict[str, set[str]] = {}
+    for source, targets in graph.items():
+        a = group(source)
+        out.setdefault(a, set())
+        for target in targets:
+            b = group(target)
+            out.setdefault(b, set())
+            if a != b and counts(a, b):
+                out[a].add(b)
+    return out
+
+
 def subpackage_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     """Edges between subpackages (SemanticSynthLib.web, SemanticSynthLib.engine.training, ...); a module that
     lies directly in SemanticSynthLib or SemanticSynthLib.engine stands for itself."""
@@ -72,16 +86,8 @@ def subpackage_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
         is_package = any(other.startswith(module + ".") for other in graph)
         return module if parent in loose and not is_package else (module if is_package else parent)
 
-    out: dict[str, set[str]] = {}
-    for source, targets in graph.items():
-        a = group(source)
-        out.setdefault(a, set())
-        for target in targets:
-            b = group(target)
-            out.setdefault(b, set())
-            if a != b and not a.startswith(b + "."):  # a subpackage importing its parent package is no cycle
-                out[a].add(b)
-    return out
+    # a subpackage importing its parent package is no cycle here
+    return _grouped(graph, group, lambda a, b: not a.startswith(b + "."))
 
 
 def folder_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -90,20 +96,11 @@ def folder_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
 
     def folder(module):
         if module in folders:
-            return module if module != PACKAGE else module
+            return module
         parent = module.rpartition(".")[0]
         return module if parent == PACKAGE else parent
 
-    out: dict[str, set[str]] = {}
-    for source, targets in graph.items():
-        a = folder(source)
-        out.setdefault(a, set())
-        for target in targets:
-            b = folder(target)
-            out.setdefault(b, set())
-            if a != b:
-                out[a].add(b)
-    return out
+    return _grouped(graph, folder, lambda a, b: True)
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
