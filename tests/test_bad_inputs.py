@@ -507,3 +507,170 @@ def test_a_bad_option_is_one_line_in_a_child_process(work):
     code, err = finish(child(["generate", work / "labels.nii.gz", work / "out.nii.gz", "--steps", "-3"], work))
     assert err == ["error: argument --steps: must be at least 1, not -3; see semanticsynth generate --help"]
     assert code == 2
+
+
+# --- 8. hostile inputs of issue 31 (item 9) ------------------------------------------------------------
+
+def _raw_volume(folder: Path, labels: sitk.Image) -> str:
+    """The tiny label map's voxels as a raw int16 file, for hand-written NRRD and MetaImage headers."""
+    (folder / "voxels.raw").write_bytes(sitk.GetArrayFromImage(labels).astype("<i2").tobytes())
+    return "voxels.raw"
+
+
+def _nifti_with_header(path: Path, labels: sitk.Image, pixdim=(2.0, 2.0, 2.0), sform=None) -> None:
+    """A NIfTI-1 file of the tiny label map whose pixdim and sform are written byte for byte (nibabel and ITK
+    both replace a zero pixdim by 1 when they write or read one)."""
+    import struct
+
+    import nibabel as nib
+
+    raw = path.with_suffix(".tmp.nii")
+    nib.save(nib.Nifti1Image(sitk.GetArrayFromImage(labels).transpose(2, 1, 0).astype(np.int16), np.eye(4)), str(raw))
+    data = bytearray(raw.read_bytes())
+    raw.unlink()
+    struct.pack_into("<3f", data, 80, *pixdim)
+    struct.pack_into("<hh", data, 252, 0, 1 if sform is not None else 0)  # qform_code, sform_code
+    if sform is not None:
+        struct.pack_into("<12f", data, 280, *np.asarray(sform, float).ravel())
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name,header,message", [
+    ("zero.nhdr", "nrrd:(0,0,0) (0,2,0) (0,0,2)", "has a zero voxel spacing (0x2x2 mm) in its header; set the real voxel "
+                                                  "size (mm) in the header, or re-export the file"),
+    ("zero.mhd", "mhd:ElementSpacing = 2 0 2\nTransformMatrix = 1 0 0 0 1 0 0 0 1",
+     "has a zero voxel spacing (2x0x2 mm) in its header; set the real voxel size (mm) in the header, or re-export the file"),
+    ("zero_direction.mhd", "mhd:ElementSpacing = 2 2 2\nTransformMatrix = 0 0 0 0 0 0 0 0 0",
+     "has an all-zero direction matrix in its header; set the axes' directions in the header, or re-export the file"),
+    ("singular.nhdr", "nrrd:(2,0,0) (2,0,0) (0,0,2)", "has a singular direction matrix (determinant 0: an axis is zero or "
+                                                      "two axes are parallel) in its header; set the axes' directions in "
+                                                      "the header, or re-export the file"),
+    ("zero_pixdim.nii", "nifti:pixdim", "has a zero voxel spacing (0x2x2 mm) in its header; set the real voxel size (mm) "
+                                        "in the header, or re-export the file"),
+    ("singular_sform.nii", "nifti:sform", "has a singular direction matrix (determinant 0: an axis is zero or two axes "
+                                          "are parallel) in its header; set the axes' directions in the header, or "
+                                          "re-export the file"),
+    ("zero_sform.nii", "nifti:zero", "has an all-zero direction matrix in its header; set the axes' directions in the "
+                                     "header, or re-export the file"),
+])
+def test_zero_spacing_and_zero_or_singular_directions_are_named(name, header, message, work, tiny_labels, tiny_model, capsys):
+    kind, _, text = header.partition(":")
+    path = work / name
+    if kind == "nrrd":
+        path.write_text(f"NRRD0004\ntype: short\ndimension: 3\nsizes: 32 32 32\nspace: left-posterior-superior\n"
+                        f"space directions: {text}\nspace origin: (0,0,0)\nendian: little\nencoding: raw\n"
+                        f"data file: {_raw_volume(work, tiny_labels)}\n")
+    elif kind == "mhd":
+        path.write_text(f"ObjectType = Image\nNDims = 3\nDimSize = 32 32 32\nElementType = MET_SHORT\n{text}\n"
+                        f"Offset = 0 0 0\nElementDataFile = {_raw_volume(work, tiny_labels)}\n")
+    elif text == "pixdim":  # no sform or qform: ITK would read spacing 1 where the file says 0, and go on
+        _nifti_with_header(path, tiny_labels, pixdim=(0.0, 2.0, 2.0))
+    else:
+        rows = [[2, 0, 0, 0], [2, 0, 0, 0], [0, 0, 2, 0]] if text == "sform" else np.zeros((3, 4))
+        _nifti_with_header(path, tiny_labels, sform=rows)
+    assert_refused(["generate", path, work / "out.nii.gz", "--model", tiny_model], f"error: {name} {message}", capsys, work)
+
+
+def test_near_zero_spacing_is_refused_before_the_edge_padding_allocates(work, tiny_labels, tiny_model, capsys):
+    # 32 voxels of 1e-4 mm: a working grid of a few voxels, but its margins are 16 mm of the input's own voxels.
+    fine = sitk.Image(tiny_labels)
+    fine.SetSpacing((1e-4, 1e-4, 1e-4))
+    sitk.WriteImage(fine, str(work / "fine.nii.gz"))
+    before = snapshot(work)
+    code, err = run_cli(["generate", work / "fine.nii.gz", work / "out.nii.gz", "--model", tiny_model], capsys)
+    assert code == 2 and len(err) == 1, err
+    assert re.fullmatch(r"error: input too large: its voxels \(0\.0001x0\.0001x0\.0001 mm\) are so much finer than the "
+                        r"model's 2x2x2 mm that replicating its edges over the working grid's margins needs a "
+                        r"(\d+)x\1x\1 grid of them \(\d+ voxels, about [\d.]+ GB\), over the 10\.7 GB that the limit of "
+                        r"134217728 working voxels allows; check the voxel spacing in the file's header, or resample the "
+                        r"volume to about the model's spacing first", err[0]), err
+    assert snapshot(work) == before
+
+
+def test_a_512_cubed_map_at_2_mm_is_refused_by_the_memory_estimate(work, tiny_labels, tiny_model, capsys):
+    # 512^3 working voxels at 80 bytes is 10.7 GB, the default allowance; the input's 512^3 voxels (read, and the output
+    # resampled onto them and read back) come on top. A sparse raw file: 128 MiB of zeros, nothing on disk.
+    with open(work / "big.raw", "wb") as f:
+        f.truncate(512 ** 3)
+    (work / "big.nhdr").write_text("NRRD0004\ntype: uchar\ndimension: 3\nsizes: 512 512 512\nspace: left-posterior-superior\n"
+                                   "space directions: (2,0,0) (0,2,0) (0,0,2)\nendian: little\nencoding: raw\n"
+                                   "data file: big.raw\n")
+    assert_refused(["generate", work / "big.nhdr", work / "out.nii.gz", "--model", tiny_model],
+                   "error: input too large: the working grid is 512x512x512 voxels at the model's 2x2x2 mm spacing, and the "
+                   "input is 512x512x512 voxels, about 13.4 GB of memory in all, over the 10.7 GB that the limit of "
+                   "134217728 working voxels allows (80 bytes each); crop the volume to the region you need, or resample "
+                   "it to a smaller extent, or raise --max-voxels", capsys, work)
+    # The largest bundled case (benchmark.py's 256x256x128 map at 2 mm, labels touching every face) stays well inside.
+    from SemanticSynthLib.engine.volume.geometry import working_grid
+
+    bench = sitk.Image([256, 256, 128], sitk.sitkUInt8)
+    bench.SetSpacing((2.0, 2.0, 2.0))
+    assert working_grid(bench, (2.0, 2.0, 2.0), 32, ((16, 16),) * 3).GetSize() == (288, 288, 160)
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"name": "mine", "groups": [{"id": 1, "name": "wm", "members": [1, 2', "label groups {path} is not valid JSON "
+     "(Expecting ',' delimiter at line 1, column 69); fix the file"),
+    ('{"name": "mine", "groups": [{"id": "one", "name": "wm", "members": [1]}]}', "label groups {path}: group 1 has id "
+     "'one'; group ids are whole numbers 1..N, fix the file"),
+    ('{"name": "mine", "groups": [{"id": 1, "name": "wm", "members": ["white", 2]}]}', "label groups {path}: group 1 (wm) "
+     "has member 'white'; members are a non-empty list of label ids, whole numbers >= 0, fix the file"),
+    ('{"name": "mine", "groups": [{"id": 1, "name": "wm", "members": [1.5]}]}', "label groups {path}: group 1 (wm) has "
+     "member 1.5; members are a non-empty list of label ids, whole numbers >= 0, fix the file"),
+    ('{"name": "mine", "labels": [{"id": 2.5, "name": "wm"}]}', "label table mine: label 'wm' has id 2.5; label ids are "
+     "whole numbers, fix the table"),
+])
+def test_a_bad_label_groups_file_is_named(text, message, work, tiny_dataset, capsys):
+    path = work / "groups.json"
+    path.write_text(text)
+    assert_refused(["train-segmenter", "--data", tiny_dataset, "--out", work / "seg", "--label-groups", path, "--steps", "1",
+                    "--progress", "none"], f"error: {message.format(path=path)}", capsys, work)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("label\nlabels.nii.gz\n", "the CSV has a label column but no image column; every case needs its image: give a header "
+                               "image,label[,modality] and each case's image and label map"),
+    ("image,label\n,labels.nii.gz\n", "no row gives an image (labels only); training and evaluation need each case's image "
+                                      "in the image column, beside its label map in the label column"),
+])
+def test_a_training_csv_with_labels_only_is_named(text, message, work, capsys):
+    csv = work / "cases.csv"
+    csv.write_text(text)
+    for command in ("train-autoencoder", "train-segmenter"):
+        assert_refused([command, "--data", csv, "--out", work / "m", "--steps", "1", "--progress", "none"],
+                       f"error: {csv}: {message}", capsys, work)
+
+
+def test_an_empty_source_is_not_called_a_label_map(work, capsys):
+    t1 = sitk.ReadImage(str(work / "t1.nii.gz"))
+    for value, word in ((0, "empty"), (37, "constant")):
+        flat = sitk.Image(t1.GetSize(), t1.GetPixelID()) + value
+        flat.CopyInformation(t1)
+        sitk.WriteImage(flat, str(work / f"{word}.nii.gz"))
+        assert_refused(["translate", work / f"{word}.nii.gz", work / "o.nii.gz", "--field", work / "f.nrrd", "--model",
+                        TRANSLATOR], f"error: the source is {word}: every voxel is {value}, there is no image to translate; "
+                       "give the MRI T1 volume (check that the file is the image you meant)", capsys, work)
+
+
+def test_a_float_image_as_translate_labels_is_refused(work, capsys):
+    t1 = sitk.ReadImage(str(work / "t1.nii.gz"))
+    image = sitk.Cast(t1, sitk.sitkFloat32) * 0.37
+    sitk.WriteImage(image, str(work / "float.nii.gz"))
+    values = sitk.GetArrayFromImage(image)
+    example = float(values[values != np.round(values)].flat[0])
+    assert_refused(["translate", work / "t1.nii.gz", work / "o.nii.gz", "--field", work / "f.nrrd", "--labels",
+                    work / "float.nii.gz", "--labels-out", work / "l.nii.gz", "--model", TRANSLATOR],
+                   f"error: the --labels volume has non-integer values (e.g. {example:g}), so it is not a label map; give "
+                   "the segmentation, whose voxels are whole-number label ids", capsys, work)
+
+
+def test_train_translator_refuses_a_label_aware_autoencoder(work, tiny_model, capsys):
+    from testdata import write_tiny_pairs
+
+    pairs = write_tiny_pairs(work / "pairs")
+    autoencoder = tiny_model.parent / "ae"  # trained with --label-table muse: label-aware
+    assert_refused(["train-translator", "--data", pairs, "--autoencoder", autoencoder, "--out", work / "translator",
+                    "--spatial-steps", "1", "--steps", "1", "--latent-patch", "8", "--progress", "none"],
+                   f"error: --autoencoder {autoencoder} is a label-aware autoencoder (its decoder needs a label map, which "
+                   "translation does not have); train a plain one from it on the target images with `semanticsynth "
+                   f"train-autoencoder --init {autoencoder}` (no --label-table) and pass that as --autoencoder", capsys, work)

@@ -22,8 +22,14 @@ def list_cases(dataset: str | Path, modality: str) -> list[CaseFiles]:
     dataset = Path(dataset)
     if dataset.is_file() and dataset.suffix.lower() == ".csv":
         rows = list(csv.DictReader(open(dataset, encoding="utf-8")))
+        if rows and "image" not in rows[0] and "label" in rows[0]:
+            raise SynthError(f"{dataset}: the CSV has a label column but no image column; every case needs its image: "
+                             "give a header image,label[,modality] and each case's image and label map")
         if not rows or "image" not in rows[0]:
             raise SynthError(f"{dataset}: a dataset CSV needs a header with columns image,label[,modality]")
+        if not any((r.get("image") or "").strip() for r in rows):
+            raise SynthError(f"{dataset}: no row gives an image (labels only); training and evaluation need each case's "
+                             "image in the image column, beside its label map in the label column")
         base = dataset.parent
         def resolve(p):
             return (base / p) if p and not Path(p).is_absolute() else (Path(p) if p else None)

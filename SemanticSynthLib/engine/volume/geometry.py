@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from .memory import check_working_grid
+from .memory import check_padded_input, check_working_grid
 
 
 def same_grid(a: sitk.Image, b: sitk.Image, tol: float = 1e-5) -> bool:
@@ -36,7 +36,9 @@ def working_grid(image: sitk.Image, spacing: tuple[float, float, float], multipl
     # out 2x as far from their priors as the interior's, the last ones' did not (sampling.EDGE_MARGIN).
     before = before + np.where(before > 0, np.where(after > 0, (rounded - size) // 2, rounded - size), 0)
     size = rounded
-    check_working_grid(size, spacing)  # before allocating: a huge extent must not take the machine's memory
+    # Before allocating: a huge extent must not take the machine's memory; the input's own grid (read, and the output
+    # resampled onto it) counts too.
+    check_working_grid(size, spacing, image.GetSize())
     # Voxel centres: the first input voxel's corner lies `before` working voxels past the grid's first corner.
     direction = np.array(image.GetDirection()).reshape(3, 3)
     shift = direction @ ((spacing - in_spacing) / 2.0 - before * spacing)
@@ -101,4 +103,7 @@ def extend_edges(image: sitk.Image, grid: sitk.Image) -> sitk.Image:
     pad_high = np.maximum(np.ceil(high - (np.array(image.GetSize()) - 1)).astype(int) + 1, 0)
     if not pad_low.any() and not pad_high.any():
         return image
+    # The padding is in the input's voxels: a few mm of margin is a huge grid for voxels far finer than the model's.
+    check_padded_input(np.array(image.GetSize()) + pad_low + pad_high, image.GetSpacing(), grid.GetSpacing(),
+                       np.dtype(sitk.extra._get_numpy_dtype(image)).itemsize * image.GetNumberOfComponentsPerPixel())
     return sitk.ZeroFluxNeumannPad(image, [int(p) for p in pad_low], [int(p) for p in pad_high])

@@ -10,7 +10,10 @@ into place: a failed write leaves the previous file untouched.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import os
+import re
+import struct
 import sys
 import tempfile
 import zlib
@@ -87,16 +90,86 @@ def _check_values(path: Path, image: sitk.Image, raw: np.ndarray | None) -> None
             raise SynthError(f"{path.name} has {bad} NaN or infinite voxels; replace them (e.g. by 0) and try again")
 
 
+def _zero_spacing(name: str, spacing) -> SynthError:
+    shown = "x".join(f"{float(v):g}" for v in spacing)
+    return SynthError(f"{name} has a zero voxel spacing ({shown} mm) in its header; set the real voxel size (mm) in the "
+                      "header, or re-export the file")
+
+
+def _singular_direction(name: str, direction) -> SynthError:
+    if np.any(np.asarray(direction, float)):
+        what = "a singular direction matrix (determinant 0: an axis is zero or two axes are parallel)"
+    else:
+        what = "an all-zero direction matrix"
+    return SynthError(f"{name} has {what} in its header; set the axes' directions in the header, or re-export the file")
+
+
+def _is_singular(direction: np.ndarray) -> bool:
+    """Determinant 0 within float32 rounding (NIfTI keeps the direction in float32), for axes of any length."""
+    lengths = np.linalg.norm(direction, axis=0)
+    return bool(np.any(lengths == 0) or abs(np.linalg.det(direction / lengths)) < DIRECTION_TOLERANCE)
+
+
 def _check_geometry(path: Path, image: sitk.Image) -> None:
     spacing, origin = np.array(image.GetSpacing()), np.array(image.GetOrigin())
+    if np.all(np.isfinite(spacing)) and np.any(spacing == 0):
+        raise _zero_spacing(path.name, spacing)
     if not (np.all(np.isfinite(spacing)) and np.all(spacing > 0)):
         raise SynthError(f"{path.name} has an invalid voxel spacing {tuple(spacing)}; fix the file's header")
     if not np.all(np.isfinite(origin)):
         raise SynthError(f"{path.name} has an invalid origin {tuple(origin)}; fix the file's header")
     direction = np.array(image.GetDirection()).reshape(3, 3)
+    if np.all(np.isfinite(direction)) and _is_singular(direction):
+        raise _singular_direction(path.name, direction)
     if not np.all(np.isfinite(direction)) or np.abs(direction.T @ direction - np.eye(3)).max() > DIRECTION_TOLERANCE:
         raise SynthError(f"{path.name} has a non-orthonormal direction matrix (sheared or scaled axes); "
                          "resample it onto a grid with orthonormal axes first")
+
+
+def _nifti_header(path: Path) -> dict | None:
+    """The raw NIfTI-1 header fields ITK reads the geometry from (nibabel's header object replaces a zero pixdim
+    by 1, and so does ITK, silently: the spacing read is not the file's). None for NIfTI-2 or an unreadable header."""
+    try:
+        with (gzip.open(path, "rb") if _suffix(path) == ".nii.gz" else open(path, "rb")) as f:
+            head = f.read(348)
+    except (OSError, EOFError, zlib.error):
+        return None  # reading the volume reports it
+    for endian in "<>":
+        if len(head) == 348 and struct.unpack(endian + "i", head[:4])[0] == 348:
+            return {"dim": struct.unpack(endian + "8h", head[40:56]), "pixdim": struct.unpack(endian + "8f", head[76:108]),
+                    "sform_code": struct.unpack(endian + "h", head[254:256])[0],
+                    "srow": np.array(struct.unpack(endian + "12f", head[280:328])).reshape(3, 4)}
+    return None
+
+
+def _check_nifti_header(path: Path) -> None:
+    """A zero spacing (pixdim) or a zero or singular sform, said as such before ITK reads it."""
+    header = _nifti_header(path)
+    if header is None:
+        return
+    spatial = max(0, min(3, header["dim"][0]))
+    pixdim = np.array(header["pixdim"][1:1 + spatial])
+    if np.all(np.isfinite(pixdim)) and np.any(pixdim == 0):
+        raise _zero_spacing(path.name, pixdim)
+    if header["sform_code"] > 0 and spatial == 3:
+        matrix = header["srow"][:, :3]
+        if np.all(np.isfinite(matrix)) and _is_singular(matrix):
+            raise _singular_direction(path.name, matrix)
+
+
+def _geometry_read_error(path: Path, text: str) -> SynthError | None:
+    """ITK's refusals of a zero spacing or a singular direction, said as such (ITK's text names neither plainly)."""
+    spacing = re.search(r"Zero-valued spacing.*?to \[([^\]]*)\]", text, re.S)
+    if spacing:
+        return _zero_spacing(path.name, [float(v) for v in spacing.group(1).replace(",", " ").split()])
+    direction = re.search(r"Bad direction, determinant is 0.*? to ((?:\s*[-+0-9.eE]+){9})", text, re.S)
+    if direction:
+        values = [float(v) for v in direction.group(1).split()]
+        return _singular_direction(path.name, values if len(values) == 9 else [1.0])
+    if "No orthonormal definition found" in text:
+        return SynthError(f"{path.name} has a zero, singular or sheared orientation (sform/qform) in its NIfTI header; "
+                          "set the axes' directions and voxel size in the header, or re-export the file")
+    return None
 
 
 def _check_size_before_reading(path: Path) -> None:
@@ -124,6 +197,8 @@ def read_volume(path: str | os.PathLike, series: str | None = None) -> sitk.Imag
             raise SynthError(f"--series is for DICOM folders, and {path.name} is a file; leave it out")
         if _suffix(path) not in READABLE_SUFFIXES and _suffix(path) != ".dcm":
             raise SynthError(f"unsupported file type {path.name}; use NIfTI, NRRD, MHA or a DICOM folder")
+    if path.is_file() and _suffix(path) in NIFTI_SUFFIXES:
+        _check_nifti_header(path)
     try:
         with _native_stderr_captured() as noise:  # MetaImage and GDCM report problems on fd 2 only
             if path.is_file():
@@ -133,6 +208,9 @@ def read_volume(path: str | os.PathLike, series: str | None = None) -> sitk.Imag
         if "Unable to determine ImageIO reader" in str(exc):
             raise SynthError(f"{path.name} is not a readable NIfTI, NRRD or MHA file (empty, or another format); "
                              "check that it is the volume you meant") from None
+        geometry = _geometry_read_error(path, f"{exc}\n{noise['text']}")
+        if geometry is not None:
+            raise geometry from None
         reason = next((line.strip() for line in noise["text"].splitlines() if line.strip()), "") or _last_line(exc)
         reason = reason.removeprefix("sitk::ERROR: ")
         raise SynthError(f"cannot read {path}: {reason}; check that it is a complete, uncorrupted volume") from None

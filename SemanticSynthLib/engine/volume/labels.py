@@ -49,6 +49,10 @@ class LabelTable:
 
     @classmethod
     def from_json(cls, data: dict) -> "LabelTable":
+        for e in data["labels"]:
+            if isinstance(e["id"], bool) or (isinstance(e["id"], float) and not e["id"].is_integer()):
+                raise SynthError(f"label table {data.get('name')}: label {e.get('name')!r} has id {e['id']!r}; label ids "
+                                 "are whole numbers, fix the table")
         labels = [Label(int(e["id"]), str(e["name"]), e.get("color"), list(e.get("synonyms", [])), e.get("kind"), e.get("prior"))
                   for e in data["labels"]]
         ids = [lab.id for lab in labels]
@@ -71,7 +75,7 @@ class LabelTable:
             return cls.builtin(spec)
         try:
             return cls.from_json(json.loads(Path(spec).read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError, KeyError) as exc:
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise SynthError(f"cannot read label table {spec}: {exc}; give a JSON file with a 'labels' list") from None
 
     def to_json(self) -> dict:
@@ -166,6 +170,26 @@ def load_name_mapping(path: str | Path, table: LabelTable, input_names: dict[str
             raise SynthError(f"label mapping {path}: input id {source} is mapped twice; keep one entry")
         mapping[source] = target
     return mapping
+
+
+def check_label_volume(image, what: str = "the label map") -> None:
+    """A label map carried or read as ids: whole-number values of an integer or float type, none negative. A float
+    image with fractions (an intensity volume given as the labels) would otherwise be carried and written as a
+    'label map' of intensities."""
+    import SimpleITK as sitk
+
+    values = sitk.GetArrayViewFromImage(image)
+    if values.dtype.kind == "f":
+        fractional = values != np.round(values)
+        if np.any(fractional):
+            example = float(values[fractional].flat[0])
+            raise SynthError(f"{what} has non-integer values (e.g. {example:g}), so it is not a label map; give the "
+                             "segmentation, whose voxels are whole-number label ids")
+    elif values.dtype.kind not in "iub":
+        raise SynthError(f"{what} has voxel type {values.dtype}; give a label map of whole-number ids")
+    if values.size and values.min() < 0:
+        raise SynthError(f"{what} has negative values (e.g. {float(values.min()):g}), so it is not a label map; label ids are 0 "
+                         "(background) or positive")
 
 
 def to_class_indices(label_ids: np.ndarray, table: LabelTable, mapping: dict[int, int] | None = None,
