@@ -101,6 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--result", default=None, help="write the result (outputs, provenance, report) to this JSON file")
     _run_options(r)
 
+    m = sub.add_parser("models", help="model packages outside git: download one, or pack a release and its manifest")
+    msub = m.add_subparsers(dest="models_command", required=True)
+    f = msub.add_parser("fetch", help="download a manifest model into the user cache (nothing to do when present)")
+    f.add_argument("name")
+    f.add_argument("--workdir", default=None, help="staging folder (removed by the caller)")
+    f.add_argument("--progress", choices=["json", "none"], default="none")
+    r = msub.add_parser("manifest", help="pack the bundled packages and write their manifest")
+    r.add_argument("--base-url", required=True, help="where the release will publish the archives")
+    r.add_argument("--out", default=None, help="folder for the archives (default: a temporary folder)")
+    r.add_argument("--manifest", default=None, help="manifest to write (default: the bundled models/manifest.json)")
+
     w = sub.add_parser("serve", help="the web app in a browser (trame-slicer; needs the [web] extra)")
     w.add_argument("--port", type=_argparse_type(integer(0, 65535)), default=8080)
     w.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
@@ -127,7 +138,25 @@ def _report_bug(exc: BaseException, debug: bool) -> None:
           file=sys.stderr)
 
 
+def _models(args) -> None:
+    import json
+    from pathlib import Path
+
+    from .engine.model import store
+
+    if args.models_command == "fetch":
+        printer = (lambda record: print(json.dumps(record), flush=True)) if args.progress == "json" else None
+        path = store.fetch(args.name, on_progress=printer, workdir=Path(args.workdir) if args.workdir else None)
+        print(json.dumps({"stage": "done", "path": str(path)}) if printer else path, flush=True)
+    else:
+        out, names = store.write_release_manifest(args.base_url, args.out, args.manifest)
+        print(f"{len(names)} archives in {out}; manifest {args.manifest or 'SemanticSynthLib/models/manifest.json'}")
+
+
 def _dispatch(args) -> None:
+    if args.command == "models":
+        _models(args)
+        return
     if args.command == "serve":
         from .web.serve import serve
 

@@ -169,7 +169,7 @@ def test_offline_bundled_packages_need_no_network(tmp_path, monkeypatch):
 
 def test_the_manifest_describes_the_bundled_packages(tmp_path):
     """Its checksums are those of the reproducible archives of today's bundled packages (after changing a
-    package: python -m SemanticSynthLib.engine.model.store manifest --base-url URL)."""
+    package: semanticsynth models manifest --base-url URL)."""
     data = json.loads((default_model_dir() / "manifest.json").read_text(encoding="utf-8"))
     assert data["format"] == model_store.MANIFEST_FORMAT
     names = sorted(p.name for p in default_model_dir().iterdir() if (p / "metadata.json").exists())
@@ -180,7 +180,7 @@ def test_the_manifest_describes_the_bundled_packages(tmp_path):
         assert entry["url"].startswith("https://") and entry["url"].endswith(f"/{entry['name']}-{entry['version']}.zip")
         packed = model_store.pack(default_model_dir() / entry["name"], tmp_path / f"{entry['name']}.zip")
         assert packed == {"sha256": entry["sha256"], "size": entry["size"]}, (
-            f"{entry['name']} changed: run python -m SemanticSynthLib.engine.model.store manifest --base-url URL")
+            f"{entry['name']} changed: run semanticsynth models manifest --base-url URL")
 
 
 def test_first_use_downloads_in_a_child_process_then_generates(server, tmp_path, monkeypatch, scene,

@@ -102,11 +102,10 @@ class EngineJob:
 
 
 class DownloadJob(EngineJob):
-    """Downloads a manifest model into the user cache in a child process (`python -m SemanticSynthLib.engine.model.store
+    """Downloads a manifest model into the user cache in a child process (`python -m SemanticSynthLib models
     fetch`), so that Cancel can end it like any engine run; result_node is the package folder. The staging
     folder lies in the cache and is removed in every case, so a cancelled download leaves nothing partial."""
 
-    module = "SemanticSynthLib.engine.model.store"
 
     def __init__(self, name: str, on_progress=None, cache: Path | None = None):
         cache = Path(cache or model_store.cache_dir())
@@ -117,7 +116,7 @@ class DownloadJob(EngineJob):
             self.process.env["SEMANTICSYNTH_MODEL_MANIFEST"] = os.environ["SEMANTICSYNTH_MODEL_MANIFEST"]
 
     def _arguments(self) -> list[str]:
-        return ["fetch", self.args["name"], "--workdir", str(self.workdir / "staging")]
+        return ["models", "fetch", self.args["name"], "--workdir", str(self.workdir / "staging")]
 
     def _import(self):
         path = model_store.local_package(self.args["name"], cache=self.args["cache"])

@@ -12,12 +12,11 @@ A package is found, in this order, as
 The archive of a package is a stored (uncompressed) zip with one top folder NAME, built reproducibly by
 `pack()`, so the manifest's checksum can be recomputed from the bundled package:
 
-    python -m SemanticSynthLib.engine.model.store manifest --base-url URL [--out DIR]   # archives + manifest
-    python -m SemanticSynthLib.engine.model.store fetch NAME [--progress json]          # download into the cache
+    semanticsynth models manifest --base-url URL [--out DIR]   # archives + manifest (write_release_manifest)
+    semanticsynth models fetch NAME [--progress json]          # download into the cache (fetch)
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import json
@@ -286,34 +285,16 @@ def write_manifest(entries: list[dict], path: Path) -> None:
     Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m SemanticSynthLib.engine.model.store")
-    sub = parser.add_subparsers(dest="command", required=True)
-    f = sub.add_parser("fetch", help="download a manifest model into the user cache (no-op when present)")
-    f.add_argument("name")
-    f.add_argument("--workdir", default=None, help="staging folder (removed by the caller)")
-    f.add_argument("--progress", choices=["json", "none"], default="none")
-    m = sub.add_parser("manifest", help="pack the bundled packages and write their manifest")
-    m.add_argument("--base-url", required=True, help="where the release will publish the archives")
-    m.add_argument("--out", default=None, help="folder for the archives (default: a temporary folder)")
-    m.add_argument("--manifest", default=str(default_model_dir() / "manifest.json"))
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "fetch":
-            printer = (lambda record: print(json.dumps(record), flush=True)) if args.progress == "json" else None
-            path = fetch(args.name, on_progress=printer, workdir=Path(args.workdir) if args.workdir else None)
-            print(json.dumps({"stage": "done", "path": str(path)}) if printer else path, flush=True)
-        else:
-            out = Path(args.out or tempfile.mkdtemp(prefix="semanticsynth-release-"))
-            out.mkdir(parents=True, exist_ok=True)
-            names = sorted(p.name for p in default_model_dir().iterdir() if (p / "metadata.json").exists())
-            write_manifest([manifest_entry(default_model_dir() / n, args.base_url, out) for n in names], Path(args.manifest))
-            print(f"{len(names)} archives in {out}; manifest {args.manifest}")
-    except SynthError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+def write_release_manifest(base_url: str, out: Path | None = None, manifest: Path | None = None) -> tuple[Path, list[str]]:
+    """Pack every bundled package into `out` (default: a new temporary folder) and write their manifest entries
+    (download URLs under `base_url`) to `manifest` (default: the bundled models/manifest.json).
 
+    Returns:
+        (the archives' folder, the packed package names)."""
+    out = Path(out or tempfile.mkdtemp(prefix="semanticsynth-release-"))
+    out.mkdir(parents=True, exist_ok=True)
+    names = sorted(p.name for p in default_model_dir().iterdir() if (p / "metadata.json").exists())
+    write_manifest([manifest_entry(default_model_dir() / n, base_url, out) for n in names],
+                   Path(manifest or default_model_dir() / "manifest.json"))
+    return out, names
 
-if __name__ == "__main__":
-    sys.exit(main())
