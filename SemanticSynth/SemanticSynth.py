@@ -5,6 +5,7 @@ Only this file touches Qt and slicer.app. All work is done by SemanticSynthLib (
 MRML bridge and GUI-free logic), which is tested on plain CPython with slicer-core; this file is tested there
 too, with only the Qt/application layer replaced (Testing/fake_slicer_app.py).
 """
+import enum
 import logging
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import slicer
 from slicer import vtkMRMLGridTransformNode, vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
-from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, Decimals, SingleStep, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
@@ -30,7 +31,9 @@ if _ROOT is not None and str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 from SemanticSynthLib.bridge import dependencies  # noqa: E402
-from SemanticSynthLib.bridge.generate_logic import GenerationLogic  # noqa: E402
+from SemanticSynthLib.bridge.generate_logic import (BRIDGE_DEFAULTS, DEVICE_TITLES, TRAINING_DATA_PHASE,  # noqa: E402
+                                                     GenerationLogic, gui_options, model_hints, option_choices,
+                                                     spin_box_ranges)
 from SemanticSynthLib.bridge.translate_logic import DEFAULT_TRANSLATOR, TranslationLogic, carry_segmentation  # noqa: E402
 from SemanticSynthLib.errors import SynthError  # noqa: E402
 
@@ -69,6 +72,15 @@ def registerSampleData():
     SampleData.SampleDataLogic.registerCustomSampleDataSource(**sampleDataSource())
 
 
+SPIN_RANGES = spin_box_ranges()  # Advanced: at its minimum a spin box shows "model's: 0.5" (None in the request)
+
+
+class Device(enum.Enum):
+    """The request's device names; the combo box shows label(): "CPU (force)" as SlicerMONAIAuto3DSeg's force CPU."""
+    AUTO, CPU, CUDA = "auto", "cpu", "cuda"
+    label = lambda self: _(DEVICE_TITLES[self.value])  # noqa: E731 (a function: not a member)
+
+
 @parameterNodeWrapper
 class SemanticSynthParameterNode:
     segmentation: vtkMRMLSegmentationNode
@@ -80,6 +92,14 @@ class SemanticSynthParameterNode:
     steps: Annotated[int, WithinRange(0, 1000)] = 0  # 0: the package's default_steps ("model's default" in the .ui)
     seed: Annotated[int, WithinRange(0, 2 ** 31 - 1)] = 0
     outputVolume: vtkMRMLScalarVolumeNode
+    # Advanced (GenerationRequest's phase, temperature, guidance, priors, calibrate, unknown_labels, device)
+    phase: Annotated[str, Choice([TRAINING_DATA_PHASE, *option_choices("phase")])] = TRAINING_DATA_PHASE
+    temperature: Annotated[float, WithinRange(*SPIN_RANGES["temperature"]), Decimals(2), SingleStep(0.05)] = 0.0
+    guidance: Annotated[float, WithinRange(*SPIN_RANGES["guidance"]), Decimals(1), SingleStep(0.5)] = 0.5
+    priorsFile: Path  # Path() ("."), Slicer's default for a path: none, the model's priors
+    calibrate: bool = True
+    unknownLabels: Annotated[str, Choice(option_choices("unknown_labels"))] = BRIDGE_DEFAULTS["unknown_labels"]
+    device: Device = Device.AUTO
     translateSource: vtkMRMLScalarVolumeNode
     translator: str = DEFAULT_TRANSLATOR
     deform: bool = True
@@ -98,9 +118,10 @@ class EngineTask:
     """One button with its own engine job, progress bar, status line and timer: Generate and Translate each have
     one, so neither cancels the other. The button turns into Cancel while the job runs."""
 
-    def __init__(self, button, progressBar, statusLabel, start, done):
+    def __init__(self, button, progressBar, statusLabel, start, done, report=None):
         self.button, self.progressBar, self.statusLabel = button, progressBar, statusLabel
-        self.start, self.done = start, done  # start() -> job or None; done(job.result_node) -> output name
+        # start() -> job or None; done(job.result_node) -> output name; report(job) -> lines shown under "Done:"
+        self.start, self.done, self.report = start, done, report
         self.idleText, self.job = button.text, None
         self.note = ""  # kept under every status line, e.g. the segments the model does not know
         self.timer = qt.QTimer()
@@ -158,7 +179,9 @@ class EngineTask:
             slicer.util.errorDisplay(job.error)
         else:
             self.progressBar.value = 100
-            self.setStatus(_("Done: ") + self.done(job.result_node))
+            name, notes = self.done(job.result_node), list(self.report(job)) if self.report else []
+            self.note = "\n".join(notes + ([self.note] if self.note else []))
+            self.setStatus(_("Done: ") + name)
 
     def _fail(self, exc):
         logging.error("SemanticSynth: %s", exc, exc_info=not isinstance(exc, SynthError))
@@ -194,6 +217,7 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNodeGuiTag = None
         self._updatingModelChoices = False
         self._loadedFolders = {"model": [], "translator": []}
+        self._defaultsShownFor = None  # (model, modality) whose defaults the Advanced widgets show
         self.tasks = {}
 
     def setup(self):
@@ -205,7 +229,7 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.logic = SemanticSynthLogic()
         self.tasks = {
             "generate": EngineTask(self.ui.generateButton, self.ui.generateProgressBar, self.ui.generateStatusLabel,
-                                   self.startGeneration, self.generationDone),
+                                   self.startGeneration, self.generationDone, lambda job: job.notes()),
             "translate": EngineTask(self.ui.translateButton, self.ui.translateProgressBar, self.ui.translateStatusLabel,
                                     self.startTranslation, self.translationDone)}
         for field, (comboName, _logic) in self.MODEL_FIELDS.items():
@@ -256,6 +280,7 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         if p is None:
             return
+        self._showModelDefaults()
         self.ui.generateButton.enabled = bool(p.segmentation) or self.tasks["generate"].job is not None
         self.ui.translateButton.enabled = bool(p.translateSource) or self.tasks["translate"].job is not None
         self.ui.carryButton.enabled = bool(p.carrySegmentation and p.translationField)
@@ -276,6 +301,17 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 combo.currentIndex = names.index(value) if value in names else -1
         finally:
             self._updatingModelChoices = False
+
+    def _showModelDefaults(self):
+        """The model's values where an option is left to it; the phase for CT, the guidance for models trained for it."""
+        p = self._parameterNode
+        if (p.model, p.modality) != self._defaultsShownFor:
+            self._defaultsShownFor, hints = (p.model, p.modality), model_hints(p.model, p.modality)
+            for name in ("steps", "temperature", "guidance"):
+                getattr(self.ui, name + "SpinBox").specialValueText = _(hints[name])
+            self.ui.guidanceSpinBox.enabled, self.ui.phaseComboBox.enabled = hints["guidance_enabled"], bool(hints["phases"])
+            self.ui.phaseComboBox.toolTip = _("Contrast phase whose reference HU every label follows; the training "
+                                              "data's: {phase}").format(phase=hints["training_phase"] or _("per label"))
 
     def onModelComboChanged(self, field):
         """Combo box -> parameter."""
@@ -305,7 +341,15 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if not self.logic.ensureDependencies():
             return None
         return self.logic.start(p.segmentation, model=p.model, modality=p.modality, steps=p.steps or None, seed=p.seed,
-                                reference_volume_node=p.referenceVolume, output_node=p.outputVolume)
+                                reference_volume_node=p.referenceVolume, output_node=p.outputVolume,
+                                **self.advancedOptions())
+
+    def advancedOptions(self) -> dict:
+        """The Advanced section as request options (None where left to the model: a spin box at its minimum)."""
+        p = self._parameterNode
+        return gui_options({"modality": p.modality, "phase": p.phase, "temperature": p.temperature, "guidance": p.guidance,
+                            "priors": str(p.priorsFile), "calibrate": p.calibrate, "unknown_labels": p.unknownLabels,
+                            "device": p.device.value}, {name: r[0] for name, r in SPIN_RANGES.items()})
 
     def generationDone(self, node):
         self._parameterNode.outputVolume = node

@@ -265,6 +265,40 @@ class QSpinBox(QWidget):
         self.setRange(min(self.minimum, maximum), maximum)
 
 
+class QDoubleSpinBox(QWidget):
+    """As Qt's: the value is rounded to `decimals` and kept in [minimum, maximum], which move it when they change."""
+    SIGNALS = ("valueChanged",)
+    singleStep = _property("singleStep", 1.0)
+    specialValueText = _property("specialValueText", "")  # shown instead of the minimum
+    value = _property("value", 0.0, signal="valueChanged",
+                      coerce=lambda self, v: max(self.minimum, min(self.maximum, round(float(v), self.decimals))))
+
+    def _bound(name):
+        def set(self, v):
+            setattr(self, "_p_" + name, round(float(v), self.decimals) if abs(float(v)) != float("inf") else float(v))
+            if name == "minimum" and self.maximum < self.minimum:
+                self._p_maximum = self.minimum
+            if name == "maximum" and self.minimum > self.maximum:
+                self._p_minimum = self.maximum
+            self.value = self.value
+        return property(lambda self: getattr(self, "_p_" + name, {"minimum": 0.0, "maximum": 99.99}[name]), set)
+
+    minimum, maximum = _bound("minimum"), _bound("maximum")
+    del _bound
+
+    @property
+    def decimals(self):
+        return getattr(self, "_p_decimals", 2)
+
+    @decimals.setter
+    def decimals(self, n):
+        self._p_decimals = int(n)
+        self.minimum, self.maximum = self.minimum, self.maximum
+
+    def setRange(self, minimum, maximum):
+        self.minimum, self.maximum = minimum, maximum
+
+
 class QComboBox(QWidget):
     SIGNALS = ("currentIndexChanged", "currentTextChanged", "activated")
 
@@ -444,6 +478,18 @@ class ctkCollapsibleButton(QAbstractButton):
     collapsed = _property("collapsed", False)
 
 
+class ctkPathLineEdit(QWidget):
+    """A path field with a browse button: the text is `currentPath`; a change emits currentPathChanged."""
+    SIGNALS = ("currentPathChanged", "validInputChanged")
+    currentPath = _property("currentPath", "", signal="currentPathChanged", coerce=lambda self, v: str(v))
+    filters = _property("filters", "")  # a .ui <set>, kept as its text
+    nameFilters = _property("nameFilters", ())
+    label = _property("label", "")
+
+    def setCurrentPath(self, path):
+        self.currentPath = path
+
+
 class ctkMessageBox(QMessageBox):
     text = _property("text", "")
     windowTitle = _property("windowTitle", "")
@@ -558,6 +604,10 @@ def _property_value(prop):
         return value.text == "true"
     if value.tag == "number":
         return int(value.text)
+    if value.tag == "double":
+        return float(value.text)
+    if value.tag == "set":  # flags such as ctkPathLineEdit::Files|ctkPathLineEdit::Readable
+        return value.text
     if value.tag == "stringlist":
         return [s.text for s in value.findall("string")]
     if value.tag == "enum":
@@ -629,15 +679,15 @@ def install() -> FakeApplication:
         return _APP
     qt = types.ModuleType("qt")
     for obj in (QObject, QWidget, QLayout, QVBoxLayout, QHBoxLayout, QFormLayout, QAbstractButton, QPushButton,
-                QToolButton, QCheckBox, QLabel, QProgressBar, QSpinBox, QComboBox, QTimer, QFile, QMessageBox,
+                QToolButton, QCheckBox, QLabel, QProgressBar, QSpinBox, QDoubleSpinBox, QComboBox, QTimer, QFile, QMessageBox,
                 QFileDialog, QSettings, QColor, QIcon, Qt, QCursor, QApplication, QUiLoader, QMainWindow):
         setattr(qt, obj.__name__, obj)
-    for name in ("QSlider", "QDoubleSpinBox", "QLineEdit", "QTextEdit", "QDialog", "QMenu"):
+    for name in ("QSlider", "QLineEdit", "QTextEdit", "QDialog", "QMenu"):
         setattr(qt, name, _stub(name))
     ctk = types.ModuleType("ctk")
-    ctk.ctkCollapsibleButton, ctk.ctkMessageBox = ctkCollapsibleButton, ctkMessageBox
+    ctk.ctkCollapsibleButton, ctk.ctkMessageBox, ctk.ctkPathLineEdit = ctkCollapsibleButton, ctkMessageBox, ctkPathLineEdit
     for name in ("ctkCheckBox", "ctkCheckablePushButton", "ctkSliderWidget", "ctkDoubleSlider", "ctkDoubleSpinBox",
-                 "ctkComboBox", "ctkRangeWidget", "ctkDoubleRangeSlider", "ctkPathLineEdit", "ctkDirectoryButton",
+                 "ctkComboBox", "ctkRangeWidget", "ctkDoubleRangeSlider", "ctkDirectoryButton",
                  "ctkColorPickerButton"):
         setattr(ctk, name, _stub(name))
     sys.modules["qt"], sys.modules["ctk"] = qt, ctk

@@ -4,7 +4,8 @@ The module file is parsed (ast), never imported, so any version of it can be che
 not import here. For every widget of the .ui with a `SlicerParameterName`:
 - the name is a parameter of the module's @parameterNodeWrapper class, and no other widget has it;
 - a connector of Slicer's guiConnectors.py accepts the widget's class with the parameter's type, and the
-  annotations that connector needs are there (CONNECTORS below mirrors its canRepresent/create/__init__);
+  annotations that connector needs are there (CONNECTORS below mirrors its canRepresent/create/__init__), in every
+  Slicer the extension supports (OLDEST_SLICER on: 5.8's guiConnectors.py lacks two that 5.10 has);
 - defaults fit their Choice and WithinRange;
 - a qMRMLNodeComboBox's nodeTypes are the annotation's node classes (the connector overwrites them);
 - the module does not add or remove items of a combo box bound with Choice (the connector owns its items).
@@ -24,25 +25,32 @@ def _bounded(annotations):
     return "WithinRange" in annotations or {"Minimum", "Maximum"} <= set(annotations)
 
 
-# (widget classes, parameter types, {annotation requirement: why}) in guiConnectors.py's registration order.
+OLDEST_SLICER = (5, 8)  # the oldest Slicer the extension supports: its guiConnectors.py is the one to satisfy
+_DOUBLE_WIDGETS = {"QDoubleSpinBox", "ctkSliderWidget", "qMRMLSliderWidget", "ctkDoubleSlider", "ctkDoubleSpinBox",
+                   "qMRMLSpinBox"}
+_SLIDER_BOUNDS = {"bounded if slider widget": "a ctkSliderWidget/qMRMLSliderWidget needs WithinRange or Minimum+Maximum"}
+
+# (widget classes, parameter types, {annotation requirement: why}, first Slicer with it) in guiConnectors.py's
+# registration order. Checked against Slicer's git tags v5.8.0 and v5.10.0: 5.10 added ctkCheckablePushButton
+# and int parameters on the double spin boxes and sliders (5.8's connector takes float only).
 CONNECTORS = [
-    ({"QCheckBox", "ctkCheckBox"}, {"bool"}, {}),
-    ({"QPushButton"}, {"bool"}, {}),
-    ({"ctkCheckablePushButton"}, {"bool"}, {}),
-    ({"QSlider", "QSpinBox"}, {"int"}, {"bounded if QSlider": "a QSlider needs WithinRange or Minimum+Maximum"}),
-    ({"QDoubleSpinBox", "ctkSliderWidget", "qMRMLSliderWidget", "ctkDoubleSlider", "ctkDoubleSpinBox", "qMRMLSpinBox"},
-     {"float", "int"}, {"bounded if slider widget": "a ctkSliderWidget/qMRMLSliderWidget needs WithinRange or Minimum+Maximum"}),
+    ({"QCheckBox", "ctkCheckBox"}, {"bool"}, {}, (5, 8)),
+    ({"QPushButton"}, {"bool"}, {}, (5, 8)),
+    ({"ctkCheckablePushButton"}, {"bool"}, {}, (5, 10)),
+    ({"QSlider", "QSpinBox"}, {"int"}, {"bounded if QSlider": "a QSlider needs WithinRange or Minimum+Maximum"}, (5, 8)),
+    (_DOUBLE_WIDGETS, {"float"}, _SLIDER_BOUNDS, (5, 8)),
+    (_DOUBLE_WIDGETS, {"int"}, _SLIDER_BOUNDS, (5, 10)),
     ({"QComboBox", "ctkComboBox"}, {"int", "float", "str", "bool"},
-     {"Choice": "QComboBoxToStringableConnector requires the Choice annotation"}),
-    ({"QComboBox", "ctkComboBox"}, {"enum"}, {}),
-    ({"QLineEdit"}, {"str"}, {}),
-    ({"QLabel"}, {"str"}, {}),
-    ({"QTextEdit"}, {"str"}, {}),
+     {"Choice": "QComboBoxToStringableConnector requires the Choice annotation"}, (5, 8)),
+    ({"QComboBox", "ctkComboBox"}, {"enum"}, {}, (5, 8)),
+    ({"QLineEdit"}, {"str"}, {}, (5, 8)),
+    ({"QLabel"}, {"str"}, {}, (5, 8)),
+    ({"QTextEdit"}, {"str"}, {}, (5, 8)),
     ({"ctkRangeWidget", "ctkDoubleRangeSlider", "qMRMLRangeWidget"}, {"FloatRange"},
-     {"RangeBounds": "a range widget needs the RangeBounds annotation"}),
-    ({"ctkPathLineEdit", "ctkDirectoryButton"}, {"Path"}, {}),
-    ({"qMRMLNodeComboBox"}, {"node"}, {}),
-    ({"ctkColorPickerButton"}, {"QColor"}, {}),
+     {"RangeBounds": "a range widget needs the RangeBounds annotation"}, (5, 8)),
+    ({"ctkPathLineEdit", "ctkDirectoryButton"}, {"Path"}, {}, (5, 8)),
+    ({"qMRMLNodeComboBox"}, {"node"}, {}, (5, 8)),
+    ({"ctkColorPickerButton"}, {"QColor"}, {}, (5, 8)),
 ]
 
 
@@ -56,10 +64,14 @@ class Parameter:
     has_default: bool = False
 
 
-def connector_problem(widget_class: str, parameter: Parameter) -> str | None:
-    """Why Slicer's connectors cannot bind this widget class to this parameter; None when one can."""
-    for widgets, kinds, needs in CONNECTORS:
+def connector_problem(widget_class: str, parameter: Parameter, slicer: tuple = OLDEST_SLICER) -> str | None:
+    """Why the connectors of this Slicer version and later cannot bind this widget class to this parameter; None
+    when one can."""
+    for widgets, kinds, needs, since in CONNECTORS:
         if widget_class in widgets and parameter.kind in kinds:
+            if since > slicer:
+                return (f"a {widget_class} binds to {parameter.kind} parameters only from Slicer "
+                        f"{'.'.join(map(str, since))} on; the extension supports {'.'.join(map(str, slicer))}")
             for need, why in needs.items():
                 if need == "Choice" and "Choice" not in parameter.annotations:
                     return why

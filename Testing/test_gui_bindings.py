@@ -10,7 +10,7 @@ from typing import Annotated
 import pytest
 
 import fake_slicer_app
-from gui_bindings import CONNECTORS, Parameter, check, connector_problem, parse_module
+from gui_bindings import CONNECTORS, Parameter, check, connector_problem, parse_module, parse_ui
 from slicer_testdata import REPO
 
 MODULE_FILE = REPO / "SemanticSynth" / "SemanticSynth.py"
@@ -63,6 +63,31 @@ def test_the_check_sees_names_classes_defaults_and_node_types():
     assert any("no connector in guiConnectors.py binds a QSpinBox to a bool" in p for p in check(module, checkbox_on_int))
 
 
+def test_the_advanced_widgets_are_bound_with_connectors_of_slicer_5_8():
+    """The Advanced section: each widget bound to its parameter, with a connector Slicer 5.8 already has (5.10 added
+    int parameters on QDoubleSpinBox and the ctkCheckablePushButton connector)."""
+    module, ui = MODULE_FILE.read_text(encoding="utf-8"), UI_FILE.read_text(encoding="utf-8")
+    parameters, _used, _calls, _strings = parse_module(module)
+    widgets, bound = parse_ui(ui)
+    advanced = {pname: (wname, wclass) for pname, wname, wclass, _types in bound
+                if pname in ("phase", "temperature", "guidance", "priorsFile", "calibrate", "unknownLabels", "device")}
+    assert advanced == {"phase": ("phaseComboBox", "QComboBox"), "temperature": ("temperatureSpinBox", "QDoubleSpinBox"),
+                        "guidance": ("guidanceSpinBox", "QDoubleSpinBox"),
+                        "priorsFile": ("priorsPathLineEdit", "ctkPathLineEdit"),
+                        "calibrate": ("calibrateCheckBox", "QCheckBox"),
+                        "unknownLabels": ("unknownLabelsComboBox", "QComboBox"), "device": ("deviceComboBox", "QComboBox")}
+    assert {n: parameters[n].kind for n in advanced} == {
+        "phase": "str", "temperature": "float", "guidance": "float", "priorsFile": "Path", "calibrate": "bool",
+        "unknownLabels": "str", "device": "enum"}
+    assert "Choice" in parameters["phase"].annotations and "Choice" in parameters["unknownLabels"].annotations
+    assert widgets["advancedCollapsibleButton"] == "ctkCollapsibleButton"
+    # an int on a QDoubleSpinBox binds on 5.10 only: refused for the 5.8 the extension supports
+    on_int = module.replace("temperature: Annotated[float,", "temperature: Annotated[int,")
+    assert ("QDoubleSpinBox temperatureSpinBox -> 'temperature': a QDoubleSpinBox binds to int parameters only from "
+            "Slicer 5.10 on; the extension supports 5.8") in check(on_int, ui)
+    assert connector_problem("QDoubleSpinBox", Parameter("p", "int"), slicer=(5, 10)) is None
+
+
 KINDS = {  # a Python type of each kind, with the annotations the static table reads
     "bool": (bool, {}), "int": (int, {}), "bounded int": (None, {"WithinRange": [0, 5]}), "float": (float, {}),
     "str": (str, {}), "str with Choice": (None, {"Choice": [["a", "b"]]}), "node": (None, {}), "Path": (pathlib.Path, {}),
@@ -77,22 +102,29 @@ def _python_type(kind):
             "node": slicer.vtkMRMLScalarVolumeNode}.get(kind) or KINDS[kind][0]
 
 
-@pytest.mark.parametrize("widget_class", ["QCheckBox", "QPushButton", "QSpinBox", "QComboBox", "QLabel", "qMRMLNodeComboBox"])
+RUNTIME_SLICER = (5, 13)  # the version of Testing/slicer_runtime (see its README)
+
+
+@pytest.mark.parametrize("widget_class", ["QCheckBox", "QPushButton", "QSpinBox", "QDoubleSpinBox", "QComboBox", "QLabel",
+                                          "ctkPathLineEdit", "qMRMLNodeComboBox"])
 def test_the_table_agrees_with_slicers_guiconnectors(widget_class):
-    """For the widgets the Qt stand-in implements, Slicer's createGuiConnector and the static table agree."""
+    """For the widgets the Qt stand-in implements, Slicer's createGuiConnector (of slicer_runtime's version) and the
+    static table for that version agree."""
     fake_slicer_app.install()
     import qt
     import slicer
     from slicer.parameterNodeWrapper import createGuiConnector
 
-    assert any(widget_class in widgets for widgets, _kinds, _needs in CONNECTORS)
+    import ctk
+
+    assert any(widget_class in widgets for widgets, _kinds, _needs, _since in CONNECTORS)
     for kind in KINDS:
-        widget = getattr(qt, widget_class, None) or getattr(slicer, widget_class)
+        widget = getattr(qt, widget_class, None) or getattr(ctk, widget_class, None) or getattr(slicer, widget_class)
         try:
             createGuiConnector(widget(), _python_type(kind))
             slicer_says = None
         except RuntimeError as exc:
             slicer_says = str(exc)
         static_kind = {"bounded int": "int", "str with Choice": "str"}.get(kind, kind)
-        static = connector_problem(widget_class, Parameter("p", static_kind, dict(KINDS[kind][1])))
+        static = connector_problem(widget_class, Parameter("p", static_kind, dict(KINDS[kind][1])), RUNTIME_SLICER)
         assert (slicer_says is None) == (static is None), (widget_class, kind, slicer_says, static)

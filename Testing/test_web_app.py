@@ -29,6 +29,7 @@ DOWNLOADS = ARTIFACTS / "downloads"
 UPLOAD_LIMIT_MB = 0.5
 # DDIM steps of the timed generation: 2 keeps the suite short; "" (the model's default) for the README picture
 STEPS = os.environ.get("SEMANTICSYNTH_WEB_TEST_STEPS", "2")
+TEMPERATURE = "0.7"  # set in the Advanced panel with the phase; the provenance must record both
 CHROMIUM = {"chromium": "chromium", "chromedriver": "chromium-driver"}  # executable -> Debian package
 
 
@@ -159,9 +160,12 @@ def _wait(driver, condition, timeout: float, what: str, interval: float = 0.2):
 
 
 def _click(driver, element_id: str):
+    """Click an element of the controls column, scrolled into view first (the open Advanced panel lengthens it)."""
     from selenium.webdriver.common.by import By
 
-    driver.find_element(By.ID, element_id).click()
+    element = driver.find_element(By.ID, element_id)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'nearest'})", element)
+    element.click()
 
 
 def _axial_view(driver) -> np.ndarray:
@@ -197,6 +201,32 @@ def _set_field(driver, element_id: str, value: str):
     field.send_keys(Keys.CONTROL, "a")
     field.send_keys(Keys.BACKSPACE)
     field.send_keys(value)
+
+
+def _choose(driver, element_id: str, title: str):
+    """Pick the item titled `title` from a Vuetify select: open its menu (an overlay), click the item."""
+    from selenium.webdriver.common.by import By
+
+    field = driver.find_element(By.CSS_SELECTOR, f"input#{element_id}, #{element_id} input")
+    field.find_element(By.XPATH, "./ancestor::div[contains(@class, 'v-field')][1]").click()
+    items = _wait(driver, lambda: [e for e in driver.find_elements(By.CSS_SELECTOR, ".v-overlay--active .v-list-item")
+                                   if e.text.strip() == title], 10, f"no item {title!r} in the {element_id} menu")
+    items[0].click()
+    _wait(driver, lambda: not driver.find_elements(By.CSS_SELECTOR, ".v-overlay--active .v-list-item"), 10,
+          f"the {element_id} menu did not close")
+
+
+def _advanced_panel(driver, open_it: bool):
+    """Open (or close) the Advanced panel; closed, the controls column is as short as before it was added."""
+    from selenium.webdriver.common.by import By
+
+    def is_open():
+        return bool(driver.find_elements(By.CSS_SELECTOR, "#advanced .v-expansion-panel--active"))
+
+    if is_open() != open_it:
+        _click(driver, "advanced-title")
+    _wait(driver, lambda: is_open() == open_it and bool(driver.find_elements(
+        By.CSS_SELECTOR, "input#temperature, #temperature input")) == open_it, 10, "the Advanced panel did not toggle")
 
 
 def _stable_view(driver, timeout: float = 20) -> np.ndarray:
@@ -274,6 +304,12 @@ def test_generate_shows_the_volume(browser):
     before = _scene_nodes(driver)
 
     _set_field(driver, "steps", STEPS)
+    # Advanced: the contrast phase and the temperature, which must reach the engine (checked in the provenance)
+    _advanced_panel(driver, True)
+    _choose(driver, "phase", "portal_venous")
+    _set_field(driver, "temperature", TEMPERATURE)
+    _save(driver, "advanced.png")
+    _advanced_panel(driver, False)
     _click(driver, "generate")
     start = time.perf_counter()
     _wait(driver, lambda: _text(driver, "status").startswith("Generated"), 600, "generation did not finish")
@@ -307,14 +343,28 @@ def test_generate_shows_the_volume(browser):
         assert sorted(z.namelist()) == ["generated.nrrd", "provenance.json"]
         meta = json.loads(z.read("provenance.json"))
         assert meta["model"] and meta["seed"] == "0" and meta["steps"] == (STEPS or meta["steps"]) and meta["modality"] == "ct"
+        request = json.loads(meta["request"])  # the resolved request the engine ran
+        assert request["phase"] == "portal_venous" and request["temperature"] == float(TEMPERATURE)
+        assert meta["temperature"] == TEMPERATURE and request["calibrate"] is True
         assert meta["source"] == SAMPLE.name.replace(".nii.gz", "")
         assert z.getinfo("generated.nrrd").file_size > 100_000
         z.extract("generated.nrrd", DOWNLOADS)
 
-    # the CLI on the same input, model, steps and seed: its time beside the page's, and the same volume (one engine)
+    # the calibration check's flags, as recorded on the volume, are what the page shows under the progress bar
+    flagged = json.loads(meta.get("calibration") or "{}").get("outside_prior_range") or []
+    report = _text(driver, "report")
+    if flagged:
+        assert f"Calibration check: {len(flagged)} label(s) came out outside their prior range" in report, report
+        assert all(f["name"] in report for f in flagged[:8]), report
+    else:
+        assert "Calibration check" not in report, report
+
+    # the CLI on the same input, model, steps, seed, phase and temperature: its time beside the page's, and the same
+    # volume (one engine)
     cli_out = DOWNLOADS / "cli-generated.nrrd"
     command = [sys.executable, "-m", "SemanticSynthLib", "generate", str(SAMPLE), str(cli_out), "--model", meta["model"],
-               "--modality", "ct", "--seed", "0", "--steps", meta["steps"], "--progress", "none", "--overwrite"]
+               "--modality", "ct", "--seed", "0", "--steps", meta["steps"], "--phase", "portal_venous",
+               "--temperature", TEMPERATURE, "--progress", "none", "--overwrite"]
     start = time.perf_counter()
     cli = subprocess.run(command, cwd=REPO, env=_server_env(), capture_output=True, text=True, timeout=900)
     cli_elapsed = time.perf_counter() - start
@@ -440,3 +490,57 @@ def test_translate_shows_volume_and_field(browser, tmp_path):
         assert {"translated.nrrd", "field.nrrd", "provenance.json"} <= set(z.namelist())
         meta = json.loads(z.read("provenance.json"))
         assert meta["source"] == "t1_crop" and meta["steps"] == "2" and meta["deform"] == "True"
+
+
+def test_advanced_options_become_request_options(tmp_path):
+    """The Advanced panel's values, as the page holds them (text fields as typed), are the request's options; the
+    request checks them in one line. No browser: bridge.generate_logic.gui_options is what generate() hands on."""
+    from SemanticSynthLib.bridge.generate_logic import TRAINING_DATA_PHASE, generation_request, gui_options
+    from SemanticSynthLib.errors import SynthError
+
+    priors = tmp_path / "priors.json"
+    priors.write_text('{"liver": 100}')
+    page = {"modality": "ct", "phase": "portal_venous", "temperature": " 0.7", "guidance": "", "calibrate": False,
+            "unknown_labels": "error", "device": "cpu", "priors": str(priors)}
+    options = gui_options(page, auto_device="cuda")
+    assert options == {"phase": "portal_venous", "temperature": "0.7", "guidance": None, "priors": str(priors),
+                       "calibrate": False, "unknown_labels": "error", "device": "cpu"}
+    request = generation_request("abdomen-ct", **options)
+    assert (request.phase, request.temperature, request.guidance, request.calibrate, request.unknown_labels,
+            request.device, request.priors) == ("portal_venous", 0.7, None, False, "error", "cpu", str(priors))
+    # the page's "auto" keeps the server's device (serve --device), or the engine's auto without one
+    assert gui_options({**page, "device": "auto"}, auto_device="cuda")["device"] == "cuda"
+    assert generation_request("abdomen-ct", **gui_options({**page, "device": "auto"})).device == "auto"
+    # the training data's phase, and a phase for a modality without phases, are left to the model
+    assert gui_options({**page, "phase": TRAINING_DATA_PHASE})["phase"] is None
+    assert gui_options({**page, "modality": "mri"})["phase"] is None
+    for key, value, reason in (("temperature", "2", "at most 1"), ("temperature", "warm", "not a number"),
+                               ("guidance", "0.5", "at least 1"), ("priors", str(tmp_path / "gone.json"), "does not exist")):
+        with pytest.raises(SynthError) as error:
+            generation_request("abdomen-ct", **gui_options({**page, key: value}))
+        assert key in str(error.value) and reason in str(error.value) and "\n" not in str(error.value)
+
+
+def test_priors_upload_is_checked_kept_and_cleared(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    _advanced_panel(driver, True)
+    upload = driver.find_element(By.CSS_SELECTOR, "input#upload-priors, #upload-priors input[type=file]")
+    bad = tmp_path / "broken_priors.json"
+    bad.write_text("{liver: 100")
+    upload.send_keys(str(bad))
+    message = _wait(driver, lambda: _text(driver, "message"), 30, "no message for a priors file that is not JSON")
+    assert message.startswith("cannot read broken_priors.json: JSONDecodeError") and "\n" not in message.strip()
+    assert not _text(driver, "priors-name")
+    driver.find_element(By.CSS_SELECTOR, "#message button").click()
+    driver.execute_script("arguments[0].value = ''", upload)
+    good = tmp_path / "my_priors.json"
+    good.write_text('{"liver": {"mean": 100, "range": [80, 120]}}')
+    upload.send_keys(str(good))
+    _wait(driver, lambda: _text(driver, "priors-name") == "Priors: my_priors.json", 30, "the priors file was not taken")
+    assert not _text(driver, "message")
+    _click(driver, "clear-priors")
+    _wait(driver, lambda: not _text(driver, "priors-name"), 10, "the priors file was not cleared")
+    driver.execute_script("arguments[0].value = ''", upload)
+    _advanced_panel(driver, False)

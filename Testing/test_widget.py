@@ -94,8 +94,9 @@ def test_panel_connects_every_parameter(widget, scene, sample_segmentation):
     assert [ui.modalityComboBox.itemText(i) for i in range(ui.modalityComboBox.count)] == ["ct", "mri"]
     ui.modalityComboBox.currentIndex = 1
     assert p.modality == "mri"
-    # steps 0 is the model's default, shown as such (Qt draws specialValueText at the minimum)
-    assert p.steps == 0 and ui.stepsSpinBox.minimum == 0 and ui.stepsSpinBox.specialValueText == "model's default"
+    # steps 0 is the model's default, shown with its value (Qt draws specialValueText at the minimum)
+    steps = widget.logic.model_info("abdomen-ct", "mri")["defaults"]["steps"]
+    assert p.steps == 0 and ui.stepsSpinBox.minimum == 0 and ui.stepsSpinBox.specialValueText == f"model's: {steps}"
     assert p.translateSteps == 0 and ui.translateStepsSpinBox.specialValueText == "model's default"
     p.steps = 7
     assert ui.stepsSpinBox.value == 7
@@ -113,6 +114,107 @@ def test_panel_connects_every_parameter(widget, scene, sample_segmentation):
     assert p.model == "brain-mri"
     p.translator = "brain-t1-to-t2like"
     assert ui.translatorComboBox.currentText == "brain-t1-to-t2like"
+
+
+def test_advanced_section_binds_every_generation_option(module, widget, scene, tmp_path):
+    """Phase, temperature, guidance, priors, calibration, unknown labels and device: each bound through Slicer's
+    connectors, its range and choices from the request's checks, the model's default shown, and handed to the
+    engine as request options (None where left to the model)."""
+    from SemanticSynthLib.bridge.generate_logic import option_choices
+    from SemanticSynthLib.errors import SynthError
+
+    ui, p = widget.ui, widget._parameterNode
+    assert ui.advancedCollapsibleButton.collapsed
+    defaults = widget.logic.model_info("abdomen-ct", "ct")["defaults"]
+    # phase: the training data's, then the request's phases; for a modality with phases only
+    assert [ui.phaseComboBox.itemText(i) for i in range(ui.phaseComboBox.count)] == ["training data's", "non_contrast",
+                                                                                     "portal_venous"]
+    assert p.phase == "training data's" and ui.phaseComboBox.enabled
+    ui.phaseComboBox.currentIndex = 2
+    assert p.phase == "portal_venous"
+    p.modality = "mri"
+    assert not ui.phaseComboBox.enabled and widget.advancedOptions()["phase"] is None  # not sent for MRI
+    p.modality = "ct"
+    assert ui.phaseComboBox.enabled and widget.advancedOptions()["phase"] == "portal_venous"
+    # temperature and guidance: the request's ranges, the minimum meaning the model's value, which it shows
+    assert (ui.temperatureSpinBox.minimum, ui.temperatureSpinBox.maximum, ui.temperatureSpinBox.value) == (0, 1, 0)
+    assert ui.temperatureSpinBox.specialValueText == f"model's: {defaults['temperature']:g}"
+    assert (ui.guidanceSpinBox.minimum, ui.guidanceSpinBox.maximum, ui.guidanceSpinBox.value) == (0.5, 20, 0.5)
+    assert ui.guidanceSpinBox.specialValueText == f"model's: {defaults['guidance']:g}"
+    ui.temperatureSpinBox.value = 0.7
+    assert p.temperature == 0.7
+    ui.temperatureSpinBox.value = 5  # Qt keeps it in range
+    assert p.temperature == 1.0
+    # calibration, unknown labels (the bridge's default first) and the device with its forced CPU
+    assert p.calibrate and ui.calibrateCheckBox.checked
+    ui.calibrateCheckBox.checked = False
+    assert p.calibrate is False
+    assert [ui.unknownLabelsComboBox.itemText(i) for i in range(2)] == ["background", "error"]
+    assert p.unknownLabels == "background"
+    assert [d.value for d in module.Device] == option_choices("device")
+    assert [ui.deviceComboBox.itemText(i) for i in range(3)] == ["auto (CUDA where available)", "CPU (force)", "CUDA"]
+    assert p.device is module.Device.AUTO
+    ui.deviceComboBox.currentIndex = 1
+    assert p.device is module.Device.CPU
+    # the priors file: none by default (Slicer's Path() is "."), a file once chosen
+    assert widget.advancedOptions()["priors"] is None
+    priors = tmp_path / "priors.json"
+    priors.write_text('{"liver": 100}')
+    ui.priorsPathLineEdit.currentPath = str(priors)
+    assert p.priorsFile == priors
+    assert widget.advancedOptions() == {"phase": "portal_venous", "temperature": 1.0, "guidance": None,
+                                        "priors": str(priors), "calibrate": False, "unknown_labels": "background",
+                                        "device": "cpu"}
+    ui.priorsPathLineEdit.currentPath = str(tmp_path / "missing.json")
+    with pytest.raises(SynthError, match="missing.json does not exist"):
+        widget.advancedOptions()
+    # the defaults follow the model: a model without guidance training has its guidance box disabled
+    assert ui.guidanceSpinBox.enabled == bool(widget.logic.model_info("abdomen-ct")["metadata"]["diffusion"].get(
+        "condition_dropout"))
+
+
+def test_bad_advanced_values_are_refused_in_one_line(app, widget, scene, sample_segmentation, tiny_ct_model):
+    ui, p = widget.ui, widget._parameterNode
+    p.segmentation, p.model = sample_segmentation, str(tiny_ct_model)
+    nodes = scene.GetNumberOfNodes()
+    ui.guidanceSpinBox.enabled = True
+    ui.guidanceSpinBox.value = 0.7  # above the box's "model's" minimum, below the request's least guidance
+    ui.generateButton.click()
+    assert widget.tasks["generate"].job is None and len(app.messages) == 1
+    assert "guidance" in app.messages[0][1] and "at least 1" in app.messages[0][1] and "\n" not in app.messages[0][1]
+    assert ui.generateStatusLabel.text.startswith("Failed: ") and scene.GetNumberOfNodes() == nodes
+
+
+def test_advanced_options_reach_the_engine(app, widget, scene, sample_segmentation, tiny_ct_model, tmp_path):
+    """Phase, temperature, the priors file and the device set in the panel are in the generated volume's recorded
+    request; the calibration check's flags (here of priors no network output meets) are in the status line."""
+    import json
+
+    ui, p = widget.ui, widget._parameterNode
+    p.segmentation, p.model, p.steps = sample_segmentation, str(tiny_ct_model), 1
+    priors = tmp_path / "priors.json"
+    priors.write_text(json.dumps({"liver": {"mean": 900, "range": [899, 901]},
+                                  "spleen": {"mean": -900, "range": [-901, -899]}}))
+    ui.advancedCollapsibleButton.collapsed = False
+    ui.phaseComboBox.currentIndex = ui.phaseComboBox.findText("portal_venous")
+    ui.temperatureSpinBox.value = 0.65
+    ui.priorsPathLineEdit.currentPath = str(priors)
+    ui.deviceComboBox.currentIndex = 1  # CPU (force)
+    ui.generateButton.click()
+    run_until_done(app, widget.tasks["generate"])
+    assert not app.messages, app.messages
+    output = p.outputVolume
+    request = json.loads(output.GetAttribute("SemanticSynth.request"))
+    assert request["phase"] == "portal_venous" and request["temperature"] == 0.65 and request["device"] == "cpu"
+    assert request["calibrate"] is True and request["unknown_labels"] == "background" and request["steps"] == 1
+    assert request["priors"] == str(priors)
+    status = ui.generateStatusLabel.text
+    assert status.startswith("Done: " + output.GetName())
+    flagged = json.loads(output.GetAttribute("SemanticSynth.calibration"))["outside_prior_range"]
+    assert {"liver", "spleen"} <= {f["name"] for f in flagged}
+    line = next(s for s in status.splitlines() if s.startswith("Calibration check: "))
+    assert f"{len(flagged)} label(s) came out outside their prior range, moved onto their priors" in line
+    assert all(f["name"] in line for f in flagged[:8])
 
 
 def test_enter_exit_and_scene_close(widget, scene, sample_segmentation):

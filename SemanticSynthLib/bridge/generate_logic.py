@@ -15,7 +15,10 @@ from functools import partial
 from pathlib import Path
 
 from ..engine.reporting.provenance import as_text
+from ..engine.reporting.results import calibration_flags
 from ..engine.requests import GenerationRequest
+from ..engine.requests.base import spec
+from ..engine.volume.modalities import MODALITIES
 from ..errors import SynthError
 from .jobs import EngineJob, staged_inputs, start_with_model
 from .models import available_models, model_info
@@ -25,6 +28,9 @@ from .scene import ATTRIBUTE_PREFIX, apply_window_level, check_same_grid, export
 # exported map and listed (job.unmatched_segments), as the panel always did; "error" refuses them instead.
 BRIDGE_DEFAULTS = {"unknown_labels": "background"}
 STAGED = {"labels": "labels.nrrd", "out": "generated.nrrd"}  # the request's paths, inside the job's folder
+# What the GUIs' Advanced sections show: the phase left to the model, and the devices (CPU forces it on a GPU machine)
+TRAINING_DATA_PHASE = "training data's"
+DEVICE_TITLES = {"auto": "auto (CUDA where available)", "cpu": "CPU (force)", "cuda": "CUDA"}
 
 
 def generation_request(model_path, workdir: Path | str = ".", **options) -> GenerationRequest:
@@ -39,6 +45,98 @@ def generation_request(model_path, workdir: Path | str = ".", **options) -> Gene
     return GenerationRequest.build({**given, **staged, "model": str(model_path)}, source="request field")
 
 
+def option_choices(field: str) -> list:
+    """The values a GenerationRequest field accepts (its one_of check, read now: a newly registered modality's
+    phases count), for the GUIs' combo boxes; the bridge's default first where it has one."""
+    values = list(spec(GenerationRequest.model_fields[field])["check"].choices())
+    first = BRIDGE_DEFAULTS.get(field)
+    return sorted(values, key=lambda v: v != first) if first in values else values
+
+
+def option_range(field: str) -> tuple:
+    """(low, high) of a GenerationRequest number field's range check (None: unbounded), for the GUIs' widgets."""
+    check = spec(GenerationRequest.model_fields[field])["check"]
+    return check.low, check.high
+
+
+def modality_phases(modality: str | None) -> tuple:
+    """The contrast phases a modality's priors know (CT: non_contrast, portal_venous); () for none or an unknown
+    name: the GUIs offer the phase only where it applies."""
+    entry = MODALITIES.get(modality) if modality else None
+    return tuple(entry.phases) if entry is not None else ()
+
+
+def spin_box_ranges() -> dict:
+    """(minimum, maximum) of the Slicer panel's temperature and guidance spin boxes, from the request's checks: the
+    minimum stands for "the model's" (shown as the special value text): the temperature's open lower end (0, as it
+    must be above 0), and one step (0.5, the box's) below the least guidance (1)."""
+    (low_t, high_t), (low_g, high_g) = option_range("temperature"), option_range("guidance")
+    return {"temperature": (float(low_t), float(high_t)), "guidance": (low_g - 0.5, float(high_g))}
+
+
+def model_hints(model: str | None, modality: str | None) -> dict:
+    """What a GUI shows for the options left to the model: "model's: 10" for steps, temperature and guidance ("model's"
+    while the package is not here, e.g. not downloaded yet), whether the model takes a guidance scale (trained with
+    condition dropout), the modality's phases (the phase applies where there are some: CT) and the training data's."""
+    try:
+        info = model_info(model, "generator", modality)
+        defaults, diffusion = info["defaults"], info["metadata"].get("diffusion", {})
+    except SynthError:
+        defaults, diffusion = {}, None
+    hints = {key: "model's" if defaults.get(key) is None else f"model's: {defaults[key]:g}"
+             for key in ("steps", "temperature", "guidance")}
+    return {**hints, "guidance_enabled": diffusion is None or bool(diffusion.get("condition_dropout")),
+            "phases": modality_phases(modality), "training_phase": defaults.get("phase")}
+
+
+def gui_options(values: dict, left_to_model: dict | None = None, auto_device: str | None = None) -> dict:
+    """A GUI's Advanced values as GenerationLogic.start options: one mapping for the Slicer panel and the web page.
+
+    Args:
+        values: modality, phase, temperature, guidance, priors (a path), calibrate, unknown_labels and device, as the
+            GUI holds them (numbers or text).
+        left_to_model: per option, the value that means "the model's" in that GUI (a spin box's minimum); empty text
+            means it everywhere. It becomes None, as does a phase the modality does not have (the training data's,
+            or any for MRI).
+        auto_device: what the GUI's "auto" device stands for (the web server's `serve --device`); None: the engine's.
+
+    Returns:
+        The options. A priors path that is not a file is a one-line SynthError here; the request checks every other
+        value when the job starts (one line naming the option).
+    """
+    unset = left_to_model or {}
+
+    def given(key):
+        value = values.get(key)
+        value = value.strip() if isinstance(value, str) else value
+        return None if value in ("", None) or (key in unset and value == unset[key]) else value
+
+    priors = given("priors")
+    priors = None if priors == "." else priors  # "." is Slicer's empty path (pathlib.Path())
+    if priors is not None and not Path(priors).is_file():
+        raise SynthError(f"priors file {priors} does not exist; choose a JSON file or clear the field")
+    device = given("device") or "auto"
+    return {"phase": values.get("phase") if values.get("phase") in modality_phases(values.get("modality")) else None,
+            "temperature": given("temperature"), "guidance": given("guidance"), "priors": priors,
+            "calibrate": bool(values.get("calibrate", True)), "unknown_labels": given("unknown_labels"),
+            "device": auto_device if device == "auto" else device}
+
+
+def report_notes(report: dict | None, labels=None) -> list:
+    """The lines a GUI shows under its status after a generation (job.result["report"]; GenerationJob.notes()):
+    the calibration check's flags (labels whose generated mean came out outside their prior's range) and the labels
+    unseen in training, named from `labels` (the model's LabelTable) where given."""
+    report = report or {}
+    notes = [calibration_flags(report)]
+    unseen = report.get("unseen_labels") or []
+    if unseen:
+        names = {lab.id: lab.name for lab in labels.labels} if labels is not None else {}
+        shown = ", ".join(names.get(i, str(i)) for i in unseen[:12]) + (f" and {len(unseen) - 12} more"
+                                                                       if len(unseen) > 12 else "")
+        notes.append(f"Not in the model's training data (they follow their priors): {shown}")
+    return [n for n in notes if n]
+
+
 class GenerationJob(EngineJob):
     """One running generation (see EngineJob); result_node is the volume node, `result` the engine's result
     (provenance, and the calibration check's flags and the unseen labels in result["report"])."""
@@ -50,6 +148,10 @@ class GenerationJob(EngineJob):
 
     def _request(self) -> GenerationRequest:
         return generation_request(self.args["model_path"], self.workdir, **self.args["options"])
+
+    def notes(self) -> list:
+        """What the run reported, as lines for a status (report_notes): empty before it has finished."""
+        return report_notes(self.result.get("report"), self.args["labels"])
 
     def _import(self):
         a = self.args
@@ -120,7 +222,7 @@ class GenerationLogic:
             raise SynthError(f"segment(s) {', '.join(export['unmatched'][:8])} match no label of {info['path'].name}; "
                              "rename them to a label of the model, or set unknown labels to background")
         args = {"segmentation_node": segmentation_node, "model_path": info["path"], "metadata": meta,
-                "options": dict(options), "output_node": output_node}
+                "labels": info["labels"], "options": dict(options), "output_node": output_node}
         return GenerationJob(args, workdir, export, on_progress).start()
 
     def generate(self, segmentation_node, **kwargs):

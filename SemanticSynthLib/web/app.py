@@ -8,6 +8,7 @@ event loop as the module polls it from a QTimer.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import io
 import json
 import re
@@ -26,7 +27,8 @@ from trame_vuetify.ui.vuetify3 import SinglePageLayout
 from trame_vuetify.widgets import vuetify3 as v3
 
 from ..errors import SynthError
-from ..bridge.generate_logic import GenerationLogic
+from ..bridge.generate_logic import (DEVICE_TITLES, TRAINING_DATA_PHASE, GenerationLogic, gui_options, model_hints,
+                                     option_choices)
 from ..bridge.process import LIBRARY_ROOT
 from ..bridge.scene import (apply_window_level, export_transform, export_volume, load_label_map, load_volume,
                             match_segments, provenance)
@@ -38,6 +40,7 @@ from .field_overlay import legend_gradient, magnitude_volume
 SAMPLES_DIR = Path(LIBRARY_ROOT) / "SemanticSynth" / "Resources" / "Samples"
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 POLL_S = 0.25
+MAX_PRIORS_BYTES = 1024 * 1024  # a priors file is a small JSON object of label -> mean
 
 
 def four_up_layout() -> Layout:
@@ -88,6 +91,12 @@ class SemanticSynthWebApp(TrameApp):
         self.source_volume = self.translated = self.field = self.field_magnitude = self.carried = None
         self.job = None
         self.job_kind = ""
+        # The priors file is uploaded, not named by a path: the page never names files on the server (label maps and
+        # volumes are uploaded too), the server may be reached from another machine through a tunnel, and a path
+        # field would let the page make the server read any file it can. The upload stays here until replaced.
+        self.priors_path: Path | None = None
+        self._priors_dir = Path(tempfile.mkdtemp(prefix="semanticsynth-priors-"))
+        atexit.register(shutil.rmtree, self._priors_dir, ignore_errors=True)
         self._init_state()
         self._build_ui()
 
@@ -123,7 +132,21 @@ class SemanticSynthWebApp(TrameApp):
         s.show_field = True
         s.field_max_mm = ""
         s.field_legend = ""
+        # Advanced: every other option of `semanticsynth generate`; the model's own values as hints
+        s.phase = TRAINING_DATA_PHASE
+        s.temperature = ""
+        s.guidance = ""
+        s.calibrate = True
+        s.unknown_labels = option_choices("unknown_labels")[0]  # the bridge's default (background) first
+        s.unknown_label_items = option_choices("unknown_labels")
+        s.device = "auto"
+        s.device_items = [{"title": f"server's ({self.device})" if d == "auto" and self.device else DEVICE_TITLES.get(d, d),
+                           "value": d} for d in option_choices("device")]
+        s.priors_name = ""
+        s.report = ""
+        self._show_model_defaults()
         self.state.change("model")(self._on_model)
+        self.state.change("modality")(lambda **_: self._show_model_defaults())
         self.state.change("view_mode")(self._on_view_mode)
         self.state.change("show_field")(lambda **_: self._on_view_mode(self.state.view_mode))
 
@@ -136,6 +159,18 @@ class SemanticSynthWebApp(TrameApp):
         if self.state.modality not in modalities:
             self.state.modality = modalities[0]
         self._report_unmatched()
+        self._show_model_defaults()
+
+    def _show_model_defaults(self):
+        """The model's own value of each option left to it, as the fields' hints ("model's: 0.5") and the phase's
+        first item; the phase only for a modality with phases (CT), the guidance only for a model trained for it."""
+        s, hints = self.state, model_hints(self.state.model, self.state.modality)
+        s.steps_hint, s.temperature_hint, s.guidance_hint = hints["steps"], hints["temperature"], hints["guidance"]
+        s.guidance_enabled, s.phase_enabled = hints["guidance_enabled"], bool(hints["phases"])
+        s.phase_items = [{"title": f"training data's ({hints['training_phase'] or 'per label'})",
+                          "value": TRAINING_DATA_PHASE}] + [{"title": name, "value": name} for name in hints["phases"]]
+        if s.phase not in hints["phases"]:
+            s.phase = TRAINING_DATA_PHASE
 
     def _refresh_scene_list(self):
         names = []
@@ -220,7 +255,7 @@ class SemanticSynthWebApp(TrameApp):
         self._remove(self.segmentation, self.labelmap, self.generated, self.carried)
         self.segmentation, self.labelmap, self.generated, self.carried = segmentation, labelmap, None, None
         self.state.source_name = name
-        self.state.message = ""
+        self.state.message = self.state.report = ""
         self.state.status = f"Loaded {name}: {segmentation.GetSegmentation().GetNumberOfSegments()} segments"
         self._report_unmatched()
         self._refresh_scene_list()
@@ -244,6 +279,36 @@ class SemanticSynthWebApp(TrameApp):
         unmatched = result[1] if result else []
         self.state.notice = (f"Not used (unknown to the model): {', '.join(unmatched[:12])}"
                              + (f" and {len(unmatched) - 12} more" if len(unmatched) > 12 else "")) if unmatched else ""
+
+    def upload_priors(self, files):
+        """The Advanced panel's priors file: a JSON object, kept on the server for the next generations (the engine
+        checks its labels and values against the model when a generation starts)."""
+        if self._busy() or not files:
+            return
+        file = files[0] if isinstance(files, list) else files
+        name, content = str(file.get("name") or "priors.json"), file.get("content")
+        if isinstance(content, list):
+            content = b"".join(bytes(c) for c in content)
+        content = bytes(content or b"")
+        if len(content) > MAX_PRIORS_BYTES:
+            self.state.message = f"{name} is {len(content) / 2 ** 20:.1f} MB: a priors file is a small JSON of label -> mean"
+            return
+        try:
+            data = json.loads(content.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.state.message = f"cannot read {name}: {exc.__class__.__name__}; give a JSON object of label -> mean"
+            return
+        if not isinstance(data, dict) or not data:
+            self.state.message = f"{name} must be a JSON object of label id or name -> mean, with at least one label"
+            return
+        path = self._priors_dir / "priors.json"
+        path.write_bytes(content)
+        self.priors_path, self.state.priors_name, self.state.message = path, Path(name).name, ""
+
+    def clear_priors(self):
+        if self.priors_path is not None:
+            self.priors_path.unlink(missing_ok=True)
+        self.priors_path, self.state.priors_name = None, ""
 
     def load_sample(self):
         if self._busy():
@@ -337,7 +402,13 @@ class SemanticSynthWebApp(TrameApp):
     def generate(self):
         self._start("generate", self.segmentation, "load a label map or a sample first",
                     lambda: self.generation.start(self.segmentation, model=self.state.model, modality=self.state.modality,
-                                                  steps=self._steps(), seed=self._seed(), device=self.device))
+                                                  steps=self._steps(), seed=self._seed(), **self._advanced()))
+
+    def _advanced(self) -> dict:
+        """The Advanced panel as request options: empty fields are the model's; "auto" is serve's --device."""
+        keys = ("modality", "phase", "temperature", "guidance", "calibrate", "unknown_labels", "device")
+        values = {**{k: self.state[k] for k in keys}, "priors": str(self.priors_path) if self.priors_path else None}
+        return gui_options(values, auto_device=self.device)
 
     def translate(self):
         self._start("translate", self.source_volume, "load a volume to translate first",
@@ -361,7 +432,7 @@ class SemanticSynthWebApp(TrameApp):
 
     def _run(self, job, kind: str):
         self.job, self.job_kind = job, kind
-        self.state.message = ""
+        self.state.message = self.state.report = ""
         self.state.running = True
         self.state.progress = 0
         self.state.status = "Starting the engine..."
@@ -402,6 +473,8 @@ class SemanticSynthWebApp(TrameApp):
             self._remove(self.generated)
             self.generated = job.result_node
             self.state.status = f"Generated {self.generated.GetName()}"
+            # what the run reported: the calibration check's flags and the labels unseen in training
+            self.state.report = "\n".join(getattr(job, "notes", list)())
             self._refresh_scene_list()
             self._show("generated")
         else:
@@ -498,6 +571,37 @@ class SemanticSynthWebApp(TrameApp):
                     f"trigger('{trigger}', [$event.target.files, '{kind}']))"),
         )
 
+    def _advanced_panel(self):
+        """Phase, temperature, guidance, priors file, calibration, unknown labels and device; empty: the model's."""
+        trigger = self.server.controller.trigger_name(self.upload_priors)
+        field = {"density": "compact", "hide_details": True}
+        with v3.VExpansionPanels(id="advanced", classes="my-1"):
+            with v3.VExpansionPanel(value="advanced"):
+                v3.VExpansionPanelTitle("Advanced", id="advanced-title", classes="py-1")
+                with v3.VExpansionPanelText():
+                    v3.VSelect(v_model=("phase",), items=("phase_items",), id="phase", label="Contrast phase (CT)",
+                               disabled=("running || !phase_enabled",), classes="mb-1", **field)
+                    with html.Div(classes="d-flex mb-1"):
+                        v3.VTextField(v_model=("temperature",), id="temperature", label="Temperature",
+                                      placeholder=("temperature_hint",), persistent_placeholder=True,
+                                      disabled=("running",), classes="mr-1", **field)
+                        v3.VTextField(v_model=("guidance",), id="guidance", label="Guidance",
+                                      placeholder=("guidance_hint",), persistent_placeholder=True,
+                                      disabled=("running || !guidance_enabled",), **field)
+                    v3.VFileInput(id="upload-priors", label="Priors file (.json)", accept=".json",
+                                  prepend_icon="mdi-file-upload", disabled=("running",), **field,
+                                  change=f"$event.target.files[0] && trigger('{trigger}', [$event.target.files])")
+                    with html.Div(v_if="priors_name", classes="d-flex align-center text-caption"):
+                        html.Span("Priors: {{ priors_name }}", id="priors-name")
+                        v3.VBtn("Clear", id="clear-priors", click=self.clear_priors, size="x-small", variant="text",
+                                disabled=("running",))
+                    v3.VCheckbox(v_model=("calibrate",), id="calibrate", disabled=("running",), **field,
+                                 label="Calibrate: move each label's mean onto its prior")
+                    v3.VSelect(v_model=("unknown_labels",), items=("unknown_label_items",), id="unknown-labels",
+                               label="Unknown labels", disabled=("running",), classes="mb-1", **field)
+                    v3.VSelect(v_model=("device",), items=("device_items",), id="device", label="Device",
+                               disabled=("running",), **field)
+
     def _build_ui(self):
         ctrl = self.server.controller
         with SinglePageLayout(self.server, full_height=True) as layout:
@@ -532,14 +636,17 @@ class SemanticSynthWebApp(TrameApp):
         with html.Div(classes="d-flex"):
             v3.VSelect(v_model=("modality",), items=("modality_items",), label="Modality", density="compact",
                        hide_details=True, disabled=("running",))
-            v3.VTextField(v_model=("steps",), id="steps", label="Steps", placeholder="model's", density="compact",
-                          hide_details=True, disabled=("running",), classes="mx-1")
+            v3.VTextField(v_model=("steps",), id="steps", label="Steps", placeholder=("steps_hint",), density="compact",
+                          hide_details=True, disabled=("running",), classes="mx-1", persistent_placeholder=True)
             v3.VTextField(v_model=("seed",), id="seed", label="Seed", density="compact", hide_details=True,
                           disabled=("running",))
+        self._advanced_panel()
         with html.Div(classes="d-flex my-2"):
             v3.VBtn("Generate", id="generate", color="primary", click=self.generate, disabled=("running",))
             v3.VBtn("Cancel", id="cancel", click=self.cancel, disabled=("!running",), classes="ml-2")
         v3.VProgressLinear(model_value=("progress",), id="progress", height=8, color="primary")
+        html.Div("{{ report }}", id="report", v_if="report", classes="text-caption text-warning",
+                 style="white-space: pre-line;")
         html.Div("View", classes="text-subtitle-2 mt-2")
         with v3.VBtnToggle(v_model=("view_mode",), id="view-mode", mandatory=True, density="compact", divided=True):
             v3.VBtn("{{ mode.title }}", v_for="mode in view_modes", key="mode.value", value=("mode.value",),

@@ -16,7 +16,7 @@ from ..volume.labels import load_name_mapping, segment_names, to_class_indices
 from ..model.package import ModelPackage, load_package
 from .calibration import calibrate as calibrate_output, calibration_check
 from ..model.package_metadata import sampling_defaults
-from ..reporting.results import Result
+from ..reporting.results import Result, flagged_labels
 from ..requests import GenerationRequest
 from ..model.priors import load_overrides
 from ..model.store import resolve_model
@@ -108,7 +108,7 @@ def _report(package, modality: str, classes: np.ndarray, flagged: list, calibrat
         progress.message(f"{len(unseen)} label(s) were not in the training data and follow their priors: "
                          f"{', '.join(map(str, unseen[:20]))}", unseen_labels=unseen)
     if flagged:
-        shown = ", ".join(f"{f['name']} {f['mean']:g} (range {f['range'][0]:g}..{f['range'][1]:g} {f['units']})" for f in flagged[:10])
+        shown = flagged_labels(flagged[:10])
         action = "moved onto their priors" if calibrated else "left as generated (--no-calibrate)"
         progress.message(f"calibration check: {len(flagged)} label(s) came out of the network outside their prior "
                          f"range, {action}: {shown}", calibration=flagged)
