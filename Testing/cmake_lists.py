@@ -20,7 +20,7 @@ def module_files(folder: str):
 
 
 def render(name: str, scripts, resources, with_subdir: bool) -> str:
-    lines = [f"#-----------------------------------------------------------------------------",
+    lines = ["#-----------------------------------------------------------------------------",
              f"set(MODULE_NAME {name})", "", "#-----------------------------------------------------------------------------",
              "set(MODULE_PYTHON_SCRIPTS"]
     lines += [f"  {s}" for s in scripts] + ["  )", "", "set(MODULE_PYTHON_RESOURCES"]
