@@ -202,10 +202,6 @@ def main(argv=None) -> int:
         return 1
     finally:
         remove_all()
-        # --max-voxels holds for this command only: library calls after it in the same process get the default.
-        from .engine.volume.memory import set_voxel_limit
-
-        set_voxel_limit(None)
     return 0
 
 

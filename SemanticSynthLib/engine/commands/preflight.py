@@ -124,9 +124,6 @@ def discard_new_side_paths(side: dict | None) -> None:
 
 def check_paths(request) -> None:
     """Everything about the request's paths that can be known before work starts."""
-    from ..volume.memory import set_voxel_limit
-
-    set_voxel_limit(getattr(request, "max_voxels", None))  # generate's memory limit; None for the other jobs
     inputs = _inputs(request)
     files = request.paths("output")
     if files:

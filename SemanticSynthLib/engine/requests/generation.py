@@ -1,6 +1,7 @@
 """What `generate` needs: a label map in, a volume on its grid out, and every option of the sampling."""
 from typing import ClassVar, Optional
 
+from ..volume.memory import DEFAULT_MAX_VOXELS
 from .base import Request, option
 from ...checks import GUIDANCE, STEPS, TEMPERATURE, integer, one_of, seed, text
 from .registries import device_names, modality_names, phase_names
@@ -55,7 +56,7 @@ class GenerationRequest(Sampling):
     unknown_labels: str = option("error", "labels the model does not know: error, or generate them as background",
                                  check=one_of(("error", "background")))
     label_mapping: Optional[str] = option(None, "JSON of input id -> model id or name", role="input", recorded=True)
-    max_voxels: int = option(512 ** 3, "refuse label maps larger than this at working spacing (memory limit)",
+    max_voxels: int = option(DEFAULT_MAX_VOXELS, "refuse label maps larger than this at working spacing (memory limit)",
                              check=integer(1))
     window: Optional[int] = option(None, "latent window edge for sliding-window generation", check=integer(8, 1024))
     fp32: bool = option(False, "no bf16 autocast")

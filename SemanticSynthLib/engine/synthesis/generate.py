@@ -7,11 +7,11 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from ...errors import SynthError
 from ..model.conditioning import label_condition
 from ..volume.geometry import edge_margins, extend_edges, inside_input, resample_intensity, resample_labels, working_grid
 from ..volume.intensity import denormalize
 from ..volume.io import array_of, check_output_path, read_volume, write_volume
+from ..volume.memory import voxel_limit
 from ..volume.labels import load_name_mapping, segment_names, to_class_indices
 from ..model.package import ModelPackage, load_package
 from .calibration import calibrate as calibrate_output, calibration_check
@@ -30,7 +30,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
                     steps: int | None = None, seed: int = 0, device: str = "cpu", progress: Progress | None = None,
                     window: int | None = None,
                     use_bf16: bool = True, mapping: dict | None = None, unknown: str = "error",
-                    max_voxels: int | None = None, phase: str | None = None, prior_overrides: dict | None = None,
+                    phase: str | None = None, prior_overrides: dict | None = None,
                     calibrate: bool = True, guidance: float | None = None,
                     temperature: float | None = None) -> sitk.Image:
     """Generate a volume on exactly the label map's grid; intensities in HU (CT) or scanner units (MRI).
@@ -54,9 +54,6 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
     # Where the map's outermost slices hold labels, a margin of replicated labels puts them inside the volume.
     grid = working_grid(label_map, package.working_spacing, factor * UNET_MULTIPLE,
                         edge_margins(label_map, EDGE_MARGIN * factor))
-    if max_voxels and int(np.prod(grid.GetSize())) > max_voxels:
-        raise SynthError(f"label map too large: {int(np.prod(grid.GetSize()))} voxels at the model's spacing exceeds the limit "
-                         f"{max_voxels}; crop it or raise --max-voxels")
     norm = package.normalization(modality)
     priors = package.priors(modality, phase, prior_overrides)
     # The working grid reaches past the label map: replicate the edge labels there (cropped later).
@@ -141,9 +138,14 @@ def generate(request: GenerationRequest, *, progress: Progress | str | None = No
         Result with outputs {"out": OUT}, the provenance stamped on OUT (model, version, software and the resolved
         request) and the report: the calibration check's flags and the labels unseen in training.
 
-    Every check that can fail runs before any work (paths, model, modality, phase, priors, guidance).
+    Every check that can fail runs before any work (paths, model, modality, phase, priors, guidance), and the
+    request's max_voxels bounds every grid allocated on the way (engine/volume/memory.py).
     """
-    progress = progress if isinstance(progress, Progress) else Progress(progress or "none")
+    with voxel_limit(request.max_voxels):
+        return _generate(request, progress if isinstance(progress, Progress) else Progress(progress or "none"))
+
+
+def _generate(request: GenerationRequest, progress: Progress) -> Result:
     check_output_path(request.out, request.overwrite)
     label_map = read_volume(request.labels, request.series)
     package = load_package(resolve_model(request.model, request.modality), device="cpu")
@@ -155,7 +157,7 @@ def generate(request: GenerationRequest, *, progress: Progress | str | None = No
     image = generate_volume(package, label_map, modality=resolved.modality, steps=resolved.steps, seed=resolved.seed,
                             device=resolved.device, progress=progress, window=resolved.window,
                             use_bf16=not resolved.fp32, mapping=mapping, unknown=resolved.unknown_labels,
-                            max_voxels=resolved.max_voxels, phase=resolved.phase, prior_overrides=overrides,
+                            phase=resolved.phase, prior_overrides=overrides,
                             calibrate=resolved.calibrate, guidance=resolved.guidance,
                             temperature=resolved.temperature)
     record = generation_provenance(package.metadata.get("name", package.path.name), package.metadata, resolved)

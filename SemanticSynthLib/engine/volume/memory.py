@@ -13,6 +13,8 @@ input's spacing; that copy is checked against the same allowance before it is ma
 """
 from __future__ import annotations
 
+import contextlib
+
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,17 @@ _limit = {"max_voxels": DEFAULT_MAX_VOXELS, "option": "--max-voxels"}
 def set_voxel_limit(max_voxels: int | None) -> None:
     """The CLI's --max-voxels: the largest working grid this process may allocate."""
     _limit["max_voxels"] = int(max_voxels) if max_voxels else DEFAULT_MAX_VOXELS
+
+
+@contextlib.contextmanager
+def voxel_limit(max_voxels: int | None):
+    """set_voxel_limit for one job (a request's max_voxels); the previous limit comes back afterwards."""
+    before = _limit["max_voxels"]
+    set_voxel_limit(max_voxels)
+    try:
+        yield
+    finally:
+        _limit["max_voxels"] = before
 
 
 def available_bytes() -> int | None:
