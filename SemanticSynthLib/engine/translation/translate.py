@@ -106,6 +106,12 @@ def translate_unit(denoiser, autoencoder, settings: dict, source: torch.Tensor, 
     return decode(autoencoder, latent, settings["latent_scale"], int(settings.get("decode_window", 64)), use_bf16, progress)
 
 
+def translation_steps(translator: Translator, asked: int | None) -> int:
+    """The DDIM steps of a translation: `asked`, else the package's default; checked against its schedule."""
+    settings = translator.metadata["translator"]
+    return check_steps(int(asked or settings["default_steps"]), settings["schedule"])
+
+
 @dataclass
 class Translation:
     image: sitk.Image         # translated volume on the source grid
@@ -126,7 +132,7 @@ def translate_volume(translator: Translator, source: sitk.Image, steps: int | No
         raise SynthError("the label map is on another grid than the source (size, spacing, origin or direction differ); "
                          "resample it onto the source first")
     settings = meta["translator"]
-    steps = check_steps(int(steps or settings["default_steps"]), settings["schedule"])
+    steps = translation_steps(translator, steps)
     grid, unit = source_unit(translator, source)
     source_t = torch.from_numpy(unit)[None, None].to(dev)
 
@@ -177,8 +183,7 @@ def translate(request: TranslationRequest, *, progress: Progress | str | None = 
     translator = load_translator(request.model)
     resolved = request.model_copy(update={
         "device": resolved_device(request.device),
-        "steps": check_steps(int(request.steps or translator.metadata["translator"]["default_steps"]),
-                             translator.metadata["translator"]["schedule"])})
+        "steps": translation_steps(translator, request.steps)})
     result = translate_volume(translator, source, resolved.steps, resolved.seed, resolved.deform, labels,
                               resolved.device, progress, not resolved.fp32)
     record = translation_provenance(translator.name, translator.metadata, resolved, FIELD_CONVENTION)
