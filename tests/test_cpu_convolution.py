@@ -21,14 +21,16 @@ def test_routed_inference_matches_the_layers_own_forward():
     with torch.no_grad():
         expected, got = plain(x), routed(x)
     assert got.shape == expected.shape == (2, 2, 6, 5, 4)
-    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5)
+    scale = expected.abs().max()  # another summation order: rounding relative to the outputs' scale
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5 * scale)
     # Each batch item is its own product: swapping the items swaps the outputs.
     with torch.no_grad():
-        assert torch.allclose(routed(x.flip(0)), expected.flip(0), rtol=1e-5, atol=1e-5)
+        assert torch.allclose(routed(x.flip(0)), expected.flip(0), rtol=1e-5, atol=1e-5 * scale)
     # Routed layers hand on channels-last tensors; a channels-last input gives the same values too.
     assert got.is_contiguous(memory_format=torch.channels_last_3d) and not got.is_contiguous()
     with torch.no_grad():
-        assert torch.allclose(routed(x.contiguous(memory_format=torch.channels_last_3d)), expected, rtol=1e-5, atol=1e-5)
+        assert torch.allclose(routed(x.contiguous(memory_format=torch.channels_last_3d)), expected, rtol=1e-5,
+                              atol=1e-5 * scale)
 
 
 def test_pointwise_layer_on_either_layout():
@@ -38,7 +40,7 @@ def test_pointwise_layer_on_either_layout():
     with torch.no_grad():
         expected = layer(x)
         for given in (x, x.contiguous(memory_format=torch.channels_last_3d)):
-            assert torch.allclose(routed(given), expected, rtol=1e-5, atol=1e-6)
+            assert torch.allclose(routed(given), expected, rtol=1e-5, atol=1e-6 * expected.abs().max())
 
 
 def test_training_still_gets_gradients_through_routed_layers():

@@ -72,7 +72,8 @@ def test_tiles_join_into_the_whole_decode():
         tiled = in_tiles(decode, packed, budget, DECODE_HALO)
         whole = decode(packed)
     assert tiled.shape == whole.shape == (1, 1, 40, 24, 160)
-    assert torch.allclose(tiled, whole, atol=1e-5), float((tiled - whole).abs().max())
+    # convolutions over tiles of other shapes may take other kernels: rounding relative to the values' scale
+    assert torch.allclose(tiled, whole, atol=1e-5 * whole.abs().max()), float((tiled - whole).abs().max())
 
 
 def test_a_decoder_that_gives_nan_stops_generation():

@@ -181,7 +181,8 @@ def test_decoder_in_slabs_equals_one_pass(monkeypatch, head_blocks):
         whole = model._guided_head(features, guide)
     assert model._slab(guide) == label_autoencoder.HEAD_SLAB_MIN < depth
     assert slabs.shape == whole.shape == (1, 1, 16, 16, depth)
-    assert torch.allclose(slabs, whole, atol=1e-6), float((slabs - whole).abs().max())
+    # convolutions over slabs of other shapes may take other kernels: rounding relative to the values' scale
+    assert torch.allclose(slabs, whole, atol=1e-5 * whole.abs().max()), float((slabs - whole).abs().max())
 
 
 def test_edge_labels_are_replicated_into_the_working_grid():
