@@ -143,10 +143,18 @@ def browser(chromium, server):
 
 # ------------------------------------------------------------------ page helpers
 def _text(driver, element_id: str) -> str:
+    """The element's text; the page re-renders elements as its state changes, so an element replaced between
+    finding and reading it is looked up again (a few times) rather than failing the test."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
-    found = driver.find_elements(By.ID, element_id)
-    return found[0].text if found else ""
+    for _ in range(5):
+        try:
+            found = driver.find_elements(By.ID, element_id)
+            return found[0].text if found else ""
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    return ""
 
 
 def _wait(driver, condition, timeout: float, what: str, interval: float = 0.2):
