@@ -113,7 +113,7 @@ def test_totalsegmentators_walk_installs_each_package_without_its_dependencies(t
 
     def pip(args):  # what `pip install NAME --no-deps` leaves behind: the distribution's metadata
         run.append(args)
-        name = Requirement(args.split()[0]).name
+        name = Requirement(args[0]).name
         info = site / f"{name.replace('-', '_')}-3.0.dist-info"
         info.mkdir()
         info.joinpath("METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 3.0\n"
@@ -121,5 +121,34 @@ def test_totalsegmentators_walk_installs_each_package_without_its_dependencies(t
         importlib.invalidate_caches()
 
     skipped = dependencies.install_selective([Requirement("semanticsynth-test-a>=1")], dependencies.KEEP_OUT_OF_PIP, pip)
-    assert run == ["semanticsynth-test-a>=1 --no-deps", "semanticsynth-test-b>=2 --no-deps"]
+    assert run == [["semanticsynth-test-a>=1", "--no-deps"], ["semanticsynth-test-b>=2", "--no-deps"]]
     assert skipped == ["torch>=1"]
+
+
+def test_marker_requirements_reach_pip_unsplit_and_only_where_they_apply(tmp_path, monkeypatch):
+    """Issue 32: on Slicer < 5.12 the fallback passed "colorama; platform_system == \"Windows\" --no-deps" as one
+    string, which pip_install splits on spaces (pip: Invalid requirement: '=='). Markers are evaluated here; pip gets
+    a list of whole arguments, and a Windows-only requirement is skipped on Linux and installed as Windows."""
+    import shlex
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    run = []
+
+    def pip(args):
+        assert isinstance(args, list) and all(shlex.split(a) == [a] for a in args), args  # nothing to split
+        run.append(args)
+        name = Requirement(args[0]).name
+        info = site / f"{name.replace('-', '_')}-3.0.dist-info"
+        info.mkdir()
+        info.joinpath("METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 3.0\n")
+        importlib.invalidate_caches()
+
+    windows_only = Requirement('semanticsynth-test-colorama>=0.4; platform_system == "Windows"')
+    old_python = Requirement('semanticsynth-test-resources>=5; python_version < "3.0"')
+    assert dependencies.install_selective([windows_only, old_python], (), pip, {"platform_system": "Linux"}) == []
+    assert run == []
+    dependencies.install_selective([windows_only, old_python], (), pip, {"platform_system": "Windows"})
+    assert run == [["semanticsynth-test-colorama>=0.4", "--no-deps"]]
+    assert dependencies.pip_arguments(Requirement('a[x,y]>=1; os_name == "nt"')) == ["a[x,y]>=1", "--no-deps"]

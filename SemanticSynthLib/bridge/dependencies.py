@@ -76,8 +76,22 @@ def installed_version(name: str):
         return None
 
 
-def satisfied(requirement) -> bool:
-    if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+def applies(requirement, environment: dict | None = None) -> bool:
+    """Whether a requirement's environment marker holds here (or in `environment`, e.g. {"platform_system":
+    "Windows"}): `colorama; platform_system == "Windows"` does not apply on Linux."""
+    return requirement.marker is None or requirement.marker.evaluate({**(environment or {}), "extra": ""})
+
+
+def pip_arguments(requirement) -> list[str]:
+    """`pip install` arguments for one requirement, without its marker (evaluated here, by applies()) and as
+    separate list items: a string would be split on spaces by slicer.util.pip_install (shlex), and
+    `colorama; platform_system == "Windows"` would reach pip as four arguments."""
+    extras = f"[{','.join(sorted(requirement.extras))}]" if requirement.extras else ""
+    return [f"{requirement.name}{extras}{requirement.specifier}", "--no-deps"]
+
+
+def satisfied(requirement, environment: dict | None = None) -> bool:
+    if not applies(requirement, environment):
         return True
     version = installed_version(requirement.name)
     return version is not None and requirement.specifier.contains(version, prereleases=True)
@@ -145,12 +159,13 @@ def pip_install_keeping(reqs, keep_out) -> None:
 
         slicer.packaging.pip_install([str(r) for r in reqs], skip_packages=list(keep_out))
         return
-    install_selective(reqs, keep_out, lambda args: slicer.util.pip_install(args))
+    install_selective(reqs, keep_out, lambda args: slicer.util.pip_install(args))  # a list: no shlex split
 
 
-def install_selective(reqs, keep_out, run_pip, _seen=None) -> list[str]:
+def install_selective(reqs, keep_out, run_pip, environment: dict | None = None, _seen=None) -> list[str]:
     """TotalSegmentator's approach: each package with --no-deps, then its own unmet requirements the same way,
-    skipping keep_out. run_pip(argument string) runs `pip install ARGS`. Returns the skipped requirements."""
+    skipping keep_out and those whose marker does not hold (here, or in `environment`). run_pip(list of
+    arguments) runs `pip install ARGS`. Returns the skipped requirements."""
     from packaging.requirements import Requirement
 
     keep = {_canonical(n) for n in keep_out}
@@ -161,14 +176,14 @@ def install_selective(reqs, keep_out, run_pip, _seen=None) -> list[str]:
         if name in keep:
             skipped.append(str(req))
             continue
-        if name in seen or satisfied(req):
+        if name in seen or satisfied(req, environment):
             continue
         seen.add(name)
-        run_pip(f"{req} --no-deps")
+        run_pip(pip_arguments(req))
         importlib.invalidate_caches()
         try:
             own = [Requirement(r) for r in importlib.metadata.requires(req.name) or []]
         except importlib.metadata.PackageNotFoundError:
             raise InstallError(f"pip did not install {req}") from None
-        skipped += install_selective(own, keep_out, run_pip, seen)
+        skipped += install_selective(own, keep_out, run_pip, environment, seen)
     return skipped
