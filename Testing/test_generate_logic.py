@@ -183,3 +183,14 @@ def test_segment_matched_through_its_terminology(scene, sample_segmentation):
     matches, unmatched = match_segments(sample_segmentation, LabelTable.builtin("totalseg_v2"))
     assert matches[sample_segmentation.GetSegmentation().GetNthSegmentID(0)] == 5  # liver
     assert not unmatched
+
+
+def test_unknown_labels_error_refuses_unmatched_segments_and_leaves_nothing(scene, sample_segmentation, tiny_ct_model):
+    before = _temp_folders()
+    segmentation = sample_segmentation.GetSegmentation()
+    segmentation.AddEmptySegment("not_an_organ", "not an organ")
+    nodes = scene.GetNumberOfNodes()
+    with pytest.raises(SynthError, match="not an organ match no label of model; rename them"):
+        GenerationLogic().start(sample_segmentation, model=str(tiny_ct_model), modality="ct", steps=1,
+                                unknown_labels="error")
+    assert _temp_folders() == before and scene.GetNumberOfNodes() == nodes

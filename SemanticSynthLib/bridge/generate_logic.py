@@ -212,15 +212,19 @@ class GenerationLogic:
         modality = options.get("modality") or meta["modalities"][0]
         if modality not in meta["modalities"]:
             raise SynthError(f"model {info['path'].name} generates {', '.join(meta['modalities'])}, not {modality}")
-        workdir, export = staged_inputs(lambda folder: export_label_map(segmentation_node, info["labels"],
-                                                                        folder / STAGED["labels"], reference_volume_node))
         unknown = options.get("unknown_labels") or BRIDGE_DEFAULTS["unknown_labels"]
-        if unknown == "error" and export["unmatched"]:
-            import shutil
 
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise SynthError(f"segment(s) {', '.join(export['unmatched'][:8])} match no label of {info['path'].name}; "
-                             "rename them to a label of the model, or set unknown labels to background")
+        def export(folder: Path) -> dict:
+            # inside staged_inputs, so that a refusal here removes the staged folder with the rest
+            exported = export_label_map(segmentation_node, info["labels"], folder / STAGED["labels"],
+                                        reference_volume_node)
+            if unknown == "error" and exported["unmatched"]:
+                raise SynthError(f"segment(s) {', '.join(exported['unmatched'][:8])} match no label of "
+                                 f"{info['path'].name}; rename them to a label of the model, or set unknown labels "
+                                 "to background")
+            return exported
+
+        workdir, export = staged_inputs(export)
         args = {"segmentation_node": segmentation_node, "model_path": info["path"], "metadata": meta,
                 "labels": info["labels"], "options": dict(options), "output_node": output_node}
         return GenerationJob(args, workdir, export, on_progress).start()
