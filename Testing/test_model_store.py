@@ -27,10 +27,12 @@ class ArchiveServer:
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
-        files = self.files
+        self.hits: list[str] = []
+        files, hits = self.files, self.hits
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                hits.append(self.path)
                 parts = self.path.strip("/").split("/")
                 mode, name = (parts[0], parts[1]) if len(parts) == 2 else ("whole", parts[0])
                 if name not in files:
@@ -224,3 +226,24 @@ def test_a_cancelled_download_leaves_nothing(server, tmp_path, monkeypatch):
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert _leftovers(cache) == []
     assert os.environ["SEMANTICSYNTH_MODEL_MANIFEST"].endswith("manifest.json")
+
+
+def test_a_gui_lookup_never_downloads_a_model_that_is_not_here(server, tmp_path, monkeypatch):
+    """resolve_local (what the panels read model defaults with) names a manifest model that is not downloaded
+    yet, without any request; resolve_model downloads it, with progress, and then both find it."""
+    entry = _entry(server, SEGMENTER, "tiny-seg", tmp_path)
+    manifest = tmp_path / "manifest.json"
+    model_store.write_manifest([entry], manifest)
+    monkeypatch.setenv("SEMANTICSYNTH_MODEL_MANIFEST", str(manifest))
+    monkeypatch.setenv("SEMANTICSYNTH_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(SynthError, match=r"model 'tiny-seg' is not downloaded yet; .*semanticsynth models fetch tiny-seg"):
+        model_store.resolve_local("tiny-seg")
+    assert _leftovers(tmp_path / "cache") == [] and server.hits == []
+    assert model_store.needs_download("tiny-seg")
+    records = []
+    path = model_store.resolve_model("tiny-seg", on_progress=records.append)
+    assert records and records[-1]["fraction"] == 1.0
+    assert model_store.resolve_local("tiny-seg") == path and not model_store.needs_download("tiny-seg")
+    assert len(server.hits) == 1
+    with pytest.raises(SynthError, match="model 'no-such-model' not found"):
+        model_store.resolve_local("no-such-model")

@@ -204,7 +204,8 @@ class GenerationLogic:
         """
         generation_request(model or "default", **options)  # a bad option fails here, before any export
         return start_with_model(model, lambda m: self._start(segmentation_node, m, reference_volume_node, output_node,
-                                                             on_progress, options), on_progress)
+                                                             on_progress, options), on_progress,
+                                options.get("modality"))
 
     def _start(self, segmentation_node, model, reference_volume_node, output_node, on_progress, options) -> GenerationJob:
         info = self.model_info(model, options.get("modality"))

@@ -191,9 +191,11 @@ def staged_inputs(write):
         raise
 
 
-def start_with_model(model: str | None, start, on_progress=None):
+def start_with_model(model: str | None, start, on_progress=None, modality: str | None = None):
     """start(model) at once when the package is here (a folder, bundled or cached); otherwise download it
-    first (a manifest name) and start with the downloaded folder: the returned job covers both."""
-    if model_store.needs_download(model):
-        return ChainedJob(DownloadJob(model, on_progress).start(), lambda path: start(str(path)))
+    first (a manifest name; None: the modality's default generator, which a released extension does not bundle)
+    and start with the downloaded folder: the returned job covers both."""
+    if model_store.needs_download(model, modality=modality):
+        name = model or model_store.default_generator(modality)
+        return ChainedJob(DownloadJob(name, on_progress).start(), lambda path: start(str(path)))
     return start(model)

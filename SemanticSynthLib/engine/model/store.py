@@ -105,34 +105,52 @@ def local_package(name: str, manifest: dict | None = None, cache: Path | None = 
     return cached_package(entry, cache) if entry else None
 
 
-def resolve_model(name_or_path: str | None, modality: str | None = None) -> Path:
-    """A package folder for a folder path or a name (bundled, cached, or in the manifest: downloaded now); None picks
-    the bundled default for the modality. Lives here, not in engine.package_metadata, because it may download."""
-    if name_or_path:
-        if _is_path(name_or_path):
-            return Path(name_or_path)
-        bundled = default_model_dir() / name_or_path
-        if bundled.exists():
-            return bundled
-        found = resolve(name_or_path)
-        if found is not None:
-            return found
-        raise SynthError(f"model '{name_or_path}' not found; give a model folder or a bundled name: {', '.join(bundled_models())}")
-    return default_model_dir() / default_generator(modality)
+def resolve_model(name_or_path: str | None, modality: str | None = None, on_progress=None) -> Path:
+    """A package folder for a folder path or a name (bundled, cached, or in the manifest: downloaded now, reported to
+    on_progress); None: the modality's default, which a released extension (no bundled weights) downloads as well.
+    Lives here, not in engine.package_metadata, because it may download."""
+    name = name_or_path or default_generator(modality)
+    if _is_path(name):
+        return Path(name)
+    found = bundled_package(name) or resolve(name, on_progress=on_progress)
+    if found is None:
+        raise SynthError(f"model '{name}' not found; give a model folder, a bundled name ({', '.join(bundled_models())})"
+                         f" or a name of the model manifest ({', '.join(sorted(load_manifest())) or 'empty'})")
+    return found
 
 
 def resolve_local(model: str | None, modality: str | None = None) -> Path:
-    """Like `resolve_model`, and a package downloaded earlier is found too (no network)."""
-    if model and not _is_path(model):
-        found = local_package(model)
-        if found is not None:
-            return found
-    return resolve_model(model, modality)
+    """Like `resolve_model`, without network: a folder, a bundled package or one downloaded earlier. A manifest name
+    that is not downloaded yet is an error (a GUI then shows "model's" defaults and downloads it as a job)."""
+    name = model or default_generator(modality)
+    if _is_path(name):
+        return Path(name)
+    found = local_package(name)
+    if found is not None:
+        return found
+    if name in load_manifest():
+        raise SynthError(f"model '{name}' is not downloaded yet; it is downloaded on first use, or now with "
+                         f"`semanticsynth models fetch {name}`")
+    return resolve_model(name, modality)  # the unknown-name error
 
 
-def needs_download(model: str | None, manifest: dict | None = None, cache: Path | None = None) -> bool:
-    """True for a manifest name that is neither bundled nor cached yet."""
-    if not model or _is_path(model):
+def download_reporter(progress):
+    """on_progress for fetch() that reports a download as one stage of an engine Progress (bar or JSON lines)."""
+    started = []
+
+    def report(record: dict) -> None:
+        if not started:
+            progress.stage("downloading model", record["total"])
+            started.append(True)
+        progress.update(record["step"], unit=record.get("unit", "MB"))
+    return report
+
+
+def needs_download(model: str | None, manifest: dict | None = None, cache: Path | None = None,
+                   modality: str | None = None) -> bool:
+    """True for a manifest name (None: the modality's default) that is neither bundled nor cached yet."""
+    model = model or default_generator(modality)
+    if _is_path(model):
         return False
     manifest = load_manifest() if manifest is None else manifest
     return model in manifest and local_package(model, manifest, cache) is None
@@ -149,14 +167,14 @@ def offered(kind: str) -> list[str]:
     return sorted(set(bundled_models(kind)) | set(available(kind)))
 
 
-def resolve(name: str, manifest: dict | None = None, cache: Path | None = None) -> Path | None:
+def resolve(name: str, manifest: dict | None = None, cache: Path | None = None, on_progress=None) -> Path | None:
     """For `resolve_model`: a name that is not bundled, as a local or downloaded package.
 
     None when the name is not in the manifest either (the caller then reports the unknown name)."""
     manifest = load_manifest() if manifest is None else manifest
     if _is_path(name) or name not in manifest:
         return None
-    return fetch(name, manifest=manifest, cache=cache)
+    return fetch(name, manifest=manifest, cache=cache, on_progress=on_progress)
 
 
 def fetch(name: str, manifest: dict | None = None, cache: Path | None = None, on_progress=None,

@@ -19,7 +19,7 @@ from ..model.package_metadata import sampling_defaults
 from ..reporting.results import Result, flagged_labels
 from ..requests import GenerationRequest
 from ..model.priors import load_overrides
-from ..model.store import resolve_model
+from ..model.store import download_reporter, resolve_model
 from ..reporting.progress import Progress
 from ..reporting.provenance import generation_provenance, stamp
 from .sampling import (EDGE_MARGIN, UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, resolved_device,
@@ -148,7 +148,7 @@ def generate(request: GenerationRequest, *, progress: Progress | str | None = No
 def _generate(request: GenerationRequest, progress: Progress) -> Result:
     check_output_path(request.out, request.overwrite)
     label_map = read_volume(request.labels, request.series)
-    package = load_package(resolve_model(request.model, request.modality), device="cpu")
+    package = load_package(resolve_model(request.model, request.modality, download_reporter(progress)), device="cpu")
     resolved = resolve(request, package)
     mapping = (load_name_mapping(resolved.label_mapping, package.labels, segment_names(label_map))
                if resolved.label_mapping else None)
