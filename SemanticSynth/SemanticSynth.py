@@ -30,10 +30,18 @@ _ROOT = next((r for r in (MODULE_DIR, MODULE_DIR.parent) if (r / "SemanticSynthL
 if _ROOT is not None and str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from SemanticSynthLib.bridge.slicer_support import SUPPORTED_TEXT, running_slicer_version, unsupported_reason  # noqa: E402
+
+UNSUPPORTED = unsupported_reason(running_slicer_version(slicer.app))
+if UNSUPPORTED:  # before any import that would fail there with an unrelated TypeError: one line, then stop loading
+    logging.error(UNSUPPORTED)
+    raise ImportError(UNSUPPORTED)
+
 from SemanticSynthLib.bridge import dependencies  # noqa: E402
 from SemanticSynthLib.bridge.generate_logic import (BRIDGE_DEFAULTS, DEVICE_TITLES, TRAINING_DATA_PHASE,  # noqa: E402
                                                      GenerationLogic, gui_options, model_hints, option_choices,
                                                      spin_box_ranges)
+from SemanticSynthLib.bridge.models import needs_download  # noqa: E402
 from SemanticSynthLib.bridge.translate_logic import DEFAULT_TRANSLATOR, TranslationLogic, carry_segmentation  # noqa: E402
 from SemanticSynthLib.errors import SynthError  # noqa: E402
 
@@ -49,7 +57,8 @@ class SemanticSynth(ScriptedLoadableModule):
         self.parent.contributors = ["SemanticSynth developers"]
         self.parent.helpText = _(
             "Generate a realistic CT or MRI volume from a segmentation with 3D latent semantic diffusion. "
-            "The output is on the segmentation's grid, references its source and records model, seed and steps.")
+            "The output is on the segmentation's grid, references its source and records model, seed and steps. "
+            "Supported: {versions}.").format(versions=SUPPORTED_TEXT)
         self.parent.acknowledgementText = _(
             "Methods from Med-LSDM, the NIH abdominal-CT semantic synthesis paper, segmentation-guided diffusion "
             "and Plasticine. Networks from MONAI.")
@@ -243,6 +252,7 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self):
         self.removeObservers()
+        self._disconnectGui()
         for task in self.tasks.values():
             task.cancel()
 
@@ -250,10 +260,7 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def exit(self):
-        if self._parameterNode and self._parameterNodeGuiTag is not None:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+        self.removeObservers(self._onParameterNodeModified)  # always, whatever connectGui returned (None on 5.8)
 
     def onSceneStartClose(self, caller, event):
         self.setParameterNode(None)
@@ -268,12 +275,23 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.segmentation = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLSegmentationNode")
 
     def setParameterNode(self, inputParameterNode):
+        """Observe a parameter node (the Logic keeps one wrapper per node). The GUI stays connected to a wrapper
+        until the node changes: Slicer 5.10's disconnectGui leaves connectGui's own node observer behind, so
+        connecting on every enter would pile those up."""
         self.exit()
-        self._parameterNode = inputParameterNode
+        if inputParameterNode is not self._parameterNode:
+            self._disconnectGui()
+            self._parameterNode = inputParameterNode
+            if self._parameterNode:
+                self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
         if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
             self._onParameterNodeModified()
+
+    def _disconnectGui(self):
+        if self._parameterNode is not None:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+        self._parameterNodeGuiTag = None
 
     def _onParameterNodeModified(self, caller=None, event=None):
         self._syncModelChoices()
@@ -405,12 +423,18 @@ class SemanticSynthLogic(ScriptedLoadableModuleLogic, GenerationLogic):
         return carry_segmentation(segmentationNode, transformNode)
 
     def getParameterNode(self):
-        return SemanticSynthParameterNode(super().getParameterNode())
+        """One wrapper per parameter node (a new one per call would let observers keyed on it pile up)."""
+        node = super().getParameterNode()
+        if getattr(self, "_wrapper", None) is None or self._wrapper.parameterNode is not node:
+            self._wrapper = SemanticSynthParameterNode(node)
+        return self._wrapper
 
     def ensureDependencies(self, ask=True) -> bool:
-        """Install what the engine needs on first use, after asking (see SemanticSynthLib.bridge.dependencies)."""
+        """Install what the engine needs on first use, after asking (see SemanticSynthLib.bridge.dependencies).
+        In --testing mode (CTest on a build machine) nothing is installed: False, and the log says what is missing."""
         try:
-            return dependencies.ensure(confirm=slicer.util.confirmOkCancelDisplay if ask else None)
+            return dependencies.ensure(confirm=slicer.util.confirmOkCancelDisplay if ask else None,
+                                       install=not slicer.app.testingEnabled())
         except SynthError as exc:
             slicer.util.errorDisplay(str(exc))
             return False
@@ -427,15 +451,20 @@ class SemanticSynthTest(ScriptedLoadableModuleTest):
         self.test_GenerateFromSample()
 
     def test_GenerateFromSample(self):
+        """Offline: generation is skipped, saying why, where a package or the model (a released extension) is missing."""
         import numpy as np
         import SampleData
 
         registerSampleData()
-        segmentation = SampleData.downloadSample("SemanticSynthAbdomenLabels")
+        segmentation = SampleData.downloadSample("SemanticSynthAbdomenLabels")  # a file:// URI: no network
         self.delayDisplay("Sample segmentation loaded")
         logic = SemanticSynthLogic()
-        self.assertTrue(logic.ensureDependencies(ask=False))
-        output = logic.generate(segmentation, modality="ct", steps=5, seed=0)
+        skipped = [] if logic.ensureDependencies(ask=False) else [_("Python packages not installed")]
+        skipped += [_("the abdomen-ct model is not downloaded")] if needs_download("abdomen-ct") else []
+        if skipped:
+            self.delayDisplay(_("Generation skipped (the self-test installs and downloads nothing): ") + "; ".join(skipped))
+            return
+        output = logic.generate(segmentation, model="abdomen-ct", modality="ct", steps=5, seed=0)
         self.assertIsNotNone(output)
         self.assertEqual(output.GetNodeReferenceID("SemanticSynthSource"), segmentation.GetID())
         values = slicer.util.arrayFromVolume(output)

@@ -22,6 +22,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 RUNTIME = Path(__file__).resolve().parent / "slicer_runtime" / "slicer"
+# Slicer 5.10's parameterNodeWrapper differs from the vendored 5.13 one in wrapper.py only (its disconnectGui leaves
+# connectGui's node observer behind); SEMANTICSYNTH_FAKE_SLICER=5.10 puts that file first.
+RUNTIME_5_10 = RUNTIME.parent / "slicer-5.10"
 
 
 class Signal:
@@ -627,8 +630,10 @@ class FakeApplication(QObject):
     SIGNALS = ("startupCompleted",)
     applicationName = "Slicer"
 
-    def __init__(self):
+    def __init__(self, version=(5, 13)):
         super().__init__()
+        self.majorVersion, self.minorVersion = version  # qSlicerCoreApplication's properties
+        self.testing = False  # what testingEnabled() answers (Slicer's --testing)
         self.messages = []
         self.confirmAnswer = QMessageBox.Ok
         self.directoryAnswers = []
@@ -638,7 +643,7 @@ class FakeApplication(QObject):
         self._moduleManager.__dict__["_sig_moduleAboutToBeUnloaded"] = Signal()
 
     def testingEnabled(self):
-        return False
+        return self.testing
 
     def topLevelWidgets(self):
         return [self.mainWindow]
@@ -670,9 +675,59 @@ class FakeApplication(QObject):
 _APP = None
 
 
+class SampleDataLogic:
+    """Slicer's SampleData module (a Qt module) for a registered source with a local file URI: the segmentation
+    file is read by slicer-core's segmentations logic, as SegmentationFile loading does in Slicer."""
+    sources = {}
+
+    @classmethod
+    def registerCustomSampleDataSource(cls, category, sampleName, uris, fileNames, nodeNames, loadFileType, **_):
+        cls.sources[sampleName] = (uris, nodeNames, loadFileType)
+
+
+def downloadSample(sampleName):
+    import os
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    import slicer
+
+    uri, name, fileType = SampleDataLogic.sources[sampleName]
+    assert fileType == "SegmentationFile" and uri.startswith("file:"), "only local segmentation samples here"
+    path = url2pathname(urlparse(uri).path)
+    assert os.path.isfile(path), path
+    scene = slicer.mrmlScene
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    storage.SetFileName(path)
+    assert storage.ReadData(labelmap)
+    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
+    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(labelmap)
+    logic = slicer.vtkSlicerSegmentationsModuleLogic()
+    logic.SetMRMLScene(scene)
+    assert logic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
+    scene.RemoveNode(labelmap)
+    return segmentation
+
+
+def _load_parameter_node_wrapper(first):
+    """slicer.parameterNodeWrapper with its submodules looked up in `first`, then in the vendored runtime."""
+    import importlib.util
+
+    package = "slicer.parameterNodeWrapper"
+    spec = importlib.util.spec_from_file_location(package, RUNTIME / "parameterNodeWrapper" / "__init__.py",
+                                                  submodule_search_locations=[str(first), str(RUNTIME / "parameterNodeWrapper")])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[package] = module
+    spec.loader.exec_module(module)
+
+
 def install() -> FakeApplication:
-    """Make qt, ctk, slicer.app and Slicer's Python packages importable; idempotent. Returns the application."""
+    """Make qt, ctk, slicer.app and Slicer's Python packages importable; idempotent. Returns the application.
+    $SEMANTICSYNTH_FAKE_SLICER (default 5.13) is the version slicer.app reports; 5.10 also loads its wrapper.py."""
     global _APP
+    import os
+
     import slicer
 
     if _APP is not None:
@@ -694,9 +749,15 @@ def install() -> FakeApplication:
     slicer.qMRMLWidget, slicer.qMRMLNodeComboBox = qMRMLWidget, qMRMLNodeComboBox
     for name in ("qMRMLSliderWidget", "qMRMLSpinBox", "qMRMLRangeWidget", "qSlicerWidget"):
         setattr(slicer, name, _stub(name))
-    _APP = FakeApplication()
+    version = tuple(int(v) for v in os.environ.get("SEMANTICSYNTH_FAKE_SLICER", "5.13").split("."))
+    _APP = FakeApplication(version)
     slicer.app = _APP
     slicer.modules = types.SimpleNamespace()
+    sample_data = types.ModuleType("SampleData")
+    sample_data.SampleDataLogic, sample_data.downloadSample = SampleDataLogic, downloadSample
+    sys.modules["SampleData"] = sample_data
     if str(RUNTIME) not in slicer.__path__:
         slicer.__path__.append(str(RUNTIME))  # slicer.parameterNodeWrapper, slicer.ScriptedLoadableModule, slicer.i18n
+    if version == (5, 10):
+        _load_parameter_node_wrapper(RUNTIME_5_10 / "parameterNodeWrapper")
     return _APP

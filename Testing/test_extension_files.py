@@ -49,8 +49,9 @@ def test_top_level_extension_metadata():
 def test_module_file_stays_thin():
     source = (REPO / "SemanticSynth" / "SemanticSynth.py").read_text(encoding="utf-8")
     # 400 until the Advanced section (issue 31): its 7 parameters and their wiring; what they mean (the request's
-    # options, the model's defaults, the calibration notes) lives in the bridge (gui_options, model_hints, report_notes)
-    assert len(source.splitlines()) <= 450
+    # options, the model's defaults, the calibration notes) lives in the bridge (gui_options, model_hints, report_notes).
+    # 475 since issue 32: the version gate at load, the template's observer handling on 5.10-5.13, the offline self-test.
+    assert len(source.splitlines()) <= 475
     for cls in ("class SemanticSynth(", "class SemanticSynthWidget(", "class SemanticSynthLogic(", "class SemanticSynthTest("):
         assert cls in source
     # The engine never imports slicer or Qt; the bridge never imports Qt.

@@ -172,3 +172,35 @@ def test_the_module_downloads_its_model_as_a_job_and_generates(release, tmp_path
     assert report["min"] < -500 and report["shape"] == [30, 101, 122]
     assert any("abdomen-ct" in h for h in hits[before:])
     assert list((tmp_path / "cache").glob("abdomen-ct/*/.sha256"))
+
+
+_SELF_TEST = r"""
+from pathlib import Path
+clone = Path.cwd()
+sys.path.insert(0, str(clone / "Testing"))
+import fake_slicer_app
+app = fake_slicer_app.install()
+app.testing = True  # Slicer --testing, as CTest runs the self-test
+import importlib.util, types, slicer
+slicer.mrmlScene = slicer.vtkMRMLScene()
+spec = importlib.util.spec_from_file_location("SemanticSynth", clone / "SemanticSynth" / "SemanticSynth.py")
+module = importlib.util.module_from_spec(spec)
+sys.modules["SemanticSynth"] = module
+spec.loader.exec_module(module)
+slicer.modules.semanticsynth = types.SimpleNamespace(path=spec.origin)
+shown = []
+module.SemanticSynthTest.delayDisplay = lambda self, text, *a, **k: shown.append(text)
+module.SemanticSynthTest().runTest()
+print(shown[-1])
+"""
+
+
+def test_the_self_test_of_the_release_downloads_nothing(release, tmp_path):
+    """CTest on a build machine: the released extension has no model, and the self-test says so instead of
+    downloading it."""
+    clone, _archives, hits = release
+    before = len(hits)
+    result = _run(clone, _SELF_TEST, tmp_path / "cache")
+    assert result.stdout.strip().splitlines()[-1] == ("Generation skipped (the self-test installs and downloads "
+                                                      "nothing): the abdomen-ct model is not downloaded")
+    assert hits[before:] == [] and not (tmp_path / "cache").exists()

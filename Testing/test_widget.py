@@ -218,14 +218,90 @@ def test_advanced_options_reach_the_engine(app, widget, scene, sample_segmentati
 
 
 def test_enter_exit_and_scene_close(widget, scene, sample_segmentation):
+    observing = lambda: widget.hasObserver(widget._parameterNode, vtk_modified(), widget._onParameterNodeModified)
+    tag = widget._parameterNodeGuiTag
     widget.exit()
-    assert widget._parameterNodeGuiTag is None
+    assert not observing() and widget._parameterNodeGuiTag == tag  # the GUI stays bound to the one wrapper
     widget.enter()
-    assert widget._parameterNodeGuiTag is not None
+    assert observing() and widget._parameterNodeGuiTag == tag
     assert widget._parameterNode.segmentation is sample_segmentation  # the first segmentation, as in the template
-    scene.Clear()  # StartCloseEvent, EndCloseEvent
-    assert widget._parameterNode is not None and widget._parameterNodeGuiTag is not None
+    scene.Clear()  # StartCloseEvent, EndCloseEvent: a new parameter node, a new wrapper, bound and observed
+    assert widget._parameterNode is not None and widget._parameterNodeGuiTag is not None and observing()
     assert widget._parameterNode.segmentation is None
+
+
+def vtk_modified():
+    import vtk
+
+    return vtk.vtkCommand.ModifiedEvent
+
+
+# Enter and leave the module 5 times, then change the parameter node once: one observer of ours, one GUI update.
+_ENTER_LEAVE = r"""
+import json, sys, types, importlib.util
+sys.path.insert(0, sys.argv[1])
+import fake_slicer_app
+app = fake_slicer_app.install()
+import qt, slicer, vtk
+import slicer.parameterNodeWrapper.wrapper as wrapper
+slicer.mrmlScene = scene = slicer.vtkMRMLScene()
+spec = importlib.util.spec_from_file_location("SemanticSynth", sys.argv[2])
+module = importlib.util.module_from_spec(spec)
+sys.modules["SemanticSynth"] = module
+spec.loader.exec_module(module)
+slicer.modules.semanticsynth = parent = types.SimpleNamespace(path=sys.argv[2])
+module.SemanticSynth(parent)
+counts = {"gui": 0, "models": 0}
+update = wrapper._updateGUIFromParameterNode
+def counted_update(node):
+    counts["gui"] += 1
+    update(node)
+wrapper._updateGUIFromParameterNode = counted_update  # looked up by name by every connectGui observer
+models = module.GenerationLogic.available_models
+def counted_models(*args):
+    counts["models"] += 1
+    return models(*args)
+module.GenerationLogic.available_models = staticmethod(counted_models)
+panel = slicer.qMRMLWidget()
+panel.setLayout(qt.QVBoxLayout())
+panel.setMRMLScene(scene)
+panel.isEntered = True
+widget = module.SemanticSynthWidget(panel)
+widget.setup()
+widget.enter()
+first = widget._parameterNode
+for _ in range(5):
+    widget.exit()
+    widget.enter()
+ours = [o for o in widget.Observations if o[2] == widget._onParameterNodeModified]
+counts = {"gui": 0, "models": 0}
+first.parameterNode.Modified()
+after_change = dict(counts)
+widget.exit()
+counts = {"gui": 0, "models": 0}
+first.parameterNode.Modified()
+print(json.dumps({"same_wrapper": widget._parameterNode is first and widget.logic.getParameterNode() is first,
+                  "observers": len(ours), "change": after_change, "hidden_change": counts,
+                  "left_after_exit": len([o for o in widget.Observations if o[2] == widget._onParameterNodeModified])}))
+widget.cleanup()
+"""
+
+
+@pytest.mark.parametrize("version", ["5.10", "5.12", "5.13"])
+def test_entering_and_leaving_five_times_leaves_one_observer(version):
+    """Slicer's template: our parameter-node observer is removed on every exit, and the Logic keeps one wrapper per
+    node. On 5.10 disconnectGui leaves connectGui's own observer behind, so the GUI is bound once per wrapper: one
+    GUI update per change on every version (Testing/slicer_runtime/slicer-5.10 holds 5.10's wrapper.py)."""
+    import json
+    import subprocess
+
+    env = {**os.environ, "SEMANTICSYNTH_FAKE_SLICER": version}
+    result = subprocess.run([sys.executable, "-c", _ENTER_LEAVE, str(REPO / "Testing"), str(MODULE_FILE)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == {"same_wrapper": True, "observers": 1, "change": {"gui": 1, "models": 1},
+                     "hidden_change": {"gui": 1, "models": 0}, "left_after_exit": 0}, found
 
 
 def test_generate_with_a_loaded_model_folder_keeps_the_unmatched_segments_in_the_status(
@@ -412,3 +488,103 @@ def test_module_file_finds_its_library_without_an_installed_copy(layout, tmp_pat
     package_file, logic_file = result.stdout.split()
     assert package_file == str(library / "__init__.py")
     assert logic_file == str(library / "bridge" / "generate_logic.py")
+
+
+_LOAD_ON = r"""
+import logging, sys, importlib.util
+sys.path.insert(0, sys.argv[1])
+import fake_slicer_app
+fake_slicer_app.install()
+records = []
+logging.getLogger().addHandler(type("H", (logging.Handler,), {"emit": lambda self, r: records.append(r.getMessage())})())
+spec = importlib.util.spec_from_file_location("SemanticSynth", sys.argv[2])
+try:
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+except ImportError as exc:
+    print(str(exc))
+print(records)
+print(sorted(m for m in sys.modules if m.startswith("SemanticSynthLib.")))
+"""
+
+
+@pytest.mark.parametrize("version, supported", [("5.8", False), ("5.10", True), ("5.13", True)])
+def test_an_unsupported_slicer_gets_one_line_at_load(version, supported):
+    """Slicer 5.8 (Python 3.9) stops loading the module with one line, logged, before any library import that
+    could fail there; supported versions load."""
+    import ast
+    import subprocess
+
+    env = {**os.environ, "SEMANTICSYNTH_FAKE_SLICER": version}
+    result = subprocess.run([sys.executable, "-c", _LOAD_ON, str(REPO / "Testing"), str(MODULE_FILE)], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    if supported:
+        assert "SemanticSynthLib.bridge.generate_logic" in lines[-1] and not lines[0].startswith("SemanticSynth needs")
+        return
+    message, logged, imported = lines
+    assert message == ("SemanticSynth needs Slicer 5.10 or later (tested with 5.10, 5.12 and the 5.13 preview) with "
+                       "Python 3.10 or later; this is Slicer 5.8 with Python 3.11: install a newer Slicer from "
+                       "download.slicer.org")
+    assert ast.literal_eval(logged) == [message]
+    assert ast.literal_eval(imported) == ["SemanticSynthLib.bridge", "SemanticSynthLib.bridge.slicer_support"]
+    # The gate must be reachable on Slicer 5.8's Python: the module file and the gate parse as Python 3.9.
+    for path in (MODULE_FILE, REPO / "SemanticSynthLib" / "bridge" / "slicer_support.py"):
+        ast.parse(path.read_text(encoding="utf-8"), feature_version=(3, 9))
+
+
+def test_unsupported_reason_covers_slicer_and_python():
+    from SemanticSynthLib.bridge.slicer_support import unsupported_reason
+
+    assert unsupported_reason((5, 10), (3, 12)) is None and unsupported_reason((6, 0), (3, 13)) is None
+    assert "this is Slicer 5.8 with Python 3.9" in unsupported_reason((5, 8), (3, 9))
+    assert "this is Slicer 5.10 with Python 3.9" in unsupported_reason((5, 10), (3, 9))  # a custom build
+
+
+def _no_network(monkeypatch):
+    """Any connection other than to this machine fails the test."""
+    import socket
+
+    connect = socket.socket.connect
+
+    def local_only(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        assert isinstance(host, str) and (host.startswith("127.") or host in ("localhost", "::1") or "/" in host), \
+            f"network use: {address}"
+        return connect(self, address)
+    monkeypatch.setattr(socket.socket, "connect", local_only)
+
+
+def test_the_ctest_self_test_generates_offline(app, module, scene, monkeypatch):
+    """slicer_add_python_unittest runs SemanticSynthTest with --testing: with everything installed and the model
+    bundled it generates from the sample, and nothing reaches the network or pip."""
+    import slicer
+
+    _no_network(monkeypatch)
+    monkeypatch.setattr(app, "testing", True)
+    monkeypatch.setattr(slicer.util, "pip_install", lambda *a, **k: pytest.fail("the self-test ran pip"))
+    shown = []
+    monkeypatch.setattr(module.SemanticSynthTest, "delayDisplay", lambda self, text, *a, **k: shown.append(text))
+    module.SemanticSynthTest().runTest()
+    assert shown[0] == "Sample segmentation loaded" and shown[-1].startswith("Generated "), shown
+
+
+def test_the_ctest_self_test_installs_nothing_and_says_what_it_skipped(app, module, scene, monkeypatch, tmp_path,
+                                                                      caplog):
+    import slicer
+
+    from SemanticSynthLib.bridge import dependencies
+
+    _no_network(monkeypatch)
+    needs_more = tmp_path / "pyproject.toml"
+    needs_more.write_text('[project]\nname = "semanticsynth"\ndependencies = ["numpy>=1", "semanticsynth-test-not-installed>=1"]\n')
+    monkeypatch.setattr(dependencies, "_pyproject_candidates", lambda: [needs_more])
+    monkeypatch.setattr(app, "testing", True)
+    monkeypatch.setattr(slicer.util, "pip_install", lambda *a, **k: pytest.fail("the self-test ran pip"))
+    shown = []
+    monkeypatch.setattr(module.SemanticSynthTest, "delayDisplay", lambda self, text, *a, **k: shown.append(text))
+    module.SemanticSynthTest().runTest()
+    assert shown[-1] == ("Generation skipped (the self-test installs and downloads nothing): Python packages not "
+                         "installed"), shown
+    assert "missing: semanticsynth-test-not-installed>=1" in caplog.text
+    assert not app.messages and scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == 0

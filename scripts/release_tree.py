@@ -3,7 +3,7 @@ repository that the Slicer Extensions Index builds (its check clones it, `.git` 
 
     python scripts/release_tree.py OUT [--base-url URL --archives DIR] [--overwrite]
 
-- Files: those git tracks here, read from the working tree, less the bundled model packages
+- Files: those git tracks here (or would: untracked, not ignored), read from the working tree, less the bundled model packages
   (SemanticSynthLib/models/NAME/), checkpoints/ and the benchmark history docs/history/. The CMake file lists
   are regenerated in OUT for what is left, so the built extension installs no weights.
 - Models: the released extension downloads each on first use from the model manifest
@@ -33,7 +33,9 @@ WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 
 
 def tracked_files() -> list[str]:
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    """The working tree's files that git tracks or would track (not ignored): release from a clean checkout."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, check=True).stdout
     return [f for f in listed.decode("utf-8").split("\0") if f and (REPO / f).is_file()]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import logging
 import re
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def _dependencies_from_pyproject(path: Path) -> list[str] | None:
     text = path.read_text(encoding="utf-8")
     try:
         import tomllib
-    except ImportError:  # Python < 3.11 (Slicer 5.8): the one array this file needs, read by hand
+    except ImportError:  # Python 3.10 (a pip install; every supported Slicer has 3.12): the one array, by hand
         project = re.search(r"^\[project\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
         match = project and re.search(r"^dependencies\s*=\s*\[(.*?)\]", project.group(1), re.M | re.S)
         return re.findall(r'"([^"]+)"', match.group(1)) if match else None
@@ -101,15 +102,19 @@ def missing(reqs=None) -> list:
     return [r for r in (requirements() if reqs is None else reqs) if not satisfied(r)]
 
 
-def ensure(confirm=None, install_torch=None, pip_install=None) -> bool:
+def ensure(confirm=None, install_torch=None, pip_install=None, install: bool = True) -> bool:
     """Install what is missing; True when everything is there. confirm(text) -> bool asks first (None: don't ask).
 
     install_torch(requirement) and pip_install(requirements, keep_out) default to Slicer's (PyTorch extension,
-    slicer.packaging or slicer.util.pip_install); raises InstallError with one line."""
+    slicer.packaging or slicer.util.pip_install); raises InstallError with one line. install=False (Slicer's
+    --testing mode: a build machine may have no network) installs nothing: False, and the log names what is missing."""
     reqs = requirements()
     todo = missing(reqs)
     if not todo:
         return True
+    if not install:
+        logging.warning("SemanticSynth: testing mode installs nothing; missing: %s", ", ".join(map(str, todo)))
+        return False
     if confirm is not None and not confirm(
             "SemanticSynth needs these Python packages: " + ", ".join(str(r) for r in todo) + ". Install them now? "
             "torch comes through the PyTorch extension, the others from PyPI; this can take several minutes."):

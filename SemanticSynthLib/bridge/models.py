@@ -32,3 +32,8 @@ def model_info(model: str | None, kind: str, modality: str | None = None) -> dic
         info["labels"] = LabelTable.from_json(meta["label_table"])
         info["defaults"] = sampling_defaults(meta, modality)
     return info
+
+
+def needs_download(model: str | None, modality: str | None = None) -> bool:
+    """Whether a model (None: the modality's default) is neither bundled nor downloaded yet (no network used)."""
+    return model_store.needs_download(model, modality=modality)
