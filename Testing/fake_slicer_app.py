@@ -696,18 +696,39 @@ def downloadSample(sampleName):
     assert fileType == "SegmentationFile" and uri.startswith("file:"), "only local segmentation samples here"
     path = url2pathname(urlparse(uri).path)
     assert os.path.isfile(path), path
-    scene = slicer.mrmlScene
-    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
-    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
-    storage.SetFileName(path)
-    assert storage.ReadData(labelmap)
-    segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
-    segmentation.SetReferenceImageGeometryParameterFromVolumeNode(labelmap)
-    logic = slicer.vtkSlicerSegmentationsModuleLogic()
-    logic.SetMRMLScene(scene)
-    assert logic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
-    scene.RemoveNode(labelmap)
-    return segmentation
+    from slicer_testdata import segmentation_from_file
+
+    return segmentation_from_file(slicer.mrmlScene, path, name)
+
+
+def load_module(path, name="SemanticSynth"):
+    """Load a module file as Slicer's module factory does: import it, instantiate the module class."""
+    import importlib.util
+
+    import slicer
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    parent = types.SimpleNamespace(path=str(path))
+    getattr(module, name)(parent)
+    setattr(slicer.modules, name.lower(), parent)
+    return module
+
+
+def module_widget(module, scene, name="SemanticSynth"):
+    """The module's Widget, set up in an entered panel on the scene (as the module panel does on first show)."""
+    import qt
+    import slicer
+
+    parent = slicer.qMRMLWidget()
+    parent.setLayout(qt.QVBoxLayout())
+    parent.setMRMLScene(scene)
+    parent.isEntered = True
+    widget = getattr(module, name + "Widget")(parent)
+    widget.setup()
+    return widget
 
 
 def _load_parameter_node_wrapper(first):

@@ -122,26 +122,15 @@ clone = Path.cwd()
 sys.path.insert(0, str(clone / "Testing"))
 import fake_slicer_app
 app = fake_slicer_app.install()
-import importlib.util, types, qt, slicer
+import slicer
 from slicer_testdata import segmentation_from_file
 scene = slicer.vtkMRMLScene()
 slicer.mrmlScene = scene
-spec = importlib.util.spec_from_file_location("SemanticSynth", clone / "SemanticSynth" / "SemanticSynth.py")
-module = importlib.util.module_from_spec(spec)
-sys.modules["SemanticSynth"] = module
-spec.loader.exec_module(module)
-moduleParent = types.SimpleNamespace(path=spec.origin)
-module.SemanticSynth(moduleParent)
-slicer.modules.semanticsynth = moduleParent
+module = fake_slicer_app.load_module(clone / "SemanticSynth" / "SemanticSynth.py")
 import SemanticSynthLib
 assert Path(SemanticSynthLib.__file__).is_relative_to(clone), SemanticSynthLib.__file__
 segmentation = segmentation_from_file(scene, clone / sys.argv[1], "sample")
-parent = slicer.qMRMLWidget()
-parent.setLayout(qt.QVBoxLayout())
-parent.setMRMLScene(scene)
-parent.isEntered = True
-widget = module.SemanticSynthWidget(parent)
-widget.setup()
+widget = fake_slicer_app.module_widget(module, scene)
 p = widget._parameterNode
 p.segmentation, p.steps = segmentation, 2
 assert p.model == "abdomen-ct" and widget.ui.generateButton.enabled
@@ -181,13 +170,9 @@ sys.path.insert(0, str(clone / "Testing"))
 import fake_slicer_app
 app = fake_slicer_app.install()
 app.testing = True  # Slicer --testing, as CTest runs the self-test
-import importlib.util, types, slicer
+import slicer
 slicer.mrmlScene = slicer.vtkMRMLScene()
-spec = importlib.util.spec_from_file_location("SemanticSynth", clone / "SemanticSynth" / "SemanticSynth.py")
-module = importlib.util.module_from_spec(spec)
-sys.modules["SemanticSynth"] = module
-spec.loader.exec_module(module)
-slicer.modules.semanticsynth = types.SimpleNamespace(path=spec.origin)
+module = fake_slicer_app.load_module(clone / "SemanticSynth" / "SemanticSynth.py")
 shown = []
 module.SemanticSynthTest.delayDisplay = lambda self, text, *a, **k: shown.append(text)
 module.SemanticSynthTest().runTest()

@@ -7,12 +7,10 @@ Buttons are clicked, timers fire through app.processEvents(), and the scene is c
 from __future__ import annotations
 
 import glob
-import importlib.util
 import os
 import sys
 import tempfile
 import time
-import types
 
 import psutil
 import pytest
@@ -34,17 +32,7 @@ def app():
 
 
 def load_module(app, path=MODULE_FILE, name="SemanticSynth"):
-    """Load a module file as Slicer's module factory does: import it, instantiate the module class."""
-    import slicer
-
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    parent = types.SimpleNamespace(path=str(MODULE_FILE))
-    getattr(module, name)(parent)
-    slicer.modules.semanticsynth = parent
-    return module
+    return fake_slicer_app.load_module(path, name)
 
 
 @pytest.fixture()
@@ -54,15 +42,7 @@ def module(app, scene):
 
 @pytest.fixture()
 def widget(module, scene):
-    import qt
-    import slicer
-
-    parent = slicer.qMRMLWidget()
-    parent.setLayout(qt.QVBoxLayout())
-    parent.setMRMLScene(scene)
-    parent.isEntered = True
-    widget = module.SemanticSynthWidget(parent)
-    widget.setup()
+    widget = fake_slicer_app.module_widget(module, scene)
     yield widget
     widget.cleanup()
 
@@ -238,19 +218,14 @@ def vtk_modified():
 
 # Enter and leave the module 5 times, then change the parameter node once: one observer of ours, one GUI update.
 _ENTER_LEAVE = r"""
-import json, sys, types, importlib.util
+import json, sys
 sys.path.insert(0, sys.argv[1])
 import fake_slicer_app
 app = fake_slicer_app.install()
-import qt, slicer, vtk
+import slicer
 import slicer.parameterNodeWrapper.wrapper as wrapper
 slicer.mrmlScene = scene = slicer.vtkMRMLScene()
-spec = importlib.util.spec_from_file_location("SemanticSynth", sys.argv[2])
-module = importlib.util.module_from_spec(spec)
-sys.modules["SemanticSynth"] = module
-spec.loader.exec_module(module)
-slicer.modules.semanticsynth = parent = types.SimpleNamespace(path=sys.argv[2])
-module.SemanticSynth(parent)
+module = fake_slicer_app.load_module(sys.argv[2])
 counts = {"gui": 0, "models": 0}
 update = wrapper._updateGUIFromParameterNode
 def counted_update(node):
@@ -262,12 +237,7 @@ def counted_models(*args):
     counts["models"] += 1
     return models(*args)
 module.GenerationLogic.available_models = staticmethod(counted_models)
-panel = slicer.qMRMLWidget()
-panel.setLayout(qt.QVBoxLayout())
-panel.setMRMLScene(scene)
-panel.isEntered = True
-widget = module.SemanticSynthWidget(panel)
-widget.setup()
+widget = fake_slicer_app.module_widget(module, scene)
 widget.enter()
 first = widget._parameterNode
 for _ in range(5):
@@ -476,7 +446,7 @@ def test_module_file_finds_its_library_without_an_installed_copy(layout, tmp_pat
     if layout == "source checkout":
         module_file, library = MODULE_FILE, REPO / "SemanticSynthLib"
     else:
-        scripted = tmp_path / "lib" / "Slicer-5.8" / "qt-scripted-modules"
+        scripted = tmp_path / "lib" / "Slicer-5.12" / "qt-scripted-modules"
         scripted.mkdir(parents=True)
         module_file, library = scripted / "SemanticSynth.py", scripted / "SemanticSynthLib"
         shutil.copy(MODULE_FILE, module_file)
@@ -491,15 +461,14 @@ def test_module_file_finds_its_library_without_an_installed_copy(layout, tmp_pat
 
 
 _LOAD_ON = r"""
-import logging, sys, importlib.util
+import logging, sys
 sys.path.insert(0, sys.argv[1])
 import fake_slicer_app
 fake_slicer_app.install()
 records = []
 logging.getLogger().addHandler(type("H", (logging.Handler,), {"emit": lambda self, r: records.append(r.getMessage())})())
-spec = importlib.util.spec_from_file_location("SemanticSynth", sys.argv[2])
 try:
-    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    fake_slicer_app.load_module(sys.argv[2])
 except ImportError as exc:
     print(str(exc))
 print(records)
