@@ -18,11 +18,14 @@ from ..engine.reporting.provenance import as_text
 from ..engine.reporting.results import calibration_flags
 from ..engine.requests import GenerationRequest
 from ..engine.requests.base import spec
+from ..engine.volume.labels import Label, LabelTable
 from ..engine.volume.modalities import MODALITIES
+from ..engine.volume.vocabularies import candidates
 from ..errors import SynthError
 from .jobs import EngineJob, staged_inputs, start_with_model
 from .models import available_models, model_info
-from .scene import ATTRIBUTE_PREFIX, apply_window_level, check_same_grid, export_label_map, import_volume, link_output
+from .scene import (ATTRIBUTE_PREFIX, apply_window_level, check_same_grid, export_label_map, import_volume, link_output,
+                    match_segments)
 
 # What the bridge passes unless asked otherwise: segments that match no label of the model are left out of the
 # exported map and listed (job.unmatched_segments), as the panel always did; "error" refuses them instead.
@@ -137,6 +140,20 @@ def report_notes(report: dict | None, labels=None) -> list:
     return [n for n in notes if n]
 
 
+def segment_vocabulary(segmentation_node, table: LabelTable, asked: str | None = None) -> LabelTable:
+    """The label table a segmentation's names are in: `asked`, else whichever of the model's table and the
+    vocabularies translated to it (FreeSurfer, VISTA3D, TotalSegmentator v1, ...) names the most segments; the model's
+    own table wins a tie. Returned as a LabelTable of that vocabulary's ids and names, to export the label map with."""
+    options = [LabelTable(v.name, [Label(t.id, t.name, None, t.synonyms) for t in v.terms]) for v in candidates(table)]
+    if asked:
+        chosen = [o for o in options if o.name == asked]
+        if not chosen:
+            raise SynthError(f"label table {asked} is not one of this model's ({', '.join(o.name for o in options)})")
+        return chosen[0]
+    matched = [len(match_segments(segmentation_node, o)[0]) for o in options]
+    return options[matched.index(max(matched))]
+
+
 class GenerationJob(EngineJob):
     """One running generation (see EngineJob); result_node is the volume node, `result` the engine's result
     (provenance, and the calibration check's flags and the unseen labels in result["report"])."""
@@ -150,8 +167,12 @@ class GenerationJob(EngineJob):
         return generation_request(self.args["model_path"], self.workdir, **self.args["options"])
 
     def notes(self) -> list:
-        """What the run reported, as lines for a status (report_notes): empty before it has finished."""
-        return report_notes(self.result.get("report"), self.args["labels"])
+        """What the run reported, as lines for a status (report_notes): empty before it has finished. The first
+        names the label table the segments were read in."""
+        if not self.result:
+            return []
+        table = (self.result.get("provenance", {}).get("request") or {}).get("label_table")
+        return ([f"Label table: {table}"] if table else []) + report_notes(self.result.get("report"), self.args["labels"])
 
     def _import(self):
         a = self.args
@@ -215,10 +236,12 @@ class GenerationLogic:
             raise SynthError(f"model {info['path'].name} generates {', '.join(meta['modalities'])}, not {modality}")
         unknown = options.get("unknown_labels") or BRIDGE_DEFAULTS["unknown_labels"]
 
+        table = segment_vocabulary(segmentation_node, info["labels"], options.get("label_table"))
+        options = {**options, "label_table": table.name}
+
         def export(folder: Path) -> dict:
             # inside staged_inputs, so that a refusal here removes the staged folder with the rest
-            exported = export_label_map(segmentation_node, info["labels"], folder / STAGED["labels"],
-                                        reference_volume_node)
+            exported = export_label_map(segmentation_node, table, folder / STAGED["labels"], reference_volume_node)
             if unknown == "error" and exported["unmatched"]:
                 raise SynthError(f"segment(s) {', '.join(exported['unmatched'][:8])} match no label of "
                                  f"{info['path'].name}; rename them to a label of the model, or set unknown labels "

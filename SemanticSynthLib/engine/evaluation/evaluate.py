@@ -20,6 +20,7 @@ from ..volume.atomic import staged_dir
 from ..volume.cases import list_cases
 from ..synthesis.generate import generate_volume
 from ..synthesis.reconstruction import reconstruct_volume
+from ..synthesis.label_vocabulary import read_in_vocabulary
 from ..volume.geometry import resample_intensity, resample_labels, working_grid
 from ..volume.intensity import model_units
 from ..volume.io import array_of, image_like, lps_array, read_volume
@@ -67,9 +68,13 @@ def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: 
     real = units_on_grid(read_volume(case.image), grid, norm)
     volumes = {"real": real, "painting": painting(ids, segmenter.metadata["label_means"])}
     generated = []
+    # The map to generate from: the case's own, or its `condition` map in another vocabulary (an aseg-style merge of
+    # the MUSE map), read through that vocabulary; Dice is always against the case's own labels.
+    source = read_volume(case.condition) if case.condition else label_map
+    seen_as, mapping, _table = read_in_vocabulary(package, source)
     for k in range(samples):
-        image = generate_volume(package, label_map, modality=modality, steps=steps, seed=seed + k, progress=progress, unknown="background",
-                                guidance=guidance, temperature=temperature)
+        image = generate_volume(seen_as, source, modality=modality, steps=steps, seed=seed + k, progress=progress,
+                                unknown="background", guidance=guidance, temperature=temperature, mapping=mapping)
         generated.append(model_units(array_of(resample_intensity(image, grid)), norm))
     volumes["generated"] = generated[0]
     reconstruction = reconstruct_volume(package, read_volume(case.image), label_map, modality)

@@ -4,7 +4,7 @@ from typing import ClassVar, Optional
 from ..volume.memory import DEFAULT_MAX_VOXELS
 from .base import Request, option
 from ...checks import GUIDANCE, STEPS, TEMPERATURE, integer, one_of, seed, text
-from .registries import device_names, modality_names, phase_names
+from .registries import device_names, label_table_names, modality_names, phase_names
 
 
 class Sampling(Request):
@@ -34,6 +34,7 @@ class GenerationRequest(Sampling):
         calibrate: move each label's mean onto its prior (the check before is reported either way).
         unknown_labels: "error", or "background" to generate labels the model does not know as background.
         label_mapping: JSON file of input id -> model id or name.
+        label_table: the vocabulary of the map's ids (a built-in table that translates to the model's); None: detected.
         max_voxels, window, fp32, series, overwrite: limits, sliding window, precision, DICOM series, replace OUT.
     """
 
@@ -56,6 +57,9 @@ class GenerationRequest(Sampling):
     unknown_labels: str = option("error", "labels the model does not know: error, or generate them as background",
                                  check=one_of(("error", "background")))
     label_mapping: Optional[str] = option(None, "JSON of input id -> model id or name", role="input", recorded=True)
+    label_table: Optional[str] = option(None, "the label map's vocabulary, e.g. freesurfer_aseg, totalseg_v1, vista3d, "
+                                              "total_mr, totalseg_body (default: detected from its ids and anatomy)",
+                                        check=one_of(label_table_names))
     max_voxels: int = option(DEFAULT_MAX_VOXELS, "refuse label maps larger than this at working spacing (memory limit)",
                              check=integer(1))
     window: Optional[int] = option(None, "latent window edge for sliding-window generation", check=integer(8, 1024))

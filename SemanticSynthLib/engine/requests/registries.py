@@ -26,3 +26,10 @@ def conditioning_names() -> list:
     from ..model.conditioning_modes import MODES
 
     return list(MODES)
+
+
+def label_table_names() -> list:
+    """Built-in label tables: the models' own (muse, totalseg_v2, amos) and the vocabularies translated to them."""
+    from ..volume.labels import BUILTIN_DIR
+
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.json"))

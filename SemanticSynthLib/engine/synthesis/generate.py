@@ -13,6 +13,7 @@ from ..volume.intensity import denormalize
 from ..volume.io import array_of, check_output_path, read_volume, write_volume
 from ..volume.memory import voxel_limit
 from ..volume.labels import load_name_mapping, segment_names, to_class_indices
+from .label_vocabulary import read_in_vocabulary
 from ..model.package import ModelPackage, load_package
 from .calibration import calibrate as calibrate_output, calibration_check
 from ..model.package_metadata import sampling_defaults
@@ -150,8 +151,11 @@ def _generate(request: GenerationRequest, progress: Progress) -> Result:
     label_map = read_volume(request.labels, request.series)
     package = load_package(resolve_model(request.model, request.modality, download_reporter(progress)), device="cpu")
     resolved = resolve(request, package)
-    mapping = (load_name_mapping(resolved.label_mapping, package.labels, segment_names(label_map))
-               if resolved.label_mapping else None)
+    if resolved.label_mapping:  # the user's own id -> model label mapping: no vocabulary is read into it
+        mapping = load_name_mapping(resolved.label_mapping, package.labels, segment_names(label_map))
+    else:
+        package, mapping, table = read_in_vocabulary(package, label_map, resolved.label_table, segment_names(label_map))
+        resolved = resolved.model_copy(update={"label_table": table})
     overrides = load_overrides(resolved.priors, package.labels)
     package.priors(resolved.modality, resolved.phase, overrides)  # a bad --phase or --priors fails here
     image = generate_volume(package, label_map, modality=resolved.modality, steps=resolved.steps, seed=resolved.seed,

@@ -1,5 +1,6 @@
 """The cases of a labelled dataset: an nnU-Net-style folder (imagesTr/labelsTr) or a CSV of image,label[,modality]
-rows. Training reads them (training/dataset.py), and so does evaluation; listing them here keeps the two
+[,condition] rows (condition: another label map of the same case to generate from, e.g. in another vocabulary; the
+label column stays the reference). Training reads them (training/dataset.py), and so does evaluation; listing them here keeps the two
 subpackages independent of each other."""
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ class CaseFiles:
     image: Path | None
     label: Path | None
     modality: str
+    condition: Path | None = None  # the map evaluation generates from, where it is not `label`
 
 
 def list_cases(dataset: str | Path, modality: str) -> list[CaseFiles]:
@@ -33,7 +35,8 @@ def list_cases(dataset: str | Path, modality: str) -> list[CaseFiles]:
         base = dataset.parent
         def resolve(p):
             return (base / p) if p and not Path(p).is_absolute() else (Path(p) if p else None)
-        return [CaseFiles(resolve(r.get("image")), resolve(r.get("label")), (r.get("modality") or modality).lower()) for r in rows]
+        return [CaseFiles(resolve(r.get("image")), resolve(r.get("label")), (r.get("modality") or modality).lower(),
+                          resolve(r.get("condition"))) for r in rows]
     if (dataset / "imagesTr").is_dir():
         cases = []
         for img in sorted((dataset / "imagesTr").glob("*.nii*")):

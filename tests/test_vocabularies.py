@@ -1,0 +1,146 @@
+"""Label maps in the vocabularies users bring: which one a map uses, and how it becomes the model's.
+
+Real maps only: the bundled TotalSegmentator v2 sample (and the same map rewritten in v1 and VISTA3D ids through
+the vocabulary tables), and real MUSE maps merged into FreeSurfer aseg labels with muse_to_aseg.json.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from SemanticSynthLib.cli import main
+from SemanticSynthLib.engine.model.package import load_package
+from SemanticSynthLib.engine.model.store import resolve_model
+from SemanticSynthLib.engine.synthesis.label_vocabulary import read_in_vocabulary
+from SemanticSynthLib.engine.volume.io import array_of
+from SemanticSynthLib.engine.volume.labels import BUILTIN_DIR, LabelTable
+from SemanticSynthLib.engine.volume.vocabularies import (anatomy_checks, builtin_vocabularies, candidates, centroids_lps,
+                                                          detect, image_to_lps, side, translate, vertebra_level)
+from SemanticSynthLib.errors import SynthError
+from testdata import IXI, IXI_IDS
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz"
+MERGE = json.loads((BUILTIN_DIR / "groups" / "muse_to_aseg.json").read_text())["merge"]
+
+
+def relabelled(image: sitk.Image, lookup: dict[int, int]) -> sitk.Image:
+    ids = sitk.GetArrayFromImage(image).astype(np.int64)
+    table = np.zeros(max(ids.max(), max(lookup)) + 1, np.int32)
+    for a, b in lookup.items():
+        table[a] = b
+    out = sitk.GetImageFromArray(table[ids].astype(np.int16))
+    out.CopyInformation(image)
+    return out
+
+
+def in_vocabulary(image: sitk.Image, vocabulary: str) -> sitk.Image:
+    """The v2 sample rewritten in another TotalSegmentator-family vocabulary (its one-member renames)."""
+    v2 = {lab.name: lab.id for lab in LabelTable.builtin("totalseg_v2").labels}
+    terms = builtin_vocabularies()[vocabulary].terms
+    return relabelled(image, {v2[t.members[0]]: t.id for t in terms if len(t.members) == 1})
+
+
+def aseg_of(case_id: str) -> sitk.Image:
+    return relabelled(sitk.ReadImage(str(IXI / "labels" / f"{case_id}.nii.gz")), {int(k): v for k, v in MERGE.items()})
+
+
+def detected(image: sitk.Image, table: str, **kw) -> str:
+    ids = array_of(image)
+    present = {int(i) for i in np.unique(ids) if i > 0}
+    return detect(present, LabelTable.builtin(table), centroids_lps(ids, image_to_lps(image)), **kw).name
+
+
+def test_names_give_sides_and_vertebra_levels():
+    assert [side(n) for n in ("kidney_left", "Right-Hippocampus", "Caudate_R", "ctx-lh-insula", "vertebrae_L1", "heart")] \
+        == ["left", "right", "right", "left", None, None]
+    assert vertebra_level("vertebrae_C1") < vertebra_level("vertebrae_T12") < vertebra_level("vertebrae_L5") \
+        < vertebra_level("vertebrae_S1")
+
+
+@pytest.mark.parametrize("vocabulary", ["totalseg_v2", "totalseg_v1", "vista3d"])
+def test_the_same_ct_map_in_three_vocabularies_is_read_in_its_own(vocabulary):
+    sample = sitk.ReadImage(str(SAMPLE))
+    image = sample if vocabulary == "totalseg_v2" else in_vocabulary(sample, vocabulary)
+    assert detected(image, "totalseg_v2") == vocabulary
+
+
+def test_a_wrong_reading_breaks_the_anatomy():
+    """The v1 copy of the sample fits v2's ids too, but read as v2 its left/right pairs and vertebrae conflict."""
+    image = in_vocabulary(sitk.ReadImage(str(SAMPLE)), "totalseg_v1")
+    ids = array_of(image)
+    centres = centroids_lps(ids, image_to_lps(image))
+    own, as_v2 = (anatomy_checks(v, centres) for v in (builtin_vocabularies()["totalseg_v1"],
+                                                       candidates(LabelTable.builtin("totalseg_v2"))[0]))
+    assert own[1] == 0 and own[0] >= 10
+    assert as_v2[1] >= 3
+
+
+@pytest.mark.parametrize("case_id", IXI_IDS[:2])
+def test_muse_and_aseg_maps_are_told_apart(case_id):
+    assert detected(sitk.ReadImage(str(IXI / "labels" / f"{case_id}.nii.gz")), "muse") == "muse"
+    assert detected(aseg_of(case_id), "muse") == "freesurfer_aseg"
+
+
+def test_ambiguous_ids_are_a_one_line_error_naming_the_tables():
+    """Id 4 alone, no sides to check: MUSE's 3rd ventricle or FreeSurfer's left lateral ventricle."""
+    image = sitk.GetImageFromArray(np.pad(np.full((4, 4, 4), 4, np.int16), 4))
+    with pytest.raises(SynthError, match=r"^the label map's ids fit several label tables \(muse, freesurfer_aseg\) .*"
+                                         r"give --label-table with one of them$"):
+        detected(image, "muse")
+    assert detected(image, "muse", asked="freesurfer_aseg") == "freesurfer_aseg"
+    with pytest.raises(SynthError, match="--label-table vista3d is not a vocabulary of this model .muse.; choose one of "
+                                         "muse, freesurfer_aseg"):
+        detected(image, "muse", asked="vista3d")
+
+
+def test_a_union_becomes_one_class_with_its_members_pooled_prior():
+    package = load_package(resolve_model("brain-mri"), need_diffusion=False)
+    vocabulary = builtin_vocabularies()["freesurfer_aseg"]
+    measured = package.metadata["priors"]["mri"]["measured"] if "mri" in package.metadata["priors"] \
+        else package.metadata["priors"]["measured"]
+    t = translate(vocabulary, package.labels, {"mri": measured})
+    muse = {lab.name: lab.id for lab in package.labels.labels}
+    assert t.ids[17] == muse["Hippocampus_L"] and t.ids[53] == muse["Hippocampus_R"]  # renames
+    cortex = t.ids[3]
+    assert cortex not in {lab.id for lab in package.labels.labels}  # a new class
+    label = next(lab for lab in t.table.labels if lab.id == cortex)
+    assert label.name == "freesurfer_aseg:Left-Cerebral-Cortex" and label.kind == "brain"
+    members = [muse[m] for m in next(x for x in vocabulary.terms if x.id == 3).members]
+    stats = [measured[str(i)] for i in members if str(i) in measured]
+    weights = [s["voxels"] for s in stats]
+    pooled = t.measured["mri"][str(cortex)]
+    assert pooled["voxels"] == sum(weights)
+    assert pooled["mean"] == pytest.approx(np.average([s["mean"] for s in stats], weights=weights), rel=1e-9)
+    assert min(s["mean"] for s in stats) <= pooled["mean"] <= max(s["mean"] for s in stats)
+
+
+def test_the_package_seen_through_a_vocabulary_counts_unions_as_seen():
+    package = load_package(resolve_model("brain-mri"))
+    seen_as, mapping, name = read_in_vocabulary(package, aseg_of(IXI_IDS[0]))
+    assert name == "freesurfer_aseg" and {int(i) for i in MERGE.values()} <= set(mapping)
+    priors = seen_as.priors("mri")
+    cortex_class = [lab.id for lab in seen_as.labels.labels].index(mapping[3]) + 1
+    assert priors.source[cortex_class] == "measured"
+    assert package.labels.num_classes == 149 and seen_as.labels.num_classes > 149  # the original is untouched
+
+
+def test_generate_reads_an_aseg_map_and_records_its_table(tmp_path):
+    aseg = aseg_of(IXI_IDS[0])
+    size = np.array(aseg.GetSize())
+    crop = sitk.RegionOfInterest(aseg, [32, 32, 24], [int(s) for s in (size - [32, 32, 24]) // 2])
+    path = tmp_path / "aseg.nii.gz"
+    sitk.WriteImage(crop, str(path))
+    out = tmp_path / "t1.nrrd"
+    assert main(["generate", str(path), str(out), "--model", "brain-mri", "--steps", "1", "--progress", "none"]) == 0
+    image = sitk.ReadImage(str(out))
+    assert json.loads(image.GetMetaData("SemanticSynth_request"))["label_table"] == "freesurfer_aseg"
+    assert image.GetSize() == crop.GetSize() and image.GetOrigin() == crop.GetOrigin()
+    values = sitk.GetArrayFromImage(image)
+    cortex = sitk.GetArrayFromImage(crop) == 3
+    white = sitk.GetArrayFromImage(crop) == 2
+    assert values[white].mean() > values[cortex].mean()  # T1: white matter brighter than cortex
