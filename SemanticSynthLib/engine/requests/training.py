@@ -106,6 +106,10 @@ class TrainDiffusionRequest(LabelledTrainingRequest):
                                      "learnt from)", check=TEMPERATURE)
     init: Optional[str] = option(None, "start the U-Net from this generator package's (same conditioning, or concat "
                                        "for detail; same latent channels and label table)", role="model")
+    merge_labels: Optional[str] = option(None, "also train on conditions of merged label maps: a built-in merge "
+                                               "(muse_to_aseg) or a JSON file; one merged copy per encoded case")
+    merge_fraction: float = option(0.5, "with --merge-labels: the chance that each coarse structure of a merged copy "
+                                        "is merged", check=number(0, 1, low_open=True))
 
 
 class TrainSegmenterRequest(LabelledTrainingRequest):

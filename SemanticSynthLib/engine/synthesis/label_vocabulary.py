@@ -44,6 +44,12 @@ def read_in_vocabulary(package: ModelPackage, label_map, asked: str | None = Non
     vocabulary = detect(present, package.labels, centres, asked, named={normalized_name(k): v for k, v in (names or {}).items()})
     if vocabulary.name == package.labels.name:
         return package, None, vocabulary.name
+    seen, ids = package_through(package, vocabulary)
+    return seen, ids, vocabulary.name
+
+
+def package_through(package: ModelPackage, vocabulary) -> tuple[ModelPackage, dict[int, int]]:
+    """(the package seen through a vocabulary, the vocabulary's ids -> the extended table's ids)."""
     measured = {m: block.get("measured", {}) for m, block in _priors_blocks(package.metadata, package.modalities).items()}
     translation = translate(vocabulary, package.labels, measured)
-    return through_vocabulary(package, translation), translation.ids, vocabulary.name
+    return through_vocabulary(package, translation), translation.ids

@@ -21,20 +21,24 @@ from ..synthesis.schedule import ddpm, default_schedule, training_target
 from .augment import random_affine, random_intensity
 from .common import GuardedStep, backward_step, final_loss, load_cases
 from .dataset import random_crop
+from .label_merging import LabelMerge, load_label_merge
 from ..reporting.results import Result
 from ..requests import TrainDiffusionRequest
 from .run import TrainingRun
 
 
-def encode_cases(autoencoder, cases, package, mode: str, copies: int, rng, progress: Progress, device):
-    """Latent and condition of every labelled case, plus `copies` augmented versions of each."""
+def encode_cases(autoencoder, cases, package, mode: str, copies: int, rng, progress: Progress, device,
+                 merge: LabelMerge | None = None, merge_fraction: float = 0.5):
+    """Latent and condition of every labelled case, plus `copies` augmented versions of each; with a label merge,
+    each also once more with a merged condition (the same latent: the image does not change)."""
     factor = package.factor
     priors = {m: package.priors(m) for m in package.modalities}
+    merged_priors = {m: merge.package.priors(m) for m in package.modalities} if merge else {}
     labelled = [c for c in cases if c.image is not None and c.classes is not None]
     if not labelled:
         raise SynthError("the dataset has no image/label pairs; the diffusion model needs labelled cases")
     items = []
-    progress.stage("encoding latents", len(labelled) * (1 + copies))
+    progress.stage("encoding latents", len(labelled) * (1 + copies) * (2 if merge else 1))
     for case in labelled:
         for k in range(1 + copies):
             image, classes = case.image, case.classes
@@ -49,6 +53,11 @@ def encode_cases(autoencoder, cases, package, mode: str, copies: int, rng, progr
             cond = label_condition(torch.from_numpy(classes.astype(np.int64))[None, None], package.labels.num_classes,
                                    factor, mode, case_priors)[0]
             items.append((latent, cond, package.modality_index(case.modality)))
+            if merge is not None:
+                merged = merge.sample(classes.astype(np.int64), rng, merge_fraction)
+                items.append((latent, label_condition(torch.from_numpy(merged)[None, None], merge.package.labels.num_classes,
+                                                      factor, mode, merged_priors[case.modality])[0],
+                              package.modality_index(case.modality)))
             progress.update(len(items))
     return items
 
@@ -145,8 +154,9 @@ def train_diffusion(request: TrainDiffusionRequest, *, progress=None) -> Result:
         if c.modality not in package.modalities:
             raise SynthError(f"case {c.name} is {c.modality} but the autoencoder knows {package.modalities}; retrain it with that modality")
     # Every rank encodes the same cases with the same augmentation seed, so all hold the same latents.
+    merge = load_label_merge(package, request.merge_labels) if request.merge_labels else None
     items = encode_cases(package.autoencoder, cases, package, request.conditioning, request.augment_copies,
-                         np.random.default_rng(request.seed), progress, ctx.device)
+                         np.random.default_rng(request.seed), progress, ctx.device, merge, request.merge_fraction)
     # LDM's scale factor: unit-variance latents. A barely trained codebook can give near-constant latents,
     # so the std is floored rather than dividing by ~0.
     # The U-Net halves the latent crop twice; its thinnest feature map decides whether bf16 is safe.
@@ -197,7 +207,8 @@ def train_diffusion(request: TrainDiffusionRequest, *, progress=None) -> Result:
         meta["training"] = {**meta.get("training", {}), "diffusion": run.record(
             cases=len(cases), augment_copies=request.augment_copies, latent_patch=list(request.latent_patch), lr=request.lr,
             final_loss=final_loss(losses), skipped_steps=guarded_step.skipped,
-            init=str(request.init) if request.init else None)}
+            init=str(request.init) if request.init else None, merge_labels=request.merge_labels,
+            merge_fraction=request.merge_fraction if request.merge_labels else None)}
         save_package(request.out, meta, {AUTOENCODER_WEIGHTS: package.autoencoder, DIFFUSION_WEIGHTS: ema}, bf16_files=frozenset({DIFFUSION_WEIGHTS}))
 
     return run.finish(write_package, "model package")
