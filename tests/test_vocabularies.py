@@ -144,3 +144,24 @@ def test_generate_reads_an_aseg_map_and_records_its_table(tmp_path):
     cortex = sitk.GetArrayFromImage(crop) == 3
     white = sitk.GetArrayFromImage(crop) == 2
     assert values[white].mean() > values[cortex].mean()  # T1: white matter brighter than cortex
+
+
+def test_outside_labels_background_gives_a_skull_stripped_volume(tmp_path):
+    """--outside-labels background: every voxel outside the labels is the model's zero; inside, the same volume."""
+    labels = sitk.ReadImage(str(IXI / "labels" / f"{IXI_IDS[0]}.nii.gz"))
+    size = np.array(labels.GetSize())
+    crop = sitk.RegionOfInterest(labels, [40, 40, 24], [int(s) for s in (size - [40, 40, 24]) // 2])
+    path = tmp_path / "muse.nii.gz"
+    sitk.WriteImage(crop, str(path))
+    outs = {}
+    for mode in ("anatomy", "background"):
+        outs[mode] = tmp_path / f"{mode}.nrrd"
+        assert main(["generate", str(path), str(outs[mode]), "--model", "brain-mri", "--steps", "1",
+                     "--outside-labels", mode, "--progress", "none"]) == 0
+    inside = sitk.GetArrayFromImage(crop) > 0
+    assert 0 < inside.mean() < 1
+    anatomy, stripped = (sitk.GetArrayFromImage(sitk.ReadImage(str(outs[m]))) for m in ("anatomy", "background"))
+    assert (stripped[~inside] == 0).all() and (anatomy[~inside] != 0).mean() > 0.5
+    np.testing.assert_array_equal(stripped[inside], anatomy[inside])
+    assert json.loads(sitk.ReadImage(str(outs["background"])).GetMetaData("SemanticSynth_request"))["outside_labels"] \
+        == "background"

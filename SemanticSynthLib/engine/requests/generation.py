@@ -34,6 +34,8 @@ class GenerationRequest(Sampling):
         calibrate: move each label's mean onto its prior (the check before is reported either way).
         unknown_labels: "error", or "background" to generate labels the model does not know as background.
         label_mapping: JSON file of input id -> model id or name.
+        outside_labels: "anatomy", or "background" to set every voxel outside the labels to the model's zero (air, no
+            signal): a skull-stripped MRI.
         label_table: the vocabulary of the map's ids (a built-in table that translates to the model's); None: detected.
         max_voxels, window, fp32, series, overwrite: limits, sliding window, precision, DICOM series, replace OUT.
     """
@@ -57,6 +59,9 @@ class GenerationRequest(Sampling):
     unknown_labels: str = option("error", "labels the model does not know: error, or generate them as background",
                                  check=one_of(("error", "background")))
     label_mapping: Optional[str] = option(None, "JSON of input id -> model id or name", role="input", recorded=True)
+    outside_labels: str = option("anatomy", "voxels outside every label: anatomy (the model's guess: a head around a "
+                                            "brain, a body around organs) or background (skull-stripped, air)",
+                                 check=one_of(("anatomy", "background")))
     label_table: Optional[str] = option(None, "the label map's vocabulary, e.g. freesurfer_aseg, totalseg_v1, vista3d, "
                                               "total_mr, totalseg_body (default: detected from its ids and anatomy)",
                                         check=one_of(label_table_names))

@@ -10,7 +10,7 @@ import torch
 from ..model.conditioning import label_condition
 from ..volume.geometry import edge_margins, extend_edges, inside_input, resample_intensity, resample_labels, working_grid
 from ..volume.intensity import denormalize
-from ..volume.io import array_of, check_output_path, read_volume, write_volume
+from ..volume.io import array_of, check_output_path, image_like, read_volume, write_volume
 from ..volume.memory import voxel_limit
 from ..volume.labels import load_name_mapping, segment_names, to_class_indices
 from .label_vocabulary import read_in_vocabulary
@@ -114,6 +114,16 @@ def _report(package, modality: str, classes: np.ndarray, flagged: list, calibrat
             "unseen_labels": unseen}
 
 
+def outside_to_background(image, label_map, norm: dict):
+    """Every voxel of the label map's background set to the model's zero (CT: -1024 HU; MRI: no signal)."""
+    values = array_of(image)
+    values[array_of(label_map) == 0] = float(denormalize(np.zeros(1), norm)[0])
+    out = image_like(values, image)
+    for key in image.GetMetaDataKeys():  # the calibration report and the unseen labels stay with the voxels
+        out.SetMetaData(key, image.GetMetaData(key))
+    return out
+
+
 def resolve(request: GenerationRequest, package: ModelPackage) -> GenerationRequest:
     """The request with the package's defaults filled in (modality, steps, guidance, temperature) and the device
     resolved: what the output's provenance records. The one place a generation's defaults are resolved; the phase
@@ -164,6 +174,8 @@ def _generate(request: GenerationRequest, progress: Progress) -> Result:
                             phase=resolved.phase, prior_overrides=overrides,
                             calibrate=resolved.calibrate, guidance=resolved.guidance,
                             temperature=resolved.temperature)
+    if resolved.outside_labels == "background":
+        image = outside_to_background(image, label_map, package.normalization(resolved.modality))
     record = generation_provenance(package.metadata.get("name", package.path.name), package.metadata, resolved)
     stamp(image, record)
     write_volume(image, request.out, request.overwrite)
