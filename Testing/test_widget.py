@@ -107,10 +107,10 @@ def test_advanced_section_binds_every_generation_option(module, widget, scene, t
     assert ui.advancedCollapsibleButton.collapsed
     defaults = widget.logic.model_info("abdomen-ct", "ct")["defaults"]
     # phase: the training data's, then the request's phases; for a modality with phases only
-    assert [ui.phaseComboBox.itemText(i) for i in range(ui.phaseComboBox.count)] == ["training data's", "non_contrast",
-                                                                                     "portal_venous"]
+    assert [ui.phaseComboBox.itemText(i) for i in range(ui.phaseComboBox.count)] == [
+        "training data's", "non_contrast", "arterial", "portal_venous", "delayed"]
     assert p.phase == "training data's" and ui.phaseComboBox.enabled
-    ui.phaseComboBox.currentIndex = 2
+    ui.phaseComboBox.currentIndex = 3
     assert p.phase == "portal_venous"
     p.modality = "mri"
     assert not ui.phaseComboBox.enabled and widget.advancedOptions()["phase"] is None  # not sent for MRI

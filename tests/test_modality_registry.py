@@ -64,7 +64,7 @@ def test_the_builtin_entries_are_what_the_engine_did_before():
         "unit_knots": [0.0, 0.25, 0.85, 1.0], "units": "HU"}
     assert mri_normalization(500.0) == {"kind": "percentile_scale", "percentile": 99.5, "scale": 500.0, "units": "scanner"}
     assert modality_of(ct_normalization()) is ct and modality_of(mri_normalization(1.0)) is mri
-    assert phase_names() == ("non_contrast", "portal_venous")
+    assert phase_names() == ("non_contrast", "arterial", "portal_venous", "delayed")
     assert default_generator("ct") == "abdomen-ct" and default_generator(None) == "brain-mri"
     assert guessed_modality(True) == "ct" and guessed_modality(False) == "mri"
     assert ct.kind_prior("muscle") == (50, (15, 80)) and mri.kind_prior("muscle") == (0.6, pytest.approx((0.48, 0.72)))

@@ -67,7 +67,7 @@ def test_parameters_keep_what_shapes_the_result_and_drop_paths():
     ({"temperature": 0}, "request field temperature: must be above 0 and at most 1, not 0"),
     ({"temperature": "warm"}, "request field temperature: 'warm' is not a number"),
     ({"steps": 2.5}, "request field steps: 2.5 is not a whole number"),
-    ({"phase": "arterial"}, "request field phase: must be one of non_contrast, portal_venous, not 'arterial'"),
+    ({"phase": "venous"}, "request field phase: must be one of non_contrast, arterial, portal_venous, delayed, not 'venous'"),
     ({"modality": "pet"}, "request field modality: must be one of ct, mri, not 'pet'"),
     ({"device": "tpu"}, "request field device: must be one of auto, cpu, cuda, not 'tpu'"),
     ({"colour": 1}, "unknown request field 'colour' for generate"),

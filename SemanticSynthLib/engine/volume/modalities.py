@@ -190,7 +190,7 @@ register_modality(Modality(
                  "lung": (-800, [-920, -600]), "gas": (-950, [-1024, -700]), "vessel": (45, [20, 250]),
                  "solid_organ": (60, [20, 160]), "hollow_organ": (20, [-600, 80]), "fluid": (10, [-10, 40]),
                  "brain": (35, [20, 50]), "other": (40, [-100, 200])},
-    phases=("non_contrast", "portal_venous"), default_phase="portal_venous",
+    phases=("non_contrast", "arterial", "portal_venous", "delayed"), default_phase="portal_venous",
     default_generator="abdomen-ct", detected_by="negative_tissue", translatable=False,
     summary="CT in HU, a fixed HU map; priors in HU"))
 register_modality(Modality(
