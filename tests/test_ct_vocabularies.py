@@ -11,7 +11,7 @@ import pytest
 TABLES = Path(__file__).resolve().parents[1] / "SemanticSynthLib" / "engine" / "volume" / "label_tables"
 KINDS = {"background", "bone", "muscle", "fat", "lung", "gas", "vessel", "solid_organ", "hollow_organ", "fluid",
          "brain", "other"}
-PHASES = ("non_contrast", "portal_venous")
+PHASES = ("non_contrast", "arterial", "portal_venous", "delayed")
 
 # Label counts of the sources (docs/priors.md): TotalSegmentator class_map["total_v1"] 104, class_map["total_mr"] 50
 # (2.5.0 and later), class_map["body"] 2; VISTA3D label_dict.json 124 + MAISI's 129 "kidney mass" and 200 "body".
