@@ -165,3 +165,41 @@ def test_outside_labels_background_gives_a_skull_stripped_volume(tmp_path):
     np.testing.assert_array_equal(stripped[inside], anatomy[inside])
     assert json.loads(sitk.ReadImage(str(outs["background"])).GetMetaData("SemanticSynth_request"))["outside_labels"] \
         == "background"
+
+
+@pytest.fixture(scope="module")
+def v2_generated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("v2") / "ct.nrrd"
+    assert main(["generate", str(SAMPLE), str(out), "--model", "abdomen-ct", "--modality", "ct", "--steps", "1",
+                 "--progress", "none"]) == 0
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+
+
+@pytest.mark.parametrize("vocabulary", ["totalseg_v1", "vista3d", "total_mr"])
+def test_a_ct_map_in_another_vocabulary_generates_the_same_organs(vocabulary, v2_generated, tmp_path):
+    """The sample rewritten in v1, VISTA3D and total_mr ids generates without --unknown-labels or --label-table, the
+    table is recorded, and each organ comes out as it does from the v2 map (same priors, same seed)."""
+    sample = sitk.ReadImage(str(SAMPLE))
+    path = tmp_path / f"{vocabulary}.nii.gz"
+    sitk.WriteImage(in_vocabulary(sample, vocabulary), str(path))
+    out = tmp_path / "ct.nrrd"
+    assert main(["generate", str(path), str(out), "--model", "abdomen-ct", "--modality", "ct", "--steps", "1",
+                 "--progress", "none"]) == 0
+    image = sitk.ReadImage(str(out))
+    assert json.loads(image.GetMetaData("SemanticSynth_request"))["label_table"] == vocabulary
+    values, labels = sitk.GetArrayFromImage(image), sitk.GetArrayFromImage(sample)
+    v2 = {lab.name: lab.id for lab in LabelTable.builtin("totalseg_v2").labels}
+    for organ in ("liver", "spleen", "kidney_left", "kidney_right", "stomach"):
+        inside = labels == v2[organ]
+        assert abs(values[inside].mean() - v2_generated[inside].mean()) < 15, organ
+
+
+def test_centroids_of_a_large_map_are_taken_on_a_subsample_within_a_voxel():
+    ids = np.zeros((300, 300, 200), np.int16)
+    ids[10:100, 50:150, 20:60], ids[200:290, 50:151, 21:60] = 3, 4
+    to_lps = np.array([[0, 0.8, 0, -50], [-0.8, 0, 0, 20], [0, 0, 1.5, 5], [0, 0, 0, 1.0]])  # axes permuted
+    assert ids.size > 4_000_000
+    subsampled = centroids_lps(ids, to_lps)
+    for label in (3, 4):
+        exact = to_lps @ np.append(np.argwhere(ids == label).mean(axis=0), 1.0)
+        assert np.abs(subsampled[label] - exact[:3]).max() <= 1.5  # within one voxel

@@ -183,8 +183,16 @@ def vertebra_level(name: str) -> int | None:
     return _LEVEL_BASE[m.group(1).upper()] + int(m.group(2)) if m else None
 
 
+CENTROID_VOXELS = 4_000_000  # above this, centroids are taken on every n-th voxel: positions need no more
+
+
 def centroids_lps(label_ids: np.ndarray, ijk_to_lps: np.ndarray) -> dict[int, np.ndarray]:
-    """Physical centroid (LPS mm) of every label present. label_ids in (i, j, k) index order (volume.io.array_of)."""
+    """Physical centroid (LPS mm) of every label present. label_ids in (i, j, k) index order (volume.io.array_of).
+    A large map is subsampled (a label too small to be hit is left out, which only skips its checks)."""
+    stride = max(1, int(np.ceil((label_ids.size / CENTROID_VOXELS) ** (1 / 3))))
+    if stride > 1:
+        ijk_to_lps = ijk_to_lps @ np.diag([stride, stride, stride, 1.0])
+        label_ids = label_ids[::stride, ::stride, ::stride]
     ids = label_ids.ravel().astype(np.int64)
     counts = np.bincount(ids)
     present = [int(i) for i in np.flatnonzero(counts) if i > 0]
