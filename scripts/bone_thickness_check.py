@@ -1,5 +1,5 @@
 """Bone label mean HU from thickness: the shell_partial_volume rule of label_tables/groups/bone_thickness.json, on the
-training case (issue 33 item 3; docs/priors_gas_and_bone.md).
+training case (issue 33 item 3; docs/priors.md).
 
 python scripts/bone_thickness_check.py [--seg F] [--ct F] [--labels F]
 
