@@ -150,3 +150,16 @@ STEPS = integer(1)
 GUIDANCE = number(1, 20)
 TEMPERATURE = number(0, 1, low_open=True)
 THREADS = integer(1, 1024)
+
+
+def BOWEL_GAS(value):
+    """CT --bowel-gas: low, typical, high (the literature's per-organ values), drawn (per seed) or a fraction 0..1."""
+    if value is None or value in ("low", "typical", "high", "drawn"):
+        return value
+    try:
+        fraction = float(value)
+    except (TypeError, ValueError):
+        fraction = None
+    if fraction is None or not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"must be low, typical, high, drawn or a fraction from 0 to 1, not {value!r}")
+    return str(value)

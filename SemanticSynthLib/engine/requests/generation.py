@@ -3,7 +3,7 @@ from typing import ClassVar, Optional
 
 from ..volume.memory import DEFAULT_MAX_VOXELS
 from .base import Request, option
-from ...checks import GUIDANCE, STEPS, TEMPERATURE, integer, one_of, seed, text
+from ...checks import BOWEL_GAS, GUIDANCE, STEPS, TEMPERATURE, integer, one_of, seed, text
 from .registries import device_names, label_table_names, modality_names, phase_names
 
 
@@ -34,6 +34,7 @@ class GenerationRequest(Sampling):
         calibrate: move each label's mean onto its prior (the check before is reported either way).
         unknown_labels: "error", or "background" to generate labels the model does not know as background.
         label_mapping: JSON file of input id -> model id or name.
+        bowel_gas: CT: the gas share of each hollow organ: low, typical, high, drawn or a fraction; None: no split.
         outside_labels: "anatomy", or "background" to set every voxel outside the labels to the model's zero (air, no
             signal): a skull-stripped MRI.
         label_table: the vocabulary of the map's ids (a built-in table that translates to the model's); None: detected.
@@ -59,6 +60,11 @@ class GenerationRequest(Sampling):
     unknown_labels: str = option("error", "labels the model does not know: error, or generate them as background",
                                  check=one_of(("error", "background")))
     label_mapping: Optional[str] = option(None, "JSON of input id -> model id or name", role="input", recorded=True)
+    bowel_gas: Optional[str] = option(None, "CT: gas in the hollow organs (colon, stomach, small bowel, duodenum, "
+                                            "oesophagus), placed anteriorly: low, typical, high, drawn (per seed from the "
+                                            "literature's range) or a fraction 0..1 of each organ (default: none, each "
+                                            "organ at its whole-label prior)",
+                                      check=BOWEL_GAS)
     outside_labels: str = option("anatomy", "voxels outside every label: anatomy (the model's guess: a head around a "
                                             "brain, a body around organs) or background (skull-stripped, air)",
                                  check=one_of(("anatomy", "background")))

@@ -14,6 +14,8 @@ from ..volume.io import array_of, check_output_path, image_like, read_volume, wr
 from ..volume.memory import voxel_limit
 from ..volume.labels import load_name_mapping, segment_names, to_class_indices
 from .label_vocabulary import read_in_vocabulary
+from .bowel_gas import place_bowel_gas
+from ..volume.modalities import MODALITIES
 from ..model.package import ModelPackage, load_package
 from .calibration import calibrate as calibrate_output, calibration_check
 from ..model.package_metadata import sampling_defaults
@@ -33,7 +35,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
                     use_bf16: bool = True, mapping: dict | None = None, unknown: str = "error",
                     phase: str | None = None, prior_overrides: dict | None = None,
                     calibrate: bool = True, guidance: float | None = None,
-                    temperature: float | None = None) -> sitk.Image:
+                    temperature: float | None = None, bowel_gas: str | None = None) -> sitk.Image:
     """Generate a volume on exactly the label map's grid; intensities in HU (CT) or scanner units (MRI).
 
     The library call under `generate` (which reads and writes the files of a GenerationRequest): every option is
@@ -59,6 +61,10 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
     priors = package.priors(modality, phase, prior_overrides)
     # The working grid reaches past the label map: replicate the edge labels there (cropped later).
     classes = to_class_indices(array_of(resample_labels(extend_edges(label_map, grid), grid)), package.labels, mapping, unknown)
+    gas = {}
+    if bowel_gas is not None and priors is not None and MODALITIES[modality].phases:  # CT: gas and content
+        package, classes, gas = place_bowel_gas(package, classes, grid, bowel_gas, seed)
+        priors = package.priors(modality, phase, prior_overrides) if gas else priors
     classes_t = torch.from_numpy(classes)[None, None]
     latent_shape = (1, package.latent_channels, *(n // factor for n in classes.shape))
     modality_t = torch.tensor([modality_index], device=dev)
@@ -93,7 +99,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
     working.CopyInformation(grid)
     background = float(denormalize(np.zeros(1), norm)[0])
     image = resample_intensity(working, label_map, default=background)
-    for key, value in (report or {}).items():
+    for key, value in {**(report or {}), **({"bowel_gas": gas} if gas else {})}.items():
         image.SetMetaData(f"SemanticSynth_{key}", json.dumps(value))
     return image
 
@@ -173,7 +179,7 @@ def _generate(request: GenerationRequest, progress: Progress) -> Result:
                             use_bf16=not resolved.fp32, mapping=mapping, unknown=resolved.unknown_labels,
                             phase=resolved.phase, prior_overrides=overrides,
                             calibrate=resolved.calibrate, guidance=resolved.guidance,
-                            temperature=resolved.temperature)
+                            temperature=resolved.temperature, bowel_gas=resolved.bowel_gas)
     if resolved.outside_labels == "background":
         image = outside_to_background(image, label_map, package.normalization(resolved.modality))
     record = generation_provenance(package.metadata.get("name", package.path.name), package.metadata, resolved)
@@ -181,5 +187,5 @@ def _generate(request: GenerationRequest, progress: Progress) -> Result:
     write_volume(image, request.out, request.overwrite)
     progress.message(f"wrote {request.out}", output=str(request.out))
     report = {key[len("SemanticSynth_"):]: json.loads(image.GetMetaData(key)) for key in image.GetMetaDataKeys()
-              if key in ("SemanticSynth_calibration", "SemanticSynth_unseen_labels")}
+              if key in ("SemanticSynth_calibration", "SemanticSynth_unseen_labels", "SemanticSynth_bowel_gas")}
     return Result("generate", {"out": str(request.out)}, record, report)
