@@ -99,9 +99,12 @@ def test_evaluate_writes_the_report(tiny_model, tiny_segmenter, tiny_dataset, tm
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "med3d.safetensors"))
     assert main(["evaluate", "--model", str(tiny_model), "--segmenter", str(tiny_segmenter), "--data", str(tiny_dataset),
                  "--out", str(tmp_path / "report2"), "--steps", "2", "--max-cases", "2", "--pictures", "0",
-                 "--feature-weights", str(tmp_path / "med3d.safetensors"), "--progress", "none"]) == 0
+                 "--feature-weights", str(tmp_path / "med3d.safetensors"), "--no-calibrate", "--progress", "none"]) == 0
     summary2 = json.loads((tmp_path / "report2" / "report.json").read_text())["summary"]
     assert "resnet10" in summary2["fid_features"] and "med3d.safetensors" in summary2["fid_features"]
+    # --no-calibrate scores the network's own output, and the report says so
+    assert summary["calibrated"] is True and summary2["calibrated"] is False
+    assert "uncalibrated (--no-calibrate)" in (tmp_path / "report2" / "report.md").read_text()
 
 
 def test_evaluate_bad_input(tiny_model, tiny_segmenter, tiny_dataset, tmp_path, capsys):

@@ -57,7 +57,8 @@ def structure_intensity(unit: np.ndarray, groups_map: np.ndarray, count: int) ->
 
 
 def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: int | None, seed: int, progress,
-                  guidance: float | None = None, temperature: float | None = None) -> tuple[dict, dict]:
+                  guidance: float | None = None, temperature: float | None = None,
+                  calibrate: bool = True) -> tuple[dict, dict]:
     label_map = read_volume(case.label)
     grid = working_grid(label_map, segmenter.working_spacing, MULTIPLE)
     ids = array_of(resample_labels(label_map, grid))
@@ -74,7 +75,8 @@ def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: 
     seen_as, mapping, _table = read_in_vocabulary(package, source)
     for k in range(samples):
         image = generate_volume(seen_as, source, modality=modality, steps=steps, seed=seed + k, progress=progress,
-                                unknown="background", guidance=guidance, temperature=temperature, mapping=mapping)
+                                unknown="background", guidance=guidance, temperature=temperature, mapping=mapping,
+                                calibrate=calibrate)
         generated.append(model_units(array_of(resample_intensity(image, grid)), norm))
     volumes["generated"] = generated[0]
     reconstruction = reconstruct_volume(package, read_volume(case.image), label_map, modality)
@@ -157,7 +159,7 @@ def evaluate(request: EvaluationRequest, *, progress: Progress | str | None = No
     progress.stage("evaluating cases", len(cases))
     for i, case in enumerate(cases):
         result, extra = evaluate_case(case, package, segmenter, modality, request.samples, request.steps, request.seed, quiet,
-                                      guidance, temperature)
+                                      guidance, temperature, request.calibrate)
         results.append(result)
         for name, planes in extra["slices"].items():
             for plane, stack in planes.items():
@@ -185,7 +187,7 @@ def evaluate(request: EvaluationRequest, *, progress: Progress | str | None = No
     summary.update({"generator": package.path.name, "segmenter": segmenter.name,
                     "fid_features": feature_name, "fid_slices_per_set": int(sum(len(feats["real"][p]) for p in PLANES)),
                     "samples_per_case": request.samples, "steps": int(request.steps or package.default_steps),
-                    "guidance": guidance, "temperature": temperature,
+                    "guidance": guidance, "temperature": temperature, "calibrated": request.calibrate,
                     "modality": modality, "data": str(request.data), "seconds": round(time.monotonic() - t0, 1)})
     out.parent.mkdir(parents=True, exist_ok=True)
     with staged_dir(out) as staged:  # the report appears whole, or the previous folder stays as it was

@@ -28,7 +28,8 @@ def markdown(summary: dict, results: list[dict], names: list[str], pictures: lis
     rfid = summary["fid"].get("reconstruction", {})
     lines = [f"# Evaluation of `{summary['generator']}`", "",
              f"{summary['cases']} cases of `{summary['data']}`, {summary['samples_per_case']} sample(s) per case, "
-             f"{summary['steps']} DDIM steps{_sampling(summary)}, {summary['seconds'] / 60:.1f} min. Auxiliary segmenter: `{summary['segmenter']}`. "
+             f"{summary['steps']} DDIM steps{_sampling(summary)}"
+             f"{'' if summary.get('calibrated', True) else ', uncalibrated (--no-calibrate)'}, {summary['seconds'] / 60:.1f} min. Auxiliary segmenter: `{summary['segmenter']}`. "
              f"FID features: {summary['fid_features']}; {summary['fid_slices_per_set']} slices per set (axial, coronal, sagittal).",
              "", "## Summary", "",
              "| | Generated | Label-mean painting | Autoencoder reconstruction (ceiling) |", "|---|---|---|---|",

@@ -31,6 +31,8 @@ class EvaluationRequest(Sampling):
     feature_weights: Optional[str] = option(None, "safetensors weights of a MONAI 3D ResNet (Med3D layout) for FID",
                                             role="input", recorded=True)
     feature_depth: int = option(10, "depth of that ResNet: 10, 18, 34 or 50", check=one_of((10, 18, 34, 50)))
+    calibrate: bool = option(True, "score the network's own output (default: each label's mean moved onto its prior, "
+                                   "as generate does)", flag="--no-calibrate")
     pictures: int = option(3, "cases drawn as slice grids", check=integer(0))
     max_cases: Optional[int] = option(None, "evaluate at most this many cases", check=integer(1))
     overwrite: bool = option(False, "write into a non-empty report folder", recorded=False)
