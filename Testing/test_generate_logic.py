@@ -15,7 +15,7 @@ from SemanticSynthLib.bridge.generate_logic import GenerationLogic
 from SemanticSynthLib.bridge.scene import SOURCE_REFERENCE, ijk_to_ras_of, sitk_geometry
 
 from slicer_testdata import SAMPLE_SEGMENTATION
-from SemanticSynthLib.engine.volume.labels import BUILTIN_DIR as REPO_TABLES
+from SemanticSynthLib.engine.volume.label_merges import read_merge, relabel
 
 
 def _temp_folders():
@@ -206,15 +206,9 @@ def test_segments_named_as_freesurfer_labels_are_read_in_that_vocabulary(scene, 
     from SemanticSynthLib.engine.volume.vocabularies import builtin_vocabularies
     from testdata import IXI, IXI_IDS
 
-    merge = json.loads((REPO_TABLES / "groups" / "muse_to_aseg.json").read_text())["merge"]
     muse = sitk.ReadImage(str(IXI / "labels" / f"{IXI_IDS[0]}.nii.gz"))
-    ids = sitk.GetArrayFromImage(muse).astype(np.int64)
-    lookup = np.zeros(4096, np.int16)
-    for a, b in merge.items():
-        lookup[int(a)] = b
     size = np.array(muse.GetSize())
-    aseg = sitk.GetImageFromArray(lookup[ids])
-    aseg.CopyInformation(muse)
+    aseg = relabel(muse, read_merge("muse_to_aseg").merge)
     aseg = sitk.RegionOfInterest(aseg, [32, 32, 24], [int(s) for s in (size - [32, 32, 24]) // 2])
     path = tmp_path / "aseg.nii.gz"
     sitk.WriteImage(aseg, str(path))

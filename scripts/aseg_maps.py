@@ -8,37 +8,23 @@ lists image,label,modality,condition: `evaluate` generates from the aseg map (co
 the case's MUSE labels (label), as for MUSE maps.
 """
 import csv
-import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
-MERGE = (Path(__file__).resolve().parents[1] / "SemanticSynthLib" / "engine" / "volume" / "label_tables" / "groups"
-         / "muse_to_aseg.json")
-
-
-def merge_lookup() -> np.ndarray:
-    merge = json.loads(MERGE.read_text(encoding="utf-8"))["merge"]
-    lookup = np.zeros(max(4096, max(int(k) for k in merge) + 1), np.int32)  # ids outside the merge: background
-    for muse_id, aseg_id in merge.items():
-        lookup[int(muse_id)] = aseg_id
-    return lookup
+from SemanticSynthLib.engine.volume.label_merges import read_merge, relabel
 
 
 def main(csv_in: Path, out: Path) -> None:
-    lookup = merge_lookup()
+    merge = read_merge("muse_to_aseg").merge
     (out / "labels").mkdir(parents=True, exist_ok=True)
     rows = list(csv.DictReader(open(csv_in, encoding="utf-8")))
     with open(out / "val_aseg.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["image", "label", "modality", "condition"])
         for row in rows:
-            muse = sitk.ReadImage(row["label"])
-            ids = sitk.GetArrayFromImage(muse).astype(np.int64)
-            merged = sitk.GetImageFromArray(lookup[ids].astype(np.int16))
-            merged.CopyInformation(muse)
+            merged = relabel(sitk.ReadImage(row["label"]), merge)
             target = out / "labels" / Path(row["label"]).name
             sitk.WriteImage(merged, str(target), True)
             writer.writerow([row["image"], row["label"], row.get("modality", "mri"), str(target.resolve())])

@@ -17,7 +17,8 @@ from SemanticSynthLib.engine.model.package import load_package
 from SemanticSynthLib.engine.model.store import resolve_model
 from SemanticSynthLib.engine.synthesis.label_vocabulary import read_in_vocabulary
 from SemanticSynthLib.engine.volume.io import array_of
-from SemanticSynthLib.engine.volume.labels import BUILTIN_DIR, LabelTable
+from SemanticSynthLib.engine.volume.label_merges import read_merge, relabel
+from SemanticSynthLib.engine.volume.labels import LabelTable
 from SemanticSynthLib.engine.volume.vocabularies import (anatomy_checks, builtin_vocabularies, candidates, centroids_lps,
                                                           detect, image_to_lps, side, translate, vertebra_level)
 from SemanticSynthLib.errors import SynthError
@@ -25,28 +26,18 @@ from testdata import IXI, IXI_IDS
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz"
-MERGE = json.loads((BUILTIN_DIR / "groups" / "muse_to_aseg.json").read_text())["merge"]
-
-
-def relabelled(image: sitk.Image, lookup: dict[int, int]) -> sitk.Image:
-    ids = sitk.GetArrayFromImage(image).astype(np.int64)
-    table = np.zeros(max(ids.max(), max(lookup)) + 1, np.int32)
-    for a, b in lookup.items():
-        table[a] = b
-    out = sitk.GetImageFromArray(table[ids].astype(np.int16))
-    out.CopyInformation(image)
-    return out
+MERGE = read_merge("muse_to_aseg").merge
 
 
 def in_vocabulary(image: sitk.Image, vocabulary: str) -> sitk.Image:
     """The v2 sample rewritten in another TotalSegmentator-family vocabulary (its one-member renames)."""
     v2 = {lab.name: lab.id for lab in LabelTable.builtin("totalseg_v2").labels}
     terms = builtin_vocabularies()[vocabulary].terms
-    return relabelled(image, {v2[t.members[0]]: t.id for t in terms if len(t.members) == 1})
+    return relabel(image, {v2[t.members[0]]: t.id for t in terms if len(t.members) == 1})
 
 
 def aseg_of(case_id: str) -> sitk.Image:
-    return relabelled(sitk.ReadImage(str(IXI / "labels" / f"{case_id}.nii.gz")), {int(k): v for k, v in MERGE.items()})
+    return relabel(sitk.ReadImage(str(IXI / "labels" / f"{case_id}.nii.gz")), MERGE)
 
 
 def detected(image: sitk.Image, table: str, **kw) -> str:

@@ -18,7 +18,7 @@ from ..engine.reporting.provenance import as_text
 from ..engine.reporting.results import calibration_flags
 from ..engine.requests import GenerationRequest
 from ..engine.requests.base import spec
-from ..engine.volume.labels import Label, LabelTable
+from ..engine.volume.labels import LabelTable
 from ..engine.volume.modalities import MODALITIES
 from ..engine.volume.vocabularies import candidates
 from ..errors import SynthError
@@ -144,7 +144,7 @@ def segment_vocabulary(segmentation_node, table: LabelTable, asked: str | None =
     """The label table a segmentation's names are in: `asked`, else whichever of the model's table and the
     vocabularies translated to it (FreeSurfer, VISTA3D, TotalSegmentator v1, ...) names the most segments; the model's
     own table wins a tie. Returned as a LabelTable of that vocabulary's ids and names, to export the label map with."""
-    options = [LabelTable(v.name, [Label(t.id, t.name, None, t.synonyms) for t in v.terms]) for v in candidates(table)]
+    options = [v.as_table() for v in candidates(table)]
     if asked:
         chosen = [o for o in options if o.name == asked]
         if not chosen:

@@ -11,7 +11,6 @@ import numpy as np
 from ..model.package import ModelPackage
 from ..model.package_metadata import for_modality
 from ..volume.io import array_of
-from ..volume.labels import normalized_name
 from ..volume.vocabularies import centroids_lps, detect, image_to_lps, translate
 
 
@@ -41,7 +40,7 @@ def read_in_vocabulary(package: ModelPackage, label_map, asked: str | None = Non
     ids = array_of(label_map)
     present = {int(i) for i in np.flatnonzero(np.bincount(ids.ravel().astype(np.int64))) if i > 0}
     centres = centroids_lps(ids, image_to_lps(label_map))
-    vocabulary = detect(present, package.labels, centres, asked, named={normalized_name(k): v for k, v in (names or {}).items()})
+    vocabulary = detect(present, package.labels, centres, asked, named=names)  # segment_names: normalized already
     if vocabulary.name == package.labels.name:
         return package, None, vocabulary.name
     seen, ids = package_through(package, vocabulary)

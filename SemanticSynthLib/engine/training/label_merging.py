@@ -9,16 +9,14 @@ coarse (FreeSurfer's DKT cortex with aseg's deep structures) are seen too.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ...errors import SynthError
 from ..model.package import ModelPackage
 from ..synthesis.label_vocabulary import package_through
-from ..volume.labels import BUILTIN_DIR
+from ..volume.label_merges import read_merge
 from ..volume.vocabularies import builtin_vocabularies
 
 
@@ -38,14 +36,8 @@ class LabelMerge:
 
 def load_label_merge(package: ModelPackage, name: str) -> LabelMerge:
     """A built-in merge (groups/NAME.json, e.g. muse_to_aseg) or a JSON file, checked against the model's table."""
-    path = Path(name) if name.lower().endswith(".json") else BUILTIN_DIR / "groups" / f"{name}.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        merge = {int(k): int(v) for k, v in data["merge"].items()}
-        source, target = data["source_table"], data["target_table"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise SynthError(f"cannot read the label merge {name} ({exc.__class__.__name__}); give a built-in merge such as "
-                         "muse_to_aseg or a JSON file with source_table, target_table and merge") from None
+    read = read_merge(name)
+    merge, source, target = read.merge, read.source_table, read.target_table
     if source != package.labels.name:
         raise SynthError(f"the label merge {name} merges {source} labels, but the model uses {package.labels.name}")
     vocabulary = builtin_vocabularies().get(target)

@@ -55,6 +55,10 @@ class Vocabulary:
     def ids(self) -> set[int]:
         return {t.id for t in self.terms}
 
+    def as_table(self) -> LabelTable:
+        """Its ids, names and synonyms as a LabelTable (to match segment names and export a map in its ids)."""
+        return LabelTable(self.name, [Label(t.id, t.name, None, list(t.synonyms)) for t in self.terms])
+
 
 def builtin_vocabularies() -> dict[str, Vocabulary]:
     """Every built-in table with `translates_to`, by name."""
