@@ -27,6 +27,9 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from SemanticSynthLib.engine.synthesis.bone_thickness import predict, predict_range
+from SemanticSynthLib.engine.synthesis.bone_thickness import surface_to_volume as class_surface_to_volume
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "totalseg"
 RULE = REPO / "SemanticSynthLib" / "engine" / "volume" / "label_tables" / "groups" / "bone_thickness.json"
@@ -38,13 +41,8 @@ OTHER_MEASURED = {"ribs 7-11": (199, 345), "vertebrae_T11": 292, "vertebrae_T12"
 
 
 def surface_to_volume(mask: np.ndarray, spacing_zyx) -> float:
-    """A/V in 1/mm: 2/3 of the area of the faces between label and non-label voxels (none on the image border)."""
-    area = 0.0
-    for axis in range(3):
-        faces = np.count_nonzero(np.diff(mask.astype(np.int8), axis=axis))
-        others = [spacing_zyx[i] for i in range(3) if i != axis]
-        area += faces * others[0] * others[1]
-    return (2.0 / 3.0) * area / (np.count_nonzero(mask) * float(np.prod(spacing_zyx)))
+    """A/V in 1/mm of one mask: the engine's measure (faces on the image border not counted)."""
+    return float(class_surface_to_volume(mask.astype(np.int64), spacing_zyx, 2)[1])
 
 
 def ridge_thickness(mask: np.ndarray, spacing_zyx) -> float:
@@ -52,25 +50,6 @@ def ridge_thickness(mask: np.ndarray, spacing_zyx) -> float:
     edt = ndimage.distance_transform_edt(mask, sampling=spacing_zyx)
     ridge = mask & (edt == ndimage.maximum_filter(edt, size=3))
     return float(2.0 * np.median(edt[ridge]) - np.mean(spacing_zyx))
-
-
-def predict(x: float, h: float, cancellous: float, shell: float, params: dict) -> tuple[float, float, float]:
-    """The rule (see the table's note): label mean, cortical fraction of the label, bone radius (mm)."""
-    r_label = 2.0 / x
-    r_bone = max(r_label - params["kappa"] * h, params["min_bone_radius_mm"])
-    q2 = (r_bone / r_label) ** 2
-    f = 1.0 - (1.0 - min(shell / r_bone, 1.0)) ** 2
-    cortical, surround = params["cortical_hu"], params["surround_hu"]
-    bone = cancellous + (cortical - cancellous) * f
-    return surround + q2 * (bone - surround), q2 * f, r_bone
-
-
-def predict_range(x: float, h: float, kind: dict, params: dict) -> tuple[float, float, float, float]:
-    """Mean, low, high (cancellous and shell both at their low / high ends) and the cortical fraction."""
-    mean, fraction, _ = predict(x, h, kind["cancellous"]["mean"], kind["shell_mm"]["mean"], params)
-    low = predict(x, h, kind["cancellous"]["range"][0], kind["shell_mm"]["range"][0], params)[0]
-    high = predict(x, h, kind["cancellous"]["range"][1], kind["shell_mm"]["range"][1], params)[0]
-    return mean, low, high, fraction
 
 
 def main() -> int:

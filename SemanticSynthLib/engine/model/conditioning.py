@@ -59,7 +59,8 @@ def fold_to_latent(volume: torch.Tensor, factor: int) -> torch.Tensor:
     return v.reshape(n, c * f ** 3, x // f, y // f, z // f)
 
 
-def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: str, priors=None) -> torch.Tensor:
+def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: str, priors=None,
+                    geometry=None) -> torch.Tensor:
     """Condition channels at latent resolution from class indices at working resolution.
 
     classes: N,1,X,Y,Z integer class indices; the spatial size must be divisible by `factor`.
@@ -68,6 +69,8 @@ def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: 
     prior and the kind fractions.
     A fine mode: with priors, the prior is folded (factor^3 channels) instead of averaged; without priors, the
     folded label-boundary map (factor^3 channels) follows the fractions.
+    geometry: the working grid's (spacing, direction), for a package's layout outside the labels
+    (ClassPriors.condition_prior).
     """
     chosen = conditioning_mode(mode)
     pooled = (lambda x: F.avg_pool3d(x, factor)) if factor > 1 else (lambda x: x)
@@ -76,7 +79,7 @@ def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: 
         parts.append(class_fractions(classes, num_classes, factor))
     else:
         index = classes.long()
-        prior = priors.prior_image(index)
+        prior = priors.condition_prior(index, geometry)
         kinds = torch.from_numpy(priors.kind)[index]
         parts.append(fold_to_latent(prior, factor) if chosen.fine else pooled(prior))
         parts.append(class_fractions(kinds, len(TISSUE_KINDS), factor))

@@ -34,6 +34,7 @@ from ...errors import SynthError
 from ..volume.intensity import denormalize, model_units
 from ..volume.modalities import MODALITIES, modality_of, phase_names
 from ..volume.labels import LabelTable, normalized_name
+from .outside_layout import OutsideLayout, read_layout
 
 TISSUE_KINDS = ("background", "bone", "muscle", "fat", "lung", "gas", "vessel", "solid_organ", "hollow_organ",
                 "fluid", "brain", "other")
@@ -58,6 +59,22 @@ class ClassPriors:
     source: list[str]
     spread: np.ndarray | None = None
     surround: dict | None = None
+    outside: OutsideLayout | None = None  # the U-Net condition's painting outside the labels (outside_layout.py)
+
+    def condition_prior(self, classes: torch.Tensor, geometry=None) -> torch.Tensor:
+        """The painted prior the U-Net's condition sees (N, 1, X, Y, Z): prior_image, and with a package's outside
+        layout and the grid's (spacing, direction), the layout outside the labels. The decoder's guide keeps
+        prior_image: the autoencoder was trained on it."""
+        prior = self.prior_image(classes)
+        if self.outside is None or geometry is None:
+            return prior
+        out = prior.clone()
+        for n in range(classes.shape[0]):
+            painted = self.outside.paint(classes[n, 0].cpu().numpy(), *geometry)
+            if painted is not None:
+                layout = torch.from_numpy(painted).to(prior.device)
+                out[n, 0] = torch.where(classes[n, 0] == 0, layout, prior[n, 0])
+        return out
 
     def prior_image(self, classes):
         """The painted prior (model units, float32) of a class map, numpy or torch (then on its device)."""
@@ -258,9 +275,10 @@ def class_priors(table: LabelTable, norm: dict, meta: dict, phase: str | None = 
         unit[index] = to_unit(value)
         low[index], high[index] = float(min(rng)), float(max(rng))
         source[index] = src
-    surround = meta.get("surround")
+    surround, outside = meta.get("surround"), meta.get("outside_layout")
     return ClassPriors(unit, kind, low, high, source, class_spreads(table, measured, kind),
-                       None if surround is None else check_surround(surround))
+                       None if surround is None else check_surround(surround),
+                       None if outside is None else read_layout(outside))
 
 
 def check_surround(surround) -> dict:

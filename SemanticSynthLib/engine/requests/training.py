@@ -110,6 +110,8 @@ class TrainDiffusionRequest(LabelledTrainingRequest):
                                                "(muse_to_aseg) or a JSON file; one merged copy per encoded case")
     merge_fraction: float = option(0.5, "with --merge-labels: the chance that each coarse structure of a merged copy "
                                         "is merged", check=number(0, 1, low_open=True))
+    outside_layout: bool = option(False, "measure the training scans' intensity outside the labels by direction and "
+                                         "distance from them, and condition on it there (a head around a brain map)")
 
 
 class TrainSegmenterRequest(LabelledTrainingRequest):

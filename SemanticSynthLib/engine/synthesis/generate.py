@@ -15,6 +15,7 @@ from ..volume.memory import voxel_limit
 from ..volume.labels import load_name_mapping, segment_names, to_class_indices
 from .label_vocabulary import read_in_vocabulary
 from .bowel_gas import place_bowel_gas
+from .bone_thickness import bone_priors
 from ..volume.modalities import MODALITIES
 from ..model.package import ModelPackage, load_package
 from .calibration import calibrate as calibrate_output, calibration_check
@@ -65,6 +66,10 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
     if bowel_gas is not None and priors is not None and MODALITIES[modality].phases:  # CT: gas and content
         package, classes, gas = place_bowel_gas(package, classes, grid, bowel_gas, seed)
         priors = package.priors(modality, phase, prior_overrides) if gas else priors
+    bones = {}
+    if priors is not None and MODALITIES[modality].phases:  # CT: each bone's prior from its thickness
+        bones = bone_priors(classes, grid.GetSpacing(), package.labels)
+        priors = package.priors(modality, phase, {**bones, **(prior_overrides or {})}) if bones else priors
     classes_t = torch.from_numpy(classes)[None, None]
     latent_shape = (1, package.latent_channels, *(n // factor for n in classes.shape))
     modality_t = torch.tensor([modality_index], device=dev)
@@ -72,7 +77,8 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
 
     def sample(bf16: bool) -> torch.Tensor:
         # The condition is built here, not kept for the fp32 retry, so that it is freed before decoding (the peak).
-        condition = label_condition(classes_t, package.labels.num_classes, factor, package.conditioning, priors).to(dev)
+        condition = label_condition(classes_t, package.labels.num_classes, factor, package.conditioning, priors,
+                                    (grid.GetSpacing(), grid.GetDirection())).to(dev)
         latent = denoise(lambda packed, t: denoiser.forward_packed(packed, t, modality_t.expand(packed.shape[0])),
                          initial_noise(latent_shape, seed, dev, package.temperature(temperature)), condition,
                          diffusion["schedule"], steps, int(window or diffusion.get("window", 32)), bf16, progress,
@@ -99,7 +105,9 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
     working.CopyInformation(grid)
     background = float(denormalize(np.zeros(1), norm)[0])
     image = resample_intensity(working, label_map, default=background)
-    for key, value in {**(report or {}), **({"bowel_gas": gas} if gas else {})}.items():
+    names = {lab.id: lab.name for lab in package.labels.labels}
+    extra = {"bowel_gas": gas, "bone_priors": {names[i]: b["mean"] for i, b in bones.items() if i not in (prior_overrides or {})}}
+    for key, value in {**(report or {}), **{k: v for k, v in extra.items() if v}}.items():
         image.SetMetaData(f"SemanticSynth_{key}", json.dumps(value))
     return image
 
@@ -187,5 +195,6 @@ def _generate(request: GenerationRequest, progress: Progress) -> Result:
     write_volume(image, request.out, request.overwrite)
     progress.message(f"wrote {request.out}", output=str(request.out))
     report = {key[len("SemanticSynth_"):]: json.loads(image.GetMetaData(key)) for key in image.GetMetaDataKeys()
-              if key in ("SemanticSynth_calibration", "SemanticSynth_unseen_labels", "SemanticSynth_bowel_gas")}
+              if key in ("SemanticSynth_calibration", "SemanticSynth_unseen_labels", "SemanticSynth_bowel_gas",
+                         "SemanticSynth_bone_priors")}
     return Result("generate", {"out": str(request.out)}, record, report)

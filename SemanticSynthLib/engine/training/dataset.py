@@ -25,6 +25,8 @@ class Case:
     modality: str
     name: str
     scale: float | None = None  # MRI: the 99.5th percentile in scanner units, for the package's output scale
+    spacing: tuple = (1.0, 1.0, 1.0)  # the working grid's, mm
+    direction: tuple = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)  # the working grid's (LPS), row-major
 
 
 def load_case(files: CaseFiles, spacing, table: LabelTable | None, normalization: dict, multiple: int,
@@ -42,7 +44,8 @@ def load_case(files: CaseFiles, spacing, table: LabelTable | None, normalization
     if files.label is not None and (table is not None or label_transform is not None):
         ids = array_of(resample_labels(extend_edges(read_volume(files.label), grid), grid))
         classes = (label_transform(ids) if label_transform else to_class_indices(ids, table, unknown="background")).astype(np.int16)
-    return Case(image, classes, files.modality, Path(reference_path).name.split(".nii")[0], scale)
+    return Case(image, classes, files.modality, Path(reference_path).name.split(".nii")[0], scale, grid.GetSpacing(),
+                grid.GetDirection())
 
 
 def random_crop(arrays: list[np.ndarray], size, rng: np.random.Generator, pad_values: list[float]):

@@ -12,6 +12,8 @@ from ...errors import SynthError
 from ..model.conditioning import label_condition, widen_pooled_prior
 from ..model.conditioning_modes import conditioning_mode
 from ..synthesis.sampling import UNET_MULTIPLE, decode_window
+from ..model.outside_layout import measure_layout
+from ..model.package_metadata import for_modality
 from ..model.networks import LatentDenoiser, default_unet_config, latent_channels
 from ..model.package import AUTOENCODER_WEIGHTS, DIFFUSION_WEIGHTS, load_package, load_weights, read_weights, save_package
 from ..model.store import resolve_model
@@ -50,16 +52,28 @@ def encode_cases(autoencoder, cases, package, mode: str, copies: int, rng, progr
             guide = torch.from_numpy(case_priors.guide(classes.astype(np.int64)))[None].to(device) if case_priors else None
             with torch.no_grad():
                 latent = encode_latent(autoencoder, x, guide=guide)[0].cpu()
+            geometry = (case.spacing, case.direction)  # an augmented copy's few degrees are not worth re-deriving
             cond = label_condition(torch.from_numpy(classes.astype(np.int64))[None, None], package.labels.num_classes,
-                                   factor, mode, case_priors)[0]
+                                   factor, mode, case_priors, geometry)[0]
             items.append((latent, cond, package.modality_index(case.modality)))
             if merge is not None:
                 merged = merge.sample(classes.astype(np.int64), rng, merge_fraction)
                 items.append((latent, label_condition(torch.from_numpy(merged)[None, None], merge.package.labels.num_classes,
-                                                      factor, mode, merged_priors[case.modality])[0],
+                                                      factor, mode, merged_priors[case.modality], geometry)[0],
                               package.modality_index(case.modality)))
             progress.update(len(items))
     return items
+
+
+def add_outside_layout(package, cases, progress: Progress) -> None:
+    """--outside-layout: each modality's layout outside the labels, measured on its training cases, goes into the
+    package's priors, where the conditions (encode_cases, generation) find it."""
+    if not package.label_aware:
+        raise SynthError("--outside-layout needs a label-aware autoencoder (one with intensity priors)")
+    for modality in package.modalities:
+        layout = measure_layout([c for c in cases if c.modality == modality])
+        for_modality(package.metadata["priors"], modality)["outside_layout"] = layout.metadata()
+        progress.message(f"outside layout ({modality}): {layout.mean.shape} bins, mean {float(layout.mean.mean()):.3f}")
 
 
 def noised(scheduler, latent: torch.Tensor):
@@ -153,6 +167,8 @@ def train_diffusion(request: TrainDiffusionRequest, *, progress=None) -> Result:
     for c in cases:
         if c.modality not in package.modalities:
             raise SynthError(f"case {c.name} is {c.modality} but the autoencoder knows {package.modalities}; retrain it with that modality")
+    if request.outside_layout:
+        add_outside_layout(package, cases, progress)
     # Every rank encodes the same cases with the same augmentation seed, so all hold the same latents.
     merge = load_label_merge(package, request.merge_labels) if request.merge_labels else None
     items = encode_cases(package.autoencoder, cases, package, request.conditioning, request.augment_copies,
@@ -208,7 +224,8 @@ def train_diffusion(request: TrainDiffusionRequest, *, progress=None) -> Result:
             cases=len(cases), augment_copies=request.augment_copies, latent_patch=list(request.latent_patch), lr=request.lr,
             final_loss=final_loss(losses), skipped_steps=guarded_step.skipped,
             init=str(request.init) if request.init else None, merge_labels=request.merge_labels,
-            merge_fraction=request.merge_fraction if request.merge_labels else None)}
+            merge_fraction=request.merge_fraction if request.merge_labels else None,
+            outside_layout=request.outside_layout)}
         save_package(request.out, meta, {AUTOENCODER_WEIGHTS: package.autoencoder, DIFFUSION_WEIGHTS: ema}, bf16_files=frozenset({DIFFUSION_WEIGHTS}))
 
     return run.finish(write_package, "model package")
