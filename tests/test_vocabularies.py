@@ -22,18 +22,11 @@ from SemanticSynthLib.engine.volume.labels import LabelTable
 from SemanticSynthLib.engine.volume.vocabularies import (anatomy_checks, builtin_vocabularies, candidates, centroids_lps,
                                                           detect, image_to_lps, side, translate, vertebra_level)
 from SemanticSynthLib.errors import SynthError
-from testdata import IXI, IXI_IDS
+from testdata import IXI, IXI_IDS, in_vocabulary
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz"
 MERGE = read_merge("muse_to_aseg").merge
-
-
-def in_vocabulary(image: sitk.Image, vocabulary: str) -> sitk.Image:
-    """The v2 sample rewritten in another TotalSegmentator-family vocabulary (its one-member renames)."""
-    v2 = {lab.name: lab.id for lab in LabelTable.builtin("totalseg_v2").labels}
-    terms = builtin_vocabularies()[vocabulary].terms
-    return relabel(image, {v2[t.members[0]]: t.id for t in terms if len(t.members) == 1})
 
 
 def aseg_of(case_id: str) -> sitk.Image:

@@ -76,3 +76,14 @@ def train_tiny_translator(root: Path, spatial_steps: int = 3, steps: int = 3, re
                  "--refine-sample-steps", "2", "--latent-patch", "8", "--progress", "none",
                  "--default-steps", "2", "--log-every", "1"]) == 0
     return root / "translator"
+
+
+def in_vocabulary(image: sitk.Image, vocabulary: str) -> sitk.Image:
+    """The v2 sample rewritten in another TotalSegmentator-family vocabulary (its one-member renames)."""
+    from SemanticSynthLib.engine.volume.label_merges import relabel
+    from SemanticSynthLib.engine.volume.labels import LabelTable
+    from SemanticSynthLib.engine.volume.vocabularies import builtin_vocabularies
+
+    v2 = {lab.name: lab.id for lab in LabelTable.builtin("totalseg_v2").labels}
+    terms = builtin_vocabularies()[vocabulary].terms
+    return relabel(image, {v2[t.members[0]]: t.id for t in terms if len(t.members) == 1})

@@ -16,6 +16,7 @@ from ..volume.labels import load_name_mapping, segment_names, to_class_indices
 from .label_vocabulary import read_in_vocabulary
 from .bowel_gas import place_bowel_gas
 from .bone_thickness import bone_priors
+from .body_outline import shape_body
 from ..volume.modalities import MODALITIES
 from ..model.package import ModelPackage, load_package
 from .calibration import calibrate as calibrate_output, calibration_check
@@ -66,10 +67,11 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
     if bowel_gas is not None and priors is not None and MODALITIES[modality].phases:  # CT: gas and content
         package, classes, gas = place_bowel_gas(package, classes, grid, bowel_gas, seed)
         priors = package.priors(modality, phase, prior_overrides) if gas else priors
-    bones = {}
-    if priors is not None and MODALITIES[modality].phases:  # CT: each bone's prior from its thickness
+    bones, body = {}, {}
+    if priors is not None and MODALITIES[modality].phases:  # CT: the body's outline, each bone's prior from its thickness
+        package, classes, body = shape_body(package, classes, grid.GetSpacing())
         bones = bone_priors(classes, grid.GetSpacing(), package.labels)
-        priors = package.priors(modality, phase, {**bones, **(prior_overrides or {})}) if bones else priors
+        priors = package.priors(modality, phase, {**bones, **(prior_overrides or {})}) if bones or body else priors
     classes_t = torch.from_numpy(classes)[None, None]
     latent_shape = (1, package.latent_channels, *(n // factor for n in classes.shape))
     modality_t = torch.tensor([modality_index], device=dev)
@@ -106,7 +108,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
     background = float(denormalize(np.zeros(1), norm)[0])
     image = resample_intensity(working, label_map, default=background)
     names = {lab.id: lab.name for lab in package.labels.labels}
-    extra = {"bowel_gas": gas, "bone_priors": {names[i]: b["mean"] for i, b in bones.items() if i not in (prior_overrides or {})}}
+    extra = {"bowel_gas": gas, "body_outline": body, "bone_priors": {names[i]: b["mean"] for i, b in bones.items() if i not in (prior_overrides or {})}}
     for key, value in {**(report or {}), **{k: v for k, v in extra.items() if v}}.items():
         image.SetMetaData(f"SemanticSynth_{key}", json.dumps(value))
     return image
@@ -196,5 +198,5 @@ def _generate(request: GenerationRequest, progress: Progress) -> Result:
     progress.message(f"wrote {request.out}", output=str(request.out))
     report = {key[len("SemanticSynth_"):]: json.loads(image.GetMetaData(key)) for key in image.GetMetaDataKeys()
               if key in ("SemanticSynth_calibration", "SemanticSynth_unseen_labels", "SemanticSynth_bowel_gas",
-                         "SemanticSynth_bone_priors")}
+                         "SemanticSynth_bone_priors", "SemanticSynth_body_outline")}
     return Result("generate", {"out": str(request.out)}, record, report)
