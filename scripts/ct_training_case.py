@@ -11,7 +11,8 @@ On the bundled sample's labels against example_ct_sm (the training case), for th
 - body outline: the Dice of the body masks (above -500 HU) of the volume and the real scan, and each mask's share of
   the unlabelled voxels per 6 mm band of distance from the nearest label: where no label says where the skin is,
   how far out the volume puts it;
-- flagged: how many labels the calibration check puts outside their prior range.
+- flagged: how many labels the calibration check puts outside their prior range;
+- bones: each bone label the thickness rule covers, real against raw and calibrated, with the rule's prior.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from SemanticSynthLib.engine.volume.io import array_of, read_volume  # noqa: E40
 from SemanticSynthLib.engine.model.package import load_package  # noqa: E402
 from SemanticSynthLib.engine.synthesis.reconstruction import reconstruct_volume  # noqa: E402
 from SemanticSynthLib.engine.model.store import resolve_model  # noqa: E402
+from SemanticSynthLib.engine.volume.labels import LabelTable  # noqa: E402
 
 LABELS = REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz"
 REAL = REPO.parent / "shared" / "data" / "totalseg" / "example_ct_sm.nii.gz"
@@ -78,6 +80,21 @@ def figures(volume: np.ndarray, real: np.ndarray, labels: np.ndarray, spacing_xy
             "unlabelled_body_mae_hu": float(np.abs(volume - real)[body].mean())}
 
 
+def bone_means(raw: sitk.Image, calibrated: sitk.Image, real: np.ndarray, labels: np.ndarray) -> dict:
+    """Each bone label of >= MIN_VOXELS voxels that the thickness rule covers: its real, raw and calibrated mean and
+    the rule's prior (HU), by name (the rule of engine/synthesis/bone_thickness.py, issue 33 item 3)."""
+    rule = json.loads(raw.GetMetaData("SemanticSynth_bone_priors")) if raw.HasMetaDataKey("SemanticSynth_bone_priors") else {}
+    names = {lab.id: lab.name for lab in LabelTable.builtin("totalseg_v2").labels}
+    out = {}
+    for k, organ in organ_means(array_of(raw), real, labels).items():
+        if names.get(k) in rule:
+            mask = labels == k
+            out[names[k]] = {"real_hu": round(organ["real_hu"], 1), "raw_hu": round(organ["generated_hu"], 1),
+                             "calibrated_hu": round(float(array_of(calibrated)[mask].mean()), 1),
+                             "prior_hu": rule[names[k]], "voxels": organ["voxels"]}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="abdomen-ct")
@@ -104,6 +121,7 @@ def main() -> None:
         result[f"seed {seed}"] = {"raw": figures(array_of(raw), real, labels, spacing),
                                   "calibrated": figures(array_of(calibrated), real, labels, spacing),
                                   "flagged": len(flagged), "flagged_names": [f["name"] for f in flagged],
+                                  "bones": bone_means(raw, calibrated, real, labels),
                                   "seconds": round(seconds, 2)}
     print(json.dumps(result, indent=1))
     if args.json:

@@ -108,7 +108,8 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
     background = float(denormalize(np.zeros(1), norm)[0])
     image = resample_intensity(working, label_map, default=background)
     names = {lab.id: lab.name for lab in package.labels.labels}
-    extra = {"bowel_gas": gas, "body_outline": body, "bone_priors": {names[i]: b["mean"] for i, b in bones.items() if i not in (prior_overrides or {})}}
+    bone_means = {names[i]: b["mean"] for i, b in bones.items() if i not in (prior_overrides or {})}  # --priors won
+    extra = {"bowel_gas": gas, "body_outline": body, "bone_priors": bone_means}
     for key, value in {**(report or {}), **{k: v for k, v in extra.items() if v}}.items():
         image.SetMetaData(f"SemanticSynth_{key}", json.dumps(value))
     return image

@@ -68,8 +68,6 @@ def encode_cases(autoencoder, cases, package, mode: str, copies: int, rng, progr
 def add_outside_layout(package, cases, progress: Progress) -> None:
     """--outside-layout: each modality's layout outside the labels, measured on its training cases, goes into the
     package's priors, where the conditions (encode_cases, generation) find it."""
-    if not package.label_aware:
-        raise SynthError("--outside-layout needs a label-aware autoencoder (one with intensity priors)")
     for modality in package.modalities:
         layout = measure_layout([c for c in cases if c.modality == modality])
         for_modality(package.metadata["priors"], modality)["outside_layout"] = layout.metadata()
@@ -158,6 +156,9 @@ def train_diffusion(request: TrainDiffusionRequest, *, progress=None) -> Result:
     run = TrainingRun(request, progress)
     ctx, progress, rng = run.ctx, run.progress, run.rng
     package = load_package(request.autoencoder, need_diffusion=False, device=str(ctx.device))
+    if request.outside_layout and not package.label_aware:
+        raise SynthError("--outside-layout needs a label-aware autoencoder (one with intensity priors); train one with "
+                         "train-autoencoder --label-table")
     if request.guidance != 1.0 and request.condition_dropout == 0.0:
         raise SynthError("--guidance above 1 needs --condition-dropout above 0 (the U-Net must learn the null condition)")
     if any(p % UNET_MULTIPLE for p in request.latent_patch):
