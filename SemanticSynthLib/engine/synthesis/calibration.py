@@ -5,7 +5,8 @@ calibration keeps the generated texture and moves each label onto what the model
 1. its voxel spread is limited to the spread the class had in training. A label whose texture came out too
    strong (the CT model's bones: raw vertebrae at p5..p95 = 73..1242 HU against 70..477 HU in the real scan)
    would otherwise get dark cores once its mean is moved, since a mean shift moves every voxel alike;
-2. its mean is shifted onto the prior.
+2. its mean is shifted onto the prior: a measured prior in model units, where it was measured, any other in
+   natural units (calibrate).
 Background (class 0, a mixture of tissues) is left as generated.
 """
 from __future__ import annotations
@@ -86,9 +87,25 @@ def per_class(table: np.ndarray, classes: np.ndarray) -> np.ndarray:
 
 
 def calibrate(unit: np.ndarray, classes: np.ndarray, priors: ClassPriors, norm: dict, inside: np.ndarray) -> np.ndarray:
-    """Model units in, natural units (HU, scanner units) out: spread limited, then means on the priors. The
-    mean is matched last and in natural units, so it is exact whatever the normalisation's curve."""
+    """Model units in, natural units (HU, scanner units) out: spread limited, then means on the priors, each in the
+    units it was taken in. The first step puts every label's mean in model units on priors.unit. A measured prior
+    is just that, the mean of the training voxels in model units (priors.measure_class_means), so it is matched
+    there. Every other prior (a reference, an override, a kind's typical value) is a mean in natural units and is
+    matched last in natural units, so that it is exact whatever the normalisation's curve.
+
+    Why not the measured ones in natural units too: where a label's voxels lie on both sides of a knot of a
+    piecewise-linear normalisation (a colon of gas and content), the natural value of its mean in model units is not
+    its mean in natural units. abdomen-ct's measured colon reads -293 HU where the colon of its training case, the
+    README's sample, averages -488 HU. Matching -293 HU moved every colon voxel up by 160-190 HU and turned the
+    content near the body wall into bright blobs of up to 216 HU (issue 33 item 4, scripts/ct_artifacts.py)."""
     scale, offset = spread_and_mean_map(unit, classes, priors.spread, priors.unit, inside)
     values = denormalize(unit * per_class(scale, classes) + per_class(offset, classes), norm)
     _, shift = spread_and_mean_map(values, classes, None, denormalize(priors.unit, norm), inside)
+    shift[measured_in_model_units(priors)] = 0.0
     return values + per_class(shift, classes)
+
+
+def measured_in_model_units(priors: ClassPriors) -> np.ndarray:
+    """Per class: whether its prior is a mean measured in model units on the training data (class_priors' source
+    "measured"), which the first calibration step already matches exactly."""
+    return np.array([source == "measured" for source in priors.source], bool)
