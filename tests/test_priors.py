@@ -121,6 +121,26 @@ def test_calibration_limits_a_label_spread_to_training_and_keeps_the_texture():
     assert np.allclose(out[classes == liver] - liver_before, (out[classes == liver] - liver_before).mean(), atol=1e-3)
 
 
+def test_a_measured_gas_and_content_label_is_matched_in_model_units_not_lifted_in_hu():
+    """A colon of gas (-950 HU) and content (0 HU) lies on both sides of the CT normalisation's knot, so the HU
+    reading of its measured mean in model units is not its mean in HU. Generated exactly as its training voxels, it
+    must come back unchanged (in HU it was lifted by 160-190 HU: issue 33 item 4, scripts/ct_artifacts.py); a prior
+    given in HU (--priors) is still matched in HU."""
+    table, norm = _ct_table(), ct_normalization()
+    colon = [lab.name for lab in table.labels].index("colon") + 1
+    hu = np.where(np.arange(16 ** 3).reshape(16, 16, 16) % 2 == 0, -950.0, 0.0)
+    unit = normalize(hu, norm).astype(np.float32)
+    measured = {str(table.labels[colon - 1].id): {"mean": float(unit.mean()), "std": float(unit.std())}}
+    assert abs(float(denormalize(np.array([unit.mean()]), norm)[0]) - hu.mean()) > 100  # the knot's bias is real
+    classes = np.full(hu.shape, colon, np.int64)
+    inside = np.ones(hu.shape, bool)
+    out = calibrate(unit, classes, class_priors(table, norm, {"measured": measured, "phase": "non_contrast"}), norm, inside)
+    assert np.abs(out - hu).max() < 1.0
+    given = class_priors(table, norm, {"measured": measured, "phase": "non_contrast"},
+                         overrides={table.labels[colon - 1].id: {"mean": -300.0}})
+    assert calibrate(unit, classes, given, norm, inside).mean() == pytest.approx(-300.0, abs=0.5)
+
+
 def _random_head(model: LabelAwareVQVAE) -> LabelAwareVQVAE:
     # The modulations and each refinement block's last convolution start at zero (identity) by design; randomise
     # them so the labels act as trained ones would.
