@@ -63,15 +63,16 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
     priors = package.priors(modality, phase, prior_overrides)
     # The working grid reaches past the label map: replicate the edge labels there (cropped later).
     classes = to_class_indices(array_of(resample_labels(extend_edges(label_map, grid), grid)), package.labels, mapping, unknown)
-    gas = {}
-    if bowel_gas is not None and priors is not None and MODALITIES[modality].phases:  # CT: gas and content
-        package, classes, gas = place_bowel_gas(package, classes, grid, bowel_gas, seed)
-        priors = package.priors(modality, phase, prior_overrides) if gas else priors
-    bones, body = {}, {}
-    if priors is not None and MODALITIES[modality].phases:  # CT: the body's outline, each bone's prior from its thickness
+    gas, bones, body = {}, {}, {}
+    if priors is not None and MODALITIES[modality].phases:
+        # CT: classes added for this map (gas and content, the body's outline), then each bone's prior from its
+        # thickness; the priors are built once, on the final table.
+        if bowel_gas is not None:
+            package, classes, gas = place_bowel_gas(package, classes, grid, bowel_gas, seed)
         package, classes, body = shape_body(package, classes, grid.GetSpacing())
         bones = bone_priors(classes, grid.GetSpacing(), package.labels)
-        priors = package.priors(modality, phase, {**bones, **(prior_overrides or {})}) if bones or body else priors
+        if gas or body or bones:
+            priors = package.priors(modality, phase, {**bones, **(prior_overrides or {})})
     classes_t = torch.from_numpy(classes)[None, None]
     latent_shape = (1, package.latent_channels, *(n // factor for n in classes.shape))
     modality_t = torch.tensor([modality_index], device=dev)
