@@ -120,6 +120,17 @@ def surround(value) -> tuple:
     return parts[0], parts[1]
 
 
+def factors(value) -> tuple:
+    """One or more coarsening factors, each in [1.25, 8] (train-refiner --factors)."""
+    try:
+        parts = _numbers(value)
+    except (ValueError, TypeError):
+        parts = []
+    if not parts or len(parts) > 8 or any(not 1.25 <= p <= 8 for p in parts):
+        raise ValueError("give one to eight factors between 1.25 and 8, e.g. 2,3")
+    return tuple(parts)
+
+
 def patch(multiple: int, low: int, high: int = 512):
     """One or three edge lengths in voxels, each a multiple of `multiple` in [low, high]."""
     def check(value) -> tuple:

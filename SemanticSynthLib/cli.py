@@ -24,6 +24,7 @@ HELP = {
     "evaluate": "fidelity and realism of a generator against real labelled cases",
     "train-segmenter": "train the auxiliary segmenter used by evaluate (MONAI SegResNet)",
     "train-translator": "train a traceable translator (spatial transform + intensity translator)",
+    "train-refiner": "add a detail refiner to a generator: its output at the label map's own, finer spacing",
 }
 PROGRESS = ("bar", "json", "none")
 

@@ -20,6 +20,7 @@ REQUIRED = {
     "train-diffusion": {"data": "d", "out": "o", "autoencoder": "a"},
     "train-segmenter": {"data": "d", "out": "o"},
     "train-translator": {"data": "d", "out": "o", "autoencoder": "a"},
+    "train-refiner": {"data": "d", "out": "o", "model": "m"},
 }
 
 

@@ -56,6 +56,12 @@ def _train_translator(request, progress):
     return train_translator(request, progress=progress)
 
 
+def _train_refiner(request, progress):
+    from ..training.refiner import train_refiner
+
+    return train_refiner(request, progress=progress)
+
+
 ENTRY_POINTS = {
     "generate": _generate,
     "translate": _translate,
@@ -64,6 +70,7 @@ ENTRY_POINTS = {
     "train-diffusion": _train_diffusion,
     "train-segmenter": _train_segmenter,
     "train-translator": _train_translator,
+    "train-refiner": _train_refiner,
 }
 
 

@@ -21,6 +21,7 @@ from .package_metadata import FORMAT, FORMAT_VERSION, for_modality, read_package
 from .schema import validate_metadata
 from .networks import LatentDenoiser, autoencoder_factor, build_autoencoder, is_label_aware, latent_channels
 from .priors import ClassPriors, class_priors
+from .refiner import REFINER_WEIGHTS, build_refiner
 
 AUTOENCODER_WEIGHTS = "autoencoder.safetensors"
 DIFFUSION_WEIGHTS = "diffusion.safetensors"
@@ -52,6 +53,7 @@ class ModelPackage:
     autoencoder: torch.nn.Module
     denoiser: LatentDenoiser | None = None
     labels: LabelTable = field(default=None)
+    refiner: torch.nn.Module | None = None  # the detail refiner at the output spacing, where the package has one
 
     @property
     def modalities(self) -> list[str]:
@@ -144,6 +146,9 @@ def _generator_networks(meta: dict) -> dict:
             lambda: LatentDenoiser(latent_channels(ae_config), classes, d["conditioning"], len(meta["modalities"]),
                                    d["config"], priors=is_label_aware(ae_config), factor=autoencoder_factor(ae_config)),
             DIFFUSION_WEIGHTS)
+    if "refiner" in meta:
+        r = meta["refiner"]
+        networks["detail refiner"] = (lambda: build_refiner(r["config"]), r.get("weights", REFINER_WEIGHTS))
     return networks
 
 
@@ -151,7 +156,7 @@ def load_package(path: str | Path, need_diffusion: bool = True, device: str = "c
     """A generator package (its autoencoder, and its diffusion U-Net where it has one), ready for inference."""
     path, meta, built = load_networks(path, "generator", _generator_networks, device, complete=need_diffusion)
     return ModelPackage(path, meta, built["autoencoder"], built.get("diffusion U-Net"),
-                        LabelTable.from_json(meta["label_table"]))
+                        LabelTable.from_json(meta["label_table"]), built.get("detail refiner"))
 
 
 def _written_correctly(folder: Path, metadata_text: str, tensors: dict[str, dict]) -> str | None:

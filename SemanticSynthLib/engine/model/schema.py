@@ -257,6 +257,20 @@ class Package(Open):
     working_spacing: Spacing = Field(min_length=3, max_length=3)
 
 
+class RefinerConfig(Open):
+    channels: Channels
+    blocks: Annotated[StrictInt, Field(ge=1, le=8)]
+    guide_hidden: Channels
+    kind_embedding: Channels
+
+
+class Refiner(Open):
+    """The detail refiner at the output spacing (engine/model/refiner.py)."""
+
+    config: RefinerConfig
+    weights: WeightsName = "refiner.safetensors"
+
+
 class Generator(Package):
     kind: Literal["generator"] = "generator"
     label_table: LabelTable
@@ -264,6 +278,7 @@ class Generator(Package):
     normalization: dict[Modality, Normalization]
     autoencoder: Autoencoder
     diffusion: Diffusion | None = None
+    refiner: Refiner | None = None
 
     @model_validator(mode="after")
     def _modalities(self):

@@ -2,13 +2,13 @@
 from .evaluation import EvaluationRequest
 from .generation import GenerationRequest, Sampling
 from .training import (TrainAutoencoderRequest, TrainDiffusionRequest, TrainingRequest, TrainSegmenterRequest,
-                       TrainTranslatorRequest)
+                       TrainTranslatorRequest, TrainRefinerRequest)
 from .translation import TranslationRequest
 from .base import Request
 
 REQUESTS = {cls.command: cls for cls in (GenerationRequest, TranslationRequest, EvaluationRequest,
                                          TrainAutoencoderRequest, TrainDiffusionRequest, TrainSegmenterRequest,
-                                         TrainTranslatorRequest)}
+                                         TrainTranslatorRequest, TrainRefinerRequest)}
 
 
 def read_request(path) -> Request:
@@ -36,4 +36,4 @@ def read_request(path) -> Request:
 
 __all__ = ["REQUESTS", "Request", "read_request", "GenerationRequest", "Sampling", "TranslationRequest",
            "EvaluationRequest", "TrainingRequest", "TrainAutoencoderRequest", "TrainDiffusionRequest",
-           "TrainSegmenterRequest", "TrainTranslatorRequest"]
+           "TrainSegmenterRequest", "TrainTranslatorRequest", "TrainRefinerRequest"]

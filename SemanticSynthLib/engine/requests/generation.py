@@ -32,6 +32,7 @@ class GenerationRequest(Sampling):
         phase: CT contrast phase whose reference HU the labels follow; None: the training data's.
         priors: JSON file of label id or name -> mean or {"mean", "range"}, overriding the package's priors.
         calibrate: move each label's mean onto its prior (the check before is reported either way).
+        refine: on a map finer than the working spacing, run the package's detail refiner on the map's grid.
         unknown_labels: "error", or "background" to generate labels the model does not know as background.
         label_mapping: JSON file of input id -> model id or name.
         bowel_gas: CT: the gas share of each hollow organ: low, typical, high, drawn or a fraction; None: no split.
@@ -57,6 +58,9 @@ class GenerationRequest(Sampling):
                                    role="input", recorded=True)
     calibrate: bool = option(True, "keep each label's mean as the network made it (default: moved onto its prior; "
                                    "the check before is reported either way)", flag="--no-calibrate")
+    refine: bool = option(True, "where the label map is finer than the model's working spacing, leave the volume "
+                                "upsampled (default: the model's detail refiner, where it has one, sharpens it on the "
+                                "map's own grid)", flag="--no-refine")
     unknown_labels: str = option("error", "labels the model does not know: error, or generate them as background",
                                  check=one_of(("error", "background")))
     label_mapping: Optional[str] = option(None, "JSON of input id -> model id or name", role="input", recorded=True)

@@ -4,7 +4,7 @@ from typing import ClassVar, Optional, Tuple
 from ..model.conditioning_modes import DEFAULT_MODE, modes_help
 from ..volume.modalities import DEFAULT_MODALITY
 from .base import Request, option
-from ...checks import GUIDANCE, TEMPERATURE, integer, number, one_of, patch, seed, spacing, surround, text
+from ...checks import GUIDANCE, TEMPERATURE, factors, integer, number, one_of, patch, seed, spacing, surround, text
 from .registries import conditioning_names, modality_names, phase_names
 
 TRAINING_DEVICES = ("cpu", "cuda")
@@ -153,3 +153,31 @@ class TrainTranslatorRequest(TrainingRequest):
     target_modality: str = option(DEFAULT_MODALITY, "modality of the targets", check=one_of(modality_names))
     source_contrast: str = option("T1", "the sources' contrast, as recorded in the package")
     target_contrast: str = option("T2-like", "the targets' contrast, as recorded in the package")
+
+
+class TrainRefinerRequest(TrainingRequest):
+    """Train the detail refiner of a generator package: its output at the label map's own spacing, finer than the
+    model's working spacing (engine/model/refiner.py)."""
+
+    command: ClassVar[str] = "train-refiner"
+
+    data: str = option(help="CSV with image[,label][,modality] rows: real scans at a spacing finer than the model's "
+                            "working spacing (or as fine as it, degraded further); labels where they exist",
+                       check=text, role="data")
+    out: str = option(help="generator package folder to write: the --model package with the refiner added",
+                      check=text, role="folder")
+    model: str = option(help="the generator package to add the refiner to (an existing refiner is trained on)",
+                        check=text, role="model")
+    modality: str = option("ct", "modality of cases without a modality column", check=one_of(modality_names))
+    steps: int = option(1500, "optimisation steps", check=integer(1))
+    lr: float = option(1e-3, "Adam learning rate (with --resume: the rate from the resumed step on)",
+                       check=number(0, 10, low_open=True))
+    factors: Tuple[float, ...] = option((2.0, 3.0), "degradations: each case at its spacing times each factor, "
+                                                    "restored by linear upsampling (and by the model's autoencoder "
+                                                    "where that is its working spacing)", check=factors)
+    patch: Tuple[int, int, int] = option((48, 48, 48), "training crop in voxels of the case's own grid",
+                                         check=patch(1, 16))
+    channels: int = option(8, "refiner channels", check=integer(1, 64))
+    blocks: int = option(3, "label-modulated residual blocks", check=integer(1, 8))
+    gradient_weight: float = option(1.0, "weight of the gradient-difference loss against blurred edges",
+                                    check=number(0, 100))

@@ -17,6 +17,7 @@ from .label_vocabulary import read_in_vocabulary
 from .bowel_gas import place_bowel_gas
 from .bone_thickness import bone_priors
 from .body_outline import shape_body
+from .detail import refine_detail, refines
 from ..volume.modalities import MODALITIES
 from ..model.package import ModelPackage, load_package
 from .calibration import calibrate as calibrate_output, calibration_check
@@ -37,7 +38,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
                     use_bf16: bool = True, mapping: dict | None = None, unknown: str = "error",
                     phase: str | None = None, prior_overrides: dict | None = None,
                     calibrate: bool = True, guidance: float | None = None,
-                    temperature: float | None = None, bowel_gas: str | None = None) -> sitk.Image:
+                    temperature: float | None = None, bowel_gas: str | None = None, refine: bool = True) -> sitk.Image:
     """Generate a volume on exactly the label map's grid; intensities in HU (CT) or scanner units (MRI).
 
     The library call under `generate` (which reads and writes the files of a GenerationRequest): every option is
@@ -48,6 +49,9 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
     outside the prior's range, and labels it never saw in training, are reported in the progress stream
     and in the image's metadata (SemanticSynth_calibration, SemanticSynth_unseen_labels). With `calibrate`
     each label's mean is then moved onto its prior (texture kept).
+
+    A package with a detail refiner, given a map finer than its working spacing, refines the upsampled volume on the
+    map's own grid (`refine`; engine/synthesis/detail.py), recorded as SemanticSynth_refined.
     """
     progress = progress or Progress("none")
     dev = torch_device(device)
@@ -64,6 +68,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
     # The working grid reaches past the label map: replicate the edge labels there (cropped later).
     classes = to_class_indices(array_of(resample_labels(extend_edges(label_map, grid), grid)), package.labels, mapping, unknown)
     gas, bones, body = {}, {}, {}
+    table_classes = package.labels.num_classes  # classes added for this map (gas, the body's outline) come after
     if priors is not None and MODALITIES[modality].phases:
         # CT: classes added for this map (gas and content, the body's outline), then each bone's prior from its
         # thickness; the priors are built once, on the final table.
@@ -108,9 +113,13 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
     working.CopyInformation(grid)
     background = float(denormalize(np.zeros(1), norm)[0])
     image = resample_intensity(working, label_map, default=background)
+    refined = None
+    if refine and priors is not None and refines(package, label_map):
+        image, refined = refine_detail(package, image, label_map, classes, grid, table_classes, priors, mapping,
+                                       unknown, norm, use_bf16, progress)
     names = {lab.id: lab.name for lab in package.labels.labels}
     bone_means = {names[i]: b["mean"] for i, b in bones.items() if i not in (prior_overrides or {})}  # --priors won
-    extra = {"bowel_gas": gas, "body_outline": body, "bone_priors": bone_means}
+    extra = {"bowel_gas": gas, "body_outline": body, "bone_priors": bone_means, "refined": refined}
     for key, value in {**(report or {}), **{k: v for k, v in extra.items() if v}}.items():
         image.SetMetaData(f"SemanticSynth_{key}", json.dumps(value))
     return image
@@ -191,7 +200,7 @@ def _generate(request: GenerationRequest, progress: Progress) -> Result:
                             use_bf16=not resolved.fp32, mapping=mapping, unknown=resolved.unknown_labels,
                             phase=resolved.phase, prior_overrides=overrides,
                             calibrate=resolved.calibrate, guidance=resolved.guidance,
-                            temperature=resolved.temperature, bowel_gas=resolved.bowel_gas)
+                            temperature=resolved.temperature, bowel_gas=resolved.bowel_gas, refine=resolved.refine)
     if resolved.outside_labels == "background":
         image = outside_to_background(image, label_map, package.normalization(resolved.modality))
     record = generation_provenance(package.metadata.get("name", package.path.name), package.metadata, resolved)
@@ -200,5 +209,5 @@ def _generate(request: GenerationRequest, progress: Progress) -> Result:
     progress.message(f"wrote {request.out}", output=str(request.out))
     report = {key[len("SemanticSynth_"):]: json.loads(image.GetMetaData(key)) for key in image.GetMetaDataKeys()
               if key in ("SemanticSynth_calibration", "SemanticSynth_unseen_labels", "SemanticSynth_bowel_gas",
-                         "SemanticSynth_bone_priors", "SemanticSynth_body_outline")}
+                         "SemanticSynth_bone_priors", "SemanticSynth_body_outline", "SemanticSynth_refined")}
     return Result("generate", {"out": str(request.out)}, record, report)

@@ -31,8 +31,11 @@ def reconstruct_volume(package: ModelPackage, image: sitk.Image, label_map: sitk
     guide = None
     priors = package.priors(modality)
     if priors is not None:
-        ids = array_of(resample_labels(extend_edges(label_map, grid), grid))
-        classes = to_class_indices(ids, package.labels, unknown="background")
+        if label_map is not None:
+            ids = array_of(resample_labels(extend_edges(label_map, grid), grid))
+            classes = to_class_indices(ids, package.labels, unknown="background")
+        else:  # an unlabelled image: every voxel is the background class, as unlabelled voxels are in training
+            classes = np.zeros(grid.GetSize(), np.int64)
         guide = torch.from_numpy(priors.guide(classes))[None]
     with torch.no_grad():
         latent = encode_latent(package.autoencoder, x, use_bf16, guide)
