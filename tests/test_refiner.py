@@ -67,11 +67,21 @@ def _tiny_ct_data(root: Path) -> Path:
     for name in ("example_ct_sm", "example_seg"):
         image = sitk.ReadImage(str(TOTALSEG / f"{name}.nii.gz"))
         sitk.WriteImage(sitk.RegionOfInterest(image, [40, 40, 16], [40, 30, 8]), str(root / f"{name}.nii.gz"))
+    # The labelled crop resampled to 1.5 mm: degraded to the working spacing, the autoencoder restores it too.
+    for name, interpolator in (("example_ct_sm", sitk.sitkLinear), ("example_seg", sitk.sitkNearestNeighbor)):
+        image = sitk.ReadImage(str(root / f"{name}.nii.gz"))
+        fine = sitk.Image([2 * n for n in image.GetSize()], image.GetPixelID())
+        fine.SetSpacing([1.5] * 3)
+        fine.SetOrigin(image.TransformContinuousIndexToPhysicalPoint([-0.25] * 3))
+        fine.SetDirection(image.GetDirection())
+        sitk.WriteImage(sitk.Resample(image, fine, sitk.Transform(), interpolator, -1024 if "ct" in name else 0),
+                        str(root / f"fine_{name}.nii.gz"))
     with open(root / "train.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["image", "label", "modality"])
         w.writerow(["aorta.nii.gz", "", "ct"])
         w.writerow(["example_ct_sm.nii.gz", "example_seg.nii.gz", "ct"])
+        w.writerow(["fine_example_ct_sm.nii.gz", "fine_example_seg.nii.gz", "ct"])
     return root / "train.csv"
 
 
@@ -102,9 +112,11 @@ def test_train_refiner_adds_a_refiner_and_keeps_the_other_networks(refined_packa
     meta = json.loads((refined_package / "metadata.json").read_text())
     assert meta["refiner"]["config"]["blocks"] == 3
     record = meta["training"]["refiner"]
-    # The 1.5 mm crop at 3 mm is the working spacing: restored linearly and by the autoencoder; the 3 mm crop linearly.
-    assert record["pairs"] == ["aorta x2 linear", "aorta x2 autoencoder", "aorta x3 linear", "example_ct_sm x2 linear",
-                               "example_ct_sm x3 linear"]
+    # Degraded to 3 mm, the working spacing, a labelled case is also restored by the autoencoder; an unlabelled one
+    # (whose reconstruction loses every edge) and coarser copies only linearly.
+    assert record["pairs"] == ["aorta x2 linear", "aorta x3 linear", "example_ct_sm x2 linear", "example_ct_sm x3 linear",
+                               "fine_example_ct_sm x2 linear", "fine_example_ct_sm x2 autoencoder",
+                               "fine_example_ct_sm x3 linear"]
     for name in ("autoencoder.safetensors", "diffusion.safetensors"):
         before, after = load_file(str(BUNDLED / name)), load_file(str(refined_package / name))
         assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)

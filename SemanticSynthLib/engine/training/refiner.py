@@ -3,7 +3,8 @@
 Each case is read on its own grid (the target). Each --factors entry makes a degraded copy, as generation makes its
 coarse volume: smoothed (a Gaussian against aliasing), resampled onto a grid FACTOR times coarser, and linearly
 resampled back. Where that coarse spacing is the model's working spacing, the model's autoencoder also reconstructs the
-smoothed case there: the decoder's own texture and edges, which are what the refiner meets in generation. The guide is
+smoothed case there, where the case has labels: the decoder's own texture and edges, which are what the refiner meets
+in generation. Crops are flipped at random along each axis (anatomy mirrored, edges alike). The guide is
 the case's labels painted with the package's priors on the case's own grid; an unlabelled case gets the background's
 painting, as unlabelled voxels do in generation, so the refiner learns to sharpen from the image where no label says
 more.
@@ -62,7 +63,10 @@ def restored_copies(package, image: sitk.Image, label_map: sitk.Image | None, mo
     lowest = float(sitk.GetArrayViewFromImage(image).min())
     down = resample_intensity(smoothed, grid, default=lowest)
     copies = [("linear", array_of(resample_intensity(extend_edges(down, image), image, default=lowest)))]
-    if np.allclose(grid.GetSpacing(), package.working_spacing, rtol=0.05):
+    # The autoencoder only where the case has labels: without them its reconstruction has lost every edge (measured on
+    # aorta_ct_crop: 61 HU/mm across the real tissue boundaries against 95 for linear upsampling and 194 real), far
+    # from what generation, which always has labels, gives the refiner.
+    if label_map is not None and np.allclose(grid.GetSpacing(), package.working_spacing, rtol=0.05):
         copies.append(("autoencoder", array_of(reconstruct_volume(package, smoothed, label_map, modality))))
     return copies
 
@@ -102,10 +106,12 @@ def _batch(pairs: list[DegradedPair], patch, batch: int, rng):
         low = float(p.target.min())
         c, t, g = random_crop([p.coarse, p.target, np.moveaxis(p.guide, 0, -1)], patch, rng,
                               [low, low, float(p.guide[0].min())])
+        flips = tuple(axis for axis in range(3) if rng.random() < 0.5)
+        c, t, g = (np.flip(a, flips) if flips else a for a in (c, t, g))
         coarse.append(c)
         target.append(t)
         guide.append(np.moveaxis(g, -1, 0))
-    as_tensor = lambda a: torch.from_numpy(np.stack(a)).float()
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(np.stack(a))).float()
     return as_tensor(coarse)[:, None], as_tensor(guide), as_tensor(target)[:, None]
 
 
