@@ -3,16 +3,18 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from SemanticSynthLib.cli import main
 from SemanticSynthLib.engine.evaluation.sharpness import boundary_pairs, gradient_magnitude, tissue_sharpness
+from SemanticSynthLib.engine.model import refiner as refiner_module
 from SemanticSynthLib.engine.model.refiner import DetailRefiner, refine_volume
 from SemanticSynthLib.engine.model.schema import validate_metadata
 from SemanticSynthLib.errors import SynthError
@@ -123,7 +125,7 @@ def test_train_refiner_adds_a_refiner_and_keeps_the_other_networks(refined_packa
     assert meta["diffusion"] == json.loads((BUNDLED / "metadata.json").read_text())["diffusion"]
 
 
-def test_generation_refines_a_finer_map_only(refined_package, tmp_path):
+def test_generation_refines_a_finer_map_only(refined_package, tmp_path, monkeypatch):
     map3, map15 = _finer_map(tmp_path)
     common = ["--steps", "1", "--progress", "none"]
     assert main(["generate", str(map15), str(tmp_path / "refined.nrrd"), "--model", str(refined_package), *common]) == 0
@@ -136,6 +138,23 @@ def test_generation_refines_a_finer_map_only(refined_package, tmp_path):
     assert "SemanticSynth_refined" not in plain.GetMetaDataKeys()
     a, b = sitk.GetArrayFromImage(refined), sitk.GetArrayFromImage(plain)
     assert np.isfinite(a).all() and np.abs(a - b).max() > 0.5  # HU: three steps of training moved the output
+    # Tiles of 16 voxels (5 x 5 x 2 with their halos, each painted on its own) give the volume of one tile.
+    # A refiner with randomised output weights, whose residual is large, so that any seam would show.
+    randomised = tmp_path / "randomised"
+    shutil.copytree(refined_package, randomised)
+    state = load_file(str(randomised / "refiner.safetensors"))
+    generator = torch.Generator().manual_seed(0)
+    for key in ("out.weight", "blocks.0.project.weight", "blocks.1.project.weight"):
+        state[key] = torch.randn(state[key].shape, generator=generator) * 0.05
+    save_file(state, str(randomised / "refiner.safetensors"))
+    for name, tile in (("one", 96), ("tiled", 16)):
+        monkeypatch.setattr(refiner_module, "TILE", tile)
+        assert main(["generate", str(map15), str(tmp_path / f"{name}.nrrd"), "--model", str(randomised), "--fp32",
+                     *common]) == 0
+    one, tiled = (sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{n}.nrrd"))) for n in ("one", "tiled"))
+    plain_fp32 = sitk.GetArrayFromImage(plain)
+    assert np.abs(one - plain_fp32).mean() > 10  # HU: the randomised residual is large (17 HU measured)
+    assert np.abs(one - tiled).max() <= 1e-4 * np.abs(one).max()
     # At the working spacing the refiner does not run: the same volume as the package without it.
     assert main(["generate", str(map3), str(tmp_path / "own3.nrrd"), "--model", str(refined_package), *common]) == 0
     assert main(["generate", str(map3), str(tmp_path / "base3.nrrd"), "--model", "abdomen-ct", *common]) == 0

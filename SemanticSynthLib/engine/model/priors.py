@@ -76,16 +76,24 @@ class ClassPriors:
                 out[n, 0] = torch.where(classes[n, 0] == 0, layout, prior[n, 0])
         return out
 
-    def prior_image(self, classes):
-        """The painted prior (model units, float32) of a class map, numpy or torch (then on its device)."""
+    def surround_weight(self, classes: torch.Tensor) -> torch.Tensor | None:
+        """The surround's share of the painting at each voxel of a class map (torch): 1 on the labels and within
+        full_steps of them, fading to 0 beyond; None for a package without a surround."""
+        if self.surround is None:
+            return None
+        s = self.surround
+        steps = growth_steps(classes, s["full_steps"] + s["fade_steps"])
+        return torch.from_numpy(surround_weights(s["full_steps"], s["fade_steps"])).to(classes.device)[steps.long()]
+
+    def prior_image(self, classes, weight=None):
+        """The painted prior (model units, float32) of a class map, numpy or torch (then on its device). `weight`:
+        the surround's share (surround_weight) where it was made elsewhere, e.g. on a coarser grid and resampled."""
         as_numpy = isinstance(classes, np.ndarray)
         t = torch.from_numpy(np.ascontiguousarray(classes)) if as_numpy else classes
         prior = torch.from_numpy(self.unit).to(t.device)[t.long()].float()
         if self.surround is not None:
-            s = self.surround
-            steps = growth_steps(t, s["full_steps"] + s["fade_steps"])
-            weight = torch.from_numpy(surround_weights(s["full_steps"], s["fade_steps"])).to(t.device)[steps.long()]
-            prior = torch.where(t == 0, prior + weight * (float(s["mean"]) - prior), prior)
+            weight = self.surround_weight(t) if weight is None else torch.as_tensor(weight).to(t.device)
+            prior = torch.where(t == 0, prior + weight * (float(self.surround["mean"]) - prior), prior)
         return prior.numpy() if as_numpy else prior
 
     def paint(self, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,8 @@ It is trained on real CTs degraded to a coarser spacing and restored (engine/tra
 restored edge differs from a real one, not anything about the labels' anatomy. Its last convolution starts at zero:
 an untrained refiner is the identity.
 
-Inference runs in tiles with a halo of the network's reach, so a 1 mm abdomen never holds the features of the whole
-volume at once; the values equal one pass.
+Inference runs in tiles with a halo of the network's reach, and each tile's inputs are made for that tile alone, so a
+1 mm abdomen never holds the features, or the inputs, of the whole volume at once; the values equal one pass.
 """
 from __future__ import annotations
 
@@ -78,33 +78,43 @@ def fine_priors(priors, output_spacing, working_spacing):
     return dataclasses.replace(priors, surround=widened)
 
 
-def refine_volume(network: DetailRefiner, coarse: np.ndarray, guide: np.ndarray, use_bf16: bool = True,
-                  progress=None, tile: int = TILE) -> np.ndarray:
-    """The refined volume (model units, (x, y, z)) of `coarse` (the upsampled volume, model units) with `guide`
-    ((2, x, y, z): painted prior and kind on the same grid), tile by tile."""
+def tile_boxes(shape, tile: int, halo: int):
+    """(inner, outer) boxes covering `shape`: tiles of edge `tile`, each with `halo` voxels of context (clipped)."""
+    starts = [range(0, n, tile) for n in shape]
+    for a in starts[0]:
+        for b in starts[1]:
+            for c in starts[2]:
+                inner = tuple(slice(s, min(s + tile, n)) for s, n in zip((a, b, c), shape))
+                outer = tuple(slice(max(i.start - halo, 0), min(i.stop + halo, n)) for i, n in zip(inner, shape))
+                yield inner, outer
+
+
+def refine_tiles(network: DetailRefiner, shape, inputs, use_bf16: bool = True, progress=None,
+                 tile: int | None = None) -> np.ndarray:
+    """The refined volume (model units, (x, y, z) of `shape`), tile by tile. `inputs(box)` gives the coarse volume
+    (model units) and the guide ((2, ...): painted prior, kind) over a box (a tuple of slices), so that no caller
+    needs the full-resolution inputs at once. `tile`: default TILE."""
     device = next(network.parameters()).device
-    shape = coarse.shape
-    starts = [list(range(0, n, tile)) for n in shape]
-    total = int(np.prod([len(s) for s in starts]))
     out = np.empty(shape, np.float32)
-    halo = network.reach
+    boxes = list(tile_boxes(shape, tile or TILE, network.reach))
     if progress is not None:
-        progress.stage("refining detail", total)
-    done = 0
+        progress.stage("refining detail", len(boxes))
     with torch.no_grad():
-        for a in starts[0]:
-            for b in starts[1]:
-                for c in starts[2]:
-                    inner = [(s, min(s + tile, n)) for s, n in zip((a, b, c), shape)]
-                    outer = [(max(lo - halo, 0), min(hi + halo, n)) for (lo, hi), n in zip(inner, shape)]
-                    box = tuple(slice(lo, hi) for lo, hi in outer)
-                    x = torch.from_numpy(np.ascontiguousarray(coarse[box]))[None, None].to(device)
-                    g = torch.from_numpy(np.ascontiguousarray(guide[(slice(None), *box)]))[None].to(device)
-                    with autocast(device, use_bf16):
-                        part = network(x, g)
-                    keep = tuple(slice(lo - olo, hi - olo) for (lo, hi), (olo, _) in zip(inner, outer))
-                    out[tuple(slice(lo, hi) for lo, hi in inner)] = part[0, 0][keep].float().cpu().numpy()
-                    done += 1
-                    if progress is not None:
-                        progress.update(done)
+        for done, (inner, outer) in enumerate(boxes, 1):
+            coarse, guide = inputs(outer)
+            x = torch.from_numpy(np.ascontiguousarray(coarse, np.float32))[None, None].to(device)
+            g = torch.from_numpy(np.ascontiguousarray(guide, np.float32))[None].to(device)
+            with autocast(device, use_bf16):
+                part = network(x, g)
+            keep = tuple(slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer))
+            out[inner] = part[0, 0][keep].float().cpu().numpy()
+            if progress is not None:
+                progress.update(done)
     return out
+
+
+def refine_volume(network: DetailRefiner, coarse: np.ndarray, guide: np.ndarray, use_bf16: bool = True,
+                  progress=None, tile: int | None = None) -> np.ndarray:
+    """refine_tiles over whole arrays: `coarse` (model units, (x, y, z)) and `guide` ((2, x, y, z))."""
+    return refine_tiles(network, coarse.shape, lambda box: (coarse[box], guide[(slice(None), *box)]), use_bf16,
+                        progress, tile)

@@ -112,11 +112,12 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
     working = sitk.GetImageFromArray(np.ascontiguousarray(values.transpose(2, 1, 0)))
     working.CopyInformation(grid)
     background = float(denormalize(np.zeros(1), norm)[0])
-    image = resample_intensity(working, label_map, default=background)
     refined = None
     if refine and priors is not None and refines(package, label_map):
-        image, refined = refine_detail(package, image, label_map, classes, grid, table_classes, priors, mapping,
-                                       unknown, norm, use_bf16, progress)
+        image, refined = refine_detail(package, working, label_map, classes, table_classes, priors, mapping, unknown,
+                                       norm, background, use_bf16, progress)
+    else:
+        image = resample_intensity(working, label_map, default=background)
     names = {lab.id: lab.name for lab in package.labels.labels}
     bone_means = {names[i]: b["mean"] for i, b in bones.items() if i not in (prior_overrides or {})}  # --priors won
     extra = {"bowel_gas": gas, "body_outline": body, "bone_priors": bone_means, "refined": refined}
