@@ -1,4 +1,4 @@
-"""One command line for Slicer and for people: generate, translate, evaluate, the four trainers, run, serve.
+"""One command line for Slicer and for people: generate, translate, evaluate, the five trainers, run, serve.
 
 Each command's options are its request's fields (engine/requests): the flags, their help, defaults and checks
 are read from there, so the command line, a request file and the GUIs accept the same values. The CLI builds a

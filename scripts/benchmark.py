@@ -3,11 +3,14 @@
 python scripts/benchmark.py [--repeats 3] [--peers] [--json FILE]
 python scripts/benchmark.py --translate [--repeats 3]   # the translator on a 128^3 T1
 python scripts/benchmark.py --device cuda              # on a GPU (still 2 CPU threads); adds peak GPU memory
+python scripts/benchmark.py --fine --model MODEL       # the CT sample at 1.5 and 1 mm, with MODEL's detail refiner
+                                                       # and with --no-refine
 
 Each measurement runs in a fresh child process (so its peak RSS is its own); the median of the repeats is
 printed. Label maps: the bundled CT sample (122x101x30), an MRI validation map (120x120x90), and real MUSE
 label maps resampled to fill a 128^3 and a 256x256x128 grid at the brain model's 2 mm working spacing.
-Translation: a real validation T1 resampled (linearly) to fill 128^3 at 2 mm.
+Translation: a real validation T1 resampled (linearly) to fill 128^3 at 2 mm. --fine: the CT sample's map split into
+voxels of 1.5 mm (244x202x60) and 1 mm (366x303x90), nearest neighbour.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ sys.path.insert(0, str(REPO))
 SHARED = Path(os.environ.get("SEMANTICSYNTH_DATA", REPO.parent / "shared" / "data"))  # as tests/testdata.py
 IXI_VAL = SHARED / "ixi_muse" / "labels" / "IXI012-HH-1211.nii.gz"
 IXI_VAL_T1 = SHARED / "ixi_muse" / "t1" / "IXI012-HH-1211.nii.gz"
+CT_SAMPLE = REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz"
 
 
 def make_map(size, path: Path, source: Path = IXI_VAL) -> Path:
@@ -42,6 +46,20 @@ def make_map(size, path: Path, source: Path = IXI_VAL) -> Path:
     stretched = sitk.Resample(src, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     stretched.SetSpacing((2.0, 2.0, 2.0))
     sitk.WriteImage(stretched, str(path))
+    return path
+
+
+def fine_map(spacing: float, path: Path) -> Path:
+    """The bundled CT sample's label map on a grid of `spacing` mm over the same extent (nearest neighbour)."""
+    import SimpleITK as sitk
+
+    src = sitk.ReadImage(str(CT_SAMPLE))
+    factor = [s / spacing for s in src.GetSpacing()]
+    ref = sitk.Image([int(round(n * f)) for n, f in zip(src.GetSize(), factor)], src.GetPixelID())
+    ref.SetSpacing([spacing] * 3)
+    ref.SetDirection(src.GetDirection())
+    ref.SetOrigin(src.TransformContinuousIndexToPhysicalPoint([(1 / f - 1) / 2 for f in factor]))
+    sitk.WriteImage(sitk.Resample(src, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0), str(path))
     return path
 
 
@@ -62,7 +80,7 @@ def one_translation(source: str, model: str | None, steps: int | None) -> dict:
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
 
 
-def one_run(labels: str, model: str, modality: str, steps: int | None, device: str = "cpu") -> dict:
+def one_run(labels: str, model: str, modality: str, steps: int | None, device: str = "cpu", refine: bool = True) -> dict:
     import torch
 
     torch.set_num_threads(2)
@@ -76,7 +94,8 @@ def one_run(labels: str, model: str, modality: str, steps: int | None, device: s
     label_map = read_volume(labels)
     t1 = time.perf_counter()
     # generate_volume returns a SimpleITK image copied off the device, so the GPU's work is done when it returns.
-    generate_volume(package, label_map, modality=modality, steps=steps, seed=0, unknown="background", device=device)
+    generate_volume(package, label_map, modality=modality, steps=steps, seed=0, unknown="background", device=device,
+                    refine=refine)
     t2 = time.perf_counter()
     result = {"load_s": t1 - t0, "generate_s": t2 - t1,
               "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
@@ -85,12 +104,14 @@ def one_run(labels: str, model: str, modality: str, steps: int | None, device: s
     return result
 
 
-def measure(labels, model, modality, steps, repeats, translate: bool = False, device: str = "cpu") -> dict:
+def measure(labels, model, modality, steps, repeats, translate: bool = False, device: str = "cpu",
+            refine: bool = True) -> dict:
     runs = []
     for _ in range(repeats):
         cmd = [sys.executable, __file__, "--one", str(labels), "--modality", modality, "--device", device]
         cmd += ["--model", model] if model else []
         cmd += ["--translate"] if translate else []
+        cmd += [] if refine else ["--no-refine"]
         if steps:
             cmd += ["--steps", str(steps)]
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
@@ -117,6 +138,8 @@ def main():
     parser.add_argument("--json", default=None, help="write the results here too")
     parser.add_argument("--translate", action="store_true", help="time the translator instead of generation")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="generation only")
+    parser.add_argument("--fine", action="store_true", help="the CT sample at 1.5 and 1 mm, refined and not")
+    parser.add_argument("--no-refine", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.translate and args.device != "cpu":
         parser.error("--translate times the CPU only")
@@ -124,21 +147,30 @@ def main():
         if args.translate:
             print(json.dumps(one_translation(args.one, args.model, args.steps)))
         else:
-            print(json.dumps(one_run(args.one, args.model, args.modality, args.steps, args.device)))
+            print(json.dumps(one_run(args.one, args.model, args.modality, args.steps, args.device, not args.no_refine)))
         return
     tmp = Path(tempfile.mkdtemp())
+    refine = {}
     if args.translate:
         cases = [("translate 128^3 T1", make_map((128, 128, 128), tmp / "t1_128.nii.gz", IXI_VAL_T1), args.model, "mri")]
+    elif args.fine:
+        model = args.model or "abdomen-ct"
+        cases = []
+        for spacing, size in ((1.5, "244x202x60"), (1.0, "366x303x90")):
+            labels = fine_map(spacing, tmp / f"ct_{spacing}.nii.gz")
+            cases += [(f"CT {spacing} mm {size}", labels, model, "ct"), (f"CT {spacing} mm, --no-refine", labels, model, "ct")]
+            refine[f"CT {spacing} mm, --no-refine"] = False
     else:
         cases = [
-            ("CT sample 122x101x30", REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz", args.model or "abdomen-ct", "ct"),
+            ("CT sample 122x101x30", CT_SAMPLE, args.model or "abdomen-ct", "ct"),
             ("MRI validation 120x120x90", IXI_VAL, args.model or "brain-mri", "mri"),
             ("128^3", make_map((128, 128, 128), tmp / "map128.nii.gz"), args.model or "brain-mri", "mri"),
             ("256x256x128", make_map((256, 256, 128), tmp / "map256.nii.gz"), args.model or "brain-mri", "mri"),
         ]
     results = {}
     for name, labels, model, modality in cases:
-        results[name] = measure(labels, model, modality, args.steps, args.repeats, args.translate, args.device)
+        results[name] = measure(labels, model, modality, args.steps, args.repeats, args.translate, args.device,
+                                refine.get(name, True))
         r = results[name]
         if "error" in r:
             print(f"{name:28s} failed: {r['error']}", flush=True)

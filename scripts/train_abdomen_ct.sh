@@ -27,6 +27,10 @@
 # STAGE=surround-encoder: 0.6.0's whole autoencoder (encoder and codebook too) fine-tuned with the same surround, 600 steps:
 # with the encoder kept, 0.6.0's reconstructed lungs came out as air (its codes for lung next to the new painting);
 # then a U-Net on the new latents from 0.6.0's (SURROUND_UNET_STEPS, 1000). docs/ct_unet.md.
+# STAGE=refiner: abdomen-ct 0.8.0, the 0.7.0 package (git REFINER_FROM, b06bf2e) with a detail refiner added
+# (train-refiner): real CT degraded 2x and 3x and restored; aorta_ct_crop's first 124 slices (its last 40 held out for
+# scripts/ct_sharpness.py), example_ct's unlabelled slices and the labelled case (scripts/refiner_data.py). The other
+# networks are copied as they were. 2,000 steps of batch 4, patch 48 (docs/detail_refiner.md has the time).
 # INSTALL=1 INSTALL_VERSION=X.Y.Z bundles what a stage trained; regenerate the manifest afterwards (README, Models).
 set -euo pipefail
 # The body is one block, read whole before it runs: editing or checking out this file during a run of
@@ -78,6 +82,17 @@ package_at "$DECODER_FROM" "$DINIT"
 DECODER_OUT=${DECODER_OUT:-$RUN/decoder}
 train_ae "$DECODER_OUT" ${DECODER_STEPS:-1800} "$DINIT" --decoder-only ${HEAD_BLOCKS:+--head-blocks $HEAD_BLOCKS}
 install "$DECODER_OUT"
+exit 0
+fi
+if [ "$STAGE" = refiner ]; then
+REFINER_FROM=${REFINER_FROM:-b06bf2e}
+RINIT=$RUN/abdomen-ct-$REFINER_FROM
+package_at "$REFINER_FROM" "$RINIT"
+$PY scripts/refiner_data.py "$DATA" "$RUN/refiner"
+$PY -m SemanticSynthLib train-refiner --data "$RUN/refiner/train.csv" --model "$RINIT" --out "$RUN/refiner/model" \
+  --steps ${REFINER_STEPS:-2000} --batch 4 --patch 48 --lr 1e-3 --checkpoint-every 250 --log-every 50 --progress none \
+  --threads $THREADS --device ${DEVICE:-cpu} --resume
+install "$RUN/refiner/model"
 exit 0
 fi
 printf 'image,label,modality\n%s,%s,ct\n' "$DATA/example_ct_sm.nii.gz" "$DATA/example_seg.nii.gz" > "$RUN/pairs.csv"

@@ -1,4 +1,4 @@
-"""What the four trainers need: one scaffold of options (TrainingRequest) and each trainer's own."""
+"""What the five trainers need: one scaffold of options (TrainingRequest) and each trainer's own."""
 from typing import ClassVar, Optional, Tuple
 
 from ..model.conditioning_modes import DEFAULT_MODE, modes_help

@@ -1,6 +1,6 @@
 """The scaffold of every training command: DDP, seeds, progress, checkpoints and resume, the loss log, the end.
 
-The four trainers (autoencoder, diffusion, segmenter, translator) bring their networks, batches, losses and
+The five trainers (autoencoder, diffusion, segmenter, translator, refiner) bring their networks, batches, losses and
 package; everything around them is here, once:
 
     run = TrainingRun(request, progress)                         # DDP context, progress, seeded torch and numpy
