@@ -159,7 +159,7 @@ def main():
     # The picture: the real held-out slice and its restorations; one generated slice each way.
     k = held_real.GetSize()[2] // 2
     z = seg15.GetSize()[2] // 2
-    shown = [(f"real 1.5 mm (held out)", sitk.GetArrayFromImage(held_real)[k], 1.0)]
+    shown = [("real 1.5 mm (held out)", sitk.GetArrayFromImage(held_real)[k], 1.0)]
     for how in ("autoencoder", "autoencoder + refiner"):
         if how in versions:
             shown.append((f"3 mm {how}", sitk.GetArrayFromImage(versions[how])[k], 1.0))

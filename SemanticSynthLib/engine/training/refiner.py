@@ -35,7 +35,7 @@ from ..volume.intensity import normalize
 from ..volume.io import array_of, read_volume
 from ..volume.labels import to_class_indices
 from .autoencoder import gradient_difference
-from .common import GuardedStep, backward_step, final_loss
+from .common import GuardedStep, final_loss
 from .dataset import random_crop
 from .run import TrainingRun
 
@@ -157,11 +157,7 @@ def train_refiner(request: TrainRefinerRequest, *, progress=None) -> Result:
             refined = model(coarse, guide)
         refined = refined.float()
         loss = torch.nn.functional.l1_loss(refined, target) + request.gradient_weight * gradient_difference(refined, target)
-        backward_step(loss, step, optimizer, guarded_step)
-        losses.append(loss.item())
-        done = step + 1
-        run.log_losses(losses, done, request.steps, skipped_steps=guarded_step.skipped)
-        run.save(done, request.steps)
+        run.step_taken(loss, step, optimizer, guarded_step, losses, request.steps)
 
     def write_package():
         meta = {k: v for k, v in package.metadata.items() if k not in ("format", "format_version", "version")}

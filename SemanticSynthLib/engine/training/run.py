@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
+from .common import backward_step
 from ..reporting.progress import Progress
 from ..reporting.results import Result
 from .distributed import setup
@@ -123,6 +124,15 @@ class TrainingRun:
         mean = self.ctx.mean(float(np.mean(losses[-every:])))
         self.log.write(step=done, **{key: mean}, **extra)
         self.progress.update(done if shown_step is None else shown_step, loss=round(mean, 4))
+
+    def step_taken(self, loss, step: int, optimizer, guarded_step, losses: list, last: int) -> bool:
+        """The end of one step of a one-stage trainer: backward_step (common.py), the loss logged every
+        --log-every steps and a checkpoint every --checkpoint-every; False when the step was skipped."""
+        taken = backward_step(loss, step, optimizer, guarded_step)
+        losses.append(loss.item())
+        self.log_losses(losses, step + 1, last, skipped_steps=guarded_step.skipped)
+        self.save(step + 1, last)
+        return taken
 
     def record(self, **specific) -> dict:
         """The package's training record: what every trainer records, then its own entries."""

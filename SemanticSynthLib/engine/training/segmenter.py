@@ -18,7 +18,7 @@ from ..model.segmenter import MULTIPLE, WEIGHTS, build_segmenter, default_segmen
 from ..model.package import save_package
 from ..model.precision import autocast, bf16_training_safe
 from .augment import random_intensity
-from .common import GuardedStep, backward_step, final_loss, load_cases, package_normalization
+from .common import GuardedStep, final_loss, load_cases, package_normalization
 from .dataset import random_crop
 from ..reporting.results import Result
 from ..requests import TrainSegmenterRequest
@@ -98,11 +98,7 @@ def train_segmenter(request: TrainSegmenterRequest, *, progress=None) -> Result:
         with autocast(ctx.device, use_bf16):
             logits = model(image.to(ctx.device))
         loss = loss_fn(logits.float(), labels.to(ctx.device))
-        backward_step(loss, step, optimizer, guarded_step)
-        losses.append(loss.item())
-        done = step + 1
-        run.log_losses(losses, done, request.steps, skipped_steps=guarded_step.skipped)
-        run.save(done, request.steps)
+        run.step_taken(loss, step, optimizer, guarded_step, losses, request.steps)
 
     def write_package():
         meta = {
