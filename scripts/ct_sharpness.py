@@ -160,9 +160,9 @@ def main():
     k = held_real.GetSize()[2] // 2
     z = seg15.GetSize()[2] // 2
     shown = [("real 1.5 mm (held out)", sitk.GetArrayFromImage(held_real)[k], 1.0)]
-    for how in ("autoencoder", "autoencoder + refiner"):
+    for how in ("linear", "linear + refiner"):
         if how in versions:
-            shown.append((f"3 mm {how}", sitk.GetArrayFromImage(versions[how])[k], 1.0))
+            shown.append((f"restored from 3 mm, {how}", sitk.GetArrayFromImage(versions[how])[k], 1.0))
     for name, v in gens.items():
         shown.append((f"generated 1.5 mm, {name}", sitk.GetArrayFromImage(v)[z], 1.0))
     picture(shown, out / "sharpness.png")
