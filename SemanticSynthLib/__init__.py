@@ -6,4 +6,4 @@
   module (SemanticSynth/SemanticSynth.py) and by `web`, the browser app;
 - `cli`: the command line, shared by all of them (model packages outside git: `engine.model.store`).
 """
-__version__ = "0.14.0"
+__version__ = "0.15.0"
