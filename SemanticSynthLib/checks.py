@@ -131,6 +131,21 @@ def factors(value) -> tuple:
     return tuple(parts)
 
 
+def subset(names: Iterable):
+    """A comma-separated choice of some of `names` ('affine,mirror'), kept in the order given; 'none' is none."""
+    allowed = list(names)
+
+    def check(value) -> tuple:
+        items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value or ())
+        items = [v for v in items if v and v != "none"]
+        bad = [v for v in items if v not in allowed]
+        if bad or len(set(items)) != len(items):
+            raise ValueError(f"give some of {', '.join(allowed)}, separated by commas (or none), not {value!r}")
+        return tuple(items)
+    check.__name__ = "subset"
+    return check
+
+
 def patch(multiple: int, low: int, high: int = 512):
     """One or three edge lengths in voxels, each a multiple of `multiple` in [low, high]."""
     def check(value) -> tuple:

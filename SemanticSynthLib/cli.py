@@ -22,6 +22,7 @@ HELP = {
     "train-autoencoder": "train the VQ-GAN autoencoder",
     "train-diffusion": "train the latent diffusion U-Net on top of an autoencoder package",
     "evaluate": "fidelity and realism of a generator against real labelled cases",
+    "make-dataset": "generate an nnU-Net v2 training set from many label maps (resumable)",
     "train-segmenter": "train the auxiliary segmenter used by evaluate (MONAI SegResNet)",
     "train-translator": "train a traceable translator (spatial transform + intensity translator)",
     "train-refiner": "add a detail refiner to a generator: its output at the label map's own, finer spacing",
@@ -175,11 +176,11 @@ def _dispatch(args) -> None:
 
 
 def main(argv=None) -> int:
-    from .engine.volume.atomic import Interrupted, install_signal_handlers, remove_all
+    from .engine.volume.atomic import Interrupted, install_signal_handlers, remove_all, restore_signal_handlers
 
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     debug = "--debug" in argv
-    install_signal_handlers()
+    handlers = install_signal_handlers()
     try:
         try:
             args = build_parser().parse_args(argv)
@@ -203,6 +204,7 @@ def main(argv=None) -> int:
         return 1
     finally:
         remove_all()
+        restore_signal_handlers(handlers)
     return 0
 
 

@@ -124,3 +124,21 @@ def test_console_script_is_installed():
     assert script.exists(), "install the package: pip install -e ."
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "generate" in result.stdout and "train-diffusion" in result.stdout
+
+
+def test_main_gives_the_callers_signal_handlers_back(tmp_path):
+    """A script that calls main() and then forks workers (nnU-Net's integrity check does) must not hand them our
+    SIGTERM handler: main() restores what the caller had."""
+    import signal
+
+    from SemanticSynthLib.cli import main
+
+    def mine(signum, frame):
+        pass
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert main(["generate", str(tmp_path / "missing.nii.gz"), str(tmp_path / "out.nii.gz")]) == 2
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -21,6 +21,7 @@ REQUIRED = {
     "train-segmenter": {"data": "d", "out": "o"},
     "train-translator": {"data": "d", "out": "o", "autoencoder": "a"},
     "train-refiner": {"data": "d", "out": "o", "model": "m"},
+    "make-dataset": {"labels": "l", "out": "o"},
 }
 
 

@@ -62,6 +62,12 @@ def _train_refiner(request, progress):
     return train_refiner(request, progress=progress)
 
 
+def _make_dataset(request, progress):
+    from ..datasets.make_dataset import make_dataset
+
+    return make_dataset(request, progress=progress)
+
+
 ENTRY_POINTS = {
     "generate": _generate,
     "translate": _translate,
@@ -71,6 +77,7 @@ ENTRY_POINTS = {
     "train-segmenter": _train_segmenter,
     "train-translator": _train_translator,
     "train-refiner": _train_refiner,
+    "make-dataset": _make_dataset,
 }
 
 

@@ -4,11 +4,12 @@ from .generation import GenerationRequest, Sampling
 from .training import (TrainAutoencoderRequest, TrainDiffusionRequest, TrainingRequest, TrainSegmenterRequest,
                        TrainTranslatorRequest, TrainRefinerRequest)
 from .translation import TranslationRequest
+from .dataset import MakeDatasetRequest
 from .base import Request
 
 REQUESTS = {cls.command: cls for cls in (GenerationRequest, TranslationRequest, EvaluationRequest,
                                          TrainAutoencoderRequest, TrainDiffusionRequest, TrainSegmenterRequest,
-                                         TrainTranslatorRequest, TrainRefinerRequest)}
+                                         TrainTranslatorRequest, TrainRefinerRequest, MakeDatasetRequest)}
 
 
 def read_request(path) -> Request:
@@ -36,4 +37,4 @@ def read_request(path) -> Request:
 
 __all__ = ["REQUESTS", "Request", "read_request", "GenerationRequest", "Sampling", "TranslationRequest",
            "EvaluationRequest", "TrainingRequest", "TrainAutoencoderRequest", "TrainDiffusionRequest",
-           "TrainSegmenterRequest", "TrainTranslatorRequest", "TrainRefinerRequest"]
+           "TrainSegmenterRequest", "TrainTranslatorRequest", "TrainRefinerRequest", "MakeDatasetRequest"]

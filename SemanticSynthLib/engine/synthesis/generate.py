@@ -188,6 +188,28 @@ def _generate(request: GenerationRequest, progress: Progress) -> Result:
     check_output_path(request.out, request.overwrite)
     label_map = read_volume(request.labels, request.series)
     package = load_package(resolve_model(request.model, request.modality, download_reporter(progress)), device="cpu")
+    image, record = synthesize(package, label_map, request, progress)
+    write_volume(image, request.out, request.overwrite)
+    progress.message(f"wrote {request.out}", output=str(request.out))
+    return Result("generate", {"out": str(request.out)}, record, generation_report(image))
+
+
+REPORTED = ("calibration", "unseen_labels", "bowel_gas", "bone_priors", "body_outline", "refined")
+
+
+def generation_report(image: sitk.Image) -> dict:
+    """What a generated volume's metadata reports beyond its provenance (calibration, unseen labels, the CT rules
+    applied, the refinement), as the Result's report."""
+    return {key: json.loads(image.GetMetaData(f"SemanticSynth_{key}")) for key in REPORTED
+            if image.HasMetaDataKey(f"SemanticSynth_{key}")}
+
+
+def synthesize(package: ModelPackage, label_map: sitk.Image, request: GenerationRequest,
+               progress: Progress) -> tuple[sitk.Image, dict]:
+    """A label map already read and a package already loaded -> the generated volume, stamped with its provenance,
+    and that record: what `generate` does between reading and writing (also per case of make-dataset, whose
+    package is loaded once). The request's defaults are resolved, the map's vocabulary read and the priors checked
+    before any work."""
     resolved = resolve(request, package)
     if resolved.label_mapping:  # the user's own id -> model label mapping: no vocabulary is read into it
         mapping = load_name_mapping(resolved.label_mapping, package.labels, segment_names(label_map))
@@ -206,9 +228,4 @@ def _generate(request: GenerationRequest, progress: Progress) -> Result:
         image = outside_to_background(image, label_map, package.normalization(resolved.modality))
     record = generation_provenance(package.metadata.get("name", package.path.name), package.metadata, resolved)
     stamp(image, record)
-    write_volume(image, request.out, request.overwrite)
-    progress.message(f"wrote {request.out}", output=str(request.out))
-    report = {key[len("SemanticSynth_"):]: json.loads(image.GetMetaData(key)) for key in image.GetMetaDataKeys()
-              if key in ("SemanticSynth_calibration", "SemanticSynth_unseen_labels", "SemanticSynth_bowel_gas",
-                         "SemanticSynth_bone_priors", "SemanticSynth_body_outline", "SemanticSynth_refined")}
-    return Result("generate", {"out": str(request.out)}, record, report)
+    return image, record

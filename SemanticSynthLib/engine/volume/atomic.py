@@ -32,11 +32,21 @@ def _raise_interrupted(signum, frame):
     raise Interrupted(signum)
 
 
-def install_signal_handlers() -> None:
-    """SIGINT, SIGTERM and SIGHUP raise Interrupted (main thread only, as Python requires)."""
+def install_signal_handlers() -> dict:
+    """SIGINT, SIGTERM and SIGHUP raise Interrupted (main thread only, as Python requires). Returns the handlers
+    they had, for restore_signal_handlers: a caller that runs the CLI in its own process (a script, a notebook)
+    gets its own handlers back, and the processes it forks later do not inherit ours."""
+    before = {}
     for sig in HANDLED_SIGNALS:
         with contextlib.suppress(ValueError, OSError):
-            signal.signal(sig, _raise_interrupted)
+            before[sig] = signal.signal(sig, _raise_interrupted)
+    return before
+
+
+def restore_signal_handlers(before: dict) -> None:
+    for sig, handler in before.items():
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 @contextlib.contextmanager

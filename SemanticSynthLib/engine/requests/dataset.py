@@ -1,0 +1,48 @@
+"""What `make-dataset` needs: label maps in, an nnU-Net v2 training set of generated volumes out."""
+from typing import ClassVar, Optional
+
+from .base import option
+from .generation import Sampling
+from ...checks import integer, one_of, subset, text
+from ..datasets.map_augmentation import KINDS as AUGMENTATIONS
+from .registries import device_names, label_table_names, modality_names, phase_names
+
+
+class MakeDatasetRequest(Sampling):
+    """Generate K volumes from each of many label maps, as an nnU-Net v2 dataset (imagesTr, labelsTr, dataset.json).
+
+    Args:
+        labels: a folder of label maps, an nnU-Net/MSD dataset folder (its labelsTr), or a CSV with a label column.
+        out: the dataset folder: new, or one this command made before (finished cases are kept: the run resumes).
+        model, modality, device, phase, label_table, unknown_labels: as for generate.
+        samples: volumes per label map; sample k of every map uses seed SEED + k.
+        augment: label-map augmentation before generation, some of affine, elastic, mirror (left-right, with
+            paired structures swapped); the deformed map is the case's label file.
+        label_ids: the label files' ids: "dataset" (0..N, consecutive, named in dataset.json: what nnU-Net v2
+            accepts) or "map" (each map's own ids, e.g. for train-segmenter --label-groups; not nnU-Net-valid when
+            the ids have gaps).
+        name: the dataset's name in dataset.json.
+    """
+
+    command: ClassVar[str] = "make-dataset"
+
+    labels: str = option(help="folder of label maps, nnU-Net/MSD dataset folder (labelsTr) or CSV with a label column",
+                         check=text, role="data", positional=True)
+    out: str = option(help="dataset folder to write: new, or one make-dataset began (its finished cases are kept)",
+                      check=text, positional=True, recorded=False)
+    model: Optional[str] = option(None, "model package folder or bundled name (default: by modality)", role="model")
+    modality: Optional[str] = option(None, "default: the model's first modality", check=one_of(modality_names))
+    samples: int = option(1, "volumes per label map (sample k uses seed SEED + k)", check=integer(1, 1000))
+    device: str = option("auto", "where the networks run: auto (CUDA where available), cpu or cuda",
+                         check=one_of(device_names))
+    phase: Optional[str] = option(None, "CT: generate every label at this contrast phase's reference HU",
+                                  check=one_of(phase_names))
+    label_table: Optional[str] = option(None, "the maps' vocabulary (default: detected per map)",
+                                        check=one_of(label_table_names))
+    unknown_labels: str = option("error", "labels the model does not know: error (the map is skipped and listed), "
+                                          "or generate them as background", check=one_of(("error", "background")))
+    augment: tuple = option((), "label-map augmentation before generation: some of affine, elastic, mirror "
+                                "(left-right with paired labels swapped), comma-separated", check=subset(AUGMENTATIONS))
+    label_ids: str = option("dataset", "label files' ids: dataset (0..N named in dataset.json, what nnU-Net wants) or "
+                                       "map (each map's own ids)", check=one_of(("dataset", "map")))
+    name: str = option("SemanticSynth", "the dataset's name in dataset.json", check=text)
