@@ -34,6 +34,16 @@ def tiny_model(tmp_path_factory, tiny_dataset) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_segmenter(tiny_dataset, tmp_path_factory) -> Path:
+    from SemanticSynthLib.cli import main
+
+    out = tmp_path_factory.mktemp("segmenter") / "segmenter"
+    assert main(["train-segmenter", "--data", str(tiny_dataset), "--out", str(out), "--steps", "3", "--patch", "32",
+                 "--progress", "none"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_labels(tiny_dataset) -> sitk.Image:
     return sitk.ReadImage(str(tiny_dataset / "labelsTr" / "case_000.nii.gz"))
 

@@ -61,14 +61,6 @@ def test_muse_groups_cover_the_table():
     assert (grouped[ids == 0] == 0).all()
 
 
-@pytest.fixture(scope="module")
-def tiny_segmenter(tiny_dataset, tmp_path_factory):
-    out = tmp_path_factory.mktemp("segmenter") / "segmenter"
-    assert main(["train-segmenter", "--data", str(tiny_dataset), "--out", str(out), "--steps", "3", "--patch", "32",
-                 "--progress", "none"]) == 0
-    return out
-
-
 def test_train_segmenter_writes_a_package_with_painting_means(tiny_segmenter):
     meta = json.loads((tiny_segmenter / "metadata.json").read_text())
     assert meta["kind"] == "segmenter" and meta["groups"]["name"] == "muse_groups"

@@ -10,6 +10,7 @@ baseline (each label filled with its training-set mean) gets the same metrics.
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -22,8 +23,10 @@ from ..synthesis.generate import generate_volume
 from ..synthesis.reconstruction import reconstruct_volume
 from ..synthesis.label_vocabulary import read_in_vocabulary
 from ..volume.geometry import resample_intensity, resample_labels, working_grid
-from ..volume.intensity import model_units
+from ..volume.intensity import denormalize, model_units
 from ..volume.io import array_of, image_like, lps_array, read_volume
+from .memorisation import memorisation
+from .radiomics_distance import MIN_CASES, frd_by_halves, unavailable
 from .metrics import dice_per_class, frechet_distance, ms_ssim_in_mask, psnr_in_mask, ssim_in_mask
 from ..model.package import load_package
 from ..model.store import resolve_model
@@ -56,6 +59,19 @@ def structure_intensity(unit: np.ndarray, groups_map: np.ndarray, count: int) ->
 
 
 
+def generated_on_grid(package, case, label_map, grid, modality: str, steps: int | None, seed: int, progress,
+                      guidance: float | None, temperature: float | None, calibrate: bool) -> np.ndarray:
+    """A volume generated from the case's map, on the evaluation grid, in model units."""
+    # The map to generate from: the case's own, or its `condition` map in another vocabulary (an aseg-style merge of
+    # the MUSE map), read through that vocabulary; Dice is always against the case's own labels.
+    source = read_volume(case.condition) if case.condition else label_map
+    seen_as, mapping, _table = read_in_vocabulary(package, source)
+    image = generate_volume(seen_as, source, modality=modality, steps=steps, seed=seed, progress=progress,
+                            unknown="background", guidance=guidance, temperature=temperature, mapping=mapping,
+                            calibrate=calibrate)
+    return model_units(array_of(resample_intensity(image, grid)), package.normalization(modality))
+
+
 def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: int | None, seed: int, progress,
                   guidance: float | None = None, temperature: float | None = None,
                   calibrate: bool = True) -> tuple[dict, dict]:
@@ -68,16 +84,8 @@ def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: 
     norm = package.normalization(modality)
     real = units_on_grid(read_volume(case.image), grid, norm)
     volumes = {"real": real, "painting": painting(ids, segmenter.metadata["label_means"])}
-    generated = []
-    # The map to generate from: the case's own, or its `condition` map in another vocabulary (an aseg-style merge of
-    # the MUSE map), read through that vocabulary; Dice is always against the case's own labels.
-    source = read_volume(case.condition) if case.condition else label_map
-    seen_as, mapping, _table = read_in_vocabulary(package, source)
-    for k in range(samples):
-        image = generate_volume(seen_as, source, modality=modality, steps=steps, seed=seed + k, progress=progress,
-                                unknown="background", guidance=guidance, temperature=temperature, mapping=mapping,
-                                calibrate=calibrate)
-        generated.append(model_units(array_of(resample_intensity(image, grid)), norm))
+    generated = [generated_on_grid(package, case, label_map, grid, modality, steps, seed + k, progress, guidance,
+                                   temperature, calibrate) for k in range(samples)]
     volumes["generated"] = generated[0]
     reconstruction = reconstruct_volume(package, read_volume(case.image), label_map, modality)
     volumes["reconstruction"] = model_units(array_of(resample_intensity(reconstruction, grid)), norm)
@@ -103,7 +111,9 @@ def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: 
     lps_mask = oriented(mask.astype(np.uint8)) > 0
     slices = {name: plane_slices(oriented(volumes[name]), lps_mask) for name in ("real", *SOURCES)}
     pictures = {"labels": oriented(truth), "real": oriented(real), "generated": oriented(generated[0])}
-    return result, {"slices": slices, "pictures": pictures}
+    kept = {"case": result["case"], "grid": grid, "real": real, "generated": generated[0],
+            "painting": volumes["painting"], "labels": mask}  # for FRD and the memorisation check
+    return result, {"slices": slices, "pictures": pictures, "volumes": kept}
 
 
 def _summary(cases: list[dict], names: list[str], fid: dict) -> dict:
@@ -124,6 +134,41 @@ def _summary(cases: list[dict], names: list[str], fid: dict) -> dict:
             "intensity_relative_error_mean": float(np.nanmean(relative)),
         }
     return summary
+
+
+def _radiomics(kept: list[dict], norm: dict, progress, skipped: list) -> dict | None:
+    reason = unavailable()
+    if reason is None and len(kept) < MIN_CASES:
+        reason = f"FRD skipped: it needs at least {MIN_CASES} cases (two halves of two), not {len(kept)}"
+    if reason:
+        skipped.append(reason)
+        return None
+    # PyRadiomics bins intensities in the modality's own units (HU, scanner values), so the volumes leave model units.
+    cases = [{**c, **{k: denormalize(c[k], norm) for k in ("real", "generated", "painting")}} for c in kept]
+    return frd_by_halves(cases, workers=max(1, min(4, os.cpu_count() or 1)), progress=progress)
+
+
+def _training_volumes(request, cases, package, segmenter, modality, guidance, temperature, progress) -> list[dict]:
+    """The memorisation check's training subjects (not among the evaluated ones), generated as evaluate does."""
+    evaluated = {str(Path(c.label).resolve()) for c in cases}
+    training = [c for c in list_cases(request.training_data, modality) if c.image is not None and c.label is not None
+                and str(Path(c.label).resolve()) not in evaluated][: request.memorisation_cases]
+    if not training:
+        raise SynthError(f"--training-data {request.training_data} has no image/label pairs outside the evaluated "
+                         "cases; give the generator's training pairs")
+    progress.stage("memorisation check: training subjects", len(training))
+    volumes = []
+    for i, case in enumerate(training, 1):
+        label_map = read_volume(case.label)
+        grid = working_grid(label_map, segmenter.working_spacing, MULTIPLE)
+        volumes.append({"case": Path(case.label).name.split(".nii")[0], "grid": grid,
+                        "real": units_on_grid(read_volume(case.image), grid, package.normalization(modality)),
+                        "generated": generated_on_grid(package, case, label_map, grid, modality, request.steps,
+                                                       request.seed, Progress("none"), guidance, temperature,
+                                                       request.calibrate),
+                        "labels": array_of(resample_labels(label_map, grid)) > 0})
+        progress.update(i)
+    return volumes
 
 
 def evaluate(request: EvaluationRequest, *, progress: Progress | str | None = None) -> Result:
@@ -154,7 +199,7 @@ def evaluate(request: EvaluationRequest, *, progress: Progress | str | None = No
     if not cases:
         raise SynthError(f"{request.data} has no image/label pairs to evaluate on")
     t0 = time.monotonic()
-    results, slices, pictures = [], {n: {p: [] for p in PLANES} for n in ("real", *SOURCES)}, []
+    results, slices, pictures, kept = [], {n: {p: [] for p in PLANES} for n in ("real", *SOURCES)}, [], []
     quiet = Progress("none")
     progress.stage("evaluating cases", len(cases))
     for i, case in enumerate(cases):
@@ -166,6 +211,8 @@ def evaluate(request: EvaluationRequest, *, progress: Progress | str | None = No
                 slices[name][plane].append(stack)
         if i < request.pictures:
             pictures.append((result["case"], extra["pictures"]))
+        if request.frd or request.training_data:
+            kept.append(extra["volumes"])
         progress.update(i + 1)
     progress.stage("FID features", 1)
     feats = {name: {p: features.slice_features(np.concatenate(slices[name][p])) for p in PLANES} for name in slices}
@@ -184,6 +231,14 @@ def evaluate(request: EvaluationRequest, *, progress: Progress | str | None = No
         fid["real vs real (halves)"] = frechet_distance(np.concatenate(halves[0]), np.concatenate(halves[1]))
     progress.update(1)
     summary = _summary(results, segmenter.groups.names, fid)
+    summary["skipped"] = []
+    if request.frd:
+        summary["frd"] = _radiomics(kept, package.normalization(modality), progress, summary["skipped"])
+    if request.training_data:
+        training = _training_volumes(request, cases, package, segmenter, modality, guidance, temperature, progress)
+        summary["memorisation"] = memorisation(kept, training)
+    for note in summary["skipped"]:
+        progress.message(note)
     summary.update({"generator": package.path.name, "segmenter": segmenter.name,
                     "fid_features": feature_name, "fid_slices_per_set": int(sum(len(feats["real"][p]) for p in PLANES)),
                     "samples_per_case": request.samples, "steps": int(request.steps or package.default_steps),

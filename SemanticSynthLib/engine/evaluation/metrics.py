@@ -70,3 +70,13 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
         raise SynthError("the FID features are not finite (NaN or inf from the feature network); check "
                          "--feature-weights, or reinstall the segmenter package")
     return float(FIDMetric()(a, b).item())
+
+
+def ncc_in_mask(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """Normalised cross-correlation (Pearson) of two volumes over the mask's voxels; 0 where either is flat."""
+    x = a[mask].astype(np.float64)
+    y = b[mask].astype(np.float64)
+    x -= x.mean()
+    y -= y.mean()
+    denominator = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / denominator) if denominator > 0 else 0.0

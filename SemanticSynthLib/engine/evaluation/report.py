@@ -54,6 +54,7 @@ def markdown(summary: dict, results: list[dict], names: list[str], pictures: lis
     for r in results:
         lines.append(f"| {r['case']} | {r['generated']['psnr']:.2f} | {r['generated']['ssim']:.3f} | {r['generated']['ms_ssim']:.3f} | "
                      f"{np.nanmean(r['dice_orig']):.3f} | {np.nanmean(r['generated']['dice']):.3f} | {r['painting']['psnr']:.2f} |")
+    lines += _realism_and_privacy(summary)
     lines += ["", "## Pictures", ""] + [f"![{case}]({case}.png)" for case in pictures] + [""]
     return "\n".join(lines)
 
@@ -113,6 +114,37 @@ def slice_grid(case: str, pictures: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=70, facecolor="black")
     plt.close(fig)
+
+
+def _realism_and_privacy(summary: dict) -> list[str]:
+    """The FRD and memorisation sections, where evaluate ran them, and what it skipped."""
+    lines = []
+    frd = summary.get("frd")
+    if frd:
+        lines += ["", "## Fréchet Radiomics Distance (independent realism)", "",
+                  f"{frd['definition']}; {frd['cases_per_half']} cases per half. Lower is better; the floor is what two "
+                  "real halves give.", "", "| region | real vs real (floor) | generated | label-mean painting |",
+                  "|---|---|---|---|"]
+        lines += [f"| {region} | {v['floor']:.2f} | {v['generated']:.2f} | {v['painting']:.2f} |"
+                  for region, v in frd["regions"].items()]
+    m = summary.get("memorisation")
+    if m:
+        lines += ["", "## Memorisation check (privacy)", "",
+                  f"Generated against the real scan of the same label map, inside the labels: {m['cases']['training']} "
+                  f"training subjects, {m['cases']['held_out']} held-out (the evaluated cases). A model that memorised "
+                  "its training scans scores clearly higher on the training subjects.", "",
+                  "| | training subjects | held-out subjects | gap |", "|---|---|---|---|",
+                  f"| SSIM | {m['training']['ssim']:.3f} | {m['held_out']['ssim']:.3f} | {m['ssim_gap']:+.3f} |",
+                  f"| NCC | {m['training']['ncc']:.3f} | {m['held_out']['ncc']:.3f} | {m['ncc_gap']:+.3f} |", "",
+                  f"Nearest training scan of each held-out generated volume (NCC inside its labels): "
+                  f"{m['closer_to_a_training_scan']} of {len(m['nearest'])} are closer to a training scan than to "
+                  "their own subject's real scan.", "", "| held-out case | own real scan | nearest training scan | NCC |",
+                  "|---|---|---|---|"]
+        lines += [f"| {n['case']} | {n['own_scan_ncc']:.3f} | {n['nearest_training_scan']} | {n['nearest_training_ncc']:.3f} |"
+                  for n in m["nearest"]]
+    if summary.get("skipped"):
+        lines += ["", "## Skipped", ""] + [f"- {note}" for note in summary["skipped"]]
+    return lines
 
 
 def write_report(out: Path, summary: dict, results: list[dict], pictures: list, names: list[str]) -> None:

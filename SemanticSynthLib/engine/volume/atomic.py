@@ -28,7 +28,16 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+_owner = {"pid": None}  # the process that installed the handlers
+
+
 def _raise_interrupted(signum, frame):
+    if os.getpid() != _owner["pid"]:
+        # A worker a library forked (multiprocessing.Pool: FRD's feature extraction) inherited this handler; its
+        # pool ends it with SIGTERM, which must end it quietly, as the default action does, not raise in it.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise Interrupted(signum)
 
 
@@ -37,6 +46,7 @@ def install_signal_handlers() -> dict:
     they had, for restore_signal_handlers: a caller that runs the CLI in its own process (a script, a notebook)
     gets its own handlers back, and the processes it forks later do not inherit ours."""
     before = {}
+    _owner["pid"] = os.getpid()
     for sig in HANDLED_SIGNALS:
         with contextlib.suppress(ValueError, OSError):
             before[sig] = signal.signal(sig, _raise_interrupted)
