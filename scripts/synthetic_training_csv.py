@@ -1,5 +1,5 @@
 """The training lists of scripts/synthetic_training.sh, from make-dataset's output (RUN/b and RUN/d) and the real
-split (RUN/train.csv): b.csv (synthetic), c.csv (real + b), d.csv (real + the augmented d).
+split (RUN/train.csv): a.csv (the real ones), b.csv (synthetic), c.csv (real + b), d.csv (real + the augmented d).
 
 python scripts/synthetic_training_csv.py runs/synth
 """
@@ -29,6 +29,7 @@ if __name__ == "__main__":
     run = Path(sys.argv[1])
     real = list(csv.reader(open(run / "train.csv")))[1:]
     synthetic, augmented = dataset_rows(run / "b"), dataset_rows(run / "d")
+    write(run / "a.csv", real)
     write(run / "b.csv", synthetic)
     write(run / "c.csv", real + synthetic)
     write(run / "d.csv", real + augmented)
