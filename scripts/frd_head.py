@@ -66,12 +66,12 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
-from scipy import ndimage  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REGIONS = ("brain", "head", "image")
-HEAD_FRACTION = 0.05  # of the scan's 99th percentile: air and noise below, skin and skull above
-HEAD_CLOSING = 2      # voxels
+sys.path.insert(0, str(REPO))
+from SemanticSynthLib.engine.evaluation.radiomics_distance import (  # noqa: E402
+    FOREGROUND_CLOSING as HEAD_CLOSING, FOREGROUND_FRACTION as HEAD_FRACTION)
 
 
 def case_id(path: str) -> str:
@@ -139,16 +139,10 @@ def reconstruct(cases: list[dict], folder: Path, model: str, threads: int) -> di
 
 
 def head_mask(image: sitk.Image, brain: np.ndarray) -> np.ndarray:
-    """The head in a real scan (z, y, x array): see the module docstring."""
-    a = sitk.GetArrayFromImage(image).astype(np.float32)
-    mask = a > HEAD_FRACTION * float(np.percentile(a, 99))
-    mask = ndimage.binary_closing(mask, ndimage.generate_binary_structure(3, 1), iterations=HEAD_CLOSING,
-                                  border_value=0)
-    mask = ndimage.binary_fill_holes(mask)
-    parts, n = ndimage.label(mask)
-    if n > 1:
-        mask = parts == (np.argmax(np.bincount(parts.ravel())[1:]) + 1)
-    return mask | brain
+    """The head in a real scan (z, y, x array): evaluate --frd's foreground region (see the module docstring)."""
+    from SemanticSynthLib.engine.evaluation.radiomics_distance import foreground_mask
+
+    return foreground_mask(sitk.GetArrayFromImage(image).astype(np.float32), brain)
 
 
 def write_masks(cases: list[dict], folder: Path) -> dict:

@@ -89,6 +89,7 @@ def test_evaluate_frd_and_memorisation(tiny_model, tiny_segmenter, tiny_dataset,
         return
     regions = summary["frd"]["regions"]
     assert set(regions) == {"labels", "foreground"} and summary["frd"]["cases_per_half"] == 2
+    assert all(set(v) == {"floor", "generated", "reconstruction", "painting"} for v in regions.values())
     for values in regions.values():
         assert all(np.isfinite(v) for v in values.values())
     # Flat label means have none of a scan's texture: further from real than a real half is.

@@ -26,7 +26,7 @@ from ..volume.geometry import resample_intensity, resample_labels, working_grid
 from ..volume.intensity import denormalize, model_units
 from ..volume.io import array_of, image_like, lps_array, read_volume
 from .memorisation import memorisation
-from .radiomics_distance import MIN_CASES, frd_by_halves, unavailable
+from .radiomics_distance import COMPARED, MIN_CASES, frd_by_halves, unavailable
 from .metrics import dice_per_class, frechet_distance, ms_ssim_in_mask, psnr_in_mask, ssim_in_mask
 from ..model.package import load_package
 from ..model.store import resolve_model
@@ -112,7 +112,7 @@ def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: 
     slices = {name: plane_slices(oriented(volumes[name]), lps_mask) for name in ("real", *SOURCES)}
     pictures = {"labels": oriented(truth), "real": oriented(real), "generated": oriented(generated[0])}
     kept = {"case": result["case"], "grid": grid, "real": real, "generated": generated[0],
-            "painting": volumes["painting"], "labels": mask}  # for FRD and the memorisation check
+            "painting": volumes["painting"], "reconstruction": volumes["reconstruction"], "labels": mask}  # for FRD and the memorisation check
     return result, {"slices": slices, "pictures": pictures, "volumes": kept}
 
 
@@ -144,7 +144,7 @@ def _radiomics(kept: list[dict], norm: dict, progress, skipped: list) -> dict | 
         skipped.append(reason)
         return None
     # PyRadiomics bins intensities in the modality's own units (HU, scanner values), so the volumes leave model units.
-    cases = [{**c, **{k: denormalize(c[k], norm) for k in ("real", "generated", "painting")}} for c in kept]
+    cases = [{**c, **{k: denormalize(c[k], norm) for k in ("real", *COMPARED)}} for c in kept]
     return frd_by_halves(cases, workers=max(1, min(4, os.cpu_count() or 1)), progress=progress)
 
 

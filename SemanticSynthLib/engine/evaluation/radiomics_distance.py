@@ -4,12 +4,13 @@ images), z-scored, FRD = log of the squared Fréchet distance; lower is better.
 
 Two regions, each volume measured inside its own subject's mask: `labels` (the label map's union) and
 `foreground` (the head or body in the subject's real scan: above 5% of its 99th percentile, closed, holes filled,
-largest component, with the labels). A generated volume and the painting are measured inside the masks of the
-subject whose map they came from.
+largest component, with the labels). A generated, reconstructed or painted volume is measured inside the masks
+of the subject whose map (or scan) it came from.
 
 Every comparison has the same size: the real scans of one half of the cases against, in turn, the real scans
-(the floor: what two real samples of the population give), the generated volumes and the label-mean paintings
-of the other half; then the halves swap, and the two directions are averaged.
+(the floor: what two real samples of the population give), the generated volumes, the autoencoder's
+reconstructions of the real scans (the decoder's ceiling) and the label-mean paintings of the other half; then
+the halves swap, and the two directions are averaged.
 
 frd-score and pyradiomics are an optional extra (`pip install semanticsynth[realism]`); without them `evaluate
 --frd` says what it skipped.
@@ -29,6 +30,7 @@ from scipy import ndimage
 from ..volume.io import image_like
 
 REGIONS = ("labels", "foreground")
+COMPARED = ("generated", "reconstruction", "painting")  # each against real; "floor" is real against real
 FOREGROUND_FRACTION = 0.05  # of the scan's 99th percentile: air and noise below, skin and skull above
 FOREGROUND_CLOSING = 2      # voxels
 MIN_CASES = 4               # two per half
@@ -76,11 +78,11 @@ def _features_once(frd):
 
 
 def frd_by_halves(cases: list[dict], workers: int = 1, progress=None) -> dict:
-    """FRD of generated volumes and paintings against real scans, with the real-against-real floor.
+    """FRD of generated, reconstructed and painted volumes against real scans, with the real-against-real floor.
 
-    cases: per subject {"grid": sitk.Image (the working grid), "real", "generated", "painting": arrays (x, y, z) in
-    the modality's units (HU or scanner values: PyRadiomics' bins are in those units), "labels": bool array}.
-    Returns {region: {"floor", "generated", "painting"}} (each the mean of both directions) and the counts."""
+    cases: per subject {"grid": sitk.Image (the working grid), "real" and each of COMPARED: arrays (x, y, z) in the
+    modality's units (HU or scanner values: PyRadiomics' bins are in those units), "labels": bool array}.
+    Returns {region: {"floor", *COMPARED}} (each the mean of both directions) and the counts."""
     from frd_score import frd
 
     half = len(cases) // 2
@@ -88,14 +90,14 @@ def frd_by_halves(cases: list[dict], workers: int = 1, progress=None) -> dict:
     results = {region: {} for region in REGIONS}
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
     with tempfile.TemporaryDirectory(prefix="semanticsynth-frd-") as tmp, _features_once(frd):
-        files = {name: [] for name in ("real", "generated", "painting", "labels", "foreground")}
+        files = {name: [] for name in ("real", *COMPARED, *REGIONS)}
         for i, case in enumerate(cases):
             masks = {"labels": case["labels"], "foreground": foreground_mask(case["real"], case["labels"])}
-            for name in ("real", "generated", "painting"):
+            for name in ("real", *COMPARED):
                 files[name].append(_write(Path(tmp) / name / f"{i}.nii.gz", case[name].astype(np.float32), case["grid"]))
             for name, mask in masks.items():
                 files[name].append(_write(Path(tmp) / name / f"{i}.nii.gz", mask.astype(np.uint8), case["grid"]))
-        steps = [(region, name, a, b) for region in REGIONS for name in ("floor", "generated", "painting")
+        steps = [(region, name, a, b) for region in REGIONS for name in ("floor", *COMPARED)
                  for a, b in (sides, sides[::-1])]
         if progress is not None:
             progress.stage("FRD (radiomics features)", len(steps))
@@ -110,7 +112,7 @@ def frd_by_halves(cases: list[dict], workers: int = 1, progress=None) -> dict:
                 progress.update(done)
     return {"regions": {r: {n: float(np.mean(v)) for n, v in values.items()} for r, values in results.items()},
             "cases_per_half": half, "definition": "frd-score FRD v1 (3D defaults), real half against the other "
-            "half's real / generated / painting, both directions averaged; regions: labels' union, real scan's "
+            "half's real / generated / reconstructed / painted volumes, both directions averaged; regions: labels' union, real scan's "
             "foreground"}
 
 

@@ -123,9 +123,9 @@ def _realism_and_privacy(summary: dict) -> list[str]:
     if frd:
         lines += ["", "## Fréchet Radiomics Distance (independent realism)", "",
                   f"{frd['definition']}; {frd['cases_per_half']} cases per half. Lower is better; the floor is what two "
-                  "real halves give.", "", "| region | real vs real (floor) | generated | label-mean painting |",
-                  "|---|---|---|---|"]
-        lines += [f"| {region} | {v['floor']:.2f} | {v['generated']:.2f} | {v['painting']:.2f} |"
+                  "real halves give.", "", "| region | real vs real (floor) | generated | reconstruction (ceiling) | "
+                  "label-mean painting |", "|---|---|---|---|---|"]
+        lines += [f"| {region} | {v['floor']:.2f} | {v['generated']:.2f} | {v['reconstruction']:.2f} | {v['painting']:.2f} |"
                   for region, v in frd["regions"].items()]
     m = summary.get("memorisation")
     if m:
