@@ -5,19 +5,29 @@ python scripts/benchmark.py --translate [--repeats 3]   # the translator on a 12
 python scripts/benchmark.py --device cuda              # on a GPU (still 2 CPU threads); adds peak GPU memory
 python scripts/benchmark.py --fine --model MODEL       # the CT sample at 1.5 and 1 mm, with MODEL's detail refiner
                                                        # and with --no-refine
+python scripts/benchmark.py --throughput [--maps 8] [--samples 2]   # make-dataset's volumes per hour: one
+                                                       # process, Ray with 1 worker, Ray with 2 workers (needs Ray)
 
 Each measurement runs in a fresh child process (so its peak RSS is its own); the median of the repeats is
 printed. Label maps: the bundled CT sample (122x101x30), an MRI validation map (120x120x90), and real MUSE
 label maps resampled to fill a 128^3 and a 256x256x128 grid at the brain model's 2 mm working spacing.
 Translation: a real validation T1 resampled (linearly) to fill 128^3 at 2 mm. --fine: the CT sample's map split into
 voxels of 1.5 mm (244x202x60) and 1 mm (366x303x90), nearest neighbour.
+--throughput: make-dataset on the first --maps IXI label maps (120x120x90), --samples each, with brain-mri: in one
+process (2 torch threads), and on a Ray cluster of this machine's cores started here (127.0.0.1) with 1 and with 2
+workers. The rate is the steady one, from the case finish times (make-dataset's JSON progress): (N - W) cases over
+the time from the W-th case to the N-th with W workers, so that Ray's and the workers' start (model loading) do not
+count; the rate over the whole command (start included) is printed beside it.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +40,8 @@ sys.path.insert(0, str(REPO))
 SHARED = Path(os.environ.get("SEMANTICSYNTH_DATA", REPO.parent / "shared" / "data"))  # as tests/testdata.py
 IXI_VAL = SHARED / "ixi_muse" / "labels" / "IXI012-HH-1211.nii.gz"
 IXI_VAL_T1 = SHARED / "ixi_muse" / "t1" / "IXI012-HH-1211.nii.gz"
+IXI_LABELS = SHARED / "ixi_muse" / "labels"
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}  # a private cluster on 127.0.0.1
 CT_SAMPLE = REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz"
 
 
@@ -127,6 +139,90 @@ def measure(labels, model, modality, steps, repeats, translate: bool = False, de
     return summary
 
 
+def dataset_rate(maps: Path, out: Path, model: str, samples: int, steps: int | None, workers: int,
+                 extra: list[str]) -> dict:
+    """One make-dataset run in a child process: its steady and its whole-command volumes per hour."""
+    cmd = [sys.executable, "-m", "SemanticSynthLib", "make-dataset", str(maps), str(out), "--model", model,
+           "--samples", str(samples), "--progress", "json", *extra] + (["--steps", str(steps)] if steps else [])
+    t0 = time.perf_counter()
+    run = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **RAY_ENV, "OMP_NUM_THREADS": "2"})
+    wall = time.perf_counter() - t0
+    if run.returncode:
+        return {"error": (run.stderr.strip().splitlines() or ["failed"])[-1]}
+    records = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    times = [r["elapsed_s"] for r in records if r.get("stage") == "making dataset" and "case" in r]
+    made_by = next(r["made_by"] for r in records if "made_by" in r)
+    n = len(times)
+    return {"cases": n, "steady_per_hour": (n - workers) / (times[-1] - times[workers - 1]) * 3600,
+            "whole_per_hour": n / wall * 3600, "wall_s": wall, "cases_s": times[-1], "made_by": made_by}
+
+
+@contextlib.contextmanager
+def ray_head(tmp: Path, cpus: int):
+    """A Ray cluster of this machine (one node, `cpus` CPUs, 127.0.0.1) for the block; yields its address. Stopped by
+    killing its own processes (those started with its temp dir, and their children), not every Ray on the machine."""
+    import psutil
+
+    temp = tempfile.mkdtemp(prefix="ssray-", dir="/tmp")  # short: Ray's socket paths live under it
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    try:
+        subprocess.run([str(Path(sys.executable).with_name("ray")), "start", "--head", "--node-ip-address=127.0.0.1",
+                        f"--port={ports[0]}", f"--num-cpus={cpus}", "--include-dashboard=false", f"--temp-dir={temp}",
+                        "--disable-usage-stats", f"--dashboard-port={ports[1]}"],
+                       env={**os.environ, **RAY_ENV}, check=True, capture_output=True, timeout=300)
+        yield f"127.0.0.1:{ports[0]}"
+    finally:
+        found = {}
+        for p in psutil.process_iter(["cmdline"]):
+            if any(temp in part for part in (p.info["cmdline"] or [])):
+                for q in [p, *p.children(recursive=True)]:
+                    found[q.pid] = q
+        for q in found.values():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                q.kill()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def throughput(tmp: Path, n_maps: int, samples: int, model: str, steps: int | None) -> dict:
+    maps = tmp / "maps"
+    maps.mkdir()
+    for path in sorted(IXI_LABELS.glob("*.nii.gz"))[:n_maps]:
+        shutil.copy(path, maps / path.name)
+    one = ["--workers", "1", "--threads", "2"]
+    results = {"one process": dataset_rate(maps, tmp / "one", model, samples, steps, 1, one)}
+    with ray_head(tmp, os.cpu_count() or 1) as address:
+        for workers in (1, 2):
+            ray = ["--address", address, "--workers", str(workers)]
+            results[f"Ray, {workers} worker{'s' * (workers > 1)}"] = dataset_rate(maps, tmp / f"ray{workers}", model,
+                                                                                  samples, steps, workers, ray)
+    return results
+
+
+def print_throughput(results: dict, n_maps: int, samples: int) -> None:
+    print(f"make-dataset, {n_maps} IXI maps (120x120x90) x {samples} samples, brain-mri, {os.cpu_count()} cores:")
+    for name, r in results.items():
+        if "error" in r:
+            print(f"  {name:16s} failed: {r['error']}")
+            continue
+        how = r["made_by"]
+        threads = how.get("threads_per_worker", 2)
+        print(f"  {name:16s} {r['steady_per_hour']:7.0f} volumes/h steady ({r['cases']} cases in {r['cases_s']:.1f} s, "
+              f"{threads} thread{'s' * (threads > 1)} per worker); {r['whole_per_hour']:6.0f} volumes/h over the whole "
+              f"command ({r['wall_s']:.1f} s)")
+    one, ray1, ray2 = (results[k] for k in ("one process", "Ray, 1 worker", "Ray, 2 workers"))
+    if not any("error" in r for r in (one, ray1, ray2)):
+        results["scaling_efficiency"] = ray2["steady_per_hour"] / (2 * ray1["steady_per_hour"])
+        results["ray2_over_one_process"] = ray2["steady_per_hour"] / one["steady_per_hour"]
+        results["ray2_over_one_process_whole"] = ray2["whole_per_hour"] / one["whole_per_hour"]
+        print(f"  scaling efficiency, 2 workers / (2 x 1 worker): {results['scaling_efficiency']:.2f}")
+        print(f"  Ray 2 workers / one process: {results['ray2_over_one_process']:.2f} steady, "
+              f"{results['ray2_over_one_process_whole']:.2f} over the whole command (target >= 0.9)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -140,6 +236,9 @@ def main():
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="generation only")
     parser.add_argument("--fine", action="store_true", help="the CT sample at 1.5 and 1 mm, refined and not")
     parser.add_argument("--no-refine", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--throughput", action="store_true", help="make-dataset's volumes per hour: one process, Ray")
+    parser.add_argument("--maps", type=int, default=8, help="--throughput: IXI label maps")
+    parser.add_argument("--samples", type=int, default=2, help="--throughput: samples per map")
     args = parser.parse_args()
     if args.translate and args.device != "cpu":
         parser.error("--translate times the CPU only")
@@ -150,6 +249,12 @@ def main():
             print(json.dumps(one_run(args.one, args.model, args.modality, args.steps, args.device, not args.no_refine)))
         return
     tmp = Path(tempfile.mkdtemp())
+    if args.throughput:
+        results = throughput(tmp, args.maps, args.samples, args.model or "brain-mri", args.steps)
+        print_throughput(results, args.maps, args.samples)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1))
+        sys.exit(1 if any("error" in r for r in results.values() if isinstance(r, dict)) else 0)
     refine = {}
     if args.translate:
         cases = [("translate 128^3 T1", make_map((128, 128, 128), tmp / "t1_128.nii.gz", IXI_VAL_T1), args.model, "mri")]

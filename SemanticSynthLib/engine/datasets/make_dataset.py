@@ -1,4 +1,4 @@
-"""make-dataset: many label maps -> an nnU-Net v2 training set of generated volumes, in one process.
+"""make-dataset: many label maps -> an nnU-Net v2 training set of generated volumes.
 
 The model is loaded once. Every map is read first (plan): its vocabulary is detected as `generate` does, and the
 structures it holds name the dataset's labels (the model's names, ids 1..N in the model table's order), so that
@@ -6,16 +6,21 @@ every case uses one label numbering and a bad map is known before any generation
 cases; sample k uses seed SEED + k. A case is written whole (volume and labels together, each read back) and then
 its provenance; a case with its provenance is finished and is skipped when the command runs again, so an
 interrupted run resumes where it stopped and loses nothing. A map that cannot be read or generated is skipped and
-listed at the end, in the dataset card (dataset_card.json and dataset_card.md), with the counts, the time and the
-model. dataset.json is written last.
+listed at the end, in the dataset card (dataset_card.json and dataset_card.md), with the counts, the time, the
+model and how the cases were made. dataset.json is written last.
+
+The cases are made in this process, or by parallel workers on Ray (engine/datasets/ray_engine.py: on this machine
+by default, or on the cluster at --address); both take the same arguments (make_cases_here's) and call back here as
+each case is done, and only this process writes provenance, the card and dataset.json.
 """
 from __future__ import annotations
 
 import csv
+import functools
+import importlib.util
 import json
+import os
 import time
-import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,25 +33,17 @@ from ..reporting.provenance import SOFTWARE
 from ..reporting.results import Result
 from ..requests import GenerationRequest
 from ..requests.dataset import MakeDatasetRequest
-from ..synthesis.generate import resolve, synthesize
+from ..synthesis.generate import resolve
 from ..synthesis.label_vocabulary import read_in_vocabulary
 from ..volume.atomic import write_text_checked
-from ..volume.io import array_of, image_like, read_volume, write_volumes
+from ..volume.io import array_of, read_volume
 from ..volume.labels import segment_names, to_class_indices
 from ..volume.outputs import is_inside, same_file
-from .map_augmentation import augment_label_map
+from .cases import Case, CaseJob, MapPlan, case_volumes, one_line, remove_partials, write_case
 from .nnunet import case_name, dataset_json, image_path, label_path
 
 MAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".seg.nrrd")
 PLAN = "plan.json"  # in provenance/: what the dataset was begun with; a resumed run must match it
-
-
-@dataclass
-class MapPlan:
-    path: Path
-    stem: str
-    names: dict = field(default_factory=dict)  # id in the map -> the model's name of its structure (known ids)
-    error: str | None = None
 
 
 def list_label_maps(source: str | Path) -> list[Path]:
@@ -76,11 +73,6 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
-def _one_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else exc.__class__.__name__
-
-
 def plan_maps(package, paths: list[Path], request: MakeDatasetRequest, progress: Progress) -> list[MapPlan]:
     """Each map read and its structures named (the model's names); a map that fails gets its one-line error."""
     plans, stems = [], {}
@@ -92,8 +84,9 @@ def plan_maps(package, paths: list[Path], request: MakeDatasetRequest, progress:
         try:
             label_map = read_volume(path)
             plan.names = structure_names(package, label_map, request)
+            plan.voxels = int(np.prod(label_map.GetSize()))
         except SynthError as exc:
-            plan.error = _one_line(exc)
+            plan.error = one_line(exc)
         plans.append(plan)
         progress.update(i)
     return plans
@@ -168,7 +161,9 @@ def make_dataset(request: MakeDatasetRequest, *, progress: Progress | str | None
     out = Path(request.out)
     paths = list_label_maps(request.labels)
     _check_out(out, paths)
-    package = load_package(resolve_model(request.model, request.modality, download_reporter(progress)), device="cpu")
+    make_cases = case_engine(request, progress)  # a bad --address fails here, before any work
+    model = resolve_model(request.model, request.modality, download_reporter(progress))
+    package = load_package(model, device="cpu")
     base = resolve(GenerationRequest(labels="-", out="-", model=request.model, modality=request.modality,
                                      steps=request.steps, seed=request.seed, guidance=request.guidance,
                                      temperature=request.temperature, device=request.device), package)
@@ -182,69 +177,106 @@ def make_dataset(request: MakeDatasetRequest, *, progress: Progress | str | None
     _begin(out, {"model": name, "model_version": version, "labels": labels, "samples": request.samples,
                  "seed": request.seed, "augment": list(request.augment), "label_ids": request.label_ids,
                  "request": request.parameters(), "software": SOFTWARE})
+    remove_partials(out)  # what a killed earlier run (its driver or a worker) left half written
     failed = [{"labels": str(p.path), "error": p.error} for p in plans if p.error]
-    cases = [(p, k) for p in usable for k in range(request.samples)]
-    written = skipped = 0
-    progress.stage("making dataset", len(cases))
-    for done, (plan, k) in enumerate(cases, 1):
-        case = case_name(plan.stem, k)
-        record_path = out / "provenance" / f"{case}.json"
-        if record_path.is_file() and image_path(out, case).is_file() and label_path(out, case).is_file():
-            skipped += 1
+    cases = [Case(p, k, case_name(p.stem, k)) for p in usable for k in range(request.samples)]
+    todo = [c for c in cases if not _is_finished(out, c.name)]
+    count = {"written": 0, "done": len(cases) - len(todo)}
+
+    def finished(case: Case, record: dict | None, error: str | None, **info) -> None:
+        """A case is done (by whichever worker): its provenance, written here only, marks it finished."""
+        if error is None and not (image_path(out, case.name).is_file() and label_path(out, case.name).is_file()):
+            error = f"its files are missing from {out} after they were written; rerun to make it again"
+        if error is None:
+            _write_json(out / "provenance" / f"{case.name}.json", record)
+            count["written"] += 1
         else:
-            try:
-                _make_case(package, plan, k, case, labels, request, base, out)
-                written += 1
-            except SynthError as exc:
-                failed.append({"labels": str(plan.path), "sample": k, "error": _one_line(exc)})
-        progress.update(done, case=case)
+            failed.append({"labels": str(case.plan.path), "sample": case.sample, "error": error})
+        count["done"] += 1
+        progress.update(count["done"], case=case.name, **info)
+
+    progress.stage("making dataset", len(cases))
+    if count["done"]:
+        progress.update(count["done"])
+    try:
+        how = make_cases(CaseJob(request, base, labels, out, model), todo, finished, package)
+    finally:
+        remove_partials(out)  # a worker killed mid-case leaves its temp files; nothing is writing now
     progress.close_bar()
-    finished = sorted(p.name[: -len(".json")] for p in (out / "provenance").glob("*.json") if p.name != PLAN)
+    written, skipped = count["written"], len(cases) - len(todo)
+    finished_cases = sorted(p.name[: -len(".json")] for p in (out / "provenance").glob("*.json") if p.name != PLAN)
     card = {"name": request.name, "model": name, "model_version": version, "modality": base.modality,
-            "label_maps": len(plans), "samples_per_map": request.samples, "seeds": [request.seed + k for k in range(request.samples)],
-            "cases": len(finished), "written_now": written, "kept_from_before": skipped, "failed": failed,
-            "time_s": round(time.monotonic() - started, 1), "labels": labels, "software": SOFTWARE,
+            "label_maps": len(plans), "samples_per_map": request.samples,
+            "seeds": [request.seed + k for k in range(request.samples)],
+            "cases": len(finished_cases), "written_now": written, "kept_from_before": skipped, "failed": failed,
+            "time_s": round(time.monotonic() - started, 1), "labels": labels, "made_by": how, "software": SOFTWARE,
             "request": request.parameters()}
     _write_json(out / "dataset_card.json", card)
     write_text_checked(out / "dataset_card.md", _card_markdown(card), lambda back: True)
-    _write_json(out / "dataset.json", dataset_json(request.name, base.modality, labels, len(finished),
+    _write_json(out / "dataset.json", dataset_json(request.name, base.modality, labels, len(finished_cases),
                                                    f"generated by {SOFTWARE} with {name} {version}"))
     for item in failed:
         progress.message(f"skipped {item['labels']}: {item['error']}", skipped=item)
-    progress.message(f"wrote {len(finished)} cases to {out} ({written} now, {skipped} kept, {len(failed)} failed)",
-                     output=str(out))
+    progress.message(f"wrote {len(finished_cases)} cases to {out} ({written} now, {skipped} kept, {len(failed)} "
+                     f"failed); {_how_text(how)}", output=str(out), made_by=how)
     return Result("make-dataset", {"out": str(out), "dataset_json": str(out / "dataset.json")},
                   {"model": name, "model_version": version, "software": SOFTWARE, "request": request.parameters()},
                   card)
 
 
-def _make_case(package, plan: MapPlan, k: int, case: str, labels: dict, request: MakeDatasetRequest,
-               base: GenerationRequest, out: Path) -> None:
-    """One case: the volume generated from the map with seed SEED + k, the map in the dataset's label ids, both
-    written together, then the case's provenance (which marks it finished)."""
-    label_map = read_volume(plan.path)
-    augmentation = None
-    if request.augment:
-        # Seeded by the map's name and the sample, not by its place in the list: a resumed or reordered run
-        # draws the same deformation for the same case.
-        rng = np.random.default_rng([request.seed, zlib.crc32(plan.stem.encode()), k])
-        label_map, augmentation = augment_label_map(label_map, request.augment, rng, plan.names)
-    generation = base.model_copy(update={"labels": str(plan.path), "out": str(image_path(out, case)),
-                                         "seed": request.seed + k, "phase": request.phase,
-                                         "label_table": request.label_table, "unknown_labels": request.unknown_labels})
-    image, record = synthesize(package, label_map, generation, Progress("none"))
-    ids = array_of(label_map).astype(np.int64)
-    lookup = np.zeros(max(int(ids.max()), *plan.names) + 1, np.int64)
-    for i, structure in plan.names.items():  # the ids the model knows (read once, in the plan); others: background
-        lookup[i] = i if request.label_ids == "map" else labels[structure]
-    ids = lookup[ids]
-    ids = ids.astype(np.uint8 if ids.max() < 256 else np.uint16 if ids.max() < 65536 else np.int32)
-    for folder in ("imagesTr", "labelsTr"):
-        (out / folder).mkdir(parents=True, exist_ok=True)
-    # Overwrite: only a case without provenance gets here, i.e. never finished (an interrupted earlier run's).
-    write_volumes([(image, image_path(out, case)), (image_like(ids, label_map), label_path(out, case))], overwrite=True)
-    _write_json(out / "provenance" / f"{case}.json",
-                {"case": case, "labels": str(plan.path), "sample": k, "augmentation": augmentation, **record})
+def _is_finished(out: Path, case: str) -> bool:
+    return ((out / "provenance" / f"{case}.json").is_file() and image_path(out, case).is_file()
+            and label_path(out, case).is_file())
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def case_engine(request: MakeDatasetRequest, progress: Progress):
+    """make_cases_here, or Ray's make_cases (which starts Ray on this machine, or connects to --address, only once
+    there are cases to make; the address is checked now). One process where one worker is all there is (one core,
+    or --workers 1 without --address) and where Ray is not installed (with a note: the same cases, not in
+    parallel)."""
+    cores = available_cores()
+    if request.address is None and (request.workers or cores) == 1:
+        return make_cases_here
+    if importlib.util.find_spec("ray") is None:
+        if request.address is not None:
+            raise SynthError(f"--address {request.address} needs Ray: pip install 'semanticsynth[scale]', or leave "
+                             "--address out to make the cases in this process")
+        progress.message("Ray is not installed: making the cases in one process (pip install 'semanticsynth[scale]' "
+                         "for parallel workers)")
+        return make_cases_here
+    from .ray_engine import check_address, make_cases
+
+    check_address(request.address)
+    return functools.partial(make_cases, cores=cores)
+
+
+def make_cases_here(job: CaseJob, todo: list[Case], finished, package) -> dict:
+    """Each case in turn, in this process, with the package loaded here; `finished` is called as each is done."""
+    for case in todo:
+        try:
+            image, labels, record = case_volumes(package, job, case, read_volume(case.plan.path))
+            write_case(job.out, case.name, image, labels)
+        except SynthError as exc:
+            finished(case, None, one_line(exc))
+            continue
+        finished(case, record, None)
+    return {"engine": "one process", "results": "written by this process"}
+
+
+def _how_text(how: dict) -> str:
+    if how["engine"] != "ray":
+        return {"one process": "made in one process", "none": "nothing left to make"}.get(how["engine"], how["engine"])
+    threads = how["threads_per_worker"]
+    return (f"made on Ray ({how['address']}) by {how['workers']} workers x {threads} thread{'s' * (threads > 1)}"
+            + (" with a GPU each" if how.get("gpus_per_worker") else "") + f", files {how['results']}"
+            + (f", {how['worker_deaths']} worker deaths survived" if how.get("worker_deaths") else ""))
 
 
 def _card_markdown(card: dict) -> str:
@@ -253,7 +285,8 @@ def _card_markdown(card: dict) -> str:
              f"({card['modality']}) from {card['label_maps']} label maps, {card['samples_per_map']} per map "
              f"(seeds {', '.join(map(str, card['seeds']))}); nnU-Net v2 layout (imagesTr, labelsTr, dataset.json).", "",
              f"This run: {card['written_now']} written, {card['kept_from_before']} kept from before, "
-             f"{len(card['failed'])} failed, {card['time_s']} s. Each case's provenance is in provenance/CASE.json.", "",
+             f"{len(card['failed'])} failed, {card['time_s']} s; {_how_text(card['made_by'])}. Each case's provenance "
+             "is in provenance/CASE.json.", "",
              "| label | id |", "|---|---|"]
     lines += [f"| {name} | {i} |" for name, i in card["labels"].items()]
     if card["failed"]:

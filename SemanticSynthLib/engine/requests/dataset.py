@@ -8,6 +8,25 @@ from ..datasets.map_augmentation import KINDS as AUGMENTATIONS
 from .registries import device_names, label_table_names, modality_names, phase_names
 
 
+def worker_count(value):
+    """auto (None) or a number of workers from 1 to 1024."""
+    if value is None or (isinstance(value, str) and value.strip() == "auto"):
+        return None
+    return integer(1, 1024)(value)
+
+
+worker_count.low, worker_count.high = 1, 1024  # read by the GUIs' widgets (their ranges)
+
+
+def ray_address(value) -> str:
+    """auto, HOST:PORT or ray://HOST:PORT (a port from 1 to 65535)."""
+    value = text(value).strip()
+    host, _, port = value[len("ray://"):].rpartition(":") if value.startswith("ray://") else value.rpartition(":")
+    if value != "auto" and not (host.strip("[]") and port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"give HOST:PORT, ray://HOST:PORT or auto, not {value!r}")
+    return value
+
+
 class MakeDatasetRequest(Sampling):
     """Generate K volumes from each of many label maps, as an nnU-Net v2 dataset (imagesTr, labelsTr, dataset.json).
 
@@ -22,6 +41,10 @@ class MakeDatasetRequest(Sampling):
             accepts) or "map" (each map's own ids, e.g. for train-segmenter --label-groups; not nnU-Net-valid when
             the ids have gaps).
         name: the dataset's name in dataset.json.
+        workers, address, results: how the cases are made, not what they are (not recorded): parallel workers on
+            Ray (engine/datasets/ray_engine.py), on this machine or on the cluster at `address`; `results`
+            "driver" has this process send the maps to the workers and write the files they return, as it does
+            for workers that do not see --out.
     """
 
     command: ClassVar[str] = "make-dataset"
@@ -46,3 +69,14 @@ class MakeDatasetRequest(Sampling):
     label_ids: str = option("dataset", "label files' ids: dataset (0..N named in dataset.json, what nnU-Net wants) or "
                                        "map (each map's own ids)", check=one_of(("dataset", "map")))
     name: str = option("SemanticSynth", "the dataset's name in dataset.json", check=text)
+    workers: Optional[int] = option(None, "parallel workers, each with the model loaded once (needs Ray, the [scale] "
+                                          "extra): auto (default) is one per core, or per GPU on a GPU cluster; "
+                                          "1 without --address: one process", check=worker_count, metavar="N",
+                                    recorded=False)
+    address: Optional[str] = option(None, "an existing Ray cluster to run on: HOST:PORT, ray://HOST:PORT or auto "
+                                          "(default: Ray on this machine, started and stopped by this command)",
+                                    check=ray_address, metavar="ADDRESS", recorded=False)
+    results: str = option("auto", "who writes the case files: auto (the workers where they see --out, else this "
+                                  "process) or driver (this process sends the maps and writes the files the "
+                                  "workers return, as for workers that do not share its file system)",
+                          check=one_of(("auto", "driver")), recorded=False)
