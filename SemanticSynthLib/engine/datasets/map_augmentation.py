@@ -14,7 +14,6 @@ import SimpleITK as sitk
 
 from ..volume.io import array_of, image_like
 
-KINDS = ("affine", "elastic", "mirror")
 MAX_DEGREES = 10.0      # rotation about each axis
 MAX_SCALE = 0.10        # isotropic-per-axis scale 0.9..1.1
 MAX_SHIFT_MM = 5.0

@@ -4,7 +4,6 @@ from typing import ClassVar, Optional
 from .base import option
 from .generation import Sampling
 from ...checks import integer, one_of, subset, text
-from ..datasets.map_augmentation import KINDS as AUGMENTATIONS
 from .registries import device_names, label_table_names, modality_names, phase_names
 
 
@@ -25,6 +24,9 @@ def ray_address(value) -> str:
     if value != "auto" and not (host.strip("[]") and port.isdigit() and 1 <= int(port) <= 65535):
         raise ValueError(f"give HOST:PORT, ray://HOST:PORT or auto, not {value!r}")
     return value
+
+
+AUGMENTATIONS = ("affine", "elastic", "mirror")  # engine/datasets/map_augmentation.py draws each
 
 
 class MakeDatasetRequest(Sampling):
