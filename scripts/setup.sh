@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv with the CPU build of torch 2.13.0 and SemanticSynth (editable, with the test, web and scale extras),
+# Creates .venv with the CPU build of torch 2.13.0 and SemanticSynth (editable, with the test, web, scale and realism extras),
 # and the Debian packages the web app and its browser test need (Chromium and its driver; Mesa's EGL for
 # off-screen rendering). Safe to rerun: torch and the Debian packages are installed once; the package and its
 # dependencies are synced each time.
@@ -9,7 +9,7 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
 python -c "import torch" 2>/dev/null || pip install -q torch==2.13.0
-pip install -q -e ".[test,web,scale]"
+pip install -q -e ".[test,web,scale,realism]"
 
 # Debian packages: the browser test drives Debian's Chromium (nothing downloads a browser at run time).
 DEB_PACKAGES="chromium chromium-driver libegl1 libgl1-mesa-dri"
