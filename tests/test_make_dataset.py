@@ -32,8 +32,9 @@ def _maps(tiny_dataset: Path, tmp_path: Path, bad: bool = False) -> Path:
 
 
 def _make(maps, out, tiny_model, *extra) -> int:
+    # One process: Ray's engine has its own tests (test_make_dataset_ray.py).
     return main(["make-dataset", str(maps), str(out), "--model", str(tiny_model), "--steps", "1", "--progress", "none",
-                 *extra])
+                 "--workers", "1", *extra])
 
 
 def _cases(out: Path) -> list[str]:
@@ -93,7 +94,7 @@ def test_interrupted_run_leaves_no_partial_case_and_resumes(tiny_model, tiny_dat
     rerun finishes the rest."""
     maps, out = _maps(tiny_dataset, tmp_path), tmp_path / "ds"
     command = [sys.executable, "-m", "SemanticSynthLib", "make-dataset", str(maps), str(out), "--model", str(tiny_model),
-               "--steps", "1", "--samples", "4", "--progress", "none"]
+               "--steps", "1", "--samples", "4", "--progress", "none", "--workers", "1"]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list((out / "provenance").glob("case_*.json"))) < 2:
