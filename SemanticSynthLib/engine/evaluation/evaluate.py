@@ -26,7 +26,7 @@ from ..volume.geometry import resample_intensity, resample_labels, working_grid
 from ..volume.intensity import denormalize, model_units
 from ..volume.io import array_of, image_like, lps_array, read_volume
 from .memorisation import memorisation
-from .radiomics_distance import COMPARED, MIN_CASES, frd_by_halves, unavailable
+from .radiomics_distance import MIN_CASES, frd_by_halves, unavailable
 from .metrics import dice_per_class, frechet_distance, ms_ssim_in_mask, psnr_in_mask, ssim_in_mask
 from ..model.package import load_package
 from ..model.store import resolve_model
@@ -34,7 +34,7 @@ from ..reporting.progress import Progress
 from ..reporting.results import Result
 from ..requests import EvaluationRequest
 from ..model.segmenter import MULTIPLE, load_segmenter
-from ..volume.working_image import units_on_grid
+from ..volume.working_image import units_on_grid, values_on_grid
 from .features import PLANES, Med3DFeatures, plane_slices
 from .report import write_report
 
@@ -61,7 +61,7 @@ def structure_intensity(unit: np.ndarray, groups_map: np.ndarray, count: int) ->
 
 def generated_on_grid(package, case, label_map, grid, modality: str, steps: int | None, seed: int, progress,
                       guidance: float | None, temperature: float | None, calibrate: bool) -> np.ndarray:
-    """A volume generated from the case's map, on the evaluation grid, in model units."""
+    """A volume generated from the case's map, on the evaluation grid, in its own units (HU, scanner values)."""
     # The map to generate from: the case's own, or its `condition` map in another vocabulary (an aseg-style merge of
     # the MUSE map), read through that vocabulary; Dice is always against the case's own labels.
     source = read_volume(case.condition) if case.condition else label_map
@@ -69,7 +69,7 @@ def generated_on_grid(package, case, label_map, grid, modality: str, steps: int 
     image = generate_volume(seen_as, source, modality=modality, steps=steps, seed=seed, progress=progress,
                             unknown="background", guidance=guidance, temperature=temperature, mapping=mapping,
                             calibrate=calibrate)
-    return model_units(array_of(resample_intensity(image, grid)), package.normalization(modality))
+    return array_of(resample_intensity(image, grid))
 
 
 def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: int | None, seed: int, progress,
@@ -82,13 +82,22 @@ def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: 
     truth = groups.group_map(ids)
     mask = ids > 0
     norm = package.normalization(modality)
-    real = units_on_grid(read_volume(case.image), grid, norm)
+    real_image = read_volume(case.image)
+    real = units_on_grid(real_image, grid, norm)
     volumes = {"real": real, "painting": painting(ids, segmenter.metadata["label_means"])}
-    generated = [generated_on_grid(package, case, label_map, grid, modality, steps, seed + k, progress, guidance,
-                                   temperature, calibrate) for k in range(samples)]
+    # In their own units too, for FRD: model units clip a real scan's brightest voxels to one value (1.5 times its
+    # 99.5th percentile), a maximum shared by every real scan that radiomics features would read as a difference.
+    raw = {"real": values_on_grid(real_image, grid),
+           "generated": generated_on_grid(package, case, label_map, grid, modality, steps, seed, progress, guidance,
+                                          temperature, calibrate)}
+    generated = [model_units(raw["generated"], norm)]
+    generated += [model_units(generated_on_grid(package, case, label_map, grid, modality, steps, seed + k, progress,
+                                                guidance, temperature, calibrate), norm) for k in range(1, samples)]
     volumes["generated"] = generated[0]
-    reconstruction = reconstruct_volume(package, read_volume(case.image), label_map, modality)
-    volumes["reconstruction"] = model_units(array_of(resample_intensity(reconstruction, grid)), norm)
+    reconstruction = reconstruct_volume(package, real_image, label_map, modality)
+    raw["reconstruction"] = array_of(resample_intensity(reconstruction, grid))
+    volumes["reconstruction"] = model_units(raw["reconstruction"], norm)
+    raw["painting"] = denormalize(volumes["painting"], norm)
     segmentations = {name: segmenter.segment(volumes[name]) for name in ("real", "painting", "reconstruction")}
     segmentations["generated"] = segmenter.segment(generated[0])
     dice_orig = dice_per_class(segmentations["real"], truth, groups.num_classes)
@@ -111,8 +120,8 @@ def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: 
     lps_mask = oriented(mask.astype(np.uint8)) > 0
     slices = {name: plane_slices(oriented(volumes[name]), lps_mask) for name in ("real", *SOURCES)}
     pictures = {"labels": oriented(truth), "real": oriented(real), "generated": oriented(generated[0])}
-    kept = {"case": result["case"], "grid": grid, "real": real, "generated": generated[0],
-            "painting": volumes["painting"], "reconstruction": volumes["reconstruction"], "labels": mask}  # for FRD and the memorisation check
+    kept = {"case": result["case"], "grid": grid, "real": real, "generated": generated[0], "labels": mask,
+            "raw": raw}  # for FRD and the memorisation check
     return result, {"slices": slices, "pictures": pictures, "volumes": kept}
 
 
@@ -136,15 +145,15 @@ def _summary(cases: list[dict], names: list[str], fid: dict) -> dict:
     return summary
 
 
-def _radiomics(kept: list[dict], norm: dict, progress, skipped: list) -> dict | None:
+def _radiomics(kept: list[dict], progress, skipped: list) -> dict | None:
     reason = unavailable()
     if reason is None and len(kept) < MIN_CASES:
         reason = f"FRD skipped: it needs at least {MIN_CASES} cases (two halves of two), not {len(kept)}"
     if reason:
         skipped.append(reason)
         return None
-    # PyRadiomics bins intensities in the modality's own units (HU, scanner values), so the volumes leave model units.
-    cases = [{**c, **{k: denormalize(c[k], norm) for k in ("real", *COMPARED)}} for c in kept]
+    # PyRadiomics bins intensities in the modality's own units (HU, scanner values): the volumes as written.
+    cases = [{"grid": c["grid"], "labels": c["labels"], **c["raw"]} for c in kept]
     return frd_by_halves(cases, workers=max(1, min(4, os.cpu_count() or 1)), progress=progress)
 
 
@@ -163,9 +172,10 @@ def _training_volumes(request, cases, package, segmenter, modality, guidance, te
         grid = working_grid(label_map, segmenter.working_spacing, MULTIPLE)
         volumes.append({"case": Path(case.label).name.split(".nii")[0], "grid": grid,
                         "real": units_on_grid(read_volume(case.image), grid, package.normalization(modality)),
-                        "generated": generated_on_grid(package, case, label_map, grid, modality, request.steps,
-                                                       request.seed, Progress("none"), guidance, temperature,
-                                                       request.calibrate),
+                        "generated": model_units(generated_on_grid(package, case, label_map, grid, modality,
+                                                                   request.steps, request.seed, Progress("none"),
+                                                                   guidance, temperature, request.calibrate),
+                                                 package.normalization(modality)),
                         "labels": array_of(resample_labels(label_map, grid)) > 0})
         progress.update(i)
     return volumes
@@ -233,7 +243,7 @@ def evaluate(request: EvaluationRequest, *, progress: Progress | str | None = No
     summary = _summary(results, segmenter.groups.names, fid)
     summary["skipped"] = []
     if request.frd:
-        summary["frd"] = _radiomics(kept, package.normalization(modality), progress, summary["skipped"])
+        summary["frd"] = _radiomics(kept, progress, summary["skipped"])
     if request.training_data:
         training = _training_volumes(request, cases, package, segmenter, modality, guidance, temperature, progress)
         summary["memorisation"] = memorisation(kept, training)
