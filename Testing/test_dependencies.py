@@ -25,7 +25,7 @@ def _pyproject(tmp_path, deps, monkeypatch):
 
 
 def test_the_one_list_is_pyprojects():
-    expected = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    expected = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     assert [str(r) for r in dependencies.requirements()] == [str(Requirement(d)) for d in expected]
     assert {"torch", "monai", "psutil"} <= {r.name for r in dependencies.requirements()}
 

@@ -10,7 +10,6 @@ baseline (each label filled with its training-set mean) gets the same metrics.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -154,7 +153,7 @@ def _radiomics(kept: list[dict], progress, skipped: list) -> dict | None:
         return None
     # PyRadiomics bins intensities in the modality's own units (HU, scanner values): the volumes as written.
     cases = [{"grid": c["grid"], "labels": c["labels"], **c["raw"]} for c in kept]
-    return frd_by_halves(cases, workers=max(1, min(4, os.cpu_count() or 1)), progress=progress)
+    return frd_by_halves(cases, progress=progress)
 
 
 def _training_volumes(request, cases, package, segmenter, modality, guidance, temperature, progress) -> list[dict]:

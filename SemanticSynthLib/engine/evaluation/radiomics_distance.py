@@ -59,25 +59,46 @@ def foreground_mask(real: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _features_once(frd):
-    """frd_score extracts both sides' features on every call; the real half is in three comparisons per region,
-    so a file list (with its masks) is extracted once per run."""
-    original, cache = frd.compute_features, {}
+def _frd_prepared(frd, folder: Path):
+    """frd_score as this module uses it, for the duration of a run:
+    - features extracted once per file list, in this process: frd_score extracts both sides' features on every
+      call (the real half is in four comparisons per region), in a forked pool;
+    - its own YAML configurations read from ASCII copies: it opens them with the locale's encoding, and their
+      comments are not ASCII, so under a C/POSIX locale (a CI runner) it would fail to read them."""
+    original = {"compute_features": frd.compute_features, "V1_CONFIG_3D": frd.V1_CONFIG_3D,
+                "V1_CONFIG_2D": frd.V1_CONFIG_2D}
+    cache = {}
 
-    def cached(files, feature_extractor, masks=None, **kwargs):
+    def cached(files, feature_extractor, masks=None, resize_size=None, verbose=False, num_workers=None,
+               frd_version="v1"):
         key = (tuple(map(str, files)), tuple(map(str, masks)) if masks is not None else None)
         if key not in cache:
-            cache[key] = original(files, feature_extractor, masks=masks, **kwargs)
+            # In this process, one volume after another: frd_score's own multiprocessing.Pool forks a process that
+            # has run torch's and ITK's thread pools, and such a fork can deadlock (it hung a test run).
+            mask_paths = list(masks) if masks is not None else [None] * len(files)
+            results = [frd.process_image_mask_pair(pair, resize_size=resize_size, feature_extractor=feature_extractor,
+                                                   verbose=verbose, frd_version=frd_version)
+                       for pair in zip(files, mask_paths)]
+            kept = [r for r in results if r is not None]
+            if len(kept) != len(files):
+                raise RuntimeError(f"radiomics features could not be extracted from {len(files) - len(kept)} volumes")
+            cache[key] = (np.asarray([r[0] for r in kept]), [r[1] for r in kept], mask_paths)
         return cache[key]
 
     frd.compute_features = cached
+    for name in ("V1_CONFIG_3D", "V1_CONFIG_2D"):
+        text = Path(original[name]).read_text(encoding="utf-8")
+        copy = folder / Path(original[name]).name
+        copy.write_text(text.encode("ascii", "replace").decode("ascii"), encoding="ascii")
+        setattr(frd, name, str(copy))
     try:
         yield
     finally:
-        frd.compute_features = original
+        for name, value in original.items():
+            setattr(frd, name, value)
 
 
-def frd_by_halves(cases: list[dict], workers: int = 1, progress=None) -> dict:
+def frd_by_halves(cases: list[dict], progress=None) -> dict:
     """FRD of generated, reconstructed and painted volumes against real scans, with the real-against-real floor.
 
     cases: per subject {"grid": sitk.Image (the working grid), "real" and each of COMPARED: arrays (x, y, z) in the
@@ -89,7 +110,7 @@ def frd_by_halves(cases: list[dict], workers: int = 1, progress=None) -> dict:
     sides = (list(range(half)), list(range(half, 2 * half)))  # an odd last case is left out: equal halves
     results = {region: {} for region in REGIONS}
     os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
-    with tempfile.TemporaryDirectory(prefix="semanticsynth-frd-") as tmp, _features_once(frd):
+    with tempfile.TemporaryDirectory(prefix="semanticsynth-frd-") as tmp, _frd_prepared(frd, Path(tmp)):
         files = {name: [] for name in ("real", *COMPARED, *REGIONS)}
         for i, case in enumerate(cases):
             masks = {"labels": case["labels"], "foreground": foreground_mask(case["real"], case["labels"])}
@@ -106,7 +127,7 @@ def frd_by_halves(cases: list[dict], workers: int = 1, progress=None) -> dict:
             with contextlib.redirect_stdout(io.StringIO()):  # it prints each value; stdout carries JSON progress
                 value = frd.compute_frd([[files["real"][i] for i in a], [other[i] for i in b]], frd_version="v1",
                                         paths_masks=[[files[region][i] for i in a], [files[region][i] for i in b]],
-                                        num_workers=workers)
+                                        num_workers=1)
             results[region].setdefault(name, []).append(float(value))
             if progress is not None:
                 progress.update(done)

@@ -148,8 +148,10 @@ def _realism_and_privacy(summary: dict) -> list[str]:
 
 
 def write_report(out: Path, summary: dict, results: list[dict], pictures: list, names: list[str]) -> None:
-    (out / "report.json").write_text(json.dumps({"summary": summary, "cases": results}, indent=1, allow_nan=True))
+    (out / "report.json").write_text(json.dumps({"summary": summary, "cases": results}, indent=1, allow_nan=True),
+                                     encoding="utf-8")
     dice_chart(summary, names, out / "dice.png")
     for case, images in pictures:
         slice_grid(case, images, out / f"{case}.png")
-    (out / "report.md").write_text(markdown(summary, results, names, [case for case, _ in pictures]))
+    (out / "report.md").write_text(markdown(summary, results, names, [case for case, _ in pictures]),
+                                   encoding="utf-8")  # names and headings are not all ASCII, whatever the locale
