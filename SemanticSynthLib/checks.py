@@ -176,6 +176,8 @@ STEPS = integer(1)
 GUIDANCE = number(1, 20)
 TEMPERATURE = number(0, 1, low_open=True)
 THREADS = integer(1, 1024)
+MARGIN_MM = number(0, 200)
+SAMPLES = integer(1, 64)
 
 
 def BOWEL_GAS(value):

@@ -175,8 +175,18 @@ def _dispatch(args) -> None:
     run_request(request, progress=args.progress, threads=args.threads, result_path=result)
 
 
+def _printable_streams():
+    """A terminal or pipe in a C/ASCII locale cannot encode the '…' or '≤' of a message: print those as escapes
+    instead of failing with UnicodeEncodeError after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv=None) -> int:
     from .engine.volume.atomic import Interrupted, install_signal_handlers, remove_all, restore_signal_handlers
+
+    _printable_streams()
 
     argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
     debug = "--debug" in argv

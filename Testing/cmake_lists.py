@@ -43,11 +43,11 @@ def main():
         scripts, resources = module_files(folder)
         path = REPO / folder / "CMakeLists.txt"
         if path.exists():  # keep what else the file says (self-test registration, installed extras)
-            text = _replace_list(path.read_text(), "MODULE_PYTHON_SCRIPTS", scripts)
+            text = _replace_list(path.read_text(encoding="utf-8"), "MODULE_PYTHON_SCRIPTS", scripts)
             text = _replace_list(text, "MODULE_PYTHON_RESOURCES", resources)
         else:
             text = render(folder, scripts, resources, with_subdir)
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
         print(f"{folder}: {len(scripts)} scripts, {len(resources)} resources")
 
 

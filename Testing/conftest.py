@@ -15,7 +15,7 @@ def tiny_ct_model(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("tiny_ct")
     csv = root / "pairs.csv"
-    csv.write_text(f"image,label,modality\n{SAMPLE_CT},{SAMPLE_SEGMENTATION},ct\n")
+    csv.write_text(f"image,label,modality\n{SAMPLE_CT},{SAMPLE_SEGMENTATION},ct\n", encoding="utf-8")
     assert main(["train-autoencoder", "--data", str(csv), "--out", str(root / "ae"), "--label-table", "totalseg_v2",
                  "--modality", "ct", "--spacing", "3", "--steps", "3", "--patch", "32", "--adv-start", "100",
                  "--progress", "none"]) == 0

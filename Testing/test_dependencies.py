@@ -20,7 +20,7 @@ from slicer_testdata import REPO
 
 def _pyproject(tmp_path, deps, monkeypatch):
     path = tmp_path / "pyproject.toml"
-    path.write_text('[project]\nname = "semanticsynth"\ndependencies = [\n' + "".join(f'  "{d}",\n' for d in deps) + "]\n")
+    path.write_text('[project]\nname = "semanticsynth"\ndependencies = [\n' + "".join(f'  "{d}",\n' for d in deps) + "]\n", encoding="utf-8")
     monkeypatch.setattr(dependencies, "_pyproject_candidates", lambda: [path])
 
 
@@ -84,7 +84,7 @@ def pytorch_utils(tmp_path, monkeypatch):
         "    def installTorch(self, askConfirmation=False, forceComputationBackend=None, torchVersionRequirement=None,"
         " torchvisionVersionRequirement=None):\n"
         "        calls.append((askConfirmation, torchVersionRequirement))\n"
-        "        return None\n")
+        "        return None\n", encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "PyTorchUtils", raising=False)
     yield importlib.import_module("PyTorchUtils")
@@ -117,7 +117,7 @@ def test_totalsegmentators_walk_installs_each_package_without_its_dependencies(t
         info = site / f"{name.replace('-', '_')}-3.0.dist-info"
         info.mkdir()
         info.joinpath("METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 3.0\n"
-                                             + "".join(f"Requires-Dist: {r}\n" for r in requires[name]))
+                                             + "".join(f"Requires-Dist: {r}\n" for r in requires[name]), encoding="utf-8")
         importlib.invalidate_caches()
 
     skipped = dependencies.install_selective([Requirement("semanticsynth-test-a>=1")], dependencies.KEEP_OUT_OF_PIP, pip)
@@ -142,7 +142,7 @@ def test_marker_requirements_reach_pip_unsplit_and_only_where_they_apply(tmp_pat
         name = Requirement(args[0]).name
         info = site / f"{name.replace('-', '_')}-3.0.dist-info"
         info.mkdir()
-        info.joinpath("METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 3.0\n")
+        info.joinpath("METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 3.0\n", encoding="utf-8")
         importlib.invalidate_caches()
 
     windows_only = Requirement('semanticsynth-test-colorama>=0.4; platform_system == "Windows"')

@@ -98,7 +98,7 @@ def test_good_download_is_verified_and_then_found_offline(server, tmp_path):
     assert model_store.needs_download("tiny-seg", manifest, cache)
     records = []
     path = model_store.fetch("tiny-seg", manifest=manifest, cache=cache, on_progress=records.append)
-    assert path.parent.parent == cache and (path / ".sha256").read_text().strip() == entry["sha256"]
+    assert path.parent.parent == cache and (path / ".sha256").read_text(encoding="utf-8").strip() == entry["sha256"]
     assert read_metadata(path)["kind"] == "segmenter"
     assert sorted(p.name for p in path.iterdir()) == sorted([".sha256"] + [p.name for p in SEGMENTER.iterdir()])
     assert records[0]["stage"] == "downloading" and records[-1]["fraction"] == 1.0

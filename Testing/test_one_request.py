@@ -67,7 +67,7 @@ def test_the_cli_a_request_file_and_the_bridge_give_the_same_volume_and_provenan
     request_file = request.write(tmp_path / "request.json")
     assert read_request(request_file) == request
     _child(["run", request_file, "--result", tmp_path / "result.json"])
-    result = json.loads((tmp_path / "result.json").read_text())
+    result = json.loads((tmp_path / "result.json").read_text(encoding="utf-8"))
 
     # 3. the bridge, from the segmentation node
     node = GenerationLogic().generate(sample_segmentation, model=str(tiny_ct_model), **OPTIONS)

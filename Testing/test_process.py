@@ -28,7 +28,7 @@ def _gone(pid: int) -> bool:
 
 
 def _start_tree(tmp_path, code):
-    (tmp_path / "spawn_tree.py").write_text(TREE.format(code=code))
+    (tmp_path / "spawn_tree.py").write_text(TREE.format(code=code), encoding="utf-8")
     records = []
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     process = EngineProcess(["ignored"], records.append, env=env, module="spawn_tree").start()

@@ -94,7 +94,7 @@ def server():
     port = _free_port()
     env = _server_env()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / "server.log", "w")
+    log = open(ARTIFACTS / "server.log", "w", encoding="utf-8")
     proc = subprocess.Popen([sys.executable, "-m", "SemanticSynthLib", "serve", "--port", str(port),
                              "--max-upload-mb", str(UPLOAD_LIMIT_MB)], cwd=REPO, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -381,12 +381,12 @@ def test_generate_shows_the_volume(browser):
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     timings = ARTIFACTS / "timings.json"
-    data = json.loads(timings.read_text()) if timings.exists() else {}
+    data = json.loads(timings.read_text(encoding="utf-8")) if timings.exists() else {}
     data[f"steps_{meta['steps']}"] = {"browser_generate_to_screen_s": round(elapsed, 2), "cli_generate_s": round(cli_elapsed, 2),
                                       "model": meta["model"], "seed": 0, "omp_num_threads": _server_env()["OMP_NUM_THREADS"],
                                       "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2)}
     data["input"] = str(SAMPLE.relative_to(REPO))
-    timings.write_text(json.dumps(data, indent=2))
+    timings.write_text(json.dumps(data, indent=2), encoding="utf-8")
     print(f"Generate click to volume on screen: {elapsed:.1f} s; CLI: {cli_elapsed:.1f} s (steps: {meta['steps']})")
 
 
@@ -507,7 +507,7 @@ def test_advanced_options_become_request_options(tmp_path):
     from SemanticSynthLib.errors import SynthError
 
     priors = tmp_path / "priors.json"
-    priors.write_text('{"liver": 100}')
+    priors.write_text('{"liver": 100}', encoding="utf-8")
     page = {"modality": "ct", "phase": "portal_venous", "temperature": " 0.7", "guidance": "", "calibrate": False,
             "unknown_labels": "error", "device": "cpu", "priors": str(priors)}
     options = gui_options(page, auto_device="cuda")
@@ -536,7 +536,7 @@ def test_priors_upload_is_checked_kept_and_cleared(browser, tmp_path):
     _advanced_panel(driver, True)
     upload = driver.find_element(By.CSS_SELECTOR, "input#upload-priors, #upload-priors input[type=file]")
     bad = tmp_path / "broken_priors.json"
-    bad.write_text("{liver: 100")
+    bad.write_text("{liver: 100", encoding="utf-8")
     upload.send_keys(str(bad))
     message = _wait(driver, lambda: _text(driver, "message"), 30, "no message for a priors file that is not JSON")
     assert message.startswith("cannot read broken_priors.json: JSONDecodeError") and "\n" not in message.strip()
@@ -544,7 +544,7 @@ def test_priors_upload_is_checked_kept_and_cleared(browser, tmp_path):
     driver.find_element(By.CSS_SELECTOR, "#message button").click()
     driver.execute_script("arguments[0].value = ''", upload)
     good = tmp_path / "my_priors.json"
-    good.write_text('{"liver": {"mean": 100, "range": [80, 120]}}')
+    good.write_text('{"liver": {"mean": 100, "range": [80, 120]}}', encoding="utf-8")
     upload.send_keys(str(good))
     _wait(driver, lambda: _text(driver, "priors-name") == "Priors: my_priors.json", 30, "the priors file was not taken")
     assert not _text(driver, "message")

@@ -139,7 +139,7 @@ def test_advanced_section_binds_every_generation_option(module, widget, scene, t
     # the priors file: none by default (Slicer's Path() is "."), a file once chosen
     assert widget.advancedOptions()["priors"] is None
     priors = tmp_path / "priors.json"
-    priors.write_text('{"liver": 100}')
+    priors.write_text('{"liver": 100}', encoding="utf-8")
     ui.priorsPathLineEdit.currentPath = str(priors)
     assert p.priorsFile == priors
     assert widget.advancedOptions() == {"phase": "portal_venous", "temperature": 1.0, "guidance": None,
@@ -174,7 +174,7 @@ def test_advanced_options_reach_the_engine(app, widget, scene, sample_segmentati
     p.segmentation, p.model, p.steps = sample_segmentation, str(tiny_ct_model), 1
     priors = tmp_path / "priors.json"
     priors.write_text(json.dumps({"liver": {"mean": 900, "range": [899, 901]},
-                                  "spleen": {"mean": -900, "range": [-901, -899]}}))
+                                  "spleen": {"mean": -900, "range": [-901, -899]}}), encoding="utf-8")
     ui.advancedCollapsibleButton.collapsed = False
     ui.phaseComboBox.currentIndex = ui.phaseComboBox.findText("portal_venous")
     ui.temperatureSpinBox.value = 0.65
@@ -400,7 +400,7 @@ def test_first_use_asks_before_installing_and_a_no_changes_nothing(app, module, 
     from SemanticSynthLib.bridge import dependencies
 
     needs_more = tmp_path / "pyproject.toml"
-    needs_more.write_text('[project]\nname = "semanticsynth"\ndependencies = ["numpy>=1", "semanticsynth-test-not-installed>=1"]\n')
+    needs_more.write_text('[project]\nname = "semanticsynth"\ndependencies = ["numpy>=1", "semanticsynth-test-not-installed>=1"]\n', encoding="utf-8")
     monkeypatch.setattr(dependencies, "_pyproject_candidates", lambda: [needs_more])
     app.confirmAnswer = fake_slicer_app.QMessageBox.Cancel
     assert module.SemanticSynthLogic().ensureDependencies() is False
@@ -546,7 +546,7 @@ def test_the_ctest_self_test_installs_nothing_and_says_what_it_skipped(app, modu
 
     _no_network(monkeypatch)
     needs_more = tmp_path / "pyproject.toml"
-    needs_more.write_text('[project]\nname = "semanticsynth"\ndependencies = ["numpy>=1", "semanticsynth-test-not-installed>=1"]\n')
+    needs_more.write_text('[project]\nname = "semanticsynth"\ndependencies = ["numpy>=1", "semanticsynth-test-not-installed>=1"]\n', encoding="utf-8")
     monkeypatch.setattr(dependencies, "_pyproject_candidates", lambda: [needs_more])
     monkeypatch.setattr(app, "testing", True)
     monkeypatch.setattr(slicer.util, "pip_install", lambda *a, **k: pytest.fail("the self-test ran pip"))

@@ -245,7 +245,7 @@ def ev(*extra, out="report", data=None, model=None, segmenter=None):
 
 def mapping(content):
     def make(a, d):
-        (d / "map.json").write_text(content if isinstance(content, str) else json.dumps(content))
+        (d / "map.json").write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
         return d / "map.json"
     return make
 
@@ -253,7 +253,7 @@ def mapping(content):
 def text_file(name, text):
     """A file with this text in the case folder; returns its path."""
     def make(a, d):
-        (d / name).write_text(text)
+        (d / name).write_text(text, encoding="utf-8")
         return d / name
     return make
 
@@ -261,7 +261,7 @@ def text_file(name, text):
 def non_empty_folder(name):
     def make(a, d):
         (d / name).mkdir()
-        (d / name / "notes.txt").write_text("the user's notes")
+        (d / name / "notes.txt").write_text("the user's notes", encoding="utf-8")
         return d / name
     return make
 
@@ -348,9 +348,9 @@ def cases() -> list[Case]:
         Case("gen: model name unknown", lambda a, d: ["generate", a["labels"], d / "o.nii.gz", "--model", "no-such-model"]),
         Case("gen: model folder without metadata", lambda a, d: ["generate", a["labels"], d / "o.nii.gz", "--model", (d / "m").mkdir() or d / "m"]),
         Case("gen: metadata not JSON", lambda a, d: ["generate", a["labels"], d / "o.nii.gz", "--model",
-             (package_copy(a["model"], d / "m"), (d / "m" / "metadata.json").write_text("{oops"))[0]]),
+             (package_copy(a["model"], d / "m"), (d / "m" / "metadata.json").write_text("{oops", encoding="utf-8"))[0]]),
         Case("gen: metadata a list", lambda a, d: ["generate", a["labels"], d / "o.nii.gz", "--model",
-             (package_copy(a["model"], d / "m"), (d / "m" / "metadata.json").write_text("[1]"))[0]]),
+             (package_copy(a["model"], d / "m"), (d / "m" / "metadata.json").write_text("[1]", encoding="utf-8"))[0]]),
         Case("gen: latent_scale 0", gen_model(lambda m: m["diffusion"].update(latent_scale=0))),
         Case("gen: latent_scale NaN", gen_model(lambda m: m["diffusion"].update(latent_scale=float("nan")))),
         Case("gen: normalization scale NaN", gen_model(lambda m: m["normalization"]["mri"].update(scale=float("nan")))),
@@ -450,10 +450,10 @@ def cases() -> list[Case]:
         Case("ae: --init missing", train("train-autoencoder", "--init", lambda a, d: d / "none")),
         Case("ae: --resume, --checkpoint-dir missing", train("train-autoencoder", "--resume", "--checkpoint-dir", lambda a, d: d / "nock")),
         Case("ae: earlier checkpoint without --resume", lambda a, d: ((d / "m.checkpoint").mkdir(),
-             (d / "m.checkpoint" / "checkpoint.json").write_text("{}"), train("train-autoencoder", out="m")(a, d))[2]),
+             (d / "m.checkpoint" / "checkpoint.json").write_text("{}", encoding="utf-8"), train("train-autoencoder", out="m")(a, d))[2]),
         Case("ae: --out in missing folders, bad data", train("train-autoencoder", out=lambda a, d: d / "x" / "y" / "pkg",
              data=text_file("d.csv", "image,label\nnope.nii.gz,\n"))),
-        Case("ae: --resume corrupt checkpoint", lambda a, d: ((d / "m.checkpoint").mkdir(), (d / "m.checkpoint" / "checkpoint.json").write_text("{oops"),
+        Case("ae: --resume corrupt checkpoint", lambda a, d: ((d / "m.checkpoint").mkdir(), (d / "m.checkpoint" / "checkpoint.json").write_text("{oops", encoding="utf-8"),
              (d / "m.checkpoint" / "checkpoint.safetensors").write_bytes(b"junk"), train("train-autoencoder", "--resume", out="m")(a, d))[3]),
         Case("ae: disk full writing the package", train("train-autoencoder", "--checkpoint-every", "100"), fsize=20_000),
         Case("ae: good run", train("train-autoencoder", "--label-table", "muse"), expect="ok", check=package_ok("pkg")),
@@ -499,7 +499,7 @@ def cases() -> list[Case]:
         Case("ev: --max-cases 0", ev("--max-cases", "0")),
         Case("ev: data without pairs", ev(data=lambda a, d: text_file("d.csv", f"image,label\n{a['t1']},\n")(a, d))),
         Case("ev: good run", ev(), expect="ok", writes=["report"],
-             check=lambda a, d: json.loads((d / "report" / "report.json").read_text())["summary"]["cases"] == 1),
+             check=lambda a, d: json.loads((d / "report" / "report.json").read_text(encoding="utf-8"))["summary"]["cases"] == 1),
         Case("ev: --overwrite replaces a report", lambda a, d: (non_empty_folder("report")(a, d), ev("--overwrite")(a, d))[1],
              expect="ok", writes=["report"], check=lambda a, d: not (d / "report" / "notes.txt").exists()
              and (d / "report" / "report.md").exists()),

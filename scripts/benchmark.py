@@ -253,7 +253,7 @@ def main():
         results = throughput(tmp, args.maps, args.samples, args.model or "brain-mri", args.steps)
         print_throughput(results, args.maps, args.samples)
         if args.json:
-            Path(args.json).write_text(json.dumps(results, indent=1))
+            Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf-8")
         sys.exit(1 if any("error" in r for r in results.values() if isinstance(r, dict)) else 0)
     refine = {}
     if args.translate:
@@ -302,7 +302,7 @@ def main():
               f"({results['peers']['ratio_segguided_50ddim_over_ours']:.0f}x), 1000 DDPM {seg['total_1000_ddpm_s']:.0f} s "
               f"({results['peers']['ratio_segguided_1000ddpm_over_ours']:.0f}x)")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf-8")
     if any("error" in r for r in results.values()):
         sys.exit(1)
 

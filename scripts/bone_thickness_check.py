@@ -59,10 +59,10 @@ def main() -> int:
     parser.add_argument("--labels", default=str(DATA / "total_v2_labels.json"), help="ids -> TotalSegmentator v2 names")
     args = parser.parse_args()
 
-    rule = json.loads(RULE.read_text())
+    rule = json.loads(RULE.read_text(encoding="utf-8"))
     params = rule["parameters"]
     kind_of = {name: kind for kind, spec in rule["kinds"].items() for name in spec["labels"]}
-    names = {int(k): v for k, v in json.loads(Path(args.labels).read_text()).items()}
+    names = {int(k): v for k, v in json.loads(Path(args.labels).read_text(encoding="utf-8")).items()}
 
     seg_image = sitk.ReadImage(args.seg)
     labels = sitk.GetArrayFromImage(seg_image)

@@ -19,7 +19,7 @@ def split(ixi: Path):
 
 
 def write(rows, ixi: Path, path: Path):
-    with open(path, "w", newline="") as fh:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["image", "label", "modality"])
         for i in rows:

@@ -59,7 +59,7 @@ if args.checkpoint:
     # The checkpoint's autoencoder only (its discriminator and optimizers stay unread), checked like a --resume.
     info = load_checkpoint(args.checkpoint, {"autoencoder": pkg.autoencoder}, {})
     print(f"autoencoder from {args.checkpoint}, step {info['step']}")
-rows = list(csv.DictReader(open(REPO / "runs" / "brain-mri" / "val.csv")))[:args.cases]  # from scripts/brain_mri_split.py
+rows = list(csv.DictReader(open(REPO / "runs" / "brain-mri" / "val.csv", encoding="utf-8")))[:args.cases]  # from scripts/brain_mri_split.py
 acc = {}
 psnr = []
 for r in rows:

@@ -120,7 +120,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     data, held = Path(args.data), Path(args.refiner_data)
     package = load_package(args.model)
-    names = json.loads((data / "total_v2_labels.json").read_text())
+    names = json.loads((data / "total_v2_labels.json").read_text(encoding="utf-8"))
     bone_ids = [int(i) for i, n in names.items() if any(w in n for w in BONE_WORDS)]
     report = {"model": args.model, "seed": args.seed}
 
@@ -154,7 +154,7 @@ def main():
         t = tissue_sharpness(v)
         report["1.5mm_generated"][k] = {**t, "ratio_to_real": ratios(t, real_t)}
         sitk.WriteImage(v, str(out / f"generated_1.5mm_{'refined' if k == 'refined' else 'upsampled'}.nii.gz"))
-    (out / "sharpness.json").write_text(json.dumps(report, indent=1))
+    (out / "sharpness.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
 
     # The picture: the real held-out slice and its restorations; one generated slice each way.
     k = held_real.GetSize()[2] // 2

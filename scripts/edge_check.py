@@ -95,7 +95,7 @@ def main() -> None:
             print(f"  labelled extent (slices {e['slices'][0]}..{e['slices'][1]}): first {e['first_ratio']:.2f}x, "
                   f"last {e['last_ratio']:.2f}x of {e['interior_median']:.4g}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        Path(args.json).write_text(json.dumps(result, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

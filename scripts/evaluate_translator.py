@@ -189,8 +189,8 @@ def main() -> None:
         print(f"{i + 1}/{len(pairs)} {result['case']}: EPE {result['epe_voxels']:.2f} vox, Dice WM {result['dice white matter']:.3f} "
               f"(no warp {result['dice white matter no warp']:.3f}), ventricles {result['dice ventricles']:.3f}", flush=True)
     summary = summarize(rows)
-    (out / "evaluation.json").write_text(json.dumps({"model": translator.name, "summary": summary, "cases": rows}, indent=1))
-    (out / "evaluation.md").write_text(markdown(summary, rows, translator.name))
+    (out / "evaluation.json").write_text(json.dumps({"model": translator.name, "summary": summary, "cases": rows}, indent=1), encoding="utf-8")
+    (out / "evaluation.md").write_text(markdown(summary, rows, translator.name), encoding="utf-8")
     print(json.dumps(summary, indent=1))
 
 

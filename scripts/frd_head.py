@@ -79,7 +79,7 @@ def case_id(path: str) -> str:
 
 
 def read_cases(csv_path: Path, count: int | None = None) -> list[dict]:
-    with open(csv_path, newline="") as fh:
+    with open(csv_path, newline="", encoding="utf-8") as fh:
         rows = [{"id": case_id(r["image"]), "image": r["image"], "label": r["label"]} for r in csv.DictReader(fh)]
     if not rows:
         raise SystemExit(f"{csv_path}: no rows")
@@ -313,8 +313,8 @@ def main() -> None:
     report["feature_cache"] = {k: round(v, 1) for k, v in cache.items()}
     report["seconds"] = round(time.perf_counter() - start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "frd.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "frd.md").write_text(markdown(report))
+    (args.out / "frd.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    (args.out / "frd.md").write_text(markdown(report), encoding="utf-8")
     print(markdown(report))
 
 

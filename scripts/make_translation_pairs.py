@@ -39,12 +39,12 @@ def main(ixi: Path, run: Path) -> None:
         print(f"{i + 1}/{len(train) + len(val)} {case}", flush=True)
     header = ["source", "target", "source_labels", "target_labels", "true_field"]
     for name, ids in (("train_pairs.csv", train), ("val_pairs.csv", val)):
-        with open(run / name, "w", newline="") as fh:
+        with open(run / name, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
             w.writerow(header if name.startswith("val") else header[:2])
             for case in ids:
                 w.writerow(rows[case] if name.startswith("val") else rows[case][:2])
-    with open(run / "targets.csv", "w", newline="") as fh:
+    with open(run / "targets.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["image", "label", "modality"])
         for case in train:

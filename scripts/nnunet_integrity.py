@@ -26,13 +26,13 @@ from SemanticSynthLib.cli import main  # noqa: E402
 
 
 def first_maps(out: Path) -> Path:
-    rows = list(csv.DictReader(open(Path("runs/synth/train.csv"))))[:3] if Path("runs/synth/train.csv").is_file() \
+    rows = list(csv.DictReader(open(Path("runs/synth/train.csv"), encoding="utf-8")))[:3] if Path("runs/synth/train.csv").is_file() \
         else None
     if rows is None:
         ixi = Path(os.environ.get("SEMANTICSYNTH_DATA", "../shared/data")) / "ixi_muse" / "labels"
         rows = [{"label": str(p.resolve())} for p in sorted(ixi.glob("*.nii.gz"))[:3]]
     path = out / "maps.csv"
-    with open(path, "w", newline="") as fh:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["label"])
         w.writerows([[r["label"]] for r in rows])

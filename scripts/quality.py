@@ -40,7 +40,7 @@ IXI = SHARED / "ixi_muse"
 
 
 def muse_groups() -> dict[str, list[int]]:
-    rows = {r[0]: [int(v) for v in r[2:] if v] for r in csv.reader(open(IXI / "muse_mapping_derived.csv"))}
+    rows = {r[0]: [int(v) for v in r[2:] if v] for r in csv.reader(open(IXI / "muse_mapping_derived.csv", encoding="utf-8"))}
     return {"grey matter": rows["601"], "white matter": rows["604"], "CSF": rows["600"] + rows["509"]}
 
 
@@ -132,7 +132,7 @@ def write_markdown(result: dict, path: Path):
         for name, o in sorted(result["ct"]["organs"].items(), key=lambda kv: -kv[1]["voxels"])[:15]:
             lines.append(f"| {name} | {o['real_hu']:.0f} | {o['generated_hu']:.0f} |")
         lines.append(f"\nMean absolute HU error over organs: {result['ct']['mean_abs_hu_error']:.0f} HU")
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def record_metrics(result: dict) -> None:
@@ -148,7 +148,7 @@ def record_metrics(result: dict) -> None:
         path = resolve_model(name) / "metadata.json"
         meta = json.loads(path.read_text(encoding="utf-8"))
         meta["metrics"] = metrics
-        path.write_text(json.dumps(meta, indent=1))
+        path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
 
 def main():
@@ -170,7 +170,7 @@ def main():
         result["ct"] = ct(args)
     except Exception as exc:  # the CT demo model may not be trained yet; the brain figures still stand
         print(f"CT part skipped: {exc}")
-    (out / "quality.json").write_text(json.dumps(result, indent=1))
+    (out / "quality.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     write_markdown(result, out / "quality.md")
     if args.record:
         record_metrics(result)

@@ -31,7 +31,7 @@ def main(totalseg: Path, out: Path):
     sitk.WriteImage(slices(aorta, depth - HOLDOUT_SLICES, depth), str(out / "aorta_holdout.nii.gz"))
     ct = sitk.ReadImage(str(totalseg / "example_ct.nii.gz"))
     sitk.WriteImage(slices(ct, LABELLED_SLICES, ct.GetSize()[2]), str(out / "ct_upper.nii.gz"))
-    with open(out / "train.csv", "w", newline="") as fh:
+    with open(out / "train.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["image", "label", "modality"])
         w.writerow([str((out / "aorta_train.nii.gz").resolve()), "", "ct"])

@@ -47,7 +47,7 @@ def main() -> None:
     print(f"temperature {result['temperature']}: seed spread inside the labels {result['inside']:.3f}, "
           f"outside {result['outside']:.3f} (of the median labelled intensity)")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        Path(args.json).write_text(json.dumps(result, indent=1), encoding="utf-8")
 
 
 if __name__ == "__main__":

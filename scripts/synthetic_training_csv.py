@@ -18,7 +18,7 @@ def dataset_rows(root: Path) -> list[list[str]]:
 
 
 def write(path: Path, rows) -> None:
-    with open(path, "w", newline="") as fh:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["image", "label", "modality"])
         w.writerows(rows)
@@ -27,7 +27,7 @@ def write(path: Path, rows) -> None:
 
 if __name__ == "__main__":
     run = Path(sys.argv[1])
-    real = list(csv.reader(open(run / "train.csv")))[1:]
+    real = list(csv.reader(open(run / "train.csv", encoding="utf-8")))[1:]
     synthetic, augmented = dataset_rows(run / "b"), dataset_rows(run / "d")
     write(run / "a.csv", real)
     write(run / "b.csv", synthetic)

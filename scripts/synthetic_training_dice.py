@@ -54,7 +54,7 @@ def table(results: dict, names: list[str]) -> str:
 
 if __name__ == "__main__":
     run, out = Path(sys.argv[1]), Path(sys.argv[2])
-    rows = list(csv.DictReader(open(run / "val.csv")))
+    rows = list(csv.DictReader(open(run / "val.csv", encoding="utf-8")))
     paths = {"a": run / "segmenter-a", "a (bundled)": Path("SemanticSynthLib/models/brain-mri-segmenter"),
              **{s: run / f"segmenter-{s}" for s in "bcd"}}
     results, names = {}, None
@@ -73,5 +73,5 @@ if __name__ == "__main__":
         print(f"({key}) {TRAINING[key]}: mean Dice {np.nanmean(dice):.3f} over {len(rows)} validation subjects")
     out.mkdir(parents=True, exist_ok=True)
     (out / "dice.json").write_text(json.dumps({"structures": names, "cases": [r["label"] for r in rows],
-                                               "results": results}, indent=1))
+                                               "results": results}, indent=1), encoding="utf-8")
     print(table(results, names))

@@ -92,7 +92,7 @@ def work(tmp_path, tiny_labels):
 def test_train_into_a_non_empty_folder_is_refused(work, tiny_dataset, capsys):
     out = work / "mine"
     out.mkdir()
-    (out / "notes.txt").write_text("keep me")
+    (out / "notes.txt").write_text("keep me", encoding="utf-8")
     assert_refused(["train-autoencoder", "--data", tiny_dataset, "--out", out, "--steps", "1", "--progress", "none"],
                    f"error: --out {out} exists and is not empty; pass --overwrite to replace it or choose a new folder",
                    capsys, work)
@@ -125,9 +125,9 @@ def test_train_out_that_is_a_file_or_unwritable_fails_before_any_work(work, tiny
 def test_train_with_overwrite_replaces_only_after_the_new_package_is_complete(work, tiny_dataset, capsys):
     out = work / "model"
     out.mkdir()
-    (out / "notes.txt").write_text("old")
+    (out / "notes.txt").write_text("old", encoding="utf-8")
     bad = work / "bad.csv"
-    bad.write_text("image,label\nmissing.nii.gz,\n")
+    bad.write_text("image,label\nmissing.nii.gz,\n", encoding="utf-8")
     assert_refused(["train-autoencoder", "--data", bad, "--out", out, "--overwrite", "--steps", "1", "--patch", "32",
                     "--progress", "none"], f"error: input not found: {work / 'missing.nii.gz'}; check the path", capsys, work)
     code, err = run_cli(["train-autoencoder", "--data", tiny_dataset, "--out", out, "--overwrite", "--steps", "1",
@@ -140,7 +140,7 @@ def test_train_with_overwrite_replaces_only_after_the_new_package_is_complete(wo
 def test_an_earlier_runs_checkpoint_is_not_overwritten_without_resume(work, tiny_dataset, capsys):
     ckpt = work / "model.checkpoint"
     ckpt.mkdir()
-    (ckpt / "checkpoint.json").write_text("{}")
+    (ckpt / "checkpoint.json").write_text("{}", encoding="utf-8")
     (ckpt / "checkpoint.safetensors").write_bytes(b"x")
     assert_refused(["train-autoencoder", "--data", tiny_dataset, "--out", work / "model", "--steps", "1"],
                    f"error: {ckpt} holds a checkpoint of an earlier run; pass --resume to continue it, or --overwrite to start over",
@@ -212,7 +212,7 @@ def test_package_write_failure_is_reported_and_leaves_nothing(work, tiny_dataset
 
 def test_a_failed_training_run_removes_the_folders_and_log_it_created(work, capsys):
     bad = work / "bad.csv"
-    bad.write_text("image,label\nmissing.nii.gz,\n")
+    bad.write_text("image,label\nmissing.nii.gz,\n", encoding="utf-8")
     assert_refused(["train-autoencoder", "--data", bad, "--out", work / "new" / "deeper" / "pkg", "--steps", "1",
                     "--progress", "none"], f"error: input not found: {work / 'missing.nii.gz'}; check the path", capsys, work)
 
@@ -349,7 +349,7 @@ def test_a_broken_package_is_named_field_by_field(change, field, problem, work, 
 def test_metadata_that_is_not_an_object_and_unknown_keys(work, tiny_model, capsys):
     broken = work / "list-model"
     shutil.copytree(tiny_model, broken)
-    (broken / "metadata.json").write_text("[1, 2]")
+    (broken / "metadata.json").write_text("[1, 2]", encoding="utf-8")
     assert_refused(["generate", work / "labels.nii.gz", work / "out.nii.gz", "--model", broken],
                    f"error: metadata.json of {broken} is not a JSON object; reinstall or retrain the model package", capsys, work)
     extra = _broken_copy(tiny_model, work, lambda m: m.update(priors={"future": True}, calibration=[1, 2]))
@@ -409,7 +409,7 @@ def test_training_options_are_range_checked(command, extra, message, work, tiny_
 ])
 def test_label_mapping_types_and_ranges(mapping, message, work, tiny_model, capsys):
     path = work / "map.json"
-    path.write_text(json.dumps(mapping))
+    path.write_text(json.dumps(mapping), encoding="utf-8")
     assert_refused(["generate", work / "labels.nii.gz", work / "out.nii.gz", "--model", tiny_model, "--label-mapping", path],
                    f"error: label mapping {path}: {message}", capsys, work)
 
@@ -425,7 +425,7 @@ def test_label_mapping_names_as_keys_from_the_label_maps_segments(work, tiny_lab
         image.SetMetaData(f"Segment{i}_Name", f"structure {muse_id}")
         image.SetMetaData(f"Segment{i}_LabelValue", str(i + 1))
     sitk.WriteImage(image, str(work / "seg.nrrd"))
-    (work / "map.json").write_text(json.dumps({f"structure {m}": m for m in present}))
+    (work / "map.json").write_text(json.dumps({f"structure {m}": m for m in present}), encoding="utf-8")
     code, err = run_cli(["generate", work / "seg.nrrd", work / "out.nii.gz", "--model", tiny_model, "--label-mapping",
                          work / "map.json", "--steps", "1", "--progress", "none"], capsys)
     assert code == 0, err
@@ -562,7 +562,7 @@ def test_zero_spacing_and_zero_or_singular_directions_are_named(name, header, me
                         f"data file: {_raw_volume(work, tiny_labels)}\n")
     elif kind == "mhd":
         path.write_text(f"ObjectType = Image\nNDims = 3\nDimSize = 32 32 32\nElementType = MET_SHORT\n{text}\n"
-                        f"Offset = 0 0 0\nElementDataFile = {_raw_volume(work, tiny_labels)}\n")
+                        f"Offset = 0 0 0\nElementDataFile = {_raw_volume(work, tiny_labels)}\n", encoding="utf-8")
     elif text == "pixdim":  # no sform or qform: ITK would read spacing 1 where the file says 0, and go on
         _nifti_with_header(path, tiny_labels, pixdim=(0.0, 2.0, 2.0))
     else:
@@ -622,7 +622,7 @@ def test_a_512_cubed_map_at_2_mm_is_refused_by_the_memory_estimate(work, tiny_la
 ])
 def test_a_bad_label_groups_file_is_named(text, message, work, tiny_dataset, capsys):
     path = work / "groups.json"
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     assert_refused(["train-segmenter", "--data", tiny_dataset, "--out", work / "seg", "--label-groups", path, "--steps", "1",
                     "--progress", "none"], f"error: {message.format(path=path)}", capsys, work)
 
@@ -635,7 +635,7 @@ def test_a_bad_label_groups_file_is_named(text, message, work, tiny_dataset, cap
 ])
 def test_a_training_csv_with_labels_only_is_named(text, message, work, capsys):
     csv = work / "cases.csv"
-    csv.write_text(text)
+    csv.write_text(text, encoding="utf-8")
     for command in ("train-autoencoder", "train-segmenter"):
         assert_refused([command, "--data", csv, "--out", work / "m", "--steps", "1", "--progress", "none"],
                        f"error: {csv}: {message}", capsys, work)

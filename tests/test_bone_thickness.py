@@ -42,7 +42,7 @@ def test_a_thin_rib_comes_out_brighter_than_a_vertebral_body(tmp_path):
     assert 150 < recorded["vertebrae_L1"] < 260
 
     priors = tmp_path / "priors.json"
-    priors.write_text(json.dumps({"vertebrae_L1": 400}))
+    priors.write_text(json.dumps({"vertebrae_L1": 400}), encoding="utf-8")
     assert main(["generate", str(SAMPLE), str(tmp_path / "own.nrrd"), "--modality", "ct", "--steps", "1", "--progress", "none",
                  "--priors", str(priors)]) == 0
     own = sitk.ReadImage(str(tmp_path / "own.nrrd"))

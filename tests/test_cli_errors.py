@@ -78,7 +78,7 @@ def test_missing_and_corrupt_model(bad_inputs, tiny_model, tmp_path, capsys):
     (broken / "diffusion.safetensors").write_bytes(data[: len(data) // 2])
     code, err = _run(["generate", str(bad_inputs["good"]), str(out), "--model", str(broken), "--progress", "none"], capsys)
     assert code == 2 and len(err) == 1 and "corrupt" in err[0], err
-    (broken / "metadata.json").write_text("{ not json")
+    (broken / "metadata.json").write_text("{ not json", encoding="utf-8")
     code, err = _run(["generate", str(bad_inputs["good"]), str(out), "--model", str(broken), "--progress", "none"], capsys)
     assert code == 2 and len(err) == 1 and "metadata.json" in err[0], err
     assert not out.exists()

@@ -62,7 +62,7 @@ def test_muse_groups_cover_the_table():
 
 
 def test_train_segmenter_writes_a_package_with_painting_means(tiny_segmenter):
-    meta = json.loads((tiny_segmenter / "metadata.json").read_text())
+    meta = json.loads((tiny_segmenter / "metadata.json").read_text(encoding="utf-8"))
     assert meta["kind"] == "segmenter" and meta["groups"]["name"] == "muse_groups"
     means = meta["label_means"]
     assert 0.0 < means["51"] < means["61"]  # lateral ventricle (CSF) darker than ventral DC in T1
@@ -73,7 +73,7 @@ def test_evaluate_writes_the_report(tiny_model, tiny_segmenter, tiny_dataset, tm
     out = tmp_path / "report"
     assert main(["evaluate", "--model", str(tiny_model), "--segmenter", str(tiny_segmenter), "--data", str(tiny_dataset),
                  "--out", str(out), "--steps", "2", "--samples", "2", "--pictures", "1", "--progress", "none"]) == 0
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     summary = report["summary"]
     assert summary["cases"] == 3 and len(report["cases"]) == 3
     for source in ("generated", "painting"):
@@ -92,16 +92,16 @@ def test_evaluate_writes_the_report(tiny_model, tiny_segmenter, tiny_dataset, tm
     assert main(["evaluate", "--model", str(tiny_model), "--segmenter", str(tiny_segmenter), "--data", str(tiny_dataset),
                  "--out", str(tmp_path / "report2"), "--steps", "2", "--max-cases", "2", "--pictures", "0",
                  "--feature-weights", str(tmp_path / "med3d.safetensors"), "--no-calibrate", "--progress", "none"]) == 0
-    summary2 = json.loads((tmp_path / "report2" / "report.json").read_text())["summary"]
+    summary2 = json.loads((tmp_path / "report2" / "report.json").read_text(encoding="utf-8"))["summary"]
     assert "resnet10" in summary2["fid_features"] and "med3d.safetensors" in summary2["fid_features"]
     # --no-calibrate scores the network's own output, and the report says so
     assert summary["calibrated"] is True and summary2["calibrated"] is False
-    assert "uncalibrated (--no-calibrate)" in (tmp_path / "report2" / "report.md").read_text()
+    assert "uncalibrated (--no-calibrate)" in (tmp_path / "report2" / "report.md").read_text(encoding="utf-8")
 
 
 def test_evaluate_bad_input(tiny_model, tiny_segmenter, tiny_dataset, tmp_path, capsys):
     (tmp_path / "full").mkdir()
-    (tmp_path / "full" / "keep.txt").write_text("mine")
+    (tmp_path / "full" / "keep.txt").write_text("mine", encoding="utf-8")
     cases = [
         (["--segmenter", str(tiny_model), "--out", str(tmp_path / "a")], "not a segmenter package"),
         (["--segmenter", str(tiny_segmenter), "--out", str(tmp_path / "full")], "not empty"),
@@ -111,4 +111,4 @@ def test_evaluate_bad_input(tiny_model, tiny_segmenter, tiny_dataset, tmp_path, 
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and expected in err[0], err
     assert not (tmp_path / "a").exists()
-    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    assert (tmp_path / "full" / "keep.txt").read_text(encoding="utf-8") == "mine"

@@ -35,7 +35,7 @@ def test_a_merged_copy_merges_whole_structures(brain):
 
 def test_a_merge_for_another_table_is_refused(brain, tmp_path):
     other = tmp_path / "merge.json"
-    other.write_text(json.dumps({"source_table": "totalseg_v2", "target_table": "totalseg_v1", "merge": {"1": 1}}))
+    other.write_text(json.dumps({"source_table": "totalseg_v2", "target_table": "totalseg_v1", "merge": {"1": 1}}), encoding="utf-8")
     with pytest.raises(SynthError, match="merges totalseg_v2 labels, but the model uses muse"):
         load_label_merge(brain, str(other))
     with pytest.raises(SynthError, match="cannot read the label merge nothing_here"):
@@ -45,10 +45,10 @@ def test_a_merge_for_another_table_is_refused(brain, tmp_path):
 def test_train_diffusion_with_merged_copies_records_the_merge(tmp_path):
     data = tmp_path / "one.csv"
     case = IXI_IDS[0]
-    data.write_text(f"image,label,modality\n{IXI / 't1' / f'{case}.nii.gz'},{IXI / 'labels' / f'{case}.nii.gz'},mri\n")
+    data.write_text(f"image,label,modality\n{IXI / 't1' / f'{case}.nii.gz'},{IXI / 'labels' / f'{case}.nii.gz'},mri\n", encoding="utf-8")
     out = tmp_path / "model"
     assert main(["train-diffusion", "--data", str(data), "--autoencoder", str(resolve_model("brain-mri")),
                  "--init", str(resolve_model("brain-mri")), "--out", str(out), "--conditioning", "detail",
                  "--steps", "2", "--latent-patch", "16", "--merge-labels", "muse_to_aseg", "--progress", "none"]) == 0
-    record = json.loads((out / "metadata.json").read_text())["training"]["diffusion"]
+    record = json.loads((out / "metadata.json").read_text(encoding="utf-8"))["training"]["diffusion"]
     assert record["merge_labels"] == "muse_to_aseg" and record["merge_fraction"] == 0.5

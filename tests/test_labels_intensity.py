@@ -33,11 +33,11 @@ def test_mapping_by_name_is_case_and_separator_insensitive(tmp_path):
     table = LabelTable.builtin("totalseg_v2").subset([1, 5])  # spleen, liver
     assert normalized_name("Kidney_Left") == normalized_name("kidney-left") == normalized_name("KIDNEY LEFT")
     path = tmp_path / "map.json"
-    path.write_text(json.dumps({"7": "Liver", "9": "SPLEEN", "3": 5}))
+    path.write_text(json.dumps({"7": "Liver", "9": "SPLEEN", "3": 5}), encoding="utf-8")
     mapping = load_name_mapping(path, table)
     assert mapping == {7: 5, 9: 1, 3: 5}
     np.testing.assert_array_equal(to_class_indices(np.array([[[0, 7, 9, 3]]]), table, mapping), [[[0, 2, 1, 2]]])
-    path.write_text(json.dumps({"7": "pancreas"}))
+    path.write_text(json.dumps({"7": "pancreas"}), encoding="utf-8")
     with pytest.raises(SynthError, match="pancreas"):
         load_name_mapping(path, table)
 

@@ -47,7 +47,7 @@ def test_nnunet_layout_bad_maps_skipped_and_listed(tiny_model, tiny_dataset, tmp
     cases = _cases(out)
     assert cases == [f"case_{i:03d}_s{k:02d}" for i in range(3) for k in range(2)]
     assert sorted(p.name for p in (out / "imagesTr").iterdir()) == [f"{c}_0000.nii.gz" for c in cases]
-    meta = json.loads((out / "dataset.json").read_text())
+    meta = json.loads((out / "dataset.json").read_text(encoding="utf-8"))
     assert meta["numTraining"] == 6 and meta["file_ending"] == ".nii.gz" and meta["channel_names"] == {"0": "MRI"}
     ids = sorted(meta["labels"].values())
     assert ids == list(range(len(ids))) and meta["labels"]["background"] == 0  # nnU-Net: consecutive from 0
@@ -60,13 +60,13 @@ def test_nnunet_layout_bad_maps_skipped_and_listed(tiny_model, tiny_dataset, tmp
         # The dataset's ids name the same structures as the source map's MUSE ids.
         src, dst = sitk.GetArrayFromImage(source), sitk.GetArrayFromImage(labels)
         assert np.array_equal(src > 0, dst > 0)
-    record = json.loads((out / "provenance" / "case_001_s01.json").read_text())
+    record = json.loads((out / "provenance" / "case_001_s01.json").read_text(encoding="utf-8"))
     assert record["seed"] == 8 and record["sample"] == 1 and record["augmentation"] is None
-    card = json.loads((out / "dataset_card.json").read_text())
+    card = json.loads((out / "dataset_card.json").read_text(encoding="utf-8"))
     assert card["cases"] == 6 and card["written_now"] == 6 and card["seeds"] == [7, 8]
     failed = {Path(f["labels"]).name for f in card["failed"]}
     assert failed == {"broken.nii.gz", "image_not_labels.nii.gz"}
-    assert "broken.nii.gz" in (out / "dataset_card.md").read_text()
+    assert "broken.nii.gz" in (out / "dataset_card.md").read_text(encoding="utf-8")
     assert not [p for p in out.rglob("*") if p.name.startswith(".") or "tmp" in p.name]  # no temp file left
 
 
@@ -77,7 +77,7 @@ def test_resume_keeps_finished_cases_and_refuses_other_options(tiny_model, tiny_
     before = kept.stat().st_mtime_ns
     (out / "provenance" / "case_002_s00.json").unlink()  # as if the run had stopped before finishing this case
     assert _make(maps, out, tiny_model) == 0
-    card = json.loads((out / "dataset_card.json").read_text())
+    card = json.loads((out / "dataset_card.json").read_text(encoding="utf-8"))
     assert (card["written_now"], card["kept_from_before"], card["cases"]) == (1, 2, 3)
     assert kept.stat().st_mtime_ns == before
     assert _make(maps, out, tiny_model, "--samples", "2") == 2  # another dataset than the one begun
@@ -85,8 +85,8 @@ def test_resume_keeps_finished_cases_and_refuses_other_options(tiny_model, tiny_
     assert _make(maps, tmp_path, tiny_model) == 2               # the output holds the input maps
     foreign = tmp_path / "foreign"
     foreign.mkdir()
-    (foreign / "mine.txt").write_text("the user's")
-    assert _make(maps, foreign, tiny_model) == 2 and (foreign / "mine.txt").read_text() == "the user's"
+    (foreign / "mine.txt").write_text("the user's", encoding="utf-8")
+    assert _make(maps, foreign, tiny_model) == 2 and (foreign / "mine.txt").read_text(encoding="utf-8") == "the user's"
 
 
 def test_interrupted_run_leaves_no_partial_case_and_resumes(tiny_model, tiny_dataset, tmp_path):
@@ -107,7 +107,7 @@ def test_interrupted_run_leaves_no_partial_case_and_resumes(tiny_model, tiny_dat
         assert sitk.ReadImage(str(out / "labelsTr" / f"{c}.nii.gz")).GetSize() == (32, 32, 32)
         assert sitk.ReadImage(str(out / "imagesTr" / f"{c}_0000.nii.gz")).GetSize() == (32, 32, 32)
     assert _make(maps, out, tiny_model, "--samples", "4") == 0
-    card = json.loads((out / "dataset_card.json").read_text())
+    card = json.loads((out / "dataset_card.json").read_text(encoding="utf-8"))
     assert card["cases"] == 12 and card["kept_from_before"] == len(finished)
     assert len(_cases(out)) == 12 and len(list((out / "imagesTr").iterdir())) == 12
 
@@ -121,7 +121,7 @@ def test_augmented_maps_keep_grid_and_swap_sides(tiny_model, tiny_dataset, tmp_p
         assert same_grid(labels, source)
         # --label-ids map: the map's own (MUSE) ids, no new ones
         assert set(np.unique(sitk.GetArrayFromImage(labels))) <= set(np.unique(sitk.GetArrayFromImage(source)))
-        record = json.loads((out / "provenance" / f"{c}.json").read_text())["augmentation"]
+        record = json.loads((out / "provenance" / f"{c}.json").read_text(encoding="utf-8"))["augmentation"]
         assert set(record) == {"affine", "elastic", "mirror"} and len(record["affine"]["degrees"]) == 3
     assert main(["make-dataset", str(maps), str(tmp_path / "x"), "--augment", "affine,twist"]) == 2
     assert not (tmp_path / "x").exists()

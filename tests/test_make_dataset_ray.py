@@ -93,12 +93,12 @@ def _check_dataset(out: Path, cases: list[str]) -> dict:
     assert sorted(p.name for p in (out / "provenance").iterdir()) == sorted([f"{c}.json" for c in cases]
                                                                              + ["plan.json"])
     for c in cases:
-        assert json.loads((out / "provenance" / f"{c}.json").read_text())["case"] == c
+        assert json.loads((out / "provenance" / f"{c}.json").read_text(encoding="utf-8"))["case"] == c
         assert sitk.ReadImage(str(out / "imagesTr" / f"{c}_0000.nii.gz")).GetSize() == (32, 32, 32)
         assert sitk.ReadImage(str(out / "labelsTr" / f"{c}.nii.gz")).GetSize() == (32, 32, 32)
-    assert json.loads((out / "dataset.json").read_text())["numTraining"] == len(cases)
+    assert json.loads((out / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == len(cases)
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no .partial-* file, no token
-    return json.loads((out / "dataset_card.json").read_text())
+    return json.loads((out / "dataset_card.json").read_text(encoding="utf-8"))
 
 
 def _make_on(address: str, maps: Path, out: Path, tiny_model: Path, *extra: str) -> subprocess.Popen:

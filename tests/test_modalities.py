@@ -31,7 +31,7 @@ def test_one_package_generates_ct_and_mri(tmp_path):
     sitk.WriteImage(ct, str(tmp_path / "ct.nii.gz"))
     sitk.WriteImage(remapped, str(tmp_path / "ct_labels.nii.gz"))
     rows.append("ct.nii.gz,ct_labels.nii.gz,ct")
-    (tmp_path / "data.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "data.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     data = str(tmp_path / "data.csv")
     assert main(["train-autoencoder", "--data", data, "--out", str(tmp_path / "ae"), "--label-table", "muse",
                  "--spacing", "2", "--steps", "3", "--patch", "32", "--adv-start", "100", "--progress", "none"]) == 0

@@ -47,7 +47,7 @@ def _table() -> LabelTable:
 
 def _pet_metadata() -> dict:
     """The bundled brain-mri package's metadata, naming pet instead of mri."""
-    meta = json.loads((REPO / "SemanticSynthLib" / "models" / "brain-mri" / "metadata.json").read_text())
+    meta = json.loads((REPO / "SemanticSynthLib" / "models" / "brain-mri" / "metadata.json").read_text(encoding="utf-8"))
     meta["modalities"] = ["pet"]
     meta["normalization"] = {"pet": {"kind": "piecewise_linear", "source_knots": [0.0, 2.5, 10.0, 40.0],
                                      "unit_knots": [0.0, 0.4, 0.85, 1.0], "units": "SUV"}}
@@ -106,7 +106,7 @@ def test_a_registered_modality_takes_its_own_normalization(pet):
 
 def test_schema_accepts_a_package_naming_a_registered_modality(pet, tmp_path):
     meta = _pet_metadata()
-    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    (tmp_path / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
     assert read_metadata(tmp_path)["modalities"] == ["pet"]
     wrong = {**meta, "normalization": {"pet": {**meta["normalization"]["pet"], "units": "HU"}}}
     with pytest.raises(SynthError, match="field normalization: normalization of pet is in 'HU', but pet is in 'SUV'"):
@@ -187,7 +187,7 @@ def test_cli_generates_a_registered_modality(pet, tiny_model, tiny_labels, tmp_p
 
     package = tmp_path / "tiny-pet"
     shutil.copytree(tiny_model, package)
-    meta = json.loads((package / "metadata.json").read_text())
+    meta = json.loads((package / "metadata.json").read_text(encoding="utf-8"))
     old = meta["modalities"][0]
     meta["modalities"] = ["pet"]
     meta["normalization"] = {"pet": modality_normalization("pet")}
@@ -195,7 +195,7 @@ def test_cli_generates_a_registered_modality(pet, tiny_model, tiny_labels, tmp_p
         block = dict(meta["priors"].get(old, meta["priors"]))
         block.pop("reference", None)
         meta["priors"] = {"pet": block}
-    (package / "metadata.json").write_text(json.dumps(meta))
+    (package / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
     labels = tmp_path / "labels.nii.gz"
     sitk.WriteImage(tiny_labels, str(labels))
     out = tmp_path / "pet.nrrd"  # NRRD keeps the provenance (SemanticSynth_*)

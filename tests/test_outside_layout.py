@@ -81,7 +81,7 @@ def test_train_diffusion_learns_the_layout_and_generation_conditions_on_it(tiny_
     assert main(["train-diffusion", "--data", str(tiny_dataset), "--autoencoder", str(tiny_model), "--init", str(tiny_model),
                  "--out", str(model), "--steps", "2", "--latent-patch", "8", "--progress", "none", "--default-steps", "2",
                  "--outside-layout"]) == 0
-    meta = json.loads((model / "metadata.json").read_text())
+    meta = json.loads((model / "metadata.json").read_text(encoding="utf-8"))
     block = meta["priors"]["mri"]["outside_layout"]
     assert block["kind"] == "direction_distance" and len(block["mean"]) == int(np.prod(block["shape"]))
     assert meta["training"]["diffusion"]["outside_layout"] is True
@@ -112,7 +112,7 @@ def test_train_diffusion_learns_the_layout_and_generation_conditions_on_it(tiny_
     damaged = tmp_path / "damaged"
     shutil.copytree(model, damaged)
     meta["priors"]["mri"]["outside_layout"]["mean"][3] = "x"
-    (damaged / "metadata.json").write_text(json.dumps(meta))
+    (damaged / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
     assert main(["generate", str(labels), str(tmp_path / "never.nii.gz"), "--model", str(damaged), "--progress", "none"]) != 0
     assert not (tmp_path / "never.nii.gz").exists()
     error = capsys.readouterr().err.strip().splitlines()

@@ -61,7 +61,7 @@ def test_mri_priors_are_multiples_of_white_matter(tmp_path):
     meta = priors_metadata(table, measured, {"kind": "percentile_scale", "units": "scanner"}, None)
     assert meta["reference"]["mean"] == pytest.approx(0.5)
     overrides_file = tmp_path / "priors.json"
-    overrides_file.write_text(json.dumps({"CortCSF": 0.4}))
+    overrides_file.write_text(json.dumps({"CortCSF": 0.4}), encoding="utf-8")
     priors = class_priors(table, {"kind": "percentile_scale", "units": "scanner"}, meta,
                           overrides=load_overrides(overrides_file, table))
     csf = index_of[table.id_by_name()["cortcsf"]]
@@ -69,7 +69,7 @@ def test_mri_priors_are_multiples_of_white_matter(tmp_path):
     assert priors.source[csf] == "override"
     with pytest.raises(SynthError, match="--phase applies to CT"):
         class_priors(table, {"kind": "percentile_scale", "units": "scanner"}, meta, phase="portal_venous")
-    overrides_file.write_text(json.dumps({"no_such_region": 1.0}))
+    overrides_file.write_text(json.dumps({"no_such_region": 1.0}), encoding="utf-8")
     with pytest.raises(SynthError, match="not a label of the model"):
         load_overrides(overrides_file, table)
 
@@ -84,7 +84,7 @@ def test_calibration_flags_a_deliberately_wrong_prior(tmp_path):
     values = denormalize(priors.paint(classes)[0], norm)
     assert calibration_check(values, classes, table, priors, norm) == []  # the priors themselves pass
     overrides_file = tmp_path / "wrong.json"
-    overrides_file.write_text(json.dumps({"liver": {"mean": -900, "range": [-950, -850]}}))
+    overrides_file.write_text(json.dumps({"liver": {"mean": -900, "range": [-950, -850]}}), encoding="utf-8")
     wrong = class_priors(table, norm, {"measured": {}, "phase": "non_contrast"}, "non_contrast",
                          load_overrides(overrides_file, table))
     flagged = calibration_check(values, classes, table, wrong, norm)

@@ -33,7 +33,7 @@ def held_out(tmp_path_factory):
         sitk.WriteImage(image, str(root / f"{case_id}_t1.nii.gz"))
         sitk.WriteImage(labels, str(root / f"{case_id}_labels.nii.gz"))
         rows.append([str(root / f"{case_id}_t1.nii.gz"), str(root / f"{case_id}_labels.nii.gz"), "mri"])
-    with open(root / "cases.csv", "w", newline="") as fh:
+    with open(root / "cases.csv", "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows([["image", "label", "modality"], *rows])
     return root / "cases.csv"
 
@@ -77,12 +77,12 @@ def test_evaluate_frd_and_memorisation(tiny_model, tiny_segmenter, tiny_dataset,
             "--out", str(out), "--steps", "1", "--pictures", "0", "--frd", "--training-data", str(tiny_dataset),
             "--progress", "none"]
     assert main(args) == 0
-    summary = json.loads((out / "report.json").read_text())["summary"]
+    summary = json.loads((out / "report.json").read_text(encoding="utf-8"))["summary"]
     m = summary["memorisation"]
     assert m["cases"] == {"training": 3, "held_out": 4}
     assert m["ssim_gap"] == pytest.approx(m["training"]["ssim"] - m["held_out"]["ssim"])
     assert {n["nearest_training_scan"] for n in m["nearest"]} <= {f"case_{i:03d}" for i in range(3)}
-    text = (out / "report.md").read_text()
+    text = (out / "report.md").read_text(encoding="utf-8")
     assert "Memorisation check" in text
     if unavailable():
         assert summary["frd"] is None and summary["skipped"] == [unavailable()] and unavailable() in text
@@ -102,5 +102,5 @@ def test_evaluate_frd_needs_four_cases(tiny_model, tiny_segmenter, tiny_dataset,
     assert main(["evaluate", "--model", str(tiny_model), "--segmenter", str(tiny_segmenter), "--data",
                  str(tiny_dataset), "--out", str(out), "--steps", "1", "--pictures", "0", "--max-cases", "2", "--frd",
                  "--progress", "none"]) == 0
-    summary = json.loads((out / "report.json").read_text())["summary"]
+    summary = json.loads((out / "report.json").read_text(encoding="utf-8"))["summary"]
     assert summary["frd"] is None and len(summary["skipped"]) == 1 and "FRD skipped" in summary["skipped"][0]

@@ -78,7 +78,7 @@ def _tiny_ct_data(root: Path) -> Path:
         fine.SetDirection(image.GetDirection())
         sitk.WriteImage(sitk.Resample(image, fine, sitk.Transform(), interpolator, -1024 if "ct" in name else 0),
                         str(root / f"fine_{name}.nii.gz"))
-    with open(root / "train.csv", "w", newline="") as fh:
+    with open(root / "train.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["image", "label", "modality"])
         w.writerow(["aorta.nii.gz", "", "ct"])
@@ -112,7 +112,7 @@ def refined_package(tmp_path_factory) -> Path:
 
 
 def test_train_refiner_adds_a_refiner_and_keeps_the_other_networks(refined_package):
-    meta = json.loads((refined_package / "metadata.json").read_text())
+    meta = json.loads((refined_package / "metadata.json").read_text(encoding="utf-8"))
     assert meta["refiner"]["config"]["blocks"] == 3
     record = meta["training"]["refiner"]
     # Degraded to 3 mm, the working spacing, a labelled case is also restored by the autoencoder; an unlabelled one
@@ -123,7 +123,7 @@ def test_train_refiner_adds_a_refiner_and_keeps_the_other_networks(refined_packa
     for name in ("autoencoder.safetensors", "diffusion.safetensors"):
         before, after = load_file(str(BUNDLED / name)), load_file(str(refined_package / name))
         assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
-    assert meta["diffusion"] == json.loads((BUNDLED / "metadata.json").read_text())["diffusion"]
+    assert meta["diffusion"] == json.loads((BUNDLED / "metadata.json").read_text(encoding="utf-8"))["diffusion"]
 
 
 def test_generation_refines_a_finer_map_only(refined_package, tmp_path, monkeypatch):
@@ -180,7 +180,7 @@ def test_refiner_bad_input_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "not on its image's grid" in err and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "m").exists()
-    meta = json.loads((BUNDLED / "metadata.json").read_text())
+    meta = json.loads((BUNDLED / "metadata.json").read_text(encoding="utf-8"))
     meta["refiner"] = {"config": {"channels": 8, "blocks": 0, "guide_hidden": 8, "kind_embedding": 4}}
     with pytest.raises(SynthError, match="refiner.config.blocks"):
         validate_metadata(meta, "test")

@@ -47,7 +47,7 @@ def test_a_request_round_trips_through_json_and_a_file(command, tmp_path):
     assert type(request).from_json(request.to_json()) == request
     path = request.write(tmp_path / "request.json")
     assert read_request(path) == request
-    assert json.loads(path.read_text())["command"] == command
+    assert json.loads(path.read_text(encoding="utf-8"))["command"] == command
     assert not list(tmp_path.glob(".partial-*"))
 
 
@@ -94,7 +94,7 @@ def test_translation_labels_come_in_pairs():
 ])
 def test_run_refuses_a_bad_request_file_in_one_line(tmp_path, capsys, text, message):
     path = tmp_path / "request.json"
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     assert main(["run", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err

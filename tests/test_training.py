@@ -76,7 +76,7 @@ def test_another_conditioning_mode_is_one_registry_entry(monkeypatch):
     args = build_parser().parse_args(["train-diffusion", "--data", "d.csv", "--out", "o", "--autoencoder", "a",
                                       "--conditioning", "spade_edge"])
     assert args.conditioning == "spade_edge"
-    meta = json.loads((default_model_dir() / "brain-mri" / "metadata.json").read_text())
+    meta = json.loads((default_model_dir() / "brain-mri" / "metadata.json").read_text(encoding="utf-8"))
     meta["diffusion"]["conditioning"] = "spade_edge"
     validate_metadata(meta, "test")
     meta["diffusion"]["conditioning"] = "unregistered"
@@ -512,7 +512,7 @@ def test_guidance_and_temperature_are_checked_and_recorded(tiny_model, tiny_data
     assert not (tmp_path / "bad").exists()
     guided = tmp_path / "guided"
     assert main(common + ["--out", str(guided), "--condition-dropout", "0.3", "--guidance", "2", "--temperature", "0.6"]) == 0
-    meta = json.loads((guided / "metadata.json").read_text())["diffusion"]
+    meta = json.loads((guided / "metadata.json").read_text(encoding="utf-8"))["diffusion"]
     assert (meta["condition_dropout"], meta["guidance"], meta["temperature"]) == (0.3, 2.0, 0.6)
     assert main(["generate", str(labels), str(out), "--model", str(guided), "--progress", "none"]) == 0
     written = sitk.ReadImage(str(out))
@@ -523,11 +523,11 @@ def test_guidance_and_temperature_are_checked_and_recorded(tiny_model, tiny_data
     from SemanticSynthLib.engine.model.schema import validate_metadata
     from SemanticSynthLib.errors import SynthError
 
-    package = json.loads((guided / "metadata.json").read_text())
+    package = json.loads((guided / "metadata.json").read_text(encoding="utf-8"))
     package["diffusion"]["condition_dropout"] = 0.0  # a package that claims guidance its U-Net never learned
     with pytest.raises(SynthError, match="guidance above 1 needs a U-Net trained with condition_dropout"):
         validate_metadata(package, "test")
-    package = json.loads((guided / "metadata.json").read_text())
+    package = json.loads((guided / "metadata.json").read_text(encoding="utf-8"))
     package["diffusion"]["temperature"] = 1.5
     with pytest.raises(SynthError, match="temperature"):
         validate_metadata(package, "test")

@@ -170,7 +170,7 @@ def test_spatial_transform_learns_to_align(tmp_path):
     from testdata import train_tiny_translator
 
     package = train_tiny_translator(tmp_path, spatial_steps=50, steps=0, refine_steps=0)
-    log = [json.loads(line) for line in (tmp_path / "translator.log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (tmp_path / "translator.log.jsonl").read_text(encoding="utf-8").splitlines()]
     losses = [r["spatial_loss"] for r in log if "spatial_loss" in r]
     assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.01, losses
     assert (package / "velocity.safetensors").exists()

@@ -68,7 +68,7 @@ def train_tiny_translator(root: Path, spatial_steps: int = 3, steps: int = 3, re
 
     pairs = write_tiny_pairs(root / "pairs")
     targets = root / "targets.csv"
-    targets.write_text("image,label,modality\n" + "".join(f"{p},,mri\n" for p in sorted((pairs / "target").iterdir())))
+    targets.write_text("image,label,modality\n" + "".join(f"{p},,mri\n" for p in sorted((pairs / "target").iterdir())), encoding="utf-8")
     assert main(["train-autoencoder", "--data", str(targets), "--out", str(root / "ae"), "--steps", "3", "--patch", "32",
                  "--adv-weight", "0", "--progress", "none"]) == 0
     assert main(["train-translator", "--data", str(pairs), "--autoencoder", str(root / "ae"), "--out", str(root / "translator"),

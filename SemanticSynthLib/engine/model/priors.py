@@ -203,8 +203,8 @@ def priors_metadata(table: LabelTable, measured: dict[int, dict], norm: dict, ph
     return meta
 
 
-def load_overrides(path: str | Path | None, table: LabelTable) -> dict[int, dict]:
-    """A JSON object: label id or name -> a number or {"mean": x, "range": [lo, hi]}, in natural units."""
+def read_priors_file(path: str | Path | None) -> dict:
+    """The --priors JSON object as written (label or segment -> entry), or {} without a file."""
     if not path:
         return {}
     try:
@@ -213,6 +213,18 @@ def load_overrides(path: str | Path | None, table: LabelTable) -> dict[int, dict
         raise SynthError(f"cannot read priors file {path}: {exc.__class__.__name__}; give a JSON object of label -> mean") from None
     if not isinstance(raw, dict):
         raise SynthError(f"priors file {path} must be a JSON object of label id or name -> mean")
+    return raw
+
+
+def lesion_entries(path: str | Path | None) -> dict:
+    """The --priors entries that describe new tissue ({"lesion": kind, ...}; engine/synthesis/lesions.py)."""
+    return {k: v for k, v in read_priors_file(path).items() if isinstance(v, dict) and "lesion" in v}
+
+
+def load_overrides(path: str | Path | None, table: LabelTable) -> dict[int, dict]:
+    """A JSON object: label id or name -> a number or {"mean": x, "range": [lo, hi]}, in natural units. Lesion
+    entries (with a "lesion" kind) are not labels of the model and are read by lesion_entries."""
+    raw = {k: v for k, v in read_priors_file(path).items() if k not in lesion_entries(path)}
     by_name = table.id_by_name()
     out = {}
     for key, value in raw.items():

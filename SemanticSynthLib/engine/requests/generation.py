@@ -1,9 +1,12 @@
 """What `generate` needs: a label map in, a volume on its grid out, and every option of the sampling."""
 from typing import ClassVar, Optional
 
+from pydantic import model_validator
+
+from ...errors import SynthError
 from ..volume.memory import DEFAULT_MAX_VOXELS
 from .base import Request, option
-from ...checks import BOWEL_GAS, GUIDANCE, STEPS, TEMPERATURE, integer, one_of, seed, text
+from ...checks import BOWEL_GAS, GUIDANCE, MARGIN_MM, SAMPLES, STEPS, TEMPERATURE, integer, one_of, seed, text
 from .registries import device_names, label_table_names, modality_names, phase_names
 
 
@@ -39,6 +42,13 @@ class GenerationRequest(Sampling):
         outside_labels: "anatomy", or "background" to set every voxel outside the labels to the model's zero (air, no
             signal): a skull-stripped MRI.
         label_table: the vocabulary of the map's ids (a built-in table that translates to the model's); None: detected.
+        edit: an existing volume (generated or real) on the label map's grid: only a region of it is regenerated,
+            every other voxel is kept exactly (engine/synthesis/region_edit.py).
+        previous_labels / region: the region to regenerate: the voxels whose labels differ from this earlier map, or
+            this mask's non-zero voxels (with `edit`, exactly one of them).
+        margin: mm around the region over which the new content is blended into the existing volume.
+        samples: K seeds (seed, seed + 1, ...): OUT is their mean; with `uncertainty`, their per-voxel standard
+            deviation is written there (engine/synthesis/uncertainty.py).
         max_voxels, window, fp32, series, overwrite: limits, sliding window, precision, DICOM series, replace OUT.
     """
 
@@ -75,9 +85,37 @@ class GenerationRequest(Sampling):
     label_table: Optional[str] = option(None, "the label map's vocabulary, e.g. freesurfer_aseg, totalseg_v1, vista3d, "
                                               "total_mr, totalseg_body (default: detected from its ids and anatomy)",
                                         check=one_of(label_table_names))
+    edit: Optional[str] = option(None, "an existing volume on LABELS' grid (generated or a real scan): regenerate only "
+                                       "the region (--previous-labels or --region) and keep every other voxel",
+                                 role="input", metavar="EXISTING", recorded=True)
+    previous_labels: Optional[str] = option(None, "with --edit: the label map EXISTING was made from; the region is "
+                                                  "where LABELS differs from it", role="input", metavar="OLD",
+                                            recorded=True)
+    region: Optional[str] = option(None, "with --edit: a mask on LABELS' grid of the voxels to regenerate",
+                                   role="input", metavar="MASK", recorded=True)
+    margin: float = option(6.0, "with --edit: mm around the region over which the new content blends into EXISTING",
+                           check=MARGIN_MM, metavar="MM")
+    samples: int = option(1, "generate K samples (seeds SEED..SEED+K-1) and write their mean to OUT", check=SAMPLES,
+                          metavar="K")
+    uncertainty: Optional[str] = option(None, "with --samples K >= 2: write the per-voxel standard deviation of the "
+                                              "samples here", role="output", metavar="OUT")
     max_voxels: int = option(DEFAULT_MAX_VOXELS, "refuse label maps larger than this at working spacing (memory limit)",
                              check=integer(1))
     window: Optional[int] = option(None, "latent window edge for sliding-window generation", check=integer(8, 1024))
     fp32: bool = option(False, "no bf16 autocast")
     series: Optional[str] = option(None, "DICOM series UID, when the LABELS folder holds several")
     overwrite: bool = option(False, "replace OUT if it exists", recorded=False)
+
+    @model_validator(mode="after")
+    def _edit_and_samples(self):
+        if (self.previous_labels or self.region) and not self.edit:
+            raise SynthError("--previous-labels and --region choose the region of --edit EXISTING; give --edit too")
+        if self.edit and bool(self.previous_labels) == bool(self.region):
+            raise SynthError("--edit needs exactly one of --previous-labels OLD (the map EXISTING was made from) or "
+                             "--region MASK")
+        if self.edit and self.outside_labels == "background":
+            raise SynthError("--outside-labels background would change voxels outside the edited region; leave it out "
+                             "with --edit")
+        if self.uncertainty and self.samples < 2:
+            raise SynthError("--uncertainty needs --samples K with K >= 2 (a spread needs several samples)")
+        return self

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
@@ -10,10 +11,12 @@ import torch
 from ..model.conditioning import label_condition
 from ..volume.geometry import edge_margins, extend_edges, inside_input, resample_intensity, resample_labels, working_grid
 from ..volume.intensity import denormalize
-from ..volume.io import array_of, check_output_path, image_like, read_volume, write_volume
+from ..volume.io import array_of, check_output_path, image_like, read_volume, write_volume, write_volumes
 from ..volume.memory import voxel_limit
 from ..volume.labels import load_name_mapping, segment_names, to_class_indices
 from .label_vocabulary import read_in_vocabulary
+from .uncertainty import SampleStatistics, spread_per_label
+from ..volume.vocabularies import candidates
 from .bowel_gas import place_bowel_gas
 from .bone_thickness import bone_priors
 from .body_outline import shape_body
@@ -24,12 +27,15 @@ from .calibration import calibrate as calibrate_output, calibration_check
 from ..model.package_metadata import sampling_defaults
 from ..reporting.results import Result, flagged_labels
 from ..requests import GenerationRequest
-from ..model.priors import load_overrides
+from ..model.priors import lesion_entries, load_overrides
+from .lesions import lesion_requests, present_ids, with_lesions, without_lesions
 from ..model.store import download_reporter, resolve_model
 from ..reporting.progress import Progress
 from ..reporting.provenance import generation_provenance, stamp
-from .sampling import (EDGE_MARGIN, UNET_MULTIPLE, check_steps, decode, denoise, initial_noise, resolved_device,
-                       torch_device, with_fp32_fallback)
+from .region_edit import (KnownLatents, RegionEdit, blend_box, blend_edit, changed_on_grid, crop_of, edit_normalization,
+                          encoded, grown, known_units, latent_box, latent_mask, region_edit, sub_grid, working_box)
+from .sampling import (DECODE_HALO, EDGE_MARGIN, UNET_MULTIPLE, check_steps, decode, denoise, initial_noise,
+                       resolved_device, torch_device, with_fp32_fallback)
 
 
 def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: str | None = None,
@@ -38,7 +44,8 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
                     use_bf16: bool = True, mapping: dict | None = None, unknown: str = "error",
                     phase: str | None = None, prior_overrides: dict | None = None,
                     calibrate: bool = True, guidance: float | None = None,
-                    temperature: float | None = None, bowel_gas: str | None = None, refine: bool = True) -> sitk.Image:
+                    temperature: float | None = None, bowel_gas: str | None = None, refine: bool = True,
+                    edit: RegionEdit | None = None) -> sitk.Image:
     """Generate a volume on exactly the label map's grid; intensities in HU (CT) or scanner units (MRI).
 
     The library call under `generate` (which reads and writes the files of a GenerationRequest): every option is
@@ -52,6 +59,9 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
 
     A package with a detail refiner, given a map finer than its working spacing, refines the upsampled volume on the
     map's own grid (`refine`; engine/synthesis/detail.py), recorded as SemanticSynth_refined.
+
+    `edit` (engine/synthesis/region_edit.py): only the region of an existing volume is regenerated, the rest of it is
+    returned unchanged; the calibration then reads the box around the region.
     """
     progress = progress or Progress("none")
     dev = torch_device(device)
@@ -78,46 +88,69 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
         bones = bone_priors(classes, grid.GetSpacing(), package.labels)
         if gas or body or bones:
             priors = package.priors(modality, phase, {**bones, **(prior_overrides or {})})
-    classes_t = torch.from_numpy(classes)[None, None]
-    latent_shape = (1, package.latent_channels, *(n // factor for n in classes.shape))
+    if edit is not None:
+        norm = edit_normalization(norm, edit.existing)
+        region = changed_on_grid(edit, label_map, grid)
+        inner = latent_box(region, factor)
+        outer = grown(inner, DECODE_HALO, [n // factor for n in classes.shape])
+    else:
+        inner = outer = tuple(slice(0, n // factor) for n in classes.shape)
+    box_classes = classes[working_box(inner, factor)]
+    classes_t = torch.from_numpy(box_classes)[None, None]
+    latent_shape = (1, package.latent_channels, *(s.stop - s.start for s in inner))
     modality_t = torch.tensor([modality_index], device=dev)
     denoiser = package.denoiser.to(dev)
+    autoencoder = package.autoencoder.to(dev)
 
     def sample(bf16: bool) -> torch.Tensor:
+        inpaint, known = None, None
+        if edit is not None:  # the existing volume's latents: kept outside the region, the decoder's context
+            known = encoded(autoencoder, known_units(edit.existing, grid, norm), classes, priors, outer, factor, dev,
+                            bf16) * float(diffusion["latent_scale"])
+            inpaint = KnownLatents(known[crop_of(inner, outer)], latent_mask(region[working_box(inner, factor)], factor),
+                                   seed)
         # The condition is built here, not kept for the fp32 retry, so that it is freed before decoding (the peak).
         condition = label_condition(classes_t, package.labels.num_classes, factor, package.conditioning, priors,
                                     (grid.GetSpacing(), grid.GetDirection())).to(dev)
         latent = denoise(lambda packed, t: denoiser.forward_packed(packed, t, modality_t.expand(packed.shape[0])),
                          initial_noise(latent_shape, seed, dev, package.temperature(temperature)), condition,
                          diffusion["schedule"], steps, int(window or diffusion.get("window", 32)), bf16, progress,
-                         package.guidance(guidance))
+                         package.guidance(guidance), inpaint)
         del condition
+        if known is not None:  # decoded with the unchanged latents around, so the box's edges decode as a whole's
+            known[crop_of(inner, outer)] = latent
+            latent = known
         # The guide is made inline so that decode() holds its only reference and can free it once packed.
-        return decode(package.autoencoder.to(dev), latent, diffusion["latent_scale"],
-                      int(diffusion.get("decode_window", 64)), bf16, progress,
-                      torch.from_numpy(priors.guide(classes))[None] if priors else None, factor)
+        image = decode(autoencoder, latent, diffusion["latent_scale"], int(diffusion.get("decode_window", 64)), bf16,
+                       progress, torch.from_numpy(priors.guide(classes[working_box(outer, factor)]))[None] if priors
+                       else None, factor)
+        return image[crop_of(working_box(inner, factor), working_box(outer, factor))]
 
     unit = with_fp32_fallback(sample, use_bf16, progress)
     unit = unit[0, 0].float().cpu().numpy()
     values = denormalize(unit, norm)
+    box_grid = sub_grid(grid, working_box(inner, factor))
     report = None
     if priors is not None:
-        inside = inside_input(label_map, grid)
+        inside = inside_input(label_map, box_grid)
         # The check reads the network's own output; the calibration (on by default) then limits each label's
         # spread and moves its mean onto its prior, keeping the texture (engine/synthesis/calibration.py). Both are recorded.
-        flagged = calibration_check(values, classes, package.labels, priors, norm, inside)
+        flagged = calibration_check(values, box_classes, package.labels, priors, norm, inside)
         if calibrate:
-            values = calibrate_output(unit, classes, priors, norm, inside)
-        report = _report(package, modality, classes[inside], flagged, calibrate, progress)
+            values = calibrate_output(unit, box_classes, priors, norm, inside)
+        report = _report(package, modality, box_classes[inside], flagged, calibrate, progress)
     working = sitk.GetImageFromArray(np.ascontiguousarray(values.transpose(2, 1, 0)))
-    working.CopyInformation(grid)
+    working.CopyInformation(box_grid)
     background = float(denormalize(np.zeros(1), norm)[0])
+    target = label_map if edit is None else blend_box(edit, label_map)
     refined = None
     if refine and priors is not None and refines(package, label_map):
-        image, refined = refine_detail(package, working, label_map, classes, table_classes, priors, mapping, unknown,
+        image, refined = refine_detail(package, working, target, box_classes, table_classes, priors, mapping, unknown,
                                        norm, background, use_bf16, progress)
     else:
-        image = resample_intensity(working, label_map, default=background)
+        image = resample_intensity(working, target, default=background)
+    if edit is not None:
+        image = blend_edit(edit, label_map, image, target)
     names = {lab.id: lab.name for lab in package.labels.labels}
     bone_means = {names[i]: b["mean"] for i, b in bones.items() if i not in (prior_overrides or {})}  # --priors won
     extra = {"bowel_gas": gas, "body_outline": body, "bone_priors": bone_means, "refined": refined}
@@ -174,8 +207,9 @@ def generate(request: GenerationRequest, *, progress: Progress | str | None = No
         progress: a Progress or its mode ("bar", "json", "none").
 
     Returns:
-        Result with outputs {"out": OUT}, the provenance stamped on OUT (model, version, software and the resolved
-        request) and the report: the calibration check's flags and the labels unseen in training.
+        Result with outputs {"out": OUT} (and "uncertainty"), the provenance stamped on OUT (model, version, software
+        and the resolved request) and the report: the calibration check's flags, the labels unseen in training and,
+        with --samples K >= 2, the spread per label (engine/synthesis/uncertainty.py).
 
     Every check that can fail runs before any work (paths, model, modality, phase, priors, guidance), and the
     request's max_voxels bounds every grid allocated on the way (engine/volume/memory.py).
@@ -186,15 +220,59 @@ def generate(request: GenerationRequest, *, progress: Progress | str | None = No
 
 def _generate(request: GenerationRequest, progress: Progress) -> Result:
     check_output_path(request.out, request.overwrite)
+    if request.uncertainty:
+        check_output_path(request.uncertainty, request.overwrite)
     label_map = read_volume(request.labels, request.series)
+    edit = read_edit(request, label_map)
     package = load_package(resolve_model(request.model, request.modality, download_reporter(progress)), device="cpu")
-    image, record = synthesize(package, label_map, request, progress)
-    write_volume(image, request.out, request.overwrite)
-    progress.message(f"wrote {request.out}", output=str(request.out))
-    return Result("generate", {"out": str(request.out)}, record, generation_report(image))
+    if request.samples == 1:
+        image, record = synthesize(package, label_map, request, progress, edit)
+        write_volume(image, request.out, request.overwrite)
+        progress.message(f"wrote {request.out}", output=str(request.out))
+        return Result("generate", {"out": str(request.out)}, record, generation_report(image))
+    statistics, record = SampleStatistics(), None
+    for k in range(request.samples):
+        progress.message(f"sample {k + 1} of {request.samples} (seed {request.seed + k})")
+        image, first = synthesize(package, label_map, request.model_copy(update={"seed": request.seed + k}), progress,
+                                  edit)
+        statistics.add(image)
+        record = record or first  # the first seed's record: with its samples, it reproduces all K
+    mean, std = statistics.images(label_map)
+    for key in image.GetMetaDataKeys():  # the last sample's report (calibration, unseen labels)
+        mean.SetMetaData(key, image.GetMetaData(key))
+    stamp(mean, record)
+    spread = spread_per_label(std, label_map, label_names(package, record))
+    report = {**generation_report(mean), "uncertainty": {"samples": request.samples, "per_label": spread}}
+    outputs = {"out": str(request.out)}
+    if request.uncertainty:
+        stamp(std, {**record, "uncertainty_of": Path(request.out).name})
+        write_volumes([(mean, request.out), (std, request.uncertainty)], request.overwrite)
+        outputs["uncertainty"] = str(request.uncertainty)
+    else:
+        write_volume(mean, request.out, request.overwrite)
+    progress.message(f"wrote {', '.join(outputs.values())}", **{"output": str(request.out)})
+    return Result("generate", outputs, record, report)
 
 
-REPORTED = ("calibration", "unseen_labels", "bowel_gas", "bone_priors", "body_outline", "refined")
+def read_edit(request: GenerationRequest, label_map: sitk.Image) -> RegionEdit | None:
+    """--edit's volume and region, read and checked against the label map before any work (None: no edit)."""
+    if not request.edit:
+        return None
+    previous = read_volume(request.previous_labels, request.series) if request.previous_labels else None
+    mask = read_volume(request.region, request.series) if request.region else None
+    return region_edit(label_map, read_volume(request.edit, request.series), previous, mask, request.margin)
+
+
+def label_names(package: ModelPackage, record: dict) -> dict[int, str]:
+    """The names of the label map's ids: those of the vocabulary it was read in (the model's table by default)."""
+    table = (record.get("request") or {}).get("label_table")
+    for vocabulary in candidates(package.labels):
+        if vocabulary.name == table:
+            return {lab.id: lab.name for lab in vocabulary.as_table().labels}
+    return {lab.id: lab.name for lab in package.labels.labels}
+
+
+REPORTED = ("calibration", "unseen_labels", "bowel_gas", "bone_priors", "body_outline", "refined", "lesions")
 
 
 def generation_report(image: sitk.Image) -> dict:
@@ -205,27 +283,37 @@ def generation_report(image: sitk.Image) -> dict:
 
 
 def synthesize(package: ModelPackage, label_map: sitk.Image, request: GenerationRequest,
-               progress: Progress) -> tuple[sitk.Image, dict]:
+               progress: Progress, edit: RegionEdit | None = None) -> tuple[sitk.Image, dict]:
     """A label map already read and a package already loaded -> the generated volume, stamped with its provenance,
     and that record: what `generate` does between reading and writing (also per case of make-dataset, whose
     package is loaded once). The request's defaults are resolved, the map's vocabulary read and the priors checked
-    before any work."""
+    before any work. `edit`: the region edit read from request.edit (read_edit), regenerating only that region."""
     resolved = resolve(request, package)
+    names, ids = segment_names(label_map), sitk.GetArrayViewFromImage(label_map)
+    lesions = lesion_requests(lesion_entries(resolved.priors), names, present_ids(ids), package, resolved.priors)
     if resolved.label_mapping:  # the user's own id -> model label mapping: no vocabulary is read into it
-        mapping = load_name_mapping(resolved.label_mapping, package.labels, segment_names(label_map))
-    else:
-        package, mapping, table = read_in_vocabulary(package, label_map, resolved.label_table, segment_names(label_map))
+        mapping = load_name_mapping(resolved.label_mapping, package.labels, names)
+    else:  # the vocabulary is read from the map without its lesions, which no vocabulary names
+        package, mapping, table = read_in_vocabulary(package, without_lesions(label_map, lesions), resolved.label_table,
+                                                     {n: i for n, i in names.items() if i not in lesions})
         resolved = resolved.model_copy(update={"label_table": table})
     overrides = load_overrides(resolved.priors, package.labels)
     package.priors(resolved.modality, resolved.phase, overrides)  # a bad --phase or --priors fails here
+    package, mapping, overrides, placed = with_lesions(package, mapping, ids, lesions, resolved.modality,
+                                                       resolved.phase, overrides)
     image = generate_volume(package, label_map, modality=resolved.modality, steps=resolved.steps, seed=resolved.seed,
                             device=resolved.device, progress=progress, window=resolved.window,
                             use_bf16=not resolved.fp32, mapping=mapping, unknown=resolved.unknown_labels,
                             phase=resolved.phase, prior_overrides=overrides,
                             calibrate=resolved.calibrate, guidance=resolved.guidance,
-                            temperature=resolved.temperature, bowel_gas=resolved.bowel_gas, refine=resolved.refine)
+                            temperature=resolved.temperature, bowel_gas=resolved.bowel_gas, refine=resolved.refine,
+                            edit=edit)
     if resolved.outside_labels == "background":
         image = outside_to_background(image, label_map, package.normalization(resolved.modality))
+    if placed:
+        image.SetMetaData("SemanticSynth_lesions", json.dumps(placed))
+        progress.message("new tissue: " + ", ".join(f"{n} ({v['kind']}, {v['mean']:g} {v['units']})"
+                                                     for n, v in placed.items()), lesions=placed)
     record = generation_provenance(package.metadata.get("name", package.path.name), package.metadata, resolved)
     stamp(image, record)
     return image, record

@@ -66,9 +66,12 @@ def initial_noise(shape, seed: int, device: torch.device, temperature: float = 1
 
 
 def denoise(predict_packed, latent: torch.Tensor, condition: torch.Tensor, schedule: dict, steps: int, window: int,
-            use_bf16: bool, progress: Progress, guidance: float = 1.0) -> torch.Tensor:
+            use_bf16: bool, progress: Progress, guidance: float = 1.0, inpaint=None) -> torch.Tensor:
     """DDIM from noise; predict_packed(packed, timesteps) sees latent and condition concatenated, so a
     sliding window crops both alike.
+
+    inpaint(latent, scheduler, step_index) -> latent: called on the start and after every step (region editing,
+    engine/synthesis/region_edit.py: the latents outside the region are the existing volume's, noised to the step).
 
     guidance > 1: classifier-free guidance (Ho & Salimans), u + guidance * (c - u) with u the prediction under the
     null condition (zeros, as in training's condition dropout). The two predictions run one after the other, not as
@@ -77,6 +80,8 @@ def denoise(predict_packed, latent: torch.Tensor, condition: torch.Tensor, sched
     channels = latent.shape[1]
     window -= window % UNET_MULTIPLE
     progress.stage("denoising", steps)
+    if inpaint is not None:
+        latent = inpaint(latent, scheduler, 0)
     with torch.no_grad():
         for i, t in enumerate(scheduler.timesteps):
             timesteps = torch.full((1,), int(t), device=latent.device, dtype=torch.long)
@@ -92,6 +97,8 @@ def denoise(predict_packed, latent: torch.Tensor, condition: torch.Tensor, sched
 
             output = windowed(predict, torch.cat([latent, condition], dim=1), window)
             latent, _ = scheduler.step(output, t, latent)
+            if inpaint is not None:
+                latent = inpaint(latent, scheduler, i + 1)
             progress.update(i + 1)
     return require_finite(latent, "denoiser")
 

@@ -45,7 +45,7 @@ class TrainingLog:
         if not self.enabled:
             return
         record = {"time_s": round(self.clock(), 1), **record}
-        with open(self.path, "a") as fh:
+        with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
 
 
