@@ -39,8 +39,8 @@ if UNSUPPORTED:  # before any import that would fail there with an unrelated Typ
 
 from SemanticSynthLib.bridge import dependencies  # noqa: E402
 from SemanticSynthLib.bridge.generate_logic import (BRIDGE_DEFAULTS, DEVICE_TITLES, TRAINING_DATA_PHASE,  # noqa: E402
-                                                     GenerationLogic, gui_options, model_hints, option_choices,
-                                                     spin_box_ranges)
+                                                     UNCERTAINTY_REFERENCE, GenerationLogic, gui_options, model_hints,
+                                                     option_choices, option_range, spin_box_ranges)
 from SemanticSynthLib.bridge.models import needs_download  # noqa: E402
 from SemanticSynthLib.bridge.translate_logic import DEFAULT_TRANSLATOR, TranslationLogic, carry_segmentation  # noqa: E402
 from SemanticSynthLib.errors import SynthError  # noqa: E402
@@ -82,6 +82,7 @@ def registerSampleData():
 
 
 SPIN_RANGES = spin_box_ranges()  # Advanced: at its minimum a spin box shows "model's: 0.5" (None in the request)
+MARGIN_RANGE, SAMPLES_RANGE = option_range("margin"), option_range("samples")  # the request's checks
 
 
 class Device(enum.Enum):
@@ -101,6 +102,15 @@ class SemanticSynthParameterNode:
     steps: Annotated[int, WithinRange(0, 1000)] = 0  # 0: the package's default_steps ("model's default" in the .ui)
     seed: Annotated[int, WithinRange(0, 2 ** 31 - 1)] = 0
     outputVolume: vtkMRMLScalarVolumeNode
+    samples: Annotated[int, WithinRange(*SAMPLES_RANGE)] = 1  # K seeds: the output is their mean
+    uncertainty: bool = False  # with samples >= 2: the per-voxel standard deviation as an overlay, a table per label
+    # Edit region: regenerate only a region of editVolume (in place, or into a new volume)
+    editVolume: vtkMRMLScalarVolumeNode
+    # regionSegments is not bound in the .ui: no connector binds a qMRMLSegmentSelectorWidget, so the Widget syncs
+    # it (_syncRegionSegments). Empty: the voxels whose labels changed since editVolume was generated.
+    regionSegments: list[str]
+    margin: Annotated[float, WithinRange(*MARGIN_RANGE), Decimals(1), SingleStep(1.0)] = 6.0
+    editIntoNewVolume: bool = False
     # Advanced (GenerationRequest's phase, temperature, guidance, priors, calibrate, unknown_labels, device)
     phase: Annotated[str, Choice([TRAINING_DATA_PHASE, *option_choices("phase")])] = TRAINING_DATA_PHASE
     temperature: Annotated[float, WithinRange(*SPIN_RANGES["temperature"]), Decimals(2), SingleStep(0.05)] = 0.0
@@ -127,10 +137,11 @@ class EngineTask:
     """One button with its own engine job, progress bar, status line and timer: Generate and Translate each have
     one, so neither cancels the other. The button turns into Cancel while the job runs."""
 
-    def __init__(self, button, progressBar, statusLabel, start, done, report=None):
+    def __init__(self, button, progressBar, statusLabel, start, done, report=None, changed=None):
         self.button, self.progressBar, self.statusLabel = button, progressBar, statusLabel
-        # start() -> job or None; done(job.result_node) -> output name; report(job) -> lines shown under "Done:"
-        self.start, self.done, self.report = start, done, report
+        # start() -> job or None; done(job) -> output name; report(job) -> lines shown under "Done:";
+        # changed() after a job starts or ends (tasks that share a progress bar enable their buttons there)
+        self.start, self.done, self.report, self.changed = start, done, report, changed
         self.idleText, self.job = button.text, None
         self.note = ""  # kept under every status line, e.g. the segments the model does not know
         self.timer = qt.QTimer()
@@ -154,6 +165,8 @@ class EngineTask:
         self.progressBar.value = 0
         self.setStatus(_("Starting…"))
         self.timer.start()
+        if self.changed:
+            self.changed()
 
     def cancel(self):
         """End the job, if one runs, and its timer."""
@@ -188,7 +201,7 @@ class EngineTask:
             slicer.util.errorDisplay(job.error)
         else:
             self.progressBar.value = 100
-            name, notes = self.done(job.result_node), list(self.report(job)) if self.report else []
+            name, notes = self.done(job), list(self.report(job)) if self.report else []
             self.note = "\n".join(notes + ([self.note] if self.note else []))
             self.setStatus(_("Done: ") + name)
 
@@ -206,6 +219,8 @@ class EngineTask:
     def _end(self):
         job, self.job, self.button.text = self.job, None, self.idleText
         self.timer.stop()
+        if self.changed:
+            self.changed()
         return job
 
     def setStatus(self, text):
@@ -227,6 +242,7 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updatingModelChoices = False
         self._loadedFolders = {"model": [], "translator": []}
         self._defaultsShownFor = None  # (model, modality) whose defaults the Advanced widgets show
+        self._updatingRegionSegments = False
         self.tasks = {}
 
     def setup(self):
@@ -236,11 +252,17 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = SemanticSynthLogic()
+        # Generate and Regenerate edited region share the progress bar and status: one runs at a time
         self.tasks = {
             "generate": EngineTask(self.ui.generateButton, self.ui.generateProgressBar, self.ui.generateStatusLabel,
-                                   self.startGeneration, self.generationDone, lambda job: job.notes()),
+                                   self.startGeneration, self.generationDone, lambda job: job.notes(),
+                                   self._updateButtons),
+            "regenerate": EngineTask(self.ui.regenerateButton, self.ui.generateProgressBar, self.ui.generateStatusLabel,
+                                     self.startRegeneration, self.generationDone, lambda job: job.notes(),
+                                     self._updateButtons),
             "translate": EngineTask(self.ui.translateButton, self.ui.translateProgressBar, self.ui.translateStatusLabel,
                                     self.startTranslation, self.translationDone)}
+        self.ui.regionSegmentSelector.connect("segmentSelectionChanged(QStringList)", self.onRegionSegmentsChanged)
         for field, (comboName, _logic) in self.MODEL_FIELDS.items():
             getattr(self.ui, comboName).connect("currentIndexChanged(int)", lambda _i, f=field: self.onModelComboChanged(f))
         self.ui.loadModelButton.connect("clicked(bool)", lambda: self.onLoadModelFolder("model"))
@@ -299,9 +321,41 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if p is None:
             return
         self._showModelDefaults()
-        self.ui.generateButton.enabled = bool(p.segmentation) or self.tasks["generate"].job is not None
+        self._syncRegionSegments()
+        self._updateButtons()
         self.ui.translateButton.enabled = bool(p.translateSource) or self.tasks["translate"].job is not None
         self.ui.carryButton.enabled = bool(p.carrySegmentation and p.translationField)
+
+    def _updateButtons(self):
+        """Generate needs a segmentation, Regenerate also the volume to edit; while one runs the other waits (they
+        share the progress bar), and the running one is its Cancel button. Uncertainty needs 2 samples or more."""
+        p = self._parameterNode
+        if p is None or not self.tasks:
+            return
+        generating, regenerating = self.tasks["generate"].job is not None, self.tasks["regenerate"].job is not None
+        self.ui.generateButton.enabled = generating or (bool(p.segmentation) and not regenerating)
+        self.ui.regenerateButton.enabled = regenerating or (bool(p.segmentation and p.editVolume) and not generating)
+        self.ui.uncertaintyCheckBox.enabled = p.samples >= 2
+
+    def _syncRegionSegments(self):
+        """Parameter -> segment selector: the segmentation's segments, the chosen ones checked."""
+        p, selector = self._parameterNode, self.ui.regionSegmentSelector
+        if p is None or self._updatingRegionSegments:
+            return
+        self._updatingRegionSegments = True
+        try:
+            if selector.currentNode() is not p.segmentation:
+                selector.setCurrentNode(p.segmentation)
+            if p.segmentation and list(selector.selectedSegmentIDs()) != list(p.regionSegments):
+                selector.setSelectedSegmentIDs(list(p.regionSegments))
+        finally:
+            self._updatingRegionSegments = False
+
+    def onRegionSegmentsChanged(self, segmentIds):
+        """Segment selector -> parameter."""
+        if self._updatingRegionSegments or self._parameterNode is None:
+            return
+        self._parameterNode.regionSegments = [str(i) for i in segmentIds]
 
     def _syncModelChoices(self):
         """Parameter -> combo box: the models found, loaded folders, and the parameter's value, selected."""
@@ -360,7 +414,29 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return None
         return self.logic.start(p.segmentation, model=p.model, modality=p.modality, steps=p.steps or None, seed=p.seed,
                                 reference_volume_node=p.referenceVolume, output_node=p.outputVolume,
-                                **self.advancedOptions())
+                                **self.sampleOptions(), **self.advancedOptions())
+
+    def startRegeneration(self):
+        """Regenerate edited region: only the region of the volume to edit (the chosen segments, else what changed
+        since it was generated here), in place or into a new volume."""
+        p = self._parameterNode
+        if not p.segmentation:
+            raise SynthError(_("choose the segmentation whose segments were edited"))
+        if not p.editVolume:
+            raise SynthError(_("choose the volume to edit (Edit region)"))
+        if not self.logic.ensureDependencies():
+            return None
+        segmentation = p.segmentation.GetSegmentation()
+        regionIds = [i for i in p.regionSegments if segmentation.GetSegment(i) is not None]
+        return self.logic.start(p.segmentation, model=p.model, modality=p.modality, steps=p.steps or None, seed=p.seed,
+                                edit_volume_node=p.editVolume, region_segment_ids=regionIds or None,
+                                output_node=None if p.editIntoNewVolume else p.editVolume, margin=p.margin,
+                                **self.sampleOptions(), **self.advancedOptions())
+
+    def sampleOptions(self) -> dict:
+        """Samples, and the uncertainty where there are 2 or more (its check box is disabled below)."""
+        p = self._parameterNode
+        return {"samples": p.samples, "uncertainty": bool(p.uncertainty and p.samples >= 2)}
 
     def advancedOptions(self) -> dict:
         """The Advanced section as request options (None where left to the model: a spin box at its minimum)."""
@@ -369,9 +445,18 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                             "priors": str(p.priorsFile), "calibrate": p.calibrate, "unknown_labels": p.unknownLabels,
                             "device": p.device.value}, {name: r[0] for name, r in SPIN_RANGES.items()})
 
-    def generationDone(self, node):
-        self._parameterNode.outputVolume = node
-        slicer.util.setSliceViewerLayers(background=node, fit=True)
+    def generationDone(self, job):
+        """The volume in the slice views (with its uncertainty over it, where made); it is the next one to edit. A
+        Generate's output becomes the output volume, a regeneration's the volume to edit."""
+        node, p = job.result_node, self._parameterNode
+        if job.args.get("edit") is None:
+            p.outputVolume = node
+        p.editVolume = node
+        std = getattr(job, "uncertainty_node", None)
+        if std is not None:
+            slicer.util.setSliceViewerLayers(background=node, foreground=std, foregroundOpacity=0.5, fit=True)
+        else:
+            slicer.util.setSliceViewerLayers(background=node, fit=True)
         return node.GetName()
 
     def startTranslation(self):
@@ -383,8 +468,8 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return self.logic.startTranslation(p.translateSource, model=p.translator, steps=p.translateSteps or None, seed=p.seed,
                                            deform=p.deform)
 
-    def translationDone(self, nodes):
-        volume, self._parameterNode.translationField = nodes
+    def translationDone(self, job):
+        volume, self._parameterNode.translationField = job.result_node
         slicer.util.setSliceViewerLayers(background=volume, fit=True)
         return volume.GetName()
 

@@ -254,6 +254,7 @@ class QSpinBox(QWidget):
     maximum = _property("maximum", 99)
     singleStep = _property("singleStep", 1)
     specialValueText = _property("specialValueText", "")  # QAbstractSpinBox: shown instead of the minimum
+    suffix = _property("suffix", "")
     value = _property("value", 0, signal="valueChanged",
                       coerce=lambda self, v: max(self.minimum, min(self.maximum, int(v))))
 
@@ -273,6 +274,7 @@ class QDoubleSpinBox(QWidget):
     SIGNALS = ("valueChanged",)
     singleStep = _property("singleStep", 1.0)
     specialValueText = _property("specialValueText", "")  # shown instead of the minimum
+    suffix = _property("suffix", "")
     value = _property("value", 0.0, signal="valueChanged",
                       coerce=lambda self, v: max(self.minimum, min(self.maximum, round(float(v), self.decimals))))
 
@@ -558,6 +560,60 @@ class qMRMLNodeComboBox(qMRMLWidget):
             self.currentNodeIDChanged.emit(node.GetID() if node else "")
 
 
+class qMRMLSegmentSelectorWidget(qMRMLWidget):
+    """A segmentation node and, with multiSelection, a checkable list of its segments (Slicer's
+    qMRMLSegmentSelectorWidget): setSelectedSegmentIDs keeps the ids of segments that exist and emits
+    segmentSelectionChanged when the selection changed, as Slicer's does; checking items in its list is the same."""
+    SIGNALS = ("currentNodeChanged", "currentSegmentChanged", "segmentSelectionChanged")
+    noneEnabled = _property("noneEnabled", False)
+    editEnabled = _property("editEnabled", False)
+    segmentationNodeSelectorVisible = _property("segmentationNodeSelectorVisible", True)
+    multiSelection = _property("multiSelection", False)
+    horizontalLayout = _property("horizontalLayout", False)
+    selectNodeUponCreation = _property("selectNodeUponCreation", True)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._node, self._selected = None, []
+
+    def currentNode(self):
+        if self._node is not None and (self.mrmlScene() is None or not self.mrmlScene().IsNodePresent(self._node)):
+            self._node = None
+        return self._node
+
+    def currentNodeID(self):
+        return self._node.GetID() if self.currentNode() else ""
+
+    def setCurrentNode(self, node):
+        if node is not None and not node.IsA("vtkMRMLSegmentationNode"):
+            return
+        if node is not self._node:
+            self._node = node
+            self.currentNodeChanged.emit(node)
+            self.setSelectedSegmentIDs(self._selected)  # the stored selection, of the segments the node has
+
+    def segmentIDs(self):
+        node = self.currentNode()
+        if node is None:
+            return []
+        segmentation = node.GetSegmentation()
+        return [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())]
+
+    def selectedSegmentIDs(self):
+        return list(self._selected)
+
+    def setSelectedSegmentIDs(self, ids):
+        if not self.multiSelection:
+            raise RuntimeError("qMRMLSegmentSelectorWidget: multi-selection is off, use setCurrentSegmentID instead")
+        if self.currentNode() is None:
+            return
+        existing = self.segmentIDs()
+        ids = [i for i in ids if i in existing]
+        if ids != self._selected:
+            self._selected = ids
+            self.segmentSelectionChanged.emit(list(ids))
+
+
 class QMainWindow(QWidget):
     pass
 
@@ -768,6 +824,7 @@ def install() -> FakeApplication:
         setattr(ctk, name, _stub(name))
     sys.modules["qt"], sys.modules["ctk"] = qt, ctk
     slicer.qMRMLWidget, slicer.qMRMLNodeComboBox = qMRMLWidget, qMRMLNodeComboBox
+    slicer.qMRMLSegmentSelectorWidget = qMRMLSegmentSelectorWidget
     for name in ("qMRMLSliderWidget", "qMRMLSpinBox", "qMRMLRangeWidget", "qSlicerWidget"):
         setattr(slicer, name, _stub(name))
     version = tuple(int(v) for v in os.environ.get("SEMANTICSYNTH_FAKE_SLICER", "5.13").split("."))

@@ -18,6 +18,15 @@ from slicer_testdata import SAMPLE_SEGMENTATION
 from SemanticSynthLib.engine.volume.label_merges import read_merge, relabel
 
 
+@pytest.fixture(autouse=True)
+def private_temp(monkeypatch, tmp_path):
+    """The jobs' staging folders in a folder of this test's own: other runs on the machine stage theirs too."""
+    folder = tmp_path / "temp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 def _temp_folders():
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "SemanticSynth-*")))
 

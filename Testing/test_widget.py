@@ -63,6 +63,15 @@ def run_until(app, condition, timeout_s=300):
         time.sleep(0.05)
 
 
+@pytest.fixture(autouse=True)
+def private_temp(monkeypatch, tmp_path):
+    """The jobs' staging folders in a folder of this test's own: other runs on the machine stage theirs too."""
+    folder = tmp_path / "temp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 def _temp_folders():
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "SemanticSynth-*")))
 
@@ -277,7 +286,7 @@ def test_entering_and_leaving_five_times_leaves_one_observer(version):
 def test_generate_with_a_loaded_model_folder_keeps_the_unmatched_segments_in_the_status(
         app, widget, scene, sample_segmentation, tiny_ct_model):
     ui, p = widget.ui, widget._parameterNode
-    sample_segmentation.GetSegmentation().GetNthSegment(2).SetName("my tumour")
+    sample_segmentation.GetSegmentation().GetNthSegment(2).SetName("my marker")
     app.directoryAnswers.append(str(tiny_ct_model))
     ui.loadModelButton.click()
     assert p.model == str(tiny_ct_model) and ui.modelComboBox.currentText == str(tiny_ct_model)
@@ -287,14 +296,14 @@ def test_generate_with_a_loaded_model_folder_keeps_the_unmatched_segments_in_the
     task = widget.tasks["generate"]
     assert task.job is not None and ui.generateButton.text == "Cancel" and ui.translateButton.text == "Translate"
     run_until(app, lambda: "denoising" in ui.generateStatusLabel.text or task.job is None)
-    assert "Not used (unknown to the model): my tumour" in ui.generateStatusLabel.text
+    assert "Not used (unknown to the model): my marker" in ui.generateStatusLabel.text
     run_until_done(app, task)
     assert not app.messages, app.messages
     output = p.outputVolume
     assert output is not None and output.GetAttribute("SemanticSynth.steps") == "2"
     assert output.GetNodeReferenceID("SemanticSynthSource") == sample_segmentation.GetID()
     assert ui.generateStatusLabel.text.startswith("Done: " + output.GetName())
-    assert ui.generateStatusLabel.text.endswith("Not used (unknown to the model): my tumour")
+    assert ui.generateStatusLabel.text.endswith("Not used (unknown to the model): my marker")
     assert ui.generateProgressBar.value == 100 and ui.generateButton.text == "Generate"
     assert not fake_slicer_app.QTimer.running and _temp_folders() == before
     # the loaded folder stays in the list after choosing another model

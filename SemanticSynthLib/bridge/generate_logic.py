@@ -8,9 +8,21 @@ result is imported on the segmentation's grid (or a reference volume's), linked 
 provenance the engine recorded as node attributes. Usable from Slicer's Python console, scripts and tests
 (slicer-core, no Qt); the module's Logic class (SemanticSynth/SemanticSynth.py) adds nothing to it but Slicer's
 ScriptedLoadableModuleLogic base.
+
+Region edits: after the label map of a generated volume was edited, only the changed region is regenerated and
+every voxel further than the margin stays as it was (the engine's --edit):
+
+    logic.generate(segmentationNode, edit_volume_node=ct, output_node=ct, margin=6)       # in place
+    logic.generate(segmentationNode, edit_volume_node=realCt, region_segment_ids=["Tumor"])  # into a new volume
+
+Each generated volume keeps the label map it was made from as a hidden vtkMRMLLabelMapVolumeNode (node reference
+LABELS_REFERENCE), updated only after a successful run, which is the region's "previous labels"; a volume without
+one (a scan loaded from disk) needs the region's segments. samples=K with uncertainty=True adds the per-voxel
+standard deviation of K samples as a colour overlay volume and the spread per label as a table node.
 """
 from __future__ import annotations
 
+import json
 from functools import partial
 from pathlib import Path
 
@@ -24,28 +36,43 @@ from ..engine.volume.vocabularies import candidates
 from ..errors import SynthError
 from .jobs import EngineJob, staged_inputs, start_with_model
 from .models import available_models, model_info
-from .scene import (ATTRIBUTE_PREFIX, apply_window_level, check_same_grid, export_label_map, import_volume, link_output,
-                    match_segments)
+from .scene import (ATTRIBUTE_PREFIX, apply_window_level, check_source_volume, export_label_map, export_segment_mask,
+                    export_volume, ijk_to_ras_of, link_output, match_segments, read_volume_file, replace_voxels,
+                    same_grid_as, show_as_overlay, uncertainty_table)
 
 # What the bridge passes unless asked otherwise: segments that match no label of the model are left out of the
 # exported map and listed (job.unmatched_segments), as the panel always did; "error" refuses them instead.
 BRIDGE_DEFAULTS = {"unknown_labels": "background"}
-STAGED = {"labels": "labels.nrrd", "out": "generated.nrrd"}  # the request's paths, inside the job's folder
+# the request's paths, inside the job's folder: always labels and out; the others where the job stages them
+STAGED = {"labels": "labels.nrrd", "out": "generated.nrrd", "uncertainty": "uncertainty.nrrd", "edit": "existing.nrrd",
+          "previous_labels": "previous_labels.nrrd", "region": "region.nrrd", "priors": "priors.json"}
+SET_BY_BRIDGE = ("labels", "out", "model", "edit", "previous_labels", "region")
+# Node references of a generated volume: the label map it was made from (hidden), its uncertainty and table
+LABELS_REFERENCE = "SemanticSynthLabels"
+UNCERTAINTY_REFERENCE = "SemanticSynthUncertainty"
+UNCERTAINTY_TABLE_REFERENCE = "SemanticSynthUncertaintyTable"
+EDITED_REFERENCE = "SemanticSynthEdited"  # a volume regenerated into a new node -> the volume it edited
 # What the GUIs' Advanced sections show: the phase left to the model, and the devices (CPU forces it on a GPU machine)
 TRAINING_DATA_PHASE = "training data's"
 DEVICE_TITLES = {"auto": "auto (CUDA where available)", "cpu": "CPU (force)", "cuda": "CUDA"}
 
 
-def generation_request(model_path, workdir: Path | str = ".", **options) -> GenerationRequest:
+def generation_request(model_path, workdir: Path | str = ".", staged=(), **options) -> GenerationRequest:
     """The request the bridge runs: the user's options (GenerationRequest fields; None: the request's default)
-    with the staged label map and output in `workdir`. SynthError (one line) on a bad option."""
+    with the staged label map and output in `workdir`, and the staged inputs named in `staged` (edit,
+    previous_labels, region, priors: files the job wrote there). `uncertainty` is True or False here: True writes
+    the standard deviation of the samples into the folder too. SynthError (one line) on a bad option."""
     given = {**BRIDGE_DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    unknown = sorted(set(given) - set(GenerationRequest.model_fields) | set(given) & {"labels", "out", "model"})
+    unknown = sorted(set(given) - set(GenerationRequest.model_fields) | set(given) & set(SET_BY_BRIDGE))
     if unknown:
         raise SynthError(f"unknown generation option(s) {', '.join(unknown)}; the options are the fields of "
-                         "GenerationRequest (labels, out and model are set by the bridge)")
-    staged = {key: str(Path(workdir) / name) for key, name in STAGED.items()}
-    return GenerationRequest.build({**given, **staged, "model": str(model_path)}, source="request field")
+                         "GenerationRequest (labels, out and model are set by the bridge, edit, previous_labels and "
+                         "region by edit_volume_node, previous_labelmap_node and region_segment_ids)")
+    if "uncertainty" in given and not isinstance(given["uncertainty"], bool):
+        raise SynthError("uncertainty is True or False here (the bridge writes the volume and imports it as a node)")
+    wanted = ["labels", "out", *staged, *(["uncertainty"] if given.pop("uncertainty", False) else [])]
+    paths = {key: str(Path(workdir) / STAGED[key]) for key in wanted}
+    return GenerationRequest.build({**given, **paths, "model": str(model_path)}, source="request field")
 
 
 def option_choices(field: str) -> list:
@@ -140,6 +167,16 @@ def report_notes(report: dict | None, labels=None) -> list:
     return [n for n in notes if n]
 
 
+def lesion_notes(report: dict | None) -> list:
+    """A line naming the new tissue the engine placed (report["lesions"]: name -> kind, host, mean, units)."""
+    lesions = (report or {}).get("lesions") or {}
+    if not lesions:
+        return []
+    shown = [f"{name} ({entry.get('kind')}, {entry.get('mean'):g} {entry.get('units', '')}".rstrip()
+             + (f", in {entry['host']})" if entry.get("host") else ")") for name, entry in lesions.items()]
+    return ["New tissue: " + ", ".join(shown)]
+
+
 def segment_vocabulary(segmentation_node, table: LabelTable, asked: str | None = None) -> LabelTable:
     """The label table a segmentation's names are in: `asked`, else whichever of the model's table and the
     vocabularies translated to it (FreeSurfer, VISTA3D, TotalSegmentator v1, ...) names the most segments; the model's
@@ -156,15 +193,21 @@ def segment_vocabulary(segmentation_node, table: LabelTable, asked: str | None =
 
 class GenerationJob(EngineJob):
     """One running generation (see EngineJob); result_node is the volume node, `result` the engine's result
-    (provenance, and the calibration check's flags and the unseen labels in result["report"])."""
+    (provenance, and the calibration check's flags and the unseen labels in result["report"]). With samples >= 2,
+    table_node holds the spread per label and, with uncertainty, uncertainty_node the per-voxel standard deviation.
+    `lesion_segments`: the segments exported as new tissue (name -> id, kind)."""
 
     def __init__(self, logic_args: dict, workdir: Path, export: dict, on_progress):
         self.export = export
         self.unmatched_segments: list[str] = export["unmatched"]
+        self.lesion_segments: dict = export.get("lesions", {})
+        self.uncertainty_node = None
+        self.table_node = None
         super().__init__(logic_args, workdir, on_progress)
 
     def _request(self) -> GenerationRequest:
-        return generation_request(self.args["model_path"], self.workdir, **self.args["options"])
+        return generation_request(self.args["model_path"], self.workdir, staged=self.export.get("staged", ()),
+                                  **self.args["options"])
 
     def notes(self) -> list:
         """What the run reported, as lines for a status (report_notes): empty before it has finished. The first
@@ -172,31 +215,89 @@ class GenerationJob(EngineJob):
         if not self.result:
             return []
         table = (self.result.get("provenance", {}).get("request") or {}).get("label_table")
-        return ([f"Label table: {table}"] if table else []) + report_notes(self.result.get("report"), self.args["labels"])
+        report = self.result.get("report")
+        return (([f"Label table: {table}"] if table else []) + report_notes(report, self.args["labels"])
+                + lesion_notes(report))
+
+    def _read(self, scene, key: str, node_class: str = "vtkMRMLScalarVolumeNode"):
+        """A staged file as a new node, checked to lie on the label map's grid."""
+        node = read_volume_file(scene, self.workdir / STAGED[key], f"SemanticSynth {key} (temporary)", node_class)
+        if not same_grid_as(node, self.export["ijk_to_ras"], self.export["dimensions"]):
+            scene.RemoveNode(node)
+            raise SynthError(f"the engine's {key} volume is not on the label map's grid; report this bug")
+        return node
 
     def _import(self):
         a = self.args
-        source, output = a["segmentation_node"], a.get("output_node")
+        source, output, edit = a["segmentation_node"], a.get("output_node"), a.get("edit")
         scene = source.GetScene()
         record = self.result.get("provenance", {})
+        report = self.result.get("report", {})
         modality = record.get("modality") or a["options"].get("modality") or a["metadata"]["modalities"][0]
-        node = import_volume(scene, self.workdir / STAGED["out"], f"{source.GetName()} synthetic {modality.upper()}",
-                             output)
+        # Everything that can fail first, into new nodes: the scene changes only once all of it has been read.
+        created = []
         try:
-            check_same_grid(node, self.export["ijk_to_ras"], "generated volume", "label map")
+            for key, node_class in (("out", "vtkMRMLScalarVolumeNode"), ("labels", "vtkMRMLLabelMapVolumeNode")):
+                created.append(self._read(scene, key, node_class))
+            if "uncertainty" in (self.result.get("outputs") or {}):
+                created.append(self._read(scene, "uncertainty"))
         except BaseException:
-            if output is None:
+            for node in created:
                 scene.RemoveNode(node)
             raise
+        result, labels, std = (created + [None])[:3]
+        if output is None:
+            node = result
+            base = f"{edit['volume'].GetName()} regenerated" if edit else f"{source.GetName()} synthetic {modality.upper()}"
+            node.SetName(scene.GenerateUniqueName(base))
+        else:
+            node = output
+            replace_voxels(node, result)
+            scene.RemoveNode(result)
+        if node.GetDisplayNode() is None:
+            node.CreateDefaultDisplayNodes()
         link_output(node, source, record)
-        for key, value in self.result.get("report", {}).items():
+        for key, value in report.items():
             node.SetAttribute(ATTRIBUTE_PREFIX + key, as_text(value))
-        apply_window_level(node, modality)
+        if edit is not None and edit["volume"] is not node:
+            node.SetNodeReferenceID(EDITED_REFERENCE, edit["volume"].GetID())
+        if not (edit is not None and node is output):  # an edit in place keeps the volume's own window
+            apply_window_level(node, modality)
+        self._keep_labels(node, labels)
+        if std is not None:
+            self.uncertainty_node = self._keep(node, UNCERTAINTY_REFERENCE, std, f"{node.GetName()} uncertainty")
+            self.uncertainty_node.SetAttribute(ATTRIBUTE_PREFIX + "uncertainty_of", node.GetID())
+            link_output(self.uncertainty_node, source, record)
+            show_as_overlay(self.uncertainty_node)
+        per_label = (report.get("uncertainty") or {}).get("per_label")
+        if per_label:
+            previous = node.GetNodeReference(UNCERTAINTY_TABLE_REFERENCE)
+            self.table_node = uncertainty_table(scene, f"{node.GetName()} uncertainty per label", per_label, previous)
+            node.SetNodeReferenceID(UNCERTAINTY_TABLE_REFERENCE, self.table_node.GetID())
         return node
+
+    def _keep(self, node, role: str, fresh, name: str):
+        """The node `node` references as `role`, given fresh's voxels; fresh itself (named) where it has none."""
+        kept = node.GetNodeReference(role)
+        if kept is not None and kept is not fresh:
+            replace_voxels(kept, fresh)
+            node.GetScene().RemoveNode(fresh)
+            return kept
+        fresh.SetName(node.GetScene().GenerateUniqueName(name))
+        node.SetNodeReferenceID(role, fresh.GetID())
+        return fresh
+
+    def _keep_labels(self, node, labels) -> None:
+        """The exported label map, hidden, as the output's previous labels for its next region edit."""
+        kept = self._keep(node, LABELS_REFERENCE, labels, f"{node.GetName()} labels (SemanticSynth)")
+        kept.HideFromEditorsOn()
+        kept.SetAttribute(ATTRIBUTE_PREFIX + "label_table", self.args["options"].get("label_table") or "")
+        kept.SetAttribute(ATTRIBUTE_PREFIX + "labels_of", node.GetID())
 
 
 class GenerationLogic:
-    """Generate a CT or MRI volume from a segmentation node, on its grid (or a reference volume's)."""
+    """Generate a CT or MRI volume from a segmentation node, on its grid (or a reference volume's), or regenerate
+    the edited region of an existing volume."""
 
     available_models = staticmethod(partial(available_models, "generator"))
 
@@ -206,29 +307,45 @@ class GenerationLogic:
         return model_info(model, "generator", modality)
 
     def start(self, segmentation_node, model: str | None = None, reference_volume_node=None, output_node=None,
-              on_progress=None, **options):
+              on_progress=None, edit_volume_node=None, previous_labelmap_node=None, region_segment_ids=None,
+              **options):
         """Start generating; returns a GenerationJob (for a manifest model not downloaded yet, a job that
         downloads it first).
 
         Args:
             segmentation_node: the vtkMRMLSegmentationNode whose segments (matched to the model's labels by name
-                or terminology) are the label map.
+                or terminology) are the label map. Segments named with a lesion term (Mass, Tumor, Cyst, Lesion,
+                ...) or of such a terminology type that match no label are new tissue (engine/synthesis/lesions.py).
             model: a model package folder, bundled or manifest name; None: the modality's default.
-            reference_volume_node: a volume whose grid the output takes (None: the segmentation's).
-            output_node: a volume node to fill (None: a new one).
+            reference_volume_node: a volume whose grid the output takes (None: the segmentation's; with an edit,
+                the edited volume's, which a reference volume must then share).
+            output_node: a volume node to fill (None: a new one); with an edit, edit_volume_node itself edits in
+                place.
             on_progress: called with each progress record (a dict) from the engine's thread.
+            edit_volume_node: an existing volume (generated here, or a real scan) to regenerate only a region of:
+                every voxel further than `margin` mm from the region keeps its value.
+            previous_labelmap_node: the label map (a vtkMRMLLabelMapVolumeNode on the volume's grid, in the same
+                label ids) edit_volume_node was made from: the region is where the segments now differ from it.
+            region_segment_ids: ids of segments of segmentation_node whose voxels are the region. Without either,
+                the label map stored with a volume generated here (LABELS_REFERENCE) is the previous one.
             **options: any GenerationRequest field: modality, steps, seed, guidance, temperature, device, phase,
-                priors, calibrate, unknown_labels, window, fp32, max_voxels. None leaves an option to its default.
+                priors, calibrate, unknown_labels, window, fp32, max_voxels, margin (mm), samples (K: the output
+                is their mean); uncertainty: True to also import the samples' per-voxel standard deviation. None
+                leaves an option to its default.
 
         Returns:
-            The running job: poll() or wait(); cancel() at any time.
+            The running job: poll() or wait(); cancel() at any time. A cancelled or failed job changes nothing in
+            the scene.
         """
         generation_request(model or "default", **options)  # a bad option fails here, before any export
+        edit = edit_inputs(segmentation_node, edit_volume_node, previous_labelmap_node, region_segment_ids,
+                           reference_volume_node)
         return start_with_model(model, lambda m: self._start(segmentation_node, m, reference_volume_node, output_node,
-                                                             on_progress, options), on_progress,
+                                                             on_progress, options, edit), on_progress,
                                 options.get("modality"))
 
-    def _start(self, segmentation_node, model, reference_volume_node, output_node, on_progress, options) -> GenerationJob:
+    def _start(self, segmentation_node, model, reference_volume_node, output_node, on_progress, options,
+               edit=None) -> GenerationJob:
         info = self.model_info(model, options.get("modality"))
         meta = info["metadata"]
         modality = options.get("modality") or meta["modalities"][0]
@@ -236,23 +353,118 @@ class GenerationLogic:
             raise SynthError(f"model {info['path'].name} generates {', '.join(meta['modalities'])}, not {modality}")
         unknown = options.get("unknown_labels") or BRIDGE_DEFAULTS["unknown_labels"]
 
-        table = segment_vocabulary(segmentation_node, info["labels"], options.get("label_table"))
+        asked = options.get("label_table") or (edit or {}).get("label_table") or None
+        table = segment_vocabulary(segmentation_node, info["labels"], asked)
         options = {**options, "label_table": table.name}
+        grid = edit["volume"] if edit else reference_volume_node
 
         def export(folder: Path) -> dict:
             # inside staged_inputs, so that a refusal here removes the staged folder with the rest
-            exported = export_label_map(segmentation_node, table, folder / STAGED["labels"], reference_volume_node)
+            exported = export_label_map(segmentation_node, table, folder / STAGED["labels"], grid)
             if unknown == "error" and exported["unmatched"]:
                 raise SynthError(f"segment(s) {', '.join(exported['unmatched'][:8])} match no label of "
                                  f"{info['path'].name}; rename them to a label of the model, or set unknown labels "
                                  "to background")
+            exported["dimensions"] = _dimensions_of(folder / STAGED["labels"])
+            exported["staged"] = []
+            if _stage_lesion_priors(exported["lesions"], options.get("priors"), folder / STAGED["priors"]):
+                exported["staged"].append("priors")
+            if edit:
+                exported["staged"] += stage_edit(edit, segmentation_node, exported, folder)
             return exported
 
         workdir, export = staged_inputs(export)
         args = {"segmentation_node": segmentation_node, "model_path": info["path"], "metadata": meta,
-                "labels": info["labels"], "options": dict(options), "output_node": output_node}
+                "labels": info["labels"], "options": dict(options), "output_node": output_node, "edit": edit}
         return GenerationJob(args, workdir, export, on_progress).start()
 
     def generate(self, segmentation_node, **kwargs):
         """Blocking: returns the new (or given) output volume node; raises SynthError with a one-line message."""
         return self.start(segmentation_node, **kwargs).wait()
+
+
+def _dimensions_of(path: Path) -> tuple:
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    return tuple(reader.GetSize())
+
+
+def _stage_lesion_priors(lesions: dict, user_priors: str | None, path: Path) -> bool:
+    """Lesions the engine cannot tell from their names (a lesion terminology type under another name) as priors
+    entries {"<id>": {"lesion": kind}}, written with the user's priors file's entries (which win) to `path`. False,
+    and nothing written, where every lesion is named as one."""
+    entries = {str(e["id"]): {"lesion": e["kind"]} for e in lesions.values() if not e["by_name"]}
+    if not entries:
+        return False
+    given = {}
+    if user_priors:
+        try:
+            given = json.loads(Path(user_priors).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SynthError(f"cannot read priors file {user_priors}: {exc.__class__.__name__}; give a JSON object") from None
+        if not isinstance(given, dict):
+            raise SynthError(f"priors file {user_priors} is not a JSON object; give {{\"label\": mean, ...}}")
+    path.write_text(json.dumps({**entries, **given}, indent=2), encoding="utf-8")
+    return True
+
+
+def edit_inputs(segmentation_node, edit_volume_node, previous_labelmap_node=None, region_segment_ids=None,
+                reference_volume_node=None) -> dict | None:
+    """The region edit's nodes, checked before any export: {"volume", "previous" (a label map node) or "region"
+    (segment ids), "label_table" (the stored label map's vocabulary)}; None without edit_volume_node. Every refusal
+    is one line saying what to do."""
+    if edit_volume_node is None:
+        if previous_labelmap_node is not None or region_segment_ids:
+            raise SynthError("previous labels and region segments choose the region of an edited volume; choose the "
+                             "volume to regenerate too")
+        return None
+    check_source_volume(edit_volume_node)
+    name = edit_volume_node.GetName()
+    if previous_labelmap_node is not None and region_segment_ids:
+        raise SynthError("give either the previous label map or the region segments, not both")
+    if reference_volume_node is not None and reference_volume_node is not edit_volume_node:
+        image = edit_volume_node.GetImageData()
+        if not same_grid_as(reference_volume_node, ijk_to_ras_of(edit_volume_node), image.GetDimensions()):
+            raise SynthError(f"the reference volume is not on the grid of {name}; an edit is made on the edited "
+                             "volume's grid: clear the reference volume")
+    edit = {"volume": edit_volume_node, "previous": None, "region": None, "label_table": None}
+    if region_segment_ids:
+        segmentation = segmentation_node.GetSegmentation() if segmentation_node is not None else None
+        missing = [s for s in region_segment_ids if segmentation is None or segmentation.GetSegment(s) is None]
+        if missing:
+            raise SynthError(f"region segment(s) {', '.join(missing[:8])} are not in the segmentation; choose "
+                             "segments of it")
+        edit["region"] = list(region_segment_ids)
+        return edit
+    previous = previous_labelmap_node
+    if previous is None:
+        previous = edit_volume_node.GetNodeReference(LABELS_REFERENCE)
+        if previous is None or previous.GetImageData() is None:
+            raise SynthError(f"{name} was not generated here, so the labels it was made from are unknown; choose the "
+                             "segment(s) of the region to regenerate")
+        edit["label_table"] = previous.GetAttribute(ATTRIBUTE_PREFIX + "label_table") or None
+    elif previous.GetImageData() is None:
+        raise SynthError(f"the previous label map {previous.GetName()} has no voxels; choose another or region segments")
+    image = edit_volume_node.GetImageData()
+    if not same_grid_as(previous, ijk_to_ras_of(edit_volume_node), image.GetDimensions()):
+        raise SynthError(f"the label map {name} was made from is not on its grid (was it resampled?); choose the "
+                         "segment(s) of the region to regenerate")
+    edit["previous"] = previous
+    return edit
+
+
+def stage_edit(edit: dict, segmentation_node, exported: dict, folder: Path) -> list:
+    """Write the edited volume and the previous label map (or the region's mask) beside the label map; the request
+    fields they fill."""
+    volume = edit["volume"]
+    if not same_grid_as(volume, exported["ijk_to_ras"], exported["dimensions"]):
+        raise SynthError(f"the label map was not exported on the grid of {volume.GetName()}; report this bug")
+    export_volume(volume, folder / STAGED["edit"])
+    if edit["region"]:
+        export_segment_mask(segmentation_node, edit["region"], folder / STAGED["region"], volume)
+        return ["edit", "region"]
+    export_volume(edit["previous"], folder / STAGED["previous_labels"])
+    return ["edit", "previous_labels"]

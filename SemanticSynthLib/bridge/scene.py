@@ -4,7 +4,9 @@ RAS (Slicer) and LPS (ITK files) meet here and only here: `LPS_FROM_RAS`.
 """
 from __future__ import annotations
 
+import json
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 
-from ..engine.volume.labels import LabelTable, normalized_name
+from ..engine.volume.labels import BUILTIN_DIR, LabelTable, normalized_name
 from ..engine.volume.modalities import modality as registered_modality
 from ..engine.reporting.provenance import as_text
 from ..errors import SynthError
@@ -21,6 +23,14 @@ LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 SOURCE_REFERENCE = "SemanticSynthSource"
 ATTRIBUTE_PREFIX = "SemanticSynth."
 GEOMETRY_TOLERANCE_MM = 1e-4
+# The engine's lesion terms (engine/synthesis/lesions.py reads the same file; importing it here would load torch)
+LESION_TABLE = BUILTIN_DIR / "groups" / "lesions.json"
+# Colour tables of Slicer's colors logic for the uncertainty overlay, in order of preference (vtkMRMLColorLogic.h)
+OVERLAY_COLOR_IDS = ("vtkMRMLColorTableNodeFileInferno.txt", "vtkMRMLColorTableNodeFileColdToHotRainbow.txt",
+                     "vtkMRMLColorTableNodeIron")
+# Inferno's anchors (matplotlib), for a scene without Slicer's colour tables (slicer-core)
+INFERNO = ((0.0, (0.001, 0.000, 0.014)), (0.25, (0.258, 0.039, 0.406)), (0.5, (0.735, 0.216, 0.330)),
+           (0.75, (0.978, 0.557, 0.035)), (1.0, (0.988, 0.998, 0.645)))
 
 
 def matrix_to_array(matrix: vtk.vtkMatrix4x4) -> np.ndarray:
@@ -66,6 +76,33 @@ def _terminology_names(segment) -> list[str]:
     if len(names) == 2:
         names.insert(0, f"{names[1]} {names[0]}")  # e.g. "left kidney"
     return names
+
+
+@lru_cache(maxsize=1)
+def _lesion_terms() -> tuple:
+    terms = json.loads(LESION_TABLE.read_text(encoding="utf-8"))["terms"]
+    return tuple((normalized_name(term), kind) for term, kind in terms.items())
+
+
+def lesion_kind_of_name(name: str) -> str | None:
+    """The lesion kind a name says (its first lesion term: 'Liver tumor' -> hypodense, 'Cyst_2' -> cyst), or None;
+    the engine's rule (engine/synthesis/lesions.py kind_of_name)."""
+    key = normalized_name(name)
+    hits = [(key.find(term), kind) for term, kind in _lesion_terms() if term in key]
+    return min(hits)[1] if hits else None
+
+
+def lesion_kind(segment) -> tuple[str | None, bool]:
+    """(lesion kind, whether the engine reads it from the segment's name) of a segment named with a lesion term
+    (Mass, Tumor, Cyst, Lesion, ...) or whose terminology type is one; (None, False) for any other segment."""
+    kind = lesion_kind_of_name(segment.GetName())
+    if kind:
+        return kind, True
+    for name in _terminology_names(segment):
+        kind = lesion_kind_of_name(name)
+        if kind:
+            return kind, False
+    return None, False
 
 
 def match_segments(segmentation_node, table: LabelTable) -> tuple[dict[str, int], list[str]]:
@@ -144,10 +181,53 @@ def _voxels(volume_node) -> np.ndarray:
     return vtk_to_numpy(image.GetPointData().GetScalars()).reshape(dims[::-1])
 
 
+def _export_segments(segmentation_node, segment_ids: list[str], reference_volume_node=None) -> tuple[np.ndarray, np.ndarray]:
+    """(values 1..n in the order of segment_ids, (k, j, i) array; IJKToRAS) of segments exported with Slicer's
+    segmentations logic onto the reference grid (the chosen volume's, else the segmentation's geometry). Every helper
+    node the export makes is removed again."""
+    scene = segmentation_node.GetScene()
+    existing = _node_ids(scene)
+    try:
+        geometry_node = _geometry_volume(scene, segmentation_node, reference_volume_node)
+        labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "SemanticSynth export (temporary)")
+        ids = vtk.vtkStringArray()
+        for segment_id in segment_ids:
+            ids.InsertNextValue(segment_id)
+        logic = slicer.vtkSlicerSegmentationsModuleLogic()
+        logic.SetMRMLScene(scene)
+        if not logic.ExportSegmentsToLabelmapNode(segmentation_node, ids, labelmap, geometry_node):
+            raise SynthError("exporting the segments failed; check the segmentation's geometry or choose a reference volume")
+        return np.array(_voxels(labelmap)), ijk_to_ras_of(labelmap)
+    finally:
+        # Export makes helper nodes (display, colour table) besides our temporary ones: remove them all.
+        for node_id in _node_ids(scene) - existing:
+            node = scene.GetNodeByID(node_id)
+            if node is not None:
+                scene.RemoveNode(node)
+
+
+def write_image(values: np.ndarray, ijk_to_ras: np.ndarray, path: str | Path, metadata: dict | None = None) -> None:
+    """A (k, j, i) array written on the grid of a Slicer IJKToRAS (NRRD keeps doubles), with metadata entries."""
+    image = sitk.GetImageFromArray(values)
+    geometry = sitk_geometry(ijk_to_ras)
+    image.SetSpacing(geometry["spacing"])
+    image.SetOrigin(geometry["origin"])
+    image.SetDirection(geometry["direction"])
+    for key, value in (metadata or {}).items():
+        image.SetMetaData(key, str(value))
+    sitk.WriteImage(image, str(path))
+
+
 def export_label_map(segmentation_node, table: LabelTable, path: str | Path, reference_volume_node=None) -> dict:
     """Write the matched segments as one label map of model ids on the reference grid (NRRD keeps doubles).
 
-    Returns {"ijk_to_ras", "matched" (segment name -> id), "unmatched" (names)}.
+    Lesion segments (named with a lesion term, or of a lesion terminology type: Mass, Tumor, Cyst, Lesion, ...) that
+    match no label are new tissue: each gets its own id above the table's (in segment order, so the same segments
+    get the same ids on every export), drawn over the organs, and its name in the file's metadata as a Slicer
+    .seg.nrrd has it (SegmentN_Name, SegmentN_LabelValue), which the engine reads.
+
+    Returns {"ijk_to_ras", "matched" (segment name -> id), "unmatched" (names of segments left out), "lesions"
+    (segment name -> {"id", "kind", "by_name": whether the engine reads the kind from the name})}.
     """
     if segmentation_node is None:
         raise SynthError("no segmentation selected; choose a segmentation node")
@@ -155,40 +235,52 @@ def export_label_map(segmentation_node, table: LabelTable, path: str | Path, ref
     if segmentation.GetNumberOfSegments() == 0:
         raise SynthError("the segmentation has no segments; draw or load segments first")
     matches, unmatched = match_segments(segmentation_node, table)
+    lesions = {}
+    next_id = max(lab.id for lab in table.labels) + 1
+    for index in range(segmentation.GetNumberOfSegments()):
+        segment_id = segmentation.GetNthSegmentID(index)
+        segment = segmentation.GetSegment(segment_id)
+        kind, by_name = lesion_kind(segment) if segment_id not in matches else (None, False)
+        if kind:
+            lesions[segment_id] = {"name": segment.GetName(), "id": next_id, "kind": kind, "by_name": by_name}
+            next_id += 1
     if not matches:
         raise SynthError(f"no segment matches a label of the model ({', '.join(unmatched[:8])}); rename segments or choose another model")
-    scene = segmentation_node.GetScene()
-    existing = _node_ids(scene)
-    try:
-        geometry_node = _geometry_volume(scene, segmentation_node, reference_volume_node)
-        labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "SemanticSynth export (temporary)")
-        segment_ids = vtk.vtkStringArray()
-        for segment_id in matches:
-            segment_ids.InsertNextValue(segment_id)
-        logic = slicer.vtkSlicerSegmentationsModuleLogic()
-        logic.SetMRMLScene(scene)
-        if not logic.ExportSegmentsToLabelmapNode(segmentation_node, segment_ids, labelmap, geometry_node):
-            raise SynthError("exporting the segments failed; check the segmentation's geometry or choose a reference volume")
-        # Exported values are 1..n in segment order; turn them into the model's label ids.
-        lookup = np.array([0, *matches.values()], np.uint16)
-        labels = lookup[_voxels(labelmap)]
-        ijk_to_ras = ijk_to_ras_of(labelmap)
-    finally:
-        # Export makes helper nodes (display, colour table) besides our temporary ones: remove them all.
-        for node_id in _node_ids(scene) - existing:
-            node = scene.GetNodeByID(node_id)
-            if node is not None:
-                scene.RemoveNode(node)
+    order = list(matches) + list(lesions)  # lesions last: drawn over the organ they lie in
+    values, ijk_to_ras = _export_segments(segmentation_node, order, reference_volume_node)
+    # Exported values are 1..n in that order; turn them into the model's label ids and the lesions' own.
+    lookup = np.array([0, *matches.values(), *(entry["id"] for entry in lesions.values())], np.uint16)
+    labels = lookup[values]
     if not labels.any():
         raise SynthError("the segmentation is empty (no voxels in any matched segment); draw segments first")
-    image = sitk.GetImageFromArray(labels)
-    geometry = sitk_geometry(ijk_to_ras)
-    image.SetSpacing(geometry["spacing"])
-    image.SetOrigin(geometry["origin"])
-    image.SetDirection(geometry["direction"])
-    sitk.WriteImage(image, str(path))
+    present = set(np.unique(labels).tolist())
+    lesions = {s: entry for s, entry in lesions.items() if entry["id"] in present}
+    metadata = {}
+    for n, entry in enumerate(lesions.values()):
+        metadata[f"Segment{n}_Name"], metadata[f"Segment{n}_LabelValue"] = entry["name"], entry["id"]
+    write_image(labels, ijk_to_ras, path, metadata)
     names = {segmentation.GetSegment(s).GetName(): i for s, i in matches.items()}
-    return {"ijk_to_ras": ijk_to_ras, "matched": names, "unmatched": unmatched}
+    lesion_names = {entry["name"] for entry in lesions.values()}
+    return {"ijk_to_ras": ijk_to_ras, "matched": names, "unmatched": [n for n in unmatched if n not in lesion_names],
+            "lesions": {entry["name"]: {k: entry[k] for k in ("id", "kind", "by_name")} for entry in lesions.values()}}
+
+
+def export_segment_mask(segmentation_node, segment_ids, path: str | Path, reference_volume_node) -> np.ndarray:
+    """Write the listed segments as one mask (1 inside any of them, else 0; uint8) on the reference volume's grid;
+    returns its IJKToRAS. An unknown segment id or an empty mask is a one-line SynthError."""
+    segmentation = segmentation_node.GetSegmentation()
+    ids = list(segment_ids)
+    missing = [s for s in ids if segmentation.GetSegment(s) is None]
+    if not ids or missing:
+        raise SynthError(f"segment(s) {', '.join(missing[:8]) or '(none)'} are not in segmentation "
+                         f"{segmentation_node.GetName()}; choose the segments of the region to regenerate")
+    values, ijk_to_ras = _export_segments(segmentation_node, ids, reference_volume_node)
+    mask = (values != 0).astype(np.uint8)
+    if not mask.any():
+        names = ", ".join(segmentation.GetSegment(s).GetName() for s in ids[:8])
+        raise SynthError(f"the region segment(s) {names} have no voxels on the volume's grid; paint the region first")
+    write_image(mask, ijk_to_ras, path)
+    return ijk_to_ras
 
 
 def import_volume(scene, path: str | Path, name: str, output_node=None):
@@ -203,6 +295,103 @@ def import_volume(scene, path: str | Path, name: str, output_node=None):
         raise SynthError(f"cannot read the generated volume {path}")
     if node.GetDisplayNode() is None:
         node.CreateDefaultDisplayNodes()
+    return node
+
+
+def read_volume_file(scene, path: str | Path, name: str, node_class: str = "vtkMRMLScalarVolumeNode"):
+    """A result file read into a new node of node_class (no display node yet); removed again if it cannot be read."""
+    node = scene.AddNewNodeByClass(node_class, scene.GenerateUniqueName(name))
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    storage.SetFileName(str(path))
+    storage.SetSingleFile(True)
+    if not storage.ReadData(node) or node.GetImageData() is None:
+        scene.RemoveNode(node)
+        raise SynthError(f"cannot read the engine's output {Path(path).name}; report this bug")
+    return node
+
+
+def replace_voxels(target, source) -> None:
+    """The target volume node takes the source's voxels and grid (its name, display and references stay)."""
+    image = vtk.vtkImageData()
+    image.DeepCopy(source.GetImageData())
+    target.SetIJKToRASMatrix(_vtk_matrix(ijk_to_ras_of(source)))
+    target.SetAndObserveImageData(image)
+
+
+def same_grid_as(node, ijk_to_ras: np.ndarray, dimensions) -> bool:
+    """Whether a volume node lies on the grid of this IJKToRAS and size (i, j, k)."""
+    image = node.GetImageData()
+    return (image is not None and tuple(image.GetDimensions()) == tuple(dimensions)
+            and np.abs(ijk_to_ras_of(node) - ijk_to_ras).max() <= GEOMETRY_TOLERANCE_MM)
+
+
+def overlay_color_node_id(scene) -> str:
+    """The colour table of the uncertainty overlay: Slicer's Inferno (else ColdToHotRainbow, Iron) where the colors
+    logic has added its tables; otherwise (slicer-core) an Inferno ramp of our own, made once per scene."""
+    for node_id in OVERLAY_COLOR_IDS:
+        if scene.GetNodeByID(node_id) is not None:
+            return node_id
+    name = "SemanticSynth Inferno"
+    node = scene.GetFirstNodeByName(name)
+    if node is None:
+        node = scene.AddNewNodeByClass("vtkMRMLColorTableNode", name)
+        node.SetTypeToUser()
+        node.SetNumberOfColors(256)
+        positions = [p for p, _ in INFERNO]
+        for i in range(256):
+            rgb = [float(np.interp(i / 255, positions, [c[channel] for _, c in INFERNO])) for channel in range(3)]
+            node.SetColor(i, f"{i}", *rgb, 1.0)
+    return node.GetID()
+
+
+def show_as_overlay(volume_node) -> None:
+    """A volume of non-negative values (a per-voxel standard deviation) made ready to lie over another in the slice
+    views: an Inferno colour table from 0 to its 99.5th percentile, zero voxels transparent (threshold), and a colour
+    legend (what the Colors module's "Create color legend" adds)."""
+    scene = volume_node.GetScene()
+    if volume_node.GetDisplayNode() is None:
+        volume_node.CreateDefaultDisplayNodes()
+    display = volume_node.GetDisplayNode()
+    display.SetAndObserveColorNodeID(overlay_color_node_id(scene))
+    values = slicer.util.arrayFromVolume(volume_node)
+    positive = values[values > 0]
+    high = float(np.percentile(positive, 99.5)) if positive.size else 1.0
+    display.AutoWindowLevelOff()
+    display.SetWindowLevelMinMax(0.0, high)
+    display.AutoThresholdOff()
+    display.SetLowerThreshold(float(positive.min()) if positive.size else 1.0)
+    display.SetUpperThreshold(float(values.max()) if positive.size else 1.0)
+    display.SetApplyThreshold(1)
+    if not scene.IsNodeClassRegistered("vtkMRMLColorLegendDisplayNode"):  # registered by the Colors module in Slicer
+        scene.RegisterNodeClass(slicer.vtkMRMLColorLegendDisplayNode())
+    slicer.vtkSlicerColorLogic.AddDefaultColorLegendDisplayNode(volume_node)
+
+
+UNCERTAINTY_COLUMNS = (("label", "string"), ("voxels", "int"), ("std", "double"), ("boundary std", "double"),
+                       ("interior std", "double"))
+
+
+def uncertainty_table(scene, name: str, per_label: dict, table_node=None):
+    """The engine's per-label spread (report["uncertainty"]["per_label"]: id -> name, voxels, std, boundary_std,
+    interior_std) as a vtkMRMLTableNode, one row per label in id order (a part without voxels: NaN). Fills
+    table_node, or a new one."""
+    node = table_node or scene.AddNewNodeByClass("vtkMRMLTableNode", scene.GenerateUniqueName(name))
+    table = vtk.vtkTable()
+    arrays = {"string": vtk.vtkStringArray, "int": vtk.vtkIntArray, "double": vtk.vtkDoubleArray}
+    columns = []
+    for title, kind in UNCERTAINTY_COLUMNS:
+        array = arrays[kind]()
+        array.SetName(title)
+        table.AddColumn(array)
+        columns.append(array)
+    for label_id in sorted(per_label, key=lambda k: int(k) if str(k).isdigit() else 0):
+        entry = per_label[label_id]
+        columns[0].InsertNextValue(str(entry.get("name", label_id)))
+        columns[1].InsertNextValue(int(entry.get("voxels", 0)))
+        for array, key in zip(columns[2:], ("std", "boundary_std", "interior_std")):
+            value = entry.get(key)
+            array.InsertNextValue(float(value) if value is not None else float("nan"))
+    node.SetAndObserveTable(table)
     return node
 
 
