@@ -7,6 +7,8 @@ python scripts/benchmark.py --fine --model MODEL       # the CT sample at 1.5 an
                                                        # and with --no-refine
 python scripts/benchmark.py --throughput [--maps 8] [--samples 2]   # make-dataset's volumes per hour: one
                                                        # process, Ray with 1 worker, Ray with 2 workers (needs Ray)
+python scripts/benchmark.py --edit [--edit-share 0.1]  # generate --edit: a ball of 10% of a 128^3 map regenerated
+                                                       # in a generated volume, against a full generation
 
 Each measurement runs in a fresh child process (so its peak RSS is its own); the median of the repeats is
 printed. Label maps: the bundled CT sample (122x101x30), an MRI validation map (120x120x90), and real MUSE
@@ -92,7 +94,8 @@ def one_translation(source: str, model: str | None, steps: int | None) -> dict:
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
 
 
-def one_run(labels: str, model: str, modality: str, steps: int | None, device: str = "cpu", refine: bool = True) -> dict:
+def one_run(labels: str, model: str, modality: str, steps: int | None, device: str = "cpu", refine: bool = True,
+            edit: tuple[str, str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(2)
@@ -104,10 +107,15 @@ def one_run(labels: str, model: str, modality: str, steps: int | None, device: s
     t0 = time.perf_counter()
     package = load_package(resolve_model(model, modality))
     label_map = read_volume(labels)
+    region = None
+    if edit:  # reading EXISTING and the mask, and the blend weight, count as the edit's work
+        from SemanticSynthLib.engine.synthesis.region_edit import region_edit
     t1 = time.perf_counter()
+    if edit:
+        region = region_edit(label_map, read_volume(edit[0]), mask=read_volume(edit[1]))
     # generate_volume returns a SimpleITK image copied off the device, so the GPU's work is done when it returns.
     generate_volume(package, label_map, modality=modality, steps=steps, seed=0, unknown="background", device=device,
-                    refine=refine)
+                    refine=refine, edit=region)
     t2 = time.perf_counter()
     result = {"load_s": t1 - t0, "generate_s": t2 - t1,
               "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
@@ -116,11 +124,32 @@ def one_run(labels: str, model: str, modality: str, steps: int | None, device: s
     return result
 
 
+def edit_inputs(labels: Path, model: str, share: float, tmp: Path) -> tuple[Path, Path]:
+    """(a volume generated from the map, a centred ball holding `share` of its voxels)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    existing = tmp / "existing.nii.gz"
+    subprocess.run([sys.executable, "-m", "SemanticSynthLib", "generate", str(labels), str(existing), "--model", model,
+                    "--unknown-labels", "background", "--progress", "none"], check=True, cwd=REPO)
+    image = sitk.ReadImage(str(labels))
+    shape = image.GetSize()[::-1]
+    radius = (3 * share * np.prod(shape) / (4 * np.pi)) ** (1 / 3)
+    z, y, x = np.ogrid[tuple(slice(0, n) for n in shape)]
+    ball = sum((a - n / 2) ** 2 for a, n in zip((z, y, x), shape)) < radius ** 2
+    mask = sitk.GetImageFromArray(ball.astype(np.uint8))
+    mask.CopyInformation(image)
+    sitk.WriteImage(mask, str(tmp / "ball.nii.gz"))
+    print(f"edit: a ball of {ball.sum()} voxels ({ball.mean():.1%} of the map), radius {radius:.1f} voxels", flush=True)
+    return existing, tmp / "ball.nii.gz"
+
+
 def measure(labels, model, modality, steps, repeats, translate: bool = False, device: str = "cpu",
-            refine: bool = True) -> dict:
+            refine: bool = True, edit: tuple | None = None) -> dict:
     runs = []
     for _ in range(repeats):
         cmd = [sys.executable, __file__, "--one", str(labels), "--modality", modality, "--device", device]
+        cmd += ["--edit-files", str(edit[0]), str(edit[1])] if edit else []
         cmd += ["--model", model] if model else []
         cmd += ["--translate"] if translate else []
         cmd += [] if refine else ["--no-refine"]
@@ -239,6 +268,10 @@ def main():
     parser.add_argument("--throughput", action="store_true", help="make-dataset's volumes per hour: one process, Ray")
     parser.add_argument("--maps", type=int, default=8, help="--throughput: IXI label maps")
     parser.add_argument("--samples", type=int, default=2, help="--throughput: samples per map")
+    parser.add_argument("--edit", action="store_true", help="generate --edit of a ball in a 128^3 map against a full "
+                                                              "generation")
+    parser.add_argument("--edit-share", type=float, default=0.1, help="--edit: the ball's share of the map")
+    parser.add_argument("--edit-files", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.translate and args.device != "cpu":
         parser.error("--translate times the CPU only")
@@ -246,7 +279,8 @@ def main():
         if args.translate:
             print(json.dumps(one_translation(args.one, args.model, args.steps)))
         else:
-            print(json.dumps(one_run(args.one, args.model, args.modality, args.steps, args.device, not args.no_refine)))
+            print(json.dumps(one_run(args.one, args.model, args.modality, args.steps, args.device, not args.no_refine,
+                                     args.edit_files)))
         return
     tmp = Path(tempfile.mkdtemp())
     if args.throughput:
@@ -255,8 +289,13 @@ def main():
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf-8")
         sys.exit(1 if any("error" in r for r in results.values() if isinstance(r, dict)) else 0)
-    refine = {}
-    if args.translate:
+    refine, edits = {}, {}
+    if args.edit:
+        labels = make_map((128, 128, 128), tmp / "map128.nii.gz")
+        edits["128^3, edit a ball of the map"] = edit_inputs(labels, args.model or "brain-mri", args.edit_share, tmp)
+        cases = [("128^3, full generation", labels, args.model or "brain-mri", "mri"),
+                 ("128^3, edit a ball of the map", labels, args.model or "brain-mri", "mri")]
+    elif args.translate:
         cases = [("translate 128^3 T1", make_map((128, 128, 128), tmp / "t1_128.nii.gz", IXI_VAL_T1), args.model, "mri")]
     elif args.fine:
         model = args.model or "abdomen-ct"
@@ -275,7 +314,7 @@ def main():
     results = {}
     for name, labels, model, modality in cases:
         results[name] = measure(labels, model, modality, args.steps, args.repeats, args.translate, args.device,
-                                refine.get(name, True))
+                                refine.get(name, True), edits.get(name))
         r = results[name]
         if "error" in r:
             print(f"{name:28s} failed: {r['error']}", flush=True)

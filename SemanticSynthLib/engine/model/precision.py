@@ -74,7 +74,10 @@ def encode_latent(autoencoder, image: torch.Tensor, use_bf16: bool = True, guide
     with autocast(image.device, use_bf16):
         z = _encode(autoencoder, image, guide)
     with autocast(image.device, False):
-        quantized, _ = autoencoder.quantize(z.float())
+        # Without gradients, the same nearest codes without MONAI's training by-products (its one-hot of every voxel
+        # against every code): 2.9 s of a 3.7 s encoding of a 120x120x90 brain (brain-mri, 4 codebook groups).
+        quantized = (nearest_codes(autoencoder, z.float()) if not torch.is_grad_enabled()
+                     else autoencoder.quantize(z.float())[0])
     return quantized.float()
 
 

@@ -13,7 +13,7 @@ from ..volume.geometry import edge_margins, extend_edges, inside_input, resample
 from ..volume.intensity import denormalize
 from ..volume.io import array_of, check_output_path, image_like, read_volume, write_volume, write_volumes
 from ..volume.memory import voxel_limit
-from ..volume.labels import load_name_mapping, segment_names, to_class_indices
+from ..volume.labels import load_name_mapping, segment_names, segment_names_as_written, to_class_indices
 from .label_vocabulary import read_in_vocabulary
 from .uncertainty import SampleStatistics, spread_per_label
 from ..volume.vocabularies import candidates
@@ -32,9 +32,11 @@ from .lesions import lesion_requests, present_ids, with_lesions, without_lesions
 from ..model.store import download_reporter, resolve_model
 from ..reporting.progress import Progress
 from ..reporting.provenance import generation_provenance, stamp
-from .region_edit import (KnownLatents, RegionEdit, blend_box, blend_edit, changed_on_grid, crop_of, edit_normalization,
-                          encoded, grown, known_units, latent_box, latent_mask, region_edit, sub_grid, working_box)
-from .sampling import (DECODE_HALO, EDGE_MARGIN, UNET_MULTIPLE, check_steps, decode, denoise, initial_noise,
+from .region_edit import (KnownLatents, RegionEdit, blend_box, blend_edit, changed_on_grid, crop_of, decoded_box,
+                          edit_normalization,
+                          encoded, existing_priors, known_units, latent_box, latent_mask, matched_noise, region_edit,
+                          sub_grid, working_box)
+from .sampling import (EDGE_MARGIN, UNET_MULTIPLE, check_steps, decode, denoise, initial_noise,
                        resolved_device, torch_device, with_fp32_fallback)
 
 
@@ -88,48 +90,45 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
         bones = bone_priors(classes, grid.GetSpacing(), package.labels)
         if gas or body or bones:
             priors = package.priors(modality, phase, {**bones, **(prior_overrides or {})})
-    if edit is not None:
+    if edit is not None:  # denoised: the region's box with context (inner); decoded: the region's own (output)
         norm = edit_normalization(norm, edit.existing)
         region = changed_on_grid(edit, label_map, grid)
-        inner = latent_box(region, factor)
-        outer = grown(inner, DECODE_HALO, [n // factor for n in classes.shape])
+        inner, output = latent_box(region, factor), decoded_box(region, factor)
     else:
-        inner = outer = tuple(slice(0, n // factor) for n in classes.shape)
-    box_classes = classes[working_box(inner, factor)]
-    classes_t = torch.from_numpy(box_classes)[None, None]
+        inner = output = tuple(slice(0, n // factor) for n in classes.shape)
+    box_classes = classes[working_box(output, factor)]
     latent_shape = (1, package.latent_channels, *(s.stop - s.start for s in inner))
     modality_t = torch.tensor([modality_index], device=dev)
     denoiser = package.denoiser.to(dev)
     autoencoder = package.autoencoder.to(dev)
 
     def sample(bf16: bool) -> torch.Tensor:
-        inpaint, known = None, None
-        if edit is not None:  # the existing volume's latents: kept outside the region, the decoder's context
-            known = encoded(autoencoder, known_units(edit.existing, grid, norm), classes, priors, outer, factor, dev,
+        inpaint = None
+        if edit is not None:  # the existing volume's latents, kept outside the region
+            known = encoded(autoencoder, known_units(edit.existing, grid, norm), classes, priors, inner, factor, dev,
                             bf16) * float(diffusion["latent_scale"])
-            inpaint = KnownLatents(known[crop_of(inner, outer)], latent_mask(region[working_box(inner, factor)], factor),
-                                   seed)
+            # New latents in the region only: in the margin the decoder continues the existing volume's latents, so
+            # the blend there mixes the existing volume with its own reconstruction and the new tissue's edge.
+            core = changed_on_grid(edit, label_map, grid, margin=False)
+            inpaint = KnownLatents(known, latent_mask(core[working_box(inner, factor)], factor), seed)
         # The condition is built here, not kept for the fp32 retry, so that it is freed before decoding (the peak).
-        condition = label_condition(classes_t, package.labels.num_classes, factor, package.conditioning, priors,
+        condition = label_condition(torch.from_numpy(classes[working_box(inner, factor)])[None, None],
+                                    package.labels.num_classes, factor, package.conditioning, priors,
                                     (grid.GetSpacing(), grid.GetDirection())).to(dev)
         latent = denoise(lambda packed, t: denoiser.forward_packed(packed, t, modality_t.expand(packed.shape[0])),
                          initial_noise(latent_shape, seed, dev, package.temperature(temperature)), condition,
                          diffusion["schedule"], steps, int(window or diffusion.get("window", 32)), bf16, progress,
                          package.guidance(guidance), inpaint)
-        del condition
-        if known is not None:  # decoded with the unchanged latents around, so the box's edges decode as a whole's
-            known[crop_of(inner, outer)] = latent
-            latent = known
+        del condition, inpaint
         # The guide is made inline so that decode() holds its only reference and can free it once packed.
-        image = decode(autoencoder, latent, diffusion["latent_scale"], int(diffusion.get("decode_window", 64)), bf16,
-                       progress, torch.from_numpy(priors.guide(classes[working_box(outer, factor)]))[None] if priors
-                       else None, factor)
-        return image[crop_of(working_box(inner, factor), working_box(outer, factor))]
+        return decode(autoencoder, latent[crop_of(output, inner)], diffusion["latent_scale"],
+                      int(diffusion.get("decode_window", 64)), bf16, progress,
+                      torch.from_numpy(priors.guide(box_classes))[None] if priors else None, factor)
 
     unit = with_fp32_fallback(sample, use_bf16, progress)
     unit = unit[0, 0].float().cpu().numpy()
     values = denormalize(unit, norm)
-    box_grid = sub_grid(grid, working_box(inner, factor))
+    box_grid = sub_grid(grid, working_box(output, factor))
     report = None
     if priors is not None:
         inside = inside_input(label_map, box_grid)
@@ -139,18 +138,24 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
         if calibrate:
             values = calibrate_output(unit, box_classes, priors, norm, inside)
         report = _report(package, modality, box_classes[inside], flagged, calibrate, progress)
-    working = sitk.GetImageFromArray(np.ascontiguousarray(values.transpose(2, 1, 0)))
-    working.CopyInformation(box_grid)
     background = float(denormalize(np.zeros(1), norm)[0])
     target = label_map if edit is None else blend_box(edit, label_map)
     refined = None
-    if refine and priors is not None and refines(package, label_map):
-        image, refined = refine_detail(package, working, target, box_classes, table_classes, priors, mapping, unknown,
-                                       norm, background, use_bf16, progress)
-    else:
-        image = resample_intensity(working, target, default=background)
+
+    def on_target(working_values: np.ndarray):
+        working = sitk.GetImageFromArray(np.ascontiguousarray(working_values.transpose(2, 1, 0)))
+        working.CopyInformation(box_grid)
+        if refine and priors is not None and refines(package, label_map):
+            return refine_detail(package, working, target, box_classes, table_classes, priors, mapping, unknown, norm,
+                                 background, use_bf16, progress)
+        return resample_intensity(working, target, default=background), None
+
+    image, refined = on_target(values)
     if edit is not None:
+        image, noise = matched_noise(edit, label_map, image, target, seed)
         image = blend_edit(edit, label_map, image, target)
+        image.SetMetaData("SemanticSynth_edit", json.dumps({"region_voxels": int(edit.region.sum()),
+                                                            "margin_mm": edit.margin_mm, "noise_added": round(noise, 3)}))
     names = {lab.id: lab.name for lab in package.labels.labels}
     bone_means = {names[i]: b["mean"] for i, b in bones.items() if i not in (prior_overrides or {})}  # --priors won
     extra = {"bowel_gas": gas, "body_outline": body, "bone_priors": bone_means, "refined": refined}
@@ -272,7 +277,7 @@ def label_names(package: ModelPackage, record: dict) -> dict[int, str]:
     return {lab.id: lab.name for lab in package.labels.labels}
 
 
-REPORTED = ("calibration", "unseen_labels", "bowel_gas", "bone_priors", "body_outline", "refined", "lesions")
+REPORTED = ("calibration", "unseen_labels", "bowel_gas", "bone_priors", "body_outline", "refined", "lesions", "edit")
 
 
 def generation_report(image: sitk.Image) -> dict:
@@ -290,7 +295,8 @@ def synthesize(package: ModelPackage, label_map: sitk.Image, request: Generation
     before any work. `edit`: the region edit read from request.edit (read_edit), regenerating only that region."""
     resolved = resolve(request, package)
     names, ids = segment_names(label_map), sitk.GetArrayViewFromImage(label_map)
-    lesions = lesion_requests(lesion_entries(resolved.priors), names, present_ids(ids), package, resolved.priors)
+    lesions = lesion_requests(lesion_entries(resolved.priors), segment_names_as_written(label_map), present_ids(ids),
+                              package, resolved.priors)
     if resolved.label_mapping:  # the user's own id -> model label mapping: no vocabulary is read into it
         mapping = load_name_mapping(resolved.label_mapping, package.labels, names)
     else:  # the vocabulary is read from the map without its lesions, which no vocabulary names
@@ -299,6 +305,8 @@ def synthesize(package: ModelPackage, label_map: sitk.Image, request: Generation
         resolved = resolved.model_copy(update={"label_table": table})
     overrides = load_overrides(resolved.priors, package.labels)
     package.priors(resolved.modality, resolved.phase, overrides)  # a bad --phase or --priors fails here
+    if edit is not None:  # the labels EXISTING shows keep its own intensities; the user's --priors win
+        overrides = {**existing_priors(edit, label_map, package, mapping, resolved.modality), **overrides}
     package, mapping, overrides, placed = with_lesions(package, mapping, ids, lesions, resolved.modality,
                                                        resolved.phase, overrides)
     image = generate_volume(package, label_map, modality=resolved.modality, steps=resolved.steps, seed=resolved.seed,

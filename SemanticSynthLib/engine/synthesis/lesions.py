@@ -59,20 +59,21 @@ def known_names(package: ModelPackage) -> set[str]:
     return names
 
 
-def lesion_requests(entries: dict, names: dict[str, int], present: set[int], package: ModelPackage,
+def lesion_requests(entries: dict, written: dict[int, str], present: set[int], package: ModelPackage,
                     path: str | None = None) -> dict[int, dict]:
     """Input id -> {"name", "lesion", optional "mean", "host_offset_hu", "host_factor"}: the --priors file's lesion
-    entries (`entries`, keyed by id or segment name) and the segments whose names say lesion (`names`: the file's
-    normalized segment names -> ids), of the ids present in the map. The file's entry wins."""
+    entries (`entries`, keyed by id or segment name) and the segments whose names say lesion (`written`: the file's
+    segment names by id, labels.segment_names_as_written), of the ids present in the map. The file's entry wins."""
     table = lesion_table()
     known = known_names(package)
     found: dict[int, dict] = {}
-    for name, label_id in names.items():
-        kind = None if name in known else kind_of_name(name, table)
+    for label_id, name in written.items():
+        kind = None if normalized_name(name) in known else kind_of_name(name, table)
         if kind and label_id in present:
             found[label_id] = {"name": name, "lesion": kind}
+    by_name = {normalized_name(n): i for i, n in written.items()}
     for key, entry in entries.items():
-        label_id = int(key) if str(key).isdigit() else names.get(normalized_name(str(key)))
+        label_id = int(key) if str(key).isdigit() else by_name.get(normalized_name(str(key)))
         if label_id is None or label_id not in present:
             raise SynthError(f"priors file {path}: lesion '{key}' is not a segment of the label map; key it by the "
                              "segment's id or name")
@@ -84,7 +85,7 @@ def lesion_requests(entries: dict, names: dict[str, int], present: set[int], pac
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                       or not np.isfinite(value)):
                 raise SynthError(f"priors file {path}: lesion '{key}': {field} must be a number")
-        found[label_id] = {"name": str(key) if not str(key).isdigit() else f"lesion {key}", **entry}
+        found[label_id] = {"name": written.get(label_id) or (f"lesion {key}" if str(key).isdigit() else str(key)), **entry}
     return found
 
 

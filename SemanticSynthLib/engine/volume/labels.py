@@ -109,15 +109,24 @@ MAX_LABEL_ID = 2 ** 31 - 1
 DENSE_LOOKUP_IDS = 2 ** 20  # below this largest id, classes come from an id-indexed table (at most 8 MB)
 
 
-def segment_names(image) -> dict[str, int]:
-    """Names the label map file itself gives its ids (Slicer .seg.nrrd: SegmentN_Name, SegmentN_LabelValue)."""
+def segment_names_as_written(image) -> dict[int, str]:
+    """Names the label map file itself gives its ids (Slicer .seg.nrrd: SegmentN_Name, SegmentN_LabelValue), as
+    written, by id (the first segment's name where several share an id)."""
     keys = set(image.GetMetaDataKeys())
     names = {}
-    for key in keys:
+    for key in sorted(keys):
         if key.startswith("Segment") and key.endswith("_Name"):
             value_key = key[: -len("_Name")] + "_LabelValue"
             if value_key in keys and image.GetMetaData(value_key).strip().isdigit():
-                names.setdefault(normalized_name(image.GetMetaData(key)), int(image.GetMetaData(value_key)))
+                names.setdefault(int(image.GetMetaData(value_key)), image.GetMetaData(key))
+    return names
+
+
+def segment_names(image) -> dict[str, int]:
+    """segment_names_as_written, keyed by normalized name."""
+    names = {}
+    for label_id, name in segment_names_as_written(image).items():
+        names.setdefault(normalized_name(name), label_id)
     return names
 
 
