@@ -168,7 +168,8 @@ def _wait(driver, condition, timeout: float, what: str, interval: float = 0.2):
 
 
 def _click(driver, element_id: str):
-    """Click an element of the controls column, scrolled into view first (the open Advanced panel lengthens it)."""
+    """Click an element of the controls column, scrolled into view first (the open Advanced panel and the edit
+    controls lengthen it; the column's scroll padding keeps it clear of the page's footer)."""
     from selenium.webdriver.common.by import By
 
     element = driver.find_element(By.ID, element_id)
@@ -206,6 +207,7 @@ def _set_field(driver, element_id: str, value: str):
     from selenium.webdriver.common.keys import Keys
 
     field = driver.find_element(By.CSS_SELECTOR, f"input#{element_id}, #{element_id} input")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'nearest'})", field)
     field.send_keys(Keys.CONTROL, "a")
     field.send_keys(Keys.BACKSPACE)
     field.send_keys(value)
@@ -552,3 +554,227 @@ def test_priors_upload_is_checked_kept_and_cleared(browser, tmp_path):
     _wait(driver, lambda: not _text(driver, "priors-name"), 10, "the priors file was not cleared")
     driver.execute_script("arguments[0].value = ''", upload)
     _advanced_panel(driver, False)
+
+
+# ------------------------------------------------------------------ issue 35: edited region and uncertainty
+SPLEEN, LIVER, STOMACH = 1, 5, 6  # TotalSegmentator v2 ids of the sample map
+MARGIN_MM = 6.0  # the page's default margin, as typed into it below
+
+
+def _edited_copy(labels: np.ndarray, reference, path: Path, *, grow: int | None = None,
+                 sphere: tuple[int, int, float] | None = None) -> np.ndarray:
+    """A copy of the map with one organ grown by a voxel into the unlabelled voxels around it (grow: its id), or a sphere
+    of one organ relabelled (sphere: (organ, new id, radius in voxels) at the organ's centre); written on the
+    reference's grid. Returns the new labels (z, y, x)."""
+    import SimpleITK as sitk
+    from scipy import ndimage
+
+    edited = labels.copy()
+    if grow is not None:
+        edited[ndimage.binary_dilation(labels == grow) & (labels == 0)] = grow
+    if sphere is not None:
+        organ, new, radius = sphere
+        centre = np.argwhere(labels == organ).mean(axis=0)
+        zyx = np.indices(labels.shape)
+        inside = sum((zyx[i] - centre[i]) ** 2 for i in range(3)) <= radius ** 2
+        edited[inside & (labels == organ)] = new
+    image = sitk.GetImageFromArray(edited)
+    image.CopyInformation(reference)
+    sitk.WriteImage(image, str(path))
+    assert path.stat().st_size < UPLOAD_LIMIT_MB * 2 ** 20
+    return edited
+
+
+def _coloured_pixels(pixels: np.ndarray) -> int:
+    """Pixels far from grey (R, G and B spread over 40): the overlay's colours and the segments' outlines."""
+    return int(((pixels.max(axis=-1) - pixels.min(axis=-1)) > 40).sum())
+
+
+def _beyond_margin(region: np.ndarray, spacing_xyz) -> np.ndarray:
+    """Voxels at least MARGIN_MM from the region: the engine's blend weight is 0 there (the existing volume's)."""
+    from scipy import ndimage
+
+    return ndimage.distance_transform_edt(~region, sampling=tuple(spacing_xyz)[::-1]) >= MARGIN_MM
+
+
+def _download_generated(driver, folder: Path) -> dict[str, np.ndarray]:
+    """Download generated (.zip) into `folder`: its volumes as arrays (z, y, x) and the provenance."""
+    import SimpleITK as sitk
+
+    archive = DOWNLOADS / "semanticsynth-generated.zip"
+    archive.unlink(missing_ok=True)
+    _click(driver, "download-generated")
+    _wait(driver, archive.exists, 30, "the download did not arrive")
+    time.sleep(0.5)
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(folder)
+        out = {"provenance": json.loads(z.read("provenance.json")), "names": sorted(z.namelist())}
+    for name in out["names"]:
+        if name.endswith(".nrrd"):
+            image = sitk.ReadImage(str(folder / name))
+            out[name[:-5]] = sitk.GetArrayFromImage(image)
+            out[name[:-5] + "_size"] = image.GetSize()
+    return out
+
+
+def _upload_edited(driver, path: Path):
+    from selenium.webdriver.common.by import By
+
+    upload = driver.find_element(By.CSS_SELECTOR, "input#upload-edited, #upload-edited input[type=file]")
+    driver.execute_script("arguments[0].value = ''", upload)
+    upload.send_keys(str(path))
+    _wait(driver, lambda: _text(driver, "status").startswith(f"Loaded edited map {path.name[:-7]}"), 60,
+          "the edited map did not load")
+    assert not _text(driver, "message")
+
+
+def test_regenerate_edited_region_and_uncertainty(browser, tmp_path):
+    """Generate on the sample, upload a copy with the spleen grown, Regenerate edited region: the volume the server
+    holds (downloaded) keeps every voxel beyond region + margin bit for bit and changes the region. Then a sphere of
+    the liver relabelled, Uncertainty of the edited region (K = 3): the mean keeps every voxel beyond region + margin,
+    the std is exactly 0 there and above 0 in the region, shown as an overlay with its legend and a per-label table."""
+    import SimpleITK as sitk
+
+    driver = browser
+    start = time.perf_counter()
+    _load_sample(driver)
+    reference = sitk.ReadImage(str(SAMPLE))
+    labels = sitk.GetArrayFromImage(reference)
+    spacing = reference.GetSpacing()
+    _set_field(driver, "steps", "2")
+    _click(driver, "generate")
+    _wait(driver, lambda: _text(driver, "status").startswith("Generated"), 300, "generation did not finish")
+    before = _download_generated(driver, tmp_path / "before")
+    assert before["generated_size"] == reference.GetSize() and "uncertainty.nrrd" not in before["names"]
+
+    # 1. one organ enlarged: only where it grew, and its margin, is regenerated
+    first = _edited_copy(labels, reference, tmp_path / "spleen_grown.nii.gz", grow=SPLEEN)
+    region = first != labels
+    _upload_edited(driver, tmp_path / "spleen_grown.nii.gz")
+    assert f"{int(region.sum())} voxels differ" in _text(driver, "status")
+    _set_field(driver, "margin", f"{MARGIN_MM:g}")
+    time.sleep(0.5)
+    nodes = _scene_nodes(driver)
+    _click(driver, "regenerate-edit")
+    _wait(driver, lambda: _text(driver, "status").startswith("Regenerated the edited region of"), 600,
+          "the regeneration did not finish")
+    # the edited map is now the source (the sample's segmentation went), the output before the edit is kept
+    assert _text(driver, "source-name") == "spleen_grown" and not _text(driver, "edited-name")
+    now = _scene_nodes(driver)
+    generated = [n for n in nodes if "synthetic CT" in n]
+    assert len(generated) == 1 and generated[0] in now and "spleen_grown" in now
+    assert "abdomen_ct_totalseg_labels" not in now and len(now) == len(nodes)
+    assert _text(driver, "view-before").upper() == "BEFORE EDIT"
+    after = _download_generated(driver, tmp_path / "after")
+    kept = _beyond_margin(region, spacing)
+    assert np.array_equal(after["generated"][kept], before["generated"][kept]), "a voxel beyond region + margin changed"
+    changed = after["generated"][region] != before["generated"][region]
+    difference = np.abs(after["generated"][region] - before["generated"][region])
+    print(f"regenerated: {int(region.sum())} voxels in the region, {changed.mean():.1%} changed, mean |difference| "
+          f"{difference.mean():.1f} HU; {int(kept.sum())} voxels beyond the margin, all equal")
+    assert changed.mean() > 0.9 and difference.mean() > 1.0
+    assert json.loads(after["provenance"]["request"])["margin"] == MARGIN_MM
+
+    # 2. a sphere in the liver relabelled as stomach, and the uncertainty of that edit: K = 3 regenerations
+    second = _edited_copy(first, reference, tmp_path / "liver_sphere.nii.gz", sphere=(LIVER, STOMACH, 5.0))
+    region = second != first
+    _upload_edited(driver, tmp_path / "liver_sphere.nii.gz")
+    _set_field(driver, "uncertainty-samples", "3")
+    _click(driver, "uncertainty-of-edit")
+    time.sleep(0.5)  # the typed K and the checkbox reach the server's state before the click does
+    _click(driver, "uncertainty")
+    _wait(driver, lambda: "mean of 3 samples" in _text(driver, "status"), 300, "the uncertainty run did not finish")
+    assert _text(driver, "status").startswith("Regenerated the edited region of")
+    legend = _wait(driver, lambda: _text(driver, "uncertainty-legend"), 30, "no legend for the uncertainty")
+    largest = float(re.search(r"max ([0-9.]+) HU", legend).group(1))
+    table = _text(driver, "uncertainty-table")
+    assert table.startswith("Label std boundary interior") and "liver" in table and "stomach" in table, table
+    # on screen (the slice views moved to the edit when it was uploaded): the std's colours over the region only,
+    # its zeros transparent; they go with the checkbox and come back
+    with_overlay = _stable_view(driver)
+    _save(driver, "uncertainty.png")
+    _click(driver, "show-uncertainty")
+    _wait(driver, lambda: _coloured_pixels(_axial_view(driver)) < _coloured_pixels(with_overlay) - 200, 30,
+          "the overlay did not go away")
+    without_overlay = _stable_view(driver)
+    assert not _text(driver, "uncertainty-legend")
+    changed = np.abs(with_overlay - without_overlay).max(axis=-1) > 10
+    assert 200 < changed.sum() < 0.1 * changed.size, f"{changed.sum()} of {changed.size} pixels changed by the overlay"
+    _click(driver, "show-uncertainty")
+    _wait(driver, lambda: np.abs(_axial_view(driver) - with_overlay).mean() < 2, 30, "the overlay did not come back")
+
+    result = _download_generated(driver, tmp_path / "uncertainty")
+    assert result["names"] == ["generated.nrrd", "provenance.json", "uncertainty.nrrd"]
+    std, mean = result["uncertainty"], result["generated"]
+    kept = _beyond_margin(region, spacing)
+    assert np.array_equal(mean[kept], after["generated"][kept]), "the mean changed a voxel beyond region + margin"
+    assert (std[kept] == 0).all(), "the std is not 0 beyond region + margin"
+    assert (std[region] > 0).mean() > 0.9
+    assert abs(float(std.max()) - largest) <= 0.05 + 1e-3 * largest
+    print(f"uncertainty: std in the region {std[region].mean():.1f} HU (largest {std.max():.1f}), 0 at all "
+          f"{int(kept.sum())} voxels beyond the margin; test {time.perf_counter() - start:.1f} s")
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("same", "spleen_same equals abdomen_ct_totalseg_labels: no voxel changed, nothing to regenerate"),
+    ("grid", "spleen_cropped is not on the grid of abdomen_ct_totalseg_labels"),
+])
+def test_bad_edited_maps_give_one_line(browser, tmp_path, case, expected):
+    """An edited map equal to the source, or on another grid, is refused at upload in one line; nothing is added."""
+    import SimpleITK as sitk
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    _load_sample(driver)
+    before, status = _scene_nodes(driver), _text(driver, "status")
+    reference = sitk.ReadImage(str(SAMPLE))
+    if case == "same":
+        path = tmp_path / "spleen_same.nii.gz"
+        sitk.WriteImage(reference, str(path))
+    else:
+        path = tmp_path / "spleen_cropped.nii.gz"
+        sitk.WriteImage(reference[:, :, 2:], str(path))
+    upload = driver.find_element(By.CSS_SELECTOR, "input#upload-edited, #upload-edited input[type=file]")
+    driver.execute_script("arguments[0].value = ''", upload)
+    upload.send_keys(str(path))
+    message = _wait(driver, lambda: _text(driver, "message"), 30, f"no message for the {case} edited map")
+    assert message.startswith(expected) and "\n" not in message.strip(), message
+    assert _scene_nodes(driver) == before and _text(driver, "status") == status and not _text(driver, "edited-name")
+    driver.find_element(By.CSS_SELECTOR, "#message button").click()
+    _wait(driver, lambda: not _text(driver, "message"), 10, "the message did not close")
+    driver.execute_script("arguments[0].value = ''", upload)
+
+
+def test_uncertainty_shows_samples_and_cancels(browser):
+    """K samples in one run: the status names the sample and the bar covers all K; Cancel ends it and adds nothing."""
+    driver = browser
+    _load_sample(driver)
+    before = _scene_nodes(driver)
+    _set_field(driver, "steps", "200")
+    _set_field(driver, "uncertainty-samples", "3")
+    time.sleep(0.5)  # the typed values reach the server's state before the click does
+    _click(driver, "uncertainty")
+    _wait(driver, lambda: re.match(r"Sample 1 of 3: Denoising \d+/200", _text(driver, "status")) or _text(driver, "message"),
+          300, "no progress of the first sample was shown")
+    assert not _text(driver, "message")
+    progress = float(driver.find_element("id", "progress").get_attribute("aria-valuenow") or 0)
+    assert progress <= 100 / 3 + 0.1, progress  # the first of three samples: at most a third of the bar
+    _click(driver, "cancel")
+    _wait(driver, lambda: _text(driver, "status") == "Cancelled; nothing was added", 60, "cancel did not end the run")
+    assert _scene_nodes(driver) == before
+    _set_field(driver, "steps", "2")
+
+
+def test_uncertainty_rows_order_the_engine_report():
+    """The per-label table: the engine's report (id -> name, voxels, std, boundary_std, interior_std), most uncertain
+    first, numbers to one decimal; a part without voxels (no interior) is left empty."""
+    from SemanticSynthLib.web.app import uncertainty_rows
+
+    report = {"uncertainty": {"samples": 3, "per_label": {
+        "5": {"name": "liver", "voxels": 900, "std": 4.26, "boundary_std": 9.0, "interior_std": 2.04},
+        "6": {"name": "stomach", "voxels": 12, "std": 11.0, "boundary_std": 11.0}}}}
+    assert uncertainty_rows(report) == [
+        {"id": "6", "name": "stomach", "voxels": 12, "std": "11.0", "boundary": "11.0", "interior": ""},
+        {"id": "5", "name": "liver", "voxels": 900, "std": "4.3", "boundary": "9.0", "interior": "2.0"}]
+    assert uncertainty_rows({}) == [] and uncertainty_rows(None) == []
