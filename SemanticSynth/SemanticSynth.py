@@ -58,6 +58,9 @@ class SemanticSynth(ScriptedLoadableModule):
         self.parent.helpText = _(
             "Generate a realistic CT or MRI volume from a segmentation with 3D latent semantic diffusion. "
             "The output is on the segmentation's grid, references its source and records model, seed and steps. "
+            "After editing the segments (or painting a Tumor, Mass, Cyst or Lesion segment: new tissue), Regenerate "
+            "edited region changes only that region of the volume (or of a real scan, with region segments) and keeps "
+            "every voxel beyond the margin. Several samples with Uncertainty show where the model is unsure. "
             "Supported: {versions}.").format(versions=SUPPORTED_TEXT)
         self.parent.acknowledgementText = _(
             "Methods from Med-LSDM, the NIH abdominal-CT semantic synthesis paper, segmentation-guided diffusion "
@@ -345,6 +348,8 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updatingRegionSegments = True
         try:
             if selector.currentNode() is not p.segmentation:
+                if selector.currentNode() is not None and p.regionSegments:
+                    p.regionSegments = []  # segments of another segmentation (a scene loaded keeps its own)
                 selector.setCurrentNode(p.segmentation)
             if p.segmentation and list(selector.selectedSegmentIDs()) != list(p.regionSegments):
                 selector.setSelectedSegmentIDs(list(p.regionSegments))
@@ -489,6 +494,11 @@ class SemanticSynthLogic(ScriptedLoadableModuleLogic, GenerationLogic):
     Examples from the Python console:
         logic = slicer.util.getModuleLogic("SemanticSynth")
         ct = logic.generate(segmentationNode, modality="ct", steps=20)
+        # after editing segmentationNode: only the changed region, in place
+        logic.generate(segmentationNode, modality="ct", edit_volume_node=ct, output_node=ct, margin=6)
+        # a real scan: the region is the chosen segments; 4 samples and their standard deviation
+        edited = logic.generate(segmentationNode, edit_volume_node=realCt, region_segment_ids=[tumorSegmentId],
+                                samples=4, uncertainty=True)
         t2, field = logic.translate(t1VolumeNode)
         carried = logic.carrySegmentation(segmentationNode, field)
     """

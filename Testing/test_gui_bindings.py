@@ -128,3 +128,35 @@ def test_the_table_agrees_with_slicers_guiconnectors(widget_class):
         static_kind = {"bounded int": "int", "str with Choice": "str"}.get(kind, kind)
         static = connector_problem(widget_class, Parameter("p", static_kind, dict(KINDS[kind][1])), RUNTIME_SLICER)
         assert (slicer_says is None) == (static is None), (widget_class, kind, slicer_says, static)
+
+
+def test_the_region_edit_and_sample_widgets_are_bound():
+    """Samples and Uncertainty (Output), and the Edit region section: each widget bound to its parameter with a
+    connector Slicer 5.8 has; the region segments (a qMRMLSegmentSelectorWidget, which no connector binds) synced
+    by the Widget; Regenerate edited region is a button of its own beside Generate."""
+    module, ui = MODULE_FILE.read_text(encoding="utf-8"), UI_FILE.read_text(encoding="utf-8")
+    parameters, used, _calls, _strings = parse_module(module)
+    widgets, bound = parse_ui(ui)
+    region = {pname: (wname, wclass) for pname, wname, wclass, _types in bound
+              if pname in ("samples", "uncertainty", "editVolume", "margin", "editIntoNewVolume", "regionSegments")}
+    assert region == {"samples": ("samplesSpinBox", "QSpinBox"), "uncertainty": ("uncertaintyCheckBox", "QCheckBox"),
+                      "editVolume": ("editVolumeSelector", "qMRMLNodeComboBox"),
+                      "margin": ("marginSpinBox", "QDoubleSpinBox"),
+                      "editIntoNewVolume": ("editIntoNewVolumeCheckBox", "QCheckBox")}
+    assert {n: parameters[n].kind for n in region} == {"samples": "int", "uncertainty": "bool", "editVolume": "node",
+                                                       "margin": "float", "editIntoNewVolume": "bool"}
+    assert parameters["samples"].default == 1 and parameters["margin"].default == 6.0
+    assert parameters["editIntoNewVolume"].default is False and parameters["uncertainty"].default is False
+    assert "WithinRange" in parameters["samples"].annotations and "WithinRange" in parameters["margin"].annotations
+    assert parameters["regionSegments"].kind == "other"  # list[str]: not bound in the .ui
+    assert widgets["regionSegmentSelector"] == "qMRMLSegmentSelectorWidget" and "regionSegmentSelector" in used
+    assert widgets["regenerateButton"] == "QPushButton" and "regenerateButton" in used
+    assert widgets["regionCollapsibleButton"] == "ctkCollapsibleButton"
+    # a margin bound to an int parameter would not connect on Slicer 5.8
+    on_int = module.replace("margin: Annotated[float,", "margin: Annotated[int,")
+    assert any("marginSpinBox -> 'margin'" in p and "5.10" in p for p in check(on_int, ui))
+    # the segment selector bound like a node combo box would be refused: no connector binds it
+    bound_selector = ui.replace('<widget class="qMRMLSegmentSelectorWidget" name="regionSegmentSelector">',
+                                '<widget class="qMRMLSegmentSelectorWidget" name="regionSegmentSelector">'
+                                '<property name="SlicerParameterName" stdset="0"><string>regionSegments</string></property>')
+    assert any("regionSegmentSelector" in p and "no connector" in p for p in check(module, bound_selector))

@@ -270,7 +270,7 @@ def test_lesion_segments_are_exported_as_new_tissue(scene, sample_segmentation, 
     """A segment named with a lesion term, and one of a lesion terminology type under another name, are exported
     with ids of their own (names in the file's metadata; the type-only one also as a priors entry), not left out."""
     from SemanticSynthLib.bridge.generate_logic import _stage_lesion_priors
-    from SemanticSynthLib.bridge.scene import export_label_map, load_volume
+    from SemanticSynthLib.bridge.scene import export_label_map, load_volume, match_segments, unused_segments
     from SemanticSynthLib.engine.volume.labels import LabelTable, segment_names
 
     labels = sample_labels()
@@ -281,10 +281,14 @@ def test_lesion_segments_are_exported_as_new_tissue(scene, sample_segmentation, 
     reference.GetSegmentation().GetSegment(typed).SetTag(
         "TerminologyEntry", "Segmentation category and type - 3D Slicer General Anatomy list~SCT^49755003^Morphologically "
         "Altered Structure~SCT^4147007^Mass~^^~Anatomic codes - DICOM master list~^^~^^")
-    exported = export_label_map(reference, LabelTable.builtin("totalseg_v2"), tmp_path / "labels.nrrd")
+    reference.GetSegmentation().AddEmptySegment("marker", "marker")  # neither an organ nor a lesion
+    table = LabelTable.builtin("totalseg_v2")
+    assert match_segments(reference, table)[1] == ["Liver tumour", "finding 2", "marker"]
+    assert unused_segments(reference, table) == ["marker"]
+    exported = export_label_map(reference, table, tmp_path / "labels.nrrd")
     assert exported["lesions"] == {"Liver tumour": {"id": 118, "kind": "hypodense", "by_name": True},
                                    "finding 2": {"id": 119, "kind": "hypodense", "by_name": False}}
-    assert not exported["unmatched"] and len(exported["matched"]) == 41
+    assert exported["unmatched"] == ["marker"] and len(exported["matched"]) == 41
     written = sitk.ReadImage(str(tmp_path / "labels.nrrd"))
     values = sitk.GetArrayFromImage(written)
     assert np.all(values[ball_in(labels, LIVER, 9.0)] == 118) and np.all(values[ball_in(labels, 1, 6.0)] == 119)

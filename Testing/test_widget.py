@@ -566,3 +566,143 @@ def test_the_ctest_self_test_installs_nothing_and_says_what_it_skipped(app, modu
                          "installed"), shown
     assert "missing: semanticsynth-test-not-installed>=1" in caplog.text
     assert not app.messages and scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode") == 0
+
+
+def test_region_edit_and_sample_controls_are_bound(app, widget, scene, sample_segmentation):
+    """Samples, Uncertainty, and the Edit region section (volume, region segments, margin, into a new volume): bound
+    to the parameter node, ranges from the request's checks, buttons enabled only when they can run."""
+    from SemanticSynthLib.bridge.generate_logic import option_range
+    from SemanticSynthLib.errors import SynthError
+
+    ui, p = widget.ui, widget._parameterNode
+    # defaults: one sample, no uncertainty (disabled until 2 samples), margin 6 mm, in place
+    assert (p.samples, p.uncertainty, p.margin, p.editIntoNewVolume, list(p.regionSegments)) == (1, False, 6.0, False, [])
+    assert (ui.samplesSpinBox.minimum, ui.samplesSpinBox.maximum) == option_range("samples")
+    assert (ui.marginSpinBox.minimum, ui.marginSpinBox.maximum, ui.marginSpinBox.value) == (0, 200, 6.0)
+    assert ui.marginSpinBox.suffix == " mm" and not ui.uncertaintyCheckBox.enabled
+    ui.samplesSpinBox.value = 3
+    assert p.samples == 3 and ui.uncertaintyCheckBox.enabled
+    ui.uncertaintyCheckBox.checked = True
+    assert p.uncertainty is True and widget.sampleOptions() == {"samples": 3, "uncertainty": True}
+    ui.samplesSpinBox.value = 1
+    assert not ui.uncertaintyCheckBox.enabled and widget.sampleOptions() == {"samples": 1, "uncertainty": False}
+    ui.marginSpinBox.value = 4.5
+    ui.editIntoNewVolumeCheckBox.checked = True
+    assert p.margin == 4.5 and p.editIntoNewVolume is True
+    # Regenerate needs the segmentation and the volume to edit
+    assert ui.regionCollapsibleButton.collapsed and not ui.regenerateButton.enabled
+    p.segmentation = sample_segmentation
+    volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
+    ui.editVolumeSelector.setCurrentNode(volume)
+    assert p.editVolume is volume and ui.regenerateButton.enabled and ui.generateButton.enabled
+    # the region segments: the segmentation's, checked in the selector <-> the parameter
+    selector = ui.regionSegmentSelector
+    assert selector.multiSelection and selector.currentNode() is sample_segmentation
+    ids = selector.segmentIDs()[:2]
+    selector.setSelectedSegmentIDs(ids)
+    assert list(p.regionSegments) == ids
+    p.regionSegments = ids[:1]
+    assert selector.selectedSegmentIDs() == ids[:1]
+    other = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "other")
+    p.segmentation = other  # another segmentation: its own segments, none chosen
+    assert selector.currentNode() is other and list(p.regionSegments) == [] and selector.selectedSegmentIDs() == []
+    p.segmentation = sample_segmentation
+    with pytest.raises(SynthError, match="has no voxels"):  # refused before any job
+        widget.startRegeneration()
+    assert widget.tasks["regenerate"].job is None
+
+
+def _paint_tumor(scene, segmentation, volume, radius_mm=15.0):
+    from test_region_edit_logic import LIVER, ball_in, paint_segment, sample_labels
+
+    tumor = ball_in(sample_labels(), LIVER, radius_mm)
+    return paint_segment(segmentation, "Tumor", tumor, volume), tumor
+
+
+def test_regenerate_edited_region_from_the_panel_in_place_and_cancel(app, widget, scene, sample_segmentation,
+                                                                      tiny_ct_model):
+    """Generate, paint a Tumor in the liver, Regenerate edited region: Cancel leaves the scene as it was; run, only
+    region + margin change in the volume itself, the status names the new tissue."""
+    import numpy as np
+    import slicer
+
+    from test_region_edit_logic import near
+
+    ui, p = widget.ui, widget._parameterNode
+    p.segmentation, p.model = sample_segmentation, str(tiny_ct_model)
+    ui.generateButton.click()
+    run_until_done(app, widget.tasks["generate"])
+    assert not app.messages, app.messages
+    volume = p.outputVolume
+    assert p.editVolume is volume  # the generated volume is the next one to edit
+    labels = volume.GetNodeReference("SemanticSynthLabels")
+    before, stored = np.array(slicer.util.arrayFromVolume(volume)), np.array(slicer.util.arrayFromVolume(labels))
+    _segment, tumor = _paint_tumor(scene, sample_segmentation, volume)
+    nodes, folders = scene.GetNumberOfNodes(), _temp_folders()
+
+    p.steps = 500
+    ui.regenerateButton.click()
+    task = widget.tasks["regenerate"]
+    assert task.job is not None and ui.regenerateButton.text == "Cancel" and not ui.generateButton.enabled
+    run_until(app, lambda: "denoising" in ui.generateStatusLabel.text or task.job is None)
+    assert task.job is not None, ui.generateStatusLabel.text
+    ui.regenerateButton.click()  # Cancel
+    assert task.job is None and ui.generateStatusLabel.text.startswith("Cancelled.") and ui.generateButton.enabled
+    assert np.array_equal(slicer.util.arrayFromVolume(volume), before)
+    assert np.array_equal(slicer.util.arrayFromVolume(labels), stored)
+    assert scene.GetNumberOfNodes() == nodes and _temp_folders() == folders and not app.messages
+
+    p.steps = 0  # the model's default (2)
+    ui.regenerateButton.click()
+    assert not ui.generateButton.enabled
+    run_until_done(app, task)
+    assert not app.messages, app.messages
+    after = slicer.util.arrayFromVolume(volume)
+    outside = ~near(tumor, p.margin)
+    assert np.array_equal(after[outside], before[outside]) and (after[tumor] != before[tumor]).mean() > 0.9
+    assert ui.generateStatusLabel.text.startswith("Done: " + volume.GetName())
+    assert "New tissue: Tumor (hypodense" in ui.generateStatusLabel.text
+    assert "Not used" not in ui.generateStatusLabel.text  # the Tumor segment is used, as new tissue
+    assert volume.GetNodeReference("SemanticSynthLabels") is labels
+    assert np.all(slicer.util.arrayFromVolume(labels)[tumor] == 118)
+    assert scene.GetNumberOfNodes() == nodes and ui.generateButton.enabled and ui.regenerateButton.text.startswith("Regenerate")
+
+
+def test_real_ct_region_with_uncertainty_into_a_new_volume_from_the_panel(app, widget, scene):
+    """A real CT and its segmentation, a Tumor checked as the region, into a new volume, 2 samples with uncertainty
+    (the bundled abdomen-ct model): the new volume in the background, its standard deviation over it."""
+    import numpy as np
+    import slicer
+
+    from SemanticSynthLib.bridge.scene import load_volume
+    from slicer_testdata import SAMPLE_CT
+    from test_region_edit_logic import near, totalseg_segmentation
+
+    ui, p = widget.ui, widget._parameterNode
+    composite = scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode")  # what a slice view shows
+    ct = load_volume(scene, SAMPLE_CT, "CT")
+    real = np.array(slicer.util.arrayFromVolume(ct))
+    segmentation = totalseg_segmentation(scene, "CT segmentation")
+    p.segmentation, p.editVolume, p.steps = segmentation, ct, 2
+    tumor_id, tumor = _paint_tumor(scene, segmentation, ct, 12.0)
+    ui.regenerateButton.click()  # no stored labels and no region: one line saying what to do
+    assert widget.tasks["regenerate"].job is None and len(app.messages) == 1
+    assert "choose the segment(s) of the region" in app.messages[0][1] and "\n" not in app.messages[0][1]
+    ui.regionSegmentSelector.setSelectedSegmentIDs([tumor_id])
+    ui.editIntoNewVolumeCheckBox.checked = True
+    ui.marginSpinBox.value = 3
+    ui.samplesSpinBox.value = 2
+    ui.uncertaintyCheckBox.checked = True
+    ui.regenerateButton.click()
+    run_until_done(app, widget.tasks["regenerate"])
+    assert len(app.messages) == 1, app.messages
+    node = p.editVolume
+    assert node is not ct and node.GetName() == "CT regenerated" and p.outputVolume is None
+    assert np.array_equal(slicer.util.arrayFromVolume(ct), real)
+    out = slicer.util.arrayFromVolume(node)
+    assert np.array_equal(out[~near(tumor, 3.0)], real[~near(tumor, 3.0)])
+    std = node.GetNodeReference("SemanticSynthUncertainty")
+    assert std is not None and node.GetNodeReference("SemanticSynthUncertaintyTable") is not None
+    assert composite.GetBackgroundVolumeID() == node.GetID() and composite.GetForegroundVolumeID() == std.GetID()
+    assert composite.GetForegroundOpacity() == 0.5
+    assert ui.generateStatusLabel.text.startswith("Done: CT regenerated")

@@ -219,9 +219,10 @@ class GenerationJob(EngineJob):
         return (([f"Label table: {table}"] if table else []) + report_notes(report, self.args["labels"])
                 + lesion_notes(report))
 
-    def _read(self, scene, key: str, node_class: str = "vtkMRMLScalarVolumeNode"):
+    def _read(self, scene, key: str, node_class: str = "vtkMRMLScalarVolumeNode", hidden: bool = False):
         """A staged file as a new node, checked to lie on the label map's grid."""
-        node = read_volume_file(scene, self.workdir / STAGED[key], f"SemanticSynth {key} (temporary)", node_class)
+        node = read_volume_file(scene, self.workdir / STAGED[key], f"SemanticSynth {key} (temporary)", node_class,
+                                hidden)
         if not same_grid_as(node, self.export["ijk_to_ras"], self.export["dimensions"]):
             scene.RemoveNode(node)
             raise SynthError(f"the engine's {key} volume is not on the label map's grid; report this bug")
@@ -237,8 +238,8 @@ class GenerationJob(EngineJob):
         # Everything that can fail first, into new nodes: the scene changes only once all of it has been read.
         created = []
         try:
-            for key, node_class in (("out", "vtkMRMLScalarVolumeNode"), ("labels", "vtkMRMLLabelMapVolumeNode")):
-                created.append(self._read(scene, key, node_class))
+            created.append(self._read(scene, "out"))
+            created.append(self._read(scene, "labels", "vtkMRMLLabelMapVolumeNode", hidden=True))
             if "uncertainty" in (self.result.get("outputs") or {}):
                 created.append(self._read(scene, "uncertainty"))
         except BaseException:

@@ -135,6 +135,16 @@ def match_segments(segmentation_node, table: LabelTable) -> tuple[dict[str, int]
     return matches, unmatched
 
 
+def unused_segments(segmentation_node, table: LabelTable) -> list[str]:
+    """Names of the segments a generation leaves out: those that match no label of the table and are no lesion
+    (export_label_map exports lesions as new tissue). What a GUI lists as "Not used" before generating."""
+    matches, unmatched = match_segments(segmentation_node, table)
+    segmentation = segmentation_node.GetSegmentation()
+    lesions = {segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())
+               if segmentation.GetNthSegmentID(i) not in matches and lesion_kind(segmentation.GetNthSegment(i))[0]}
+    return [name for name in unmatched if name not in lesions]
+
+
 def _geometry_volume(scene, segmentation_node, reference_volume_node):
     """A volume node that carries the output grid: the chosen reference volume, or the segmentation's
     reference image geometry (made into a temporary, empty volume node)."""
@@ -298,9 +308,15 @@ def import_volume(scene, path: str | Path, name: str, output_node=None):
     return node
 
 
-def read_volume_file(scene, path: str | Path, name: str, node_class: str = "vtkMRMLScalarVolumeNode"):
-    """A result file read into a new node of node_class (no display node yet); removed again if it cannot be read."""
-    node = scene.AddNewNodeByClass(node_class, scene.GenerateUniqueName(name))
+def read_volume_file(scene, path: str | Path, name: str, node_class: str = "vtkMRMLScalarVolumeNode",
+                     hidden: bool = False):
+    """A result file read into a new node of node_class (no display node yet); removed again if it cannot be read.
+    hidden: hidden from the editors from the start (no subject hierarchy item is made for it in Slicer)."""
+    node = scene.CreateNodeByClass(node_class)
+    node.UnRegister(None)  # CreateNodeByClass hands over a reference of its own (as AddNewNodeByClass releases it)
+    node.SetName(scene.GenerateUniqueName(name))
+    node.SetHideFromEditors(hidden)
+    node = scene.AddNode(node)
     storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
     storage.SetFileName(str(path))
     storage.SetSingleFile(True)
