@@ -89,14 +89,21 @@ def test_evaluate_writes_the_report(tiny_model, tiny_segmenter, tiny_dataset, tm
 
     net = resnet10(spatial_dims=3, n_input_channels=1, feed_forward=False, shortcut_type="A", bias_downsample=False)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "med3d.safetensors"))
+    # Into the same folder with --overwrite: the report's own files are replaced (the first run's case picture goes),
+    # the user's notes and subfolder stay.
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    (out / "ct").mkdir()
+    (out / "ct" / "report.json").write_text("{}", encoding="utf-8")
     assert main(["evaluate", "--model", str(tiny_model), "--segmenter", str(tiny_segmenter), "--data", str(tiny_dataset),
-                 "--out", str(tmp_path / "report2"), "--steps", "2", "--max-cases", "2", "--pictures", "0",
+                 "--out", str(out), "--steps", "2", "--max-cases", "2", "--pictures", "0", "--overwrite",
                  "--feature-weights", str(tmp_path / "med3d.safetensors"), "--no-calibrate", "--progress", "none"]) == 0
-    summary2 = json.loads((tmp_path / "report2" / "report.json").read_text(encoding="utf-8"))["summary"]
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine" and (out / "ct" / "report.json").is_file()
+    assert not (out / f"{report['cases'][0]['case']}.png").exists()
+    summary2 = json.loads((out / "report.json").read_text(encoding="utf-8"))["summary"]
     assert "resnet10" in summary2["fid_features"] and "med3d.safetensors" in summary2["fid_features"]
     # --no-calibrate scores the network's own output, and the report says so
     assert summary["calibrated"] is True and summary2["calibrated"] is False
-    assert "uncalibrated (--no-calibrate)" in (tmp_path / "report2" / "report.md").read_text(encoding="utf-8")
+    assert "uncalibrated (--no-calibrate)" in (out / "report.md").read_text(encoding="utf-8")
 
 
 def test_evaluate_bad_input(tiny_model, tiny_segmenter, tiny_dataset, tmp_path, capsys):

@@ -10,6 +10,8 @@ baseline (each label filled with its training-set mean) gets the same metrics.
 """
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -122,6 +124,34 @@ def evaluate_case(case, package, segmenter, modality: str, samples: int, steps: 
     kept = {"case": result["case"], "grid": grid, "real": real, "generated": generated[0], "labels": mask,
             "raw": raw}  # for FRD and the memorisation check
     return result, {"slices": slices, "pictures": pictures, "volumes": kept}
+
+
+def report_files(folder: Path) -> set[str]:
+    """The names of the files a report wrote in `folder` (report.py write_report): its JSON and Markdown, the Dice
+    chart, and a picture per case its report.json lists."""
+    names = {"report.json", "report.md", "dice.png"}
+    try:
+        cases = json.loads((folder / "report.json").read_text(encoding="utf-8")).get("cases", [])
+        names |= {f"{c['case']}.png" for c in cases if isinstance(c, dict) and "case" in c}
+    except (OSError, ValueError, AttributeError):
+        pass
+    return names
+
+
+def keep_the_rest(out: Path, staged: Path) -> None:
+    """--overwrite replaces the previous report's own files, not the folder: whatever else it holds (the user's notes,
+    another report in a subfolder) is copied into the staged report before that is swapped in."""
+    if not out.is_dir():
+        return
+    previous = report_files(out)
+    for entry in out.iterdir():
+        target = staged / entry.name
+        if entry.name in previous or target.exists() or target.is_symlink():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, target, symlinks=True)
+        else:
+            shutil.copy2(entry, target, follow_symlinks=False)
 
 
 def _summary(cases: list[dict], names: list[str], fid: dict) -> dict:
@@ -256,5 +286,6 @@ def evaluate(request: EvaluationRequest, *, progress: Progress | str | None = No
     out.parent.mkdir(parents=True, exist_ok=True)
     with staged_dir(out) as staged:  # the report appears whole, or the previous folder stays as it was
         write_report(staged, summary, results, pictures, segmenter.groups.names)
+        keep_the_rest(out, staged)
     progress.message(f"report written to {out}", output=str(out))
     return Result("evaluate", {"out": str(out)}, {"request": request.parameters()}, {"summary": summary})

@@ -28,15 +28,17 @@ from .sampling import UNET_MULTIPLE
 
 DEFAULT_MARGIN_MM = 6.0
 # Latent voxels of unchanged context denoised around the region's box: the U-Net sees the surroundings it must
-# continue (3 latent voxels are 36 mm for abdomen-ct, 24 mm for brain-mri). Seam check (scripts/region_edit_check.py,
-# the spleen grown by 2 voxels; mean |edit - full regeneration| in the margin, in the region, and the step across the
-# blend's outer edge, full regeneration's 17.65 HU): context 4: 9.9, 10.0, 13.4 HU; 3: 11.5, 13.5-13.7, 13.3; 2: 14.0,
-# 17.9, 20.5 (a ring). Decoding 9, 4 or 2 latent voxels around the box changed these by at most 0.3 HU.
+# continue (4 latent voxels are 48 mm for abdomen-ct, 32 mm for brain-mri). Seam check (scripts/region_edit_check.py,
+# the spleen grown by 2 voxels in a generated CT; mean |edit - full regeneration| in the margin and in the region, HU,
+# with the linear blend of the first version): context 4: 9.9 and 10.0; 3: 11.5 and 13.6; 2: 14.0 and 17.9, and the
+# step across the blend's outer edge 20.5 HU against the full regeneration's own 17.7 (a ring).
 CONTEXT = 4
-# Latent voxels decoded around the region (and margin), inside the denoised box: the decoder's own edge is kept off
-# the voxels used. The full reach that makes tiles join exactly (sampling.DECODE_HALO, 9) is not needed, those
-# voxels being new content anyway.
-DECODE_CONTEXT = 4
+# Latent voxels decoded around the region and its margin, inside the denoised box: the decoder's own edge is kept off
+# the voxels used; the full reach that makes tiles join exactly (sampling.DECODE_HALO, 9) is not needed, those voxels
+# being new content anyway. Seam check with the squared blend (blend_weight), margin / region / edge step in HU:
+# 2 latent voxels 7.5 / 9.2 / 18.1, 3: 7.3 / 9.1 / 17.9, 4: 6.7 / 9.1 / 17.2 (full regeneration's step 17.7). 2 keeps
+# the decoded box of a ball of 10% of a 128^3 map at 24^3 of its 32^3 latents (28^3 with 4), which pays for encoding.
+DECODE_CONTEXT = 2
 
 
 @dataclass
@@ -83,8 +85,8 @@ def blend_weight(region: np.ndarray, spacing_xyz, margin_mm: float) -> np.ndarra
     margin_mm on (float32).
 
     The square keeps more of the existing volume in the margin than a linear fall. Seam check (the spleen grown by
-    2 voxels in a generated CT, scripts/region_edit_check.py): mean |edit - full regeneration| in the margin 10.7 HU
-    linear, 9.8 smoothstep, 6.7 squared, against 9.1 inside the region; the step across the margin's outer edge 14.7,
+    2 voxels in a generated CT, scripts/region_edit_check.py, 4 latent voxels decoded around): mean |edit - full
+    regeneration| in the margin 10.7 HU linear, 9.8 smoothstep, 6.7 squared, against 9.1 inside the region; the step across the margin's outer edge 14.7,
     15.4 and 17.2 HU against the full regeneration's own 17.7 (no ring)."""
     if margin_mm <= 0:
         return region.astype(np.float32)
