@@ -275,6 +275,7 @@ class GenerationJob(EngineJob):
             previous = node.GetNodeReference(UNCERTAINTY_TABLE_REFERENCE)
             self.table_node = uncertainty_table(scene, f"{node.GetName()} uncertainty per label", per_label, previous)
             node.SetNodeReferenceID(UNCERTAINTY_TABLE_REFERENCE, self.table_node.GetID())
+            link_output(self.table_node, source, record)
         return node
 
     def _keep(self, node, role: str, fresh, name: str):
