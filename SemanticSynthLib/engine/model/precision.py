@@ -28,6 +28,11 @@ def native_cpu_bf16() -> bool:
     (no avx512_bf16) a 128^3 generation took 26.6 s in bf16 autocast against 15.0 s in fp32. Where the
     flags cannot be read (not Linux), oneDNN's answer stands.
     """
+    if not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
+        # ATen dispatching to its AVX2 or default kernels (ATEN_CPU_CAPABILITY, or a CPU without AVX-512): its bf16
+        # convolutions fail there ("pack_vnni2 is only supported when avx512 is supported", torch 2.13), whatever
+        # the CPU's flags say.
+        return False
     try:
         flags = next((line for line in open("/proc/cpuinfo", encoding="utf-8") if line.startswith("flags")), "")
     except OSError:
