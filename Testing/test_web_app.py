@@ -167,6 +167,17 @@ def _wait(driver, condition, timeout: float, what: str, interval: float = 0.2):
     pytest.fail(f"{what} (after {timeout:.0f} s); status: {_text(driver, 'status')!r}, message: {_text(driver, 'message')!r}")
 
 
+def _wait_for_job(driver, condition, timeout: float, what: str):
+    """Wait for a job's end as `condition` sees it; a job that failed (status "Failed", the reason in the message)
+    fails the test at once instead of after the whole timeout."""
+    def done():
+        if _text(driver, "status") == "Failed":
+            pytest.fail(f"{what}: the job failed: {_text(driver, 'message')!r}", pytrace=False)
+        return condition()
+
+    return _wait(driver, done, timeout, what)
+
+
 def _click(driver, element_id: str):
     """Click an element of the controls column, scrolled into view first (the open Advanced panel and the edit
     controls lengthen it; the column's scroll padding keeps it clear of the page's footer)."""
@@ -322,7 +333,7 @@ def test_generate_shows_the_volume(browser):
     _advanced_panel(driver, False)
     _click(driver, "generate")
     start = time.perf_counter()
-    _wait(driver, lambda: _text(driver, "status").startswith("Generated"), 600, "generation did not finish")
+    _wait_for_job(driver, lambda: _text(driver, "status").startswith("Generated"), 600, "generation did not finish")
     # on screen: the axial view no longer shows the labels
     _wait(driver, lambda: np.abs(_axial_view(driver) - labels).mean() > 5, 60, "the generated volume did not appear",
           interval=0.1)
@@ -399,8 +410,8 @@ def test_cancel_adds_nothing(browser):
     view_before = _stable_view(driver)
     _set_field(driver, "steps", "200")
     _click(driver, "generate")
-    _wait(driver, lambda: any(w in _text(driver, "status") for w in ("Denoising", "Decoding", "Preparing", "about")), 300,
-          "no progress was shown")
+    _wait_for_job(driver, lambda: any(w in _text(driver, "status") for w in ("Denoising", "Decoding", "Preparing", "about")),
+                  300, "no progress was shown")
     _click(driver, "cancel")
     _wait(driver, lambda: _text(driver, "status") == "Cancelled; nothing was added", 60, "cancel did not end the run")
     assert _scene_nodes(driver) == before
@@ -471,7 +482,7 @@ def test_translate_shows_volume_and_field(browser, tmp_path):
     assert source.std() > 10
     _set_field(driver, "steps", "2")
     _click(driver, "translate")
-    _wait(driver, lambda: _text(driver, "status").startswith("Translated"), 600, "translation did not finish")
+    _wait_for_job(driver, lambda: _text(driver, "status").startswith("Translated"), 600, "translation did not finish")
     _wait(driver, lambda: np.abs(_axial_view(driver) - source).mean() > 3, 60, "the translated volume did not appear")
     after = _scene_nodes(driver)
     assert len(after) == len(before) + 4  # source, translated volume, displacement field, its magnitude
@@ -644,7 +655,7 @@ def test_regenerate_edited_region_and_uncertainty(browser, tmp_path):
     spacing = reference.GetSpacing()
     _set_field(driver, "steps", "2")
     _click(driver, "generate")
-    _wait(driver, lambda: _text(driver, "status").startswith("Generated"), 300, "generation did not finish")
+    _wait_for_job(driver, lambda: _text(driver, "status").startswith("Generated"), 300, "generation did not finish")
     before = _download_generated(driver, tmp_path / "before")
     assert before["generated_size"] == reference.GetSize() and "uncertainty.nrrd" not in before["names"]
 
@@ -657,8 +668,8 @@ def test_regenerate_edited_region_and_uncertainty(browser, tmp_path):
     time.sleep(0.5)
     nodes = _scene_nodes(driver)
     _click(driver, "regenerate-edit")
-    _wait(driver, lambda: _text(driver, "status").startswith("Regenerated the edited region of"), 600,
-          "the regeneration did not finish")
+    _wait_for_job(driver, lambda: _text(driver, "status").startswith("Regenerated the edited region of"), 300,
+                  "the regeneration did not finish")
     # the edited map is now the source (the sample's segmentation went), the output before the edit is kept
     assert _text(driver, "source-name") == "spleen_grown" and not _text(driver, "edited-name")
     now = _scene_nodes(driver)
@@ -684,7 +695,8 @@ def test_regenerate_edited_region_and_uncertainty(browser, tmp_path):
     _click(driver, "uncertainty-of-edit")
     time.sleep(0.5)  # the typed K and the checkbox reach the server's state before the click does
     _click(driver, "uncertainty")
-    _wait(driver, lambda: "mean of 3 samples" in _text(driver, "status"), 300, "the uncertainty run did not finish")
+    _wait_for_job(driver, lambda: "mean of 3 samples" in _text(driver, "status"), 300,
+                  "the uncertainty run did not finish")
     assert _text(driver, "status").startswith("Regenerated the edited region of")
     legend = _wait(driver, lambda: _text(driver, "uncertainty-legend"), 30, "no legend for the uncertainty")
     largest = float(re.search(r"max ([0-9.]+) HU", legend).group(1))
@@ -755,8 +767,8 @@ def test_uncertainty_shows_samples_and_cancels(browser):
     _set_field(driver, "uncertainty-samples", "3")
     time.sleep(0.5)  # the typed values reach the server's state before the click does
     _click(driver, "uncertainty")
-    _wait(driver, lambda: re.match(r"Sample 1 of 3: Denoising \d+/200", _text(driver, "status")) or _text(driver, "message"),
-          300, "no progress of the first sample was shown")
+    _wait_for_job(driver, lambda: re.match(r"Sample 1 of 3: Denoising \d+/200", _text(driver, "status"))
+                  or _text(driver, "message"), 300, "no progress of the first sample was shown")
     assert not _text(driver, "message")
     progress = float(driver.find_element("id", "progress").get_attribute("aria-valuenow") or 0)
     assert progress <= 100 / 3 + 0.1, progress  # the first of three samples: at most a third of the bar

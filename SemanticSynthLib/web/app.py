@@ -33,7 +33,7 @@ from ..bridge.generate_logic import (DEVICE_TITLES, LABELS_REFERENCE, TRAINING_D
                                      option_choices)
 from ..bridge.process import LIBRARY_ROOT
 from ..bridge.scene import (apply_window_level, export_transform, export_volume, ijk_to_ras_of, load_label_map,
-                            load_volume, match_segments, provenance)
+                            load_volume, match_segments, provenance, unused_segments)
 from ..bridge.translate_logic import TranslationLogic, carry_segmentation
 from ..engine.volume.modalities import DEFAULT_MODALITY, MODALITIES
 from .field_overlay import OPACITY as FIELD_OPACITY
@@ -363,8 +363,9 @@ class SemanticSynthWebApp(TrameApp):
         self.state.status = (f"Loaded edited map {name}: {self._changed_voxels(labelmap)} voxels differ from "
                              f"{self.state.source_name}")
         self._refresh_scene_list()
+        self._show("edited", reset=True)  # fitted to the map (another volume may have been shown since)
         self._jump_to_change(labelmap)
-        self._show("edited")
+        self._render()
 
     def _jump_to_change(self, labelmap):
         """Move the slice views (each along its own axis) to the changed voxel nearest the change's centre, so that
@@ -394,19 +395,21 @@ class SemanticSynthWebApp(TrameApp):
     def _unmatched_for(self, segmentation):
         if not self.state.model:
             return None
-        table = self.generation.model_info(self.state.model, self.state.modality)["labels"]
-        return match_segments(segmentation, table)
+        return match_segments(segmentation, self._model_labels())
+
+    def _model_labels(self):
+        return self.generation.model_info(self.state.model, self.state.modality)["labels"]
 
     def _report_unmatched(self):
         if self.segmentation is None:
             self.state.notice = ""
             return
         try:
-            result = self._unmatched_for(self.segmentation)
+            # lesion segments (Tumor, Mass, Cyst, Lesion) match no label but are generated as new tissue
+            unmatched = (unused_segments(self.segmentation, self._model_labels()) if self.state.model else [])
         except SynthError as exc:
             self.state.message = str(exc)
             return
-        unmatched = result[1] if result else []
         self.state.notice = (f"Not used (unknown to the model): {', '.join(unmatched[:12])}"
                              + (f" and {len(unmatched) - 12} more" if len(unmatched) > 12 else "")) if unmatched else ""
 
