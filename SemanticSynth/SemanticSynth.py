@@ -40,7 +40,8 @@ if UNSUPPORTED:  # before any import that would fail there with an unrelated Typ
 from SemanticSynthLib.bridge import dependencies  # noqa: E402
 from SemanticSynthLib.bridge.generate_logic import (BRIDGE_DEFAULTS, DEVICE_TITLES, TRAINING_DATA_PHASE,  # noqa: E402
                                                      UNCERTAINTY_REFERENCE, GenerationLogic, gui_options, model_hints,
-                                                     option_choices, option_range, spin_box_ranges)
+                                                     observe_output_removal, option_choices, option_range,
+                                                     spin_box_ranges)
 from SemanticSynthLib.bridge.models import needs_download  # noqa: E402
 from SemanticSynthLib.bridge.translate_logic import DEFAULT_TRANSLATOR, TranslationLogic, carry_segmentation  # noqa: E402
 from SemanticSynthLib.errors import SynthError  # noqa: E402
@@ -65,7 +66,14 @@ class SemanticSynth(ScriptedLoadableModule):
         self.parent.acknowledgementText = _(
             "Methods from Med-LSDM, the NIH abdominal-CT semantic synthesis paper, segmentation-guided diffusion "
             "and Plasticine. Networks from MONAI.")
-        slicer.app.connect("startupCompleted()", registerSampleData)
+        slicer.app.connect("startupCompleted()", onStartupCompleted)
+
+
+def onStartupCompleted():
+    """The sample in Sample Data, and the scene observed from the start (a generated volume deleted takes the hidden
+    label map it was made from with it, also in a scene loaded before the module was opened)."""
+    registerSampleData()
+    observe_output_removal(slicer.mrmlScene)
 
 
 def sampleDataSource() -> dict:
@@ -506,6 +514,7 @@ class SemanticSynthLogic(ScriptedLoadableModuleLogic, GenerationLogic):
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)  # GenerationLogic keeps no state of its own
         self.translation = TranslationLogic()
+        observe_output_removal(slicer.mrmlScene)  # once per scene; startup has done it in Slicer
 
     def translate(self, volumeNode, **kwargs):
         """Blocking: (translated volume node, grid transform node), linked to the source."""

@@ -1,6 +1,9 @@
 """Fixtures for the Slicer-side tests: a real slicer-core MRML scene and a tiny CT model package."""
 from __future__ import annotations
 
+import glob
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,17 @@ def tiny_ct_model(tmp_path_factory) -> Path:
     assert main(["train-diffusion", "--data", str(csv), "--autoencoder", str(root / "ae"), "--out", str(root / "model"),
                  "--steps", "3", "--latent-patch", "16,16,8", "--progress", "none", "--default-steps", "2"]) == 0
     return root / "model"
+
+
+@pytest.fixture()
+def staging_folders(monkeypatch, tmp_path):
+    """The jobs' staging folders in a folder of this test's own (other runs on the machine stage theirs too); returns
+    a function listing the SemanticSynth-* folders staged there, to check that a job leaves none behind. The
+    Slicer-side test modules use it for every test (pytestmark)."""
+    folder = tmp_path / "temp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return lambda: set(glob.glob(os.path.join(tempfile.gettempdir(), "SemanticSynth-*")))
 
 
 @pytest.fixture()

@@ -1,9 +1,6 @@
 """The Logic end to end on slicer-core's real vtkMRMLScene with a real child process (no mocks)."""
 from __future__ import annotations
 
-import glob
-import os
-import tempfile
 import time
 
 import numpy as np
@@ -11,24 +8,15 @@ import pytest
 import SimpleITK as sitk
 
 from SemanticSynthLib.errors import SynthError
-from SemanticSynthLib.bridge.generate_logic import GenerationLogic
+from SemanticSynthLib.bridge.generate_logic import LABELS_REFERENCE, GenerationLogic
 from SemanticSynthLib.bridge.scene import SOURCE_REFERENCE, ijk_to_ras_of, sitk_geometry
 
 from slicer_testdata import SAMPLE_SEGMENTATION
 from SemanticSynthLib.engine.volume.label_merges import read_merge, relabel
 
 
-@pytest.fixture(autouse=True)
-def private_temp(monkeypatch, tmp_path):
-    """The jobs' staging folders in a folder of this test's own: other runs on the machine stage theirs too."""
-    folder = tmp_path / "temp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
-
-def _temp_folders():
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "SemanticSynth-*")))
+# every test stages its jobs in a temp folder of its own (conftest.py); staging_folders() lists the jobs' folders there
+pytestmark = pytest.mark.usefixtures("staging_folders")
 
 
 def _label_map_ijk_to_ras():
@@ -41,10 +29,10 @@ def _label_map_ijk_to_ras():
     return m
 
 
-def test_generate_end_to_end_and_scene_round_trip(scene, sample_segmentation, tiny_ct_model, tmp_path):
+def test_generate_end_to_end_and_scene_round_trip(scene, sample_segmentation, tiny_ct_model, tmp_path, staging_folders):
     import slicer
 
-    before = _temp_folders()
+    before = staging_folders()
     records = []
     node = GenerationLogic().generate(sample_segmentation, model=str(tiny_ct_model), modality="ct", steps=2, seed=3,
                                       on_progress=records.append)
@@ -60,11 +48,15 @@ def test_generate_end_to_end_and_scene_round_trip(scene, sample_segmentation, ti
     sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
     assert sh.GetItemParent(sh.GetItemByDataNode(node)) == sh.GetItemParent(sh.GetItemByDataNode(sample_segmentation))
     assert node.GetDisplayNode().GetWindow() == pytest.approx(400) and node.GetDisplayNode().GetLevel() == pytest.approx(40)
-    assert _temp_folders() == before
+    assert staging_folders() == before
 
-    # Save (Commit) and reload into a new scene: the output and its reference survive.
-    for storable in [node, sample_segmentation]:
-        storable.AddDefaultStorageNode()
+    # Save (Commit) and reload into a new scene: the output, its reference and its stored label map (hidden, with a
+    # storage node of its own from the start) survive.
+    labels = node.GetNodeReference(LABELS_REFERENCE)
+    assert labels.GetStorageNode() is not None and labels.GetStorageNode().GetDefaultWriteFileExtension() == "nrrd"
+    for storable in [node, sample_segmentation, labels]:
+        if storable.GetStorageNode() is None:
+            storable.AddDefaultStorageNode()
         storage = storable.GetStorageNode()
         storage.SetFileName(str(tmp_path / (storable.GetName().replace(" ", "_") + "." + storage.GetDefaultWriteFileExtension())))
         assert storage.WriteData(storable)
@@ -80,11 +72,14 @@ def test_generate_end_to_end_and_scene_round_trip(scene, sample_segmentation, ti
     assert source is not None and source.GetName() == sample_segmentation.GetName()
     np.testing.assert_allclose(ijk_to_ras_of(again), _label_map_ijk_to_ras(), atol=1e-6)
     assert again.GetAttribute("SemanticSynth.seed") == "3"
+    stored = again.GetNodeReference(LABELS_REFERENCE)
+    assert stored.GetHideFromEditors() and stored.GetImageData() is not None
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(stored), slicer.util.arrayFromVolume(labels))
 
 
-def test_cancel_leaves_no_node_and_no_temp_files(scene, sample_segmentation, tiny_ct_model):
+def test_cancel_leaves_no_node_and_no_temp_files(scene, sample_segmentation, tiny_ct_model, staging_folders):
     before_nodes = scene.GetNumberOfNodes()
-    before = _temp_folders()
+    before = staging_folders()
     job = GenerationLogic().start(sample_segmentation, model=str(tiny_ct_model), modality="ct", steps=500)
     deadline = time.monotonic() + 120
     while job.last_progress.get("stage") != "denoising" and time.monotonic() < deadline:
@@ -93,15 +88,15 @@ def test_cancel_leaves_no_node_and_no_temp_files(scene, sample_segmentation, tin
     job.cancel()
     assert job.poll() and job.error == "cancelled" and job.result_node is None
     assert scene.GetNumberOfNodes() == before_nodes
-    assert _temp_folders() == before
+    assert staging_folders() == before
 
 
-def test_empty_segmentation_is_a_clear_error(scene, sample_segmentation, tiny_ct_model):
+def test_empty_segmentation_is_a_clear_error(scene, sample_segmentation, tiny_ct_model, staging_folders):
     import slicer
 
     empty = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "empty")
     before_nodes = scene.GetNumberOfNodes()
-    before = _temp_folders()
+    before = staging_folders()
     with pytest.raises(SynthError, match="no segments"):
         GenerationLogic().generate(empty, model=str(tiny_ct_model), modality="ct")
     segment_id = empty.GetSegmentation().AddEmptySegment("liver")
@@ -112,7 +107,7 @@ def test_empty_segmentation_is_a_clear_error(scene, sample_segmentation, tiny_ct
     with pytest.raises(SynthError, match="empty"):
         GenerationLogic().generate(empty, model=str(tiny_ct_model), modality="ct")
     assert scene.GetNumberOfNodes() == before_nodes
-    assert _temp_folders() == before
+    assert staging_folders() == before
 
 
 def test_engine_error_reaches_the_user_as_one_line(scene, sample_segmentation, tiny_ct_model):
@@ -195,15 +190,16 @@ def test_segment_matched_through_its_terminology(scene, sample_segmentation):
     assert not unmatched
 
 
-def test_unknown_labels_error_refuses_unmatched_segments_and_leaves_nothing(scene, sample_segmentation, tiny_ct_model):
-    before = _temp_folders()
+def test_unknown_labels_error_refuses_unmatched_segments_and_leaves_nothing(scene, sample_segmentation, tiny_ct_model,
+                                                                              staging_folders):
+    before = staging_folders()
     segmentation = sample_segmentation.GetSegmentation()
     segmentation.AddEmptySegment("not_an_organ", "not an organ")
     nodes = scene.GetNumberOfNodes()
     with pytest.raises(SynthError, match="not an organ match no label of model; rename them"):
         GenerationLogic().start(sample_segmentation, model=str(tiny_ct_model), modality="ct", steps=1,
                                 unknown_labels="error")
-    assert _temp_folders() == before and scene.GetNumberOfNodes() == nodes
+    assert staging_folders() == before and scene.GetNumberOfNodes() == nodes
 
 
 def test_segments_named_as_freesurfer_labels_are_read_in_that_vocabulary(scene, tmp_path):

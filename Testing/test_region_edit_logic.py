@@ -8,13 +8,12 @@ real child process (no mocks of the scene, the files, the process or SimpleITK).
     the CT's voxels outside region + margin, a hypodense lesion.
 (c) two samples with uncertainty: the standard deviation as an overlay volume with a legend, a table per label, and
     0 outside the edit.
+(d) the stored label map saved with the scene (.mrb) and found after reloading it; a later run without samples clears
+    the earlier one's report; deleting the volume takes its stored label map, not its std and table.
 """
 from __future__ import annotations
 
-import glob
 import json
-import os
-import tempfile
 import time
 
 import numpy as np
@@ -34,17 +33,8 @@ LIVER = 5
 SPACING_MM = 3.0  # the sample's isotropic spacing
 
 
-@pytest.fixture(autouse=True)
-def private_temp(monkeypatch, tmp_path):
-    """The jobs' staging folders in a folder of this test's own: other runs on the machine stage theirs too."""
-    folder = tmp_path / "temp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
-
-def _temp_folders():
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "SemanticSynth-*")))
+# every test stages its jobs in a temp folder of its own (conftest.py); staging_folders() lists the jobs' folders there
+pytestmark = pytest.mark.usefixtures("staging_folders")
 
 
 def _array(node):
@@ -83,6 +73,31 @@ def paint_segment(segmentation_node, name: str, mask, reference_volume) -> str:
     assert logic.ImportLabelmapToSegmentationNode(labelmap, segmentation_node, ids)
     scene.RemoveNode(labelmap)
     return segment_id
+
+
+MASS_TERMINOLOGY = ("Segmentation category and type - 3D Slicer General Anatomy list~SCT^49755003^Morphologically "
+                    "Altered Structure~SCT^4147007^Mass~^^~Anatomic codes - DICOM master list~^^~^^")
+
+
+def save_and_reopen(scene, folder):
+    """The scene saved as a Slicer data bundle (.mrb) and opened into a new scene, through the application logic
+    that Slicer's scene bundle writer and reader call (SaveSceneToSlicerDataBundleDirectory + Zip, then
+    OpenSlicerDataBundle)."""
+    import slicer
+
+    folder.mkdir()
+    saver = slicer.vtkMRMLApplicationLogic()
+    saver.SetMRMLScene(scene)
+    (folder / "bundle").mkdir()
+    assert saver.SaveSceneToSlicerDataBundleDirectory(str(folder / "bundle"))
+    assert saver.Zip(str(folder / "scene.mrb"), str(folder / "bundle"))
+    reopened = slicer.vtkMRMLScene()
+    reopened.RegisterNodeClass(slicer.vtkMRMLColorLegendDisplayNode())  # as Slicer's Colors module does on its scene
+    opener = slicer.vtkMRMLApplicationLogic()
+    opener.SetMRMLScene(reopened)
+    (folder / "opened").mkdir()
+    assert opener.OpenSlicerDataBundle(str(folder / "scene.mrb"), str(folder / "opened"))
+    return reopened
 
 
 def ball_in(labels, label_id: int, radius_mm: float):
@@ -124,13 +139,13 @@ def generated(scene, tiny_ct_model):
     return segmentation, volume, labels
 
 
-def test_regenerate_edited_region_in_place(scene, tiny_ct_model, generated):
+def test_regenerate_edited_region_in_place(scene, tiny_ct_model, generated, staging_folders):
     segmentation, volume, labels = generated
     hidden = volume.GetNodeReference(LABELS_REFERENCE)
     assert hidden.IsA("vtkMRMLLabelMapVolumeNode") and hidden.GetHideFromEditors()
     assert hidden.GetAttribute("SemanticSynth.label_table") == "totalseg_v2"
     assert LIVER in np.unique(labels) and labels.shape == _array(volume).shape
-    before, nodes, folders = _array(volume), scene.GetNumberOfNodes(), _temp_folders()
+    before, nodes, folders = _array(volume), scene.GetNumberOfNodes(), staging_folders()
 
     tumor = ball_in(labels, LIVER, 15.0)
     paint_segment(segmentation, "Tumor", tumor, volume)
@@ -144,11 +159,14 @@ def test_regenerate_edited_region_in_place(scene, tiny_ct_model, generated):
     assert (after[tumor] != before[tumor]).mean() > 0.9
     assert job.lesion_segments == {"Tumor": {"id": 118, "kind": "hypodense", "by_name": True}}
     assert any(line.startswith("New tissue: Tumor (hypodense") for line in job.notes()), job.notes()
+    # the tumour is new to the model: the note names its segment, not the id it was exported with
+    unseen = [line for line in job.notes() if line.startswith("Not in the model's training data")]
+    assert len(unseen) == 1 and "Tumor" in unseen[0] and "118" not in unseen[0], job.notes()
     # the stored label map is the new one, in the same hidden node; nothing else was added
     assert volume.GetNodeReference(LABELS_REFERENCE) is hidden
     updated = _array(hidden)
     assert np.all(updated[tumor] == 118) and np.array_equal(updated[~tumor], labels[~tumor])
-    assert scene.GetNumberOfNodes() == nodes and _temp_folders() == folders
+    assert scene.GetNumberOfNodes() == nodes and staging_folders() == folders
     record = json.loads(volume.GetAttribute("SemanticSynth.request"))
     assert record["edit"] and record["previous_labels"] and record["margin"] == 6.0
 
@@ -160,11 +178,11 @@ def test_regenerate_edited_region_in_place(scene, tiny_ct_model, generated):
     assert np.array_equal(_array(volume), after) and scene.GetNumberOfNodes() == nodes
 
 
-def test_cancelled_or_failed_regeneration_leaves_the_scene_as_it_was(scene, tiny_ct_model, generated):
+def test_cancelled_or_failed_regeneration_leaves_the_scene_as_it_was(scene, tiny_ct_model, generated, staging_folders):
     segmentation, volume, labels = generated
     hidden = volume.GetNodeReference(LABELS_REFERENCE)
     paint_segment(segmentation, "Cyst", ball_in(labels, 1, 9.0), volume)  # in the spleen
-    before, stored, nodes, folders = _array(volume), _array(hidden), scene.GetNumberOfNodes(), _temp_folders()
+    before, stored, nodes, folders = _array(volume), _array(hidden), scene.GetNumberOfNodes(), staging_folders()
 
     job = GenerationLogic().start(segmentation, model=str(tiny_ct_model), modality="ct", steps=500,
                                   edit_volume_node=volume, output_node=volume)
@@ -176,14 +194,14 @@ def test_cancelled_or_failed_regeneration_leaves_the_scene_as_it_was(scene, tiny
     assert job.poll() and job.error == "cancelled" and job.result_node is None
     assert np.array_equal(_array(volume), before) and np.array_equal(_array(hidden), stored)
     assert volume.GetNodeReference(LABELS_REFERENCE) is hidden
-    assert scene.GetNumberOfNodes() == nodes and _temp_folders() == folders
+    assert scene.GetNumberOfNodes() == nodes and staging_folders() == folders
 
     # an engine error (here a step count the model cannot take) changes nothing either
     with pytest.raises(SynthError, match="--steps"):
         GenerationLogic().generate(segmentation, model=str(tiny_ct_model), modality="ct", steps=5000,
                                    edit_volume_node=volume, output_node=volume)
     assert np.array_equal(_array(volume), before) and np.array_equal(_array(hidden), stored)
-    assert scene.GetNumberOfNodes() == nodes and _temp_folders() == folders
+    assert scene.GetNumberOfNodes() == nodes and staging_folders() == folders
 
 
 def test_real_ct_tumor_regenerated_into_a_new_volume(scene, tiny_ct_model):
@@ -296,7 +314,98 @@ def test_lesion_segments_are_exported_as_new_tissue(scene, sample_segmentation, 
     # the type-only lesion as a priors entry, merged with the user's file (whose entries win)
     user = tmp_path / "user.json"
     user.write_text(json.dumps({"liver": 60}), encoding="utf-8")
-    assert _stage_lesion_priors(exported["lesions"], str(user), tmp_path / "priors.json")
+    assert _stage_lesion_priors(exported["lesions"], str(user), tmp_path / "priors.json") == {
+        "119": {"lesion": "hypodense"}}  # the staged entries, for the volume's provenance
     assert json.loads((tmp_path / "priors.json").read_text(encoding="utf-8")) == {
         "119": {"lesion": "hypodense"}, "liver": 60}
     assert not _stage_lesion_priors({"a": {"id": 5, "kind": "cyst", "by_name": True}}, None, tmp_path / "none.json")
+
+
+def test_reopened_scene_regenerates_from_its_stored_labels_and_deleting_the_volume_takes_them(
+        scene, tiny_ct_model, generated, tmp_path):
+    """In place with 2 samples and uncertainty; saved as .mrb and reopened: the stored label map came back (its own
+    storage node, NRRD) and a segment of Mass type ('finding 2') painted in the spleen is regenerated from it, with the user's
+    priors file; that run (one sample) leaves no uncertainty report on the volume, and its provenance names the user's
+    priors file and the staged lesion entry, not the job's temporary file. Deleting the volume removes its stored
+    label map and that map's storage node; the std volume and the table stay, without the removed volume's id."""
+    import slicer
+
+    segmentation, volume, labels = generated
+    tumor = ball_in(labels, LIVER, 12.0)
+    paint_segment(segmentation, "Tumor", tumor, volume)
+    job = GenerationLogic().start(segmentation, model=str(tiny_ct_model), modality="ct", steps=2, seed=1,
+                                  edit_volume_node=volume, output_node=volume, margin=6.0, samples=2,
+                                  uncertainty=True)
+    assert job.wait() is volume
+    assert json.loads(volume.GetAttribute("SemanticSynth.uncertainty"))["samples"] == 2
+    hidden = volume.GetNodeReference(LABELS_REFERENCE)
+    storage = hidden.GetStorageNode()
+    assert storage.IsA("vtkMRMLVolumeArchetypeStorageNode") and storage.GetDefaultWriteFileExtension() == "nrrd"
+    stored, saved = _array(hidden), _array(volume)
+
+    reopened = save_and_reopen(scene, tmp_path / "saved")
+    slicer.mrmlScene = reopened
+    try:
+        again = reopened.GetFirstNodeByName(volume.GetName())
+        hidden = again.GetNodeReference(LABELS_REFERENCE)
+        assert hidden is not None and hidden.GetHideFromEditors()
+        assert hidden.GetStorageNode().GetFileName().endswith(".nrrd")
+        assert np.array_equal(_array(hidden), stored) and np.array_equal(_array(again), saved)
+        assert hidden.GetAttribute("SemanticSynth.label_table") == "totalseg_v2"
+        std, table = (again.GetNodeReference(role) for role in (UNCERTAINTY_REFERENCE, UNCERTAINTY_TABLE_REFERENCE))
+        assert std is not None and table is not None
+        assert std.GetAttribute("SemanticSynth.uncertainty_of") == again.GetID()
+        segmentation = reopened.GetFirstNodeByName(segmentation.GetName())
+
+        finding = ball_in(labels, 1, 9.0)  # in the spleen
+        typed = paint_segment(segmentation, "finding 2", finding, again)
+        segmentation.GetSegmentation().GetSegment(typed).SetTag("TerminologyEntry", MASS_TERMINOLOGY)
+        user = tmp_path / "user priors.json"
+        user.write_text(json.dumps({"liver": 60}), encoding="utf-8")
+        job = GenerationLogic().start(segmentation, model=str(tiny_ct_model), modality="ct", steps=2, seed=1,
+                                      edit_volume_node=again, output_node=again, margin=6.0, priors=str(user))
+        assert job.wait() is again
+        after = _array(again)
+        outside = ~near(finding, 6.0)
+        assert np.array_equal(after[outside], saved[outside]) and (after[finding] != saved[finding]).mean() > 0.9
+        assert again.GetNodeReference(LABELS_REFERENCE) is hidden
+        updated = _array(hidden)
+        assert np.all(updated[finding] == 119) and np.array_equal(updated[~finding], stored[~finding])
+        # the report is this run's: no uncertainty of the earlier two samples; its lesions are there
+        attributes = again.GetAttributeNames()
+        assert "SemanticSynth.uncertainty" not in attributes and "SemanticSynth.lesions" in attributes
+        assert set(json.loads(again.GetAttribute("SemanticSynth.lesions"))) == {"Tumor", "finding 2"}
+        # the priors the user gave, and the entry staged for the lesion known by its type only
+        request = json.loads(again.GetAttribute("SemanticSynth.request"))
+        assert request["priors"] == str(user)
+        assert json.loads(again.GetAttribute("SemanticSynth.lesion_priors")) == {"119": {"lesion": "hypodense"}}
+
+        nodes, storage_id = reopened.GetNumberOfNodes(), hidden.GetStorageNode().GetID()
+        reopened.RemoveNode(again)
+        assert not reopened.IsNodePresent(hidden) and reopened.GetNodeByID(storage_id) is None
+        assert reopened.IsNodePresent(std) and reopened.IsNodePresent(table)
+        assert std.GetAttribute("SemanticSynth.uncertainty_of") is None
+        assert reopened.GetNumberOfNodes() == nodes - 3  # the volume, its stored label map and that map's storage
+    finally:
+        slicer.mrmlScene = scene
+        reopened.Clear(True)
+
+
+def test_notes_name_lesions_and_provenance_records_the_users_priors():
+    """Without a run: the unseen-labels note names a lesion by its segment; a job that staged lesion priors records
+    the user's file (None without one) and the entries."""
+    from SemanticSynthLib.bridge.generate_logic import GenerationJob, report_notes
+    from SemanticSynthLib.engine.volume.labels import LabelTable
+
+    table = LabelTable.builtin("totalseg_v2")
+    liver = {lab.id: lab.name for lab in table.labels}[LIVER]
+    notes = report_notes({"unseen_labels": [LIVER, 118]}, table, {118: "Liver tumour"})
+    assert notes == [f"Not in the model's training data (they follow their priors): {liver}, Liver tumour"]
+    job = GenerationJob.__new__(GenerationJob)  # its record only: nothing is started
+    job.args = {"options": {"priors": None}}
+    job.export = {"staged": ["priors"], "lesion_priors": {"119": {"lesion": "cyst"}}}
+    job.result = {"provenance": {"request": {"priors": "/tmp/SemanticSynth-x/priors.json", "seed": 1}}}
+    record = job._provenance()
+    assert record["request"] == {"priors": None, "seed": 1} and record["lesion_priors"] == {"119": {"lesion": "cyst"}}
+    job.export = {"staged": []}
+    assert job._provenance() == job.result["provenance"]

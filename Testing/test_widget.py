@@ -6,10 +6,8 @@ Buttons are clicked, timers fire through app.processEvents(), and the scene is c
 """
 from __future__ import annotations
 
-import glob
 import os
 import sys
-import tempfile
 import time
 
 import psutil
@@ -63,17 +61,8 @@ def run_until(app, condition, timeout_s=300):
         time.sleep(0.05)
 
 
-@pytest.fixture(autouse=True)
-def private_temp(monkeypatch, tmp_path):
-    """The jobs' staging folders in a folder of this test's own: other runs on the machine stage theirs too."""
-    folder = tmp_path / "temp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
-
-def _temp_folders():
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "SemanticSynth-*")))
+# every test stages its jobs in a temp folder of its own (conftest.py); staging_folders() lists the jobs' folders there
+pytestmark = pytest.mark.usefixtures("staging_folders")
 
 
 def test_panel_connects_every_parameter(widget, scene, sample_segmentation):
@@ -284,14 +273,14 @@ def test_entering_and_leaving_five_times_leaves_one_observer(version):
 
 
 def test_generate_with_a_loaded_model_folder_keeps_the_unmatched_segments_in_the_status(
-        app, widget, scene, sample_segmentation, tiny_ct_model):
+        app, widget, scene, sample_segmentation, tiny_ct_model, staging_folders):
     ui, p = widget.ui, widget._parameterNode
     sample_segmentation.GetSegmentation().GetNthSegment(2).SetName("my marker")
     app.directoryAnswers.append(str(tiny_ct_model))
     ui.loadModelButton.click()
     assert p.model == str(tiny_ct_model) and ui.modelComboBox.currentText == str(tiny_ct_model)
     p.segmentation, p.steps = sample_segmentation, 0  # the model's default: tiny_ct_model's default_steps is 2
-    before = _temp_folders()
+    before = staging_folders()
     ui.generateButton.click()
     task = widget.tasks["generate"]
     assert task.job is not None and ui.generateButton.text == "Cancel" and ui.translateButton.text == "Translate"
@@ -305,17 +294,18 @@ def test_generate_with_a_loaded_model_folder_keeps_the_unmatched_segments_in_the
     assert ui.generateStatusLabel.text.startswith("Done: " + output.GetName())
     assert ui.generateStatusLabel.text.endswith("Not used (unknown to the model): my marker")
     assert ui.generateProgressBar.value == 100 and ui.generateButton.text == "Generate"
-    assert not fake_slicer_app.QTimer.running and _temp_folders() == before
+    assert not fake_slicer_app.QTimer.running and staging_folders() == before
     # the loaded folder stays in the list after choosing another model
     ui.modelComboBox.activate(ui.modelComboBox.findText("brain-mri"))
     assert ui.modelComboBox.findText(str(tiny_ct_model)) >= 0
 
 
-def test_cancel_ends_the_process_tree_and_leaves_the_scene_as_it_was(app, widget, scene, sample_segmentation, tiny_ct_model):
+def test_cancel_ends_the_process_tree_and_leaves_the_scene_as_it_was(app, widget, scene, sample_segmentation, tiny_ct_model,
+                                                                      staging_folders):
     ui, p = widget.ui, widget._parameterNode
     p.segmentation, p.model, p.steps = sample_segmentation, str(tiny_ct_model), 500
     nodes = scene.GetNumberOfNodes()
-    before = _temp_folders()
+    before = staging_folders()
     ui.generateButton.click()
     task = widget.tasks["generate"]
     pid = task.job.process.process.pid
@@ -324,7 +314,7 @@ def test_cancel_ends_the_process_tree_and_leaves_the_scene_as_it_was(app, widget
     assert task.job is None and ui.generateStatusLabel.text.startswith("Cancelled.")
     assert ui.generateButton.text == "Generate" and not fake_slicer_app.QTimer.running
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    assert scene.GetNumberOfNodes() == nodes and _temp_folders() == before and not app.messages
+    assert scene.GetNumberOfNodes() == nodes and staging_folders() == before and not app.messages
 
 
 def test_generation_and_translation_each_own_their_job(app, widget, scene, sample_segmentation, tiny_ct_model,
@@ -424,6 +414,29 @@ def test_sample_data_uri_is_a_file_uri_of_the_sample(module):
     uri = urlparse(source["uris"])
     assert uri.scheme == "file" and uri.netloc == ""
     assert os.path.samefile(url2pathname(uri.path), module.SAMPLE_FILE)
+
+
+
+def test_deleting_a_generated_volume_takes_its_stored_labels_from_startup_on(app, module, scene):
+    """Once Slicer has started (before the panel is ever shown: a scene opened from a file), deleting a generated
+    volume removes the hidden label map it was made from and that map's storage node; its std volume stays, without
+    the deleted volume's id. The nodes are made here as a reopened scene has them."""
+    from SemanticSynthLib.bridge.generate_logic import LABELS_REFERENCE, UNCERTAINTY_REFERENCE
+
+    volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT")
+    labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "CT labels (SemanticSynth)")
+    labels.HideFromEditorsOn()
+    labels.AddDefaultStorageNode()
+    labels.SetAttribute("SemanticSynth.labels_of", volume.GetID())
+    std = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "CT uncertainty")
+    std.SetAttribute("SemanticSynth.uncertainty_of", volume.GetID())
+    volume.SetNodeReferenceID(LABELS_REFERENCE, labels.GetID())
+    volume.SetNodeReferenceID(UNCERTAINTY_REFERENCE, std.GetID())
+    app.startupCompleted.emit()
+    nodes = scene.GetNumberOfNodes()
+    scene.RemoveNode(volume)
+    assert not scene.IsNodePresent(labels) and scene.GetNumberOfNodes() == nodes - 3  # volume, labels, its storage
+    assert scene.IsNodePresent(std) and std.GetAttribute("SemanticSynth.uncertainty_of") is None
 
 
 # Slicer's Python has no SemanticSynthLib installed: the editable install of this venv is taken away first, so the
@@ -620,7 +633,7 @@ def _paint_tumor(scene, segmentation, volume, radius_mm=15.0):
 
 
 def test_regenerate_edited_region_from_the_panel_in_place_and_cancel(app, widget, scene, sample_segmentation,
-                                                                      tiny_ct_model):
+                                                                      tiny_ct_model, staging_folders):
     """Generate, paint a Tumor in the liver, Regenerate edited region: Cancel leaves the scene as it was; run, only
     region + margin change in the volume itself, the status names the new tissue."""
     import numpy as np
@@ -638,7 +651,7 @@ def test_regenerate_edited_region_from_the_panel_in_place_and_cancel(app, widget
     labels = volume.GetNodeReference("SemanticSynthLabels")
     before, stored = np.array(slicer.util.arrayFromVolume(volume)), np.array(slicer.util.arrayFromVolume(labels))
     _segment, tumor = _paint_tumor(scene, sample_segmentation, volume)
-    nodes, folders = scene.GetNumberOfNodes(), _temp_folders()
+    nodes, folders = scene.GetNumberOfNodes(), staging_folders()
 
     p.steps = 500
     ui.regenerateButton.click()
@@ -650,7 +663,7 @@ def test_regenerate_edited_region_from_the_panel_in_place_and_cancel(app, widget
     assert task.job is None and ui.generateStatusLabel.text.startswith("Cancelled.") and ui.generateButton.enabled
     assert np.array_equal(slicer.util.arrayFromVolume(volume), before)
     assert np.array_equal(slicer.util.arrayFromVolume(labels), stored)
-    assert scene.GetNumberOfNodes() == nodes and _temp_folders() == folders and not app.messages
+    assert scene.GetNumberOfNodes() == nodes and staging_folders() == folders and not app.messages
 
     p.steps = 0  # the model's default (2)
     ui.regenerateButton.click()

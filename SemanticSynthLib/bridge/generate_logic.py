@@ -17,14 +17,18 @@ every voxel further than the margin stays as it was (the engine's --edit):
 
 Each generated volume keeps the label map it was made from as a hidden vtkMRMLLabelMapVolumeNode (node reference
 LABELS_REFERENCE), updated only after a successful run, which is the region's "previous labels"; a volume without
-one (a scan loaded from disk) needs the region's segments. samples=K with uncertainty=True adds the per-voxel
-standard deviation of K samples as a colour overlay volume and the spread per label as a table node.
+one (a scan loaded from disk) needs the region's segments. That label map has a storage node (NRRD), so it is saved
+with the scene and found again after reloading it; it is removed with its volume (observe_output_removal).
+samples=K with uncertainty=True adds the per-voxel standard deviation of K samples as a colour overlay volume and the
+spread per label as a table node.
 """
 from __future__ import annotations
 
 import json
 from functools import partial
 from pathlib import Path
+
+import vtk
 
 from ..engine.reporting.provenance import as_text
 from ..engine.reporting.results import calibration_flags
@@ -37,8 +41,8 @@ from ..errors import SynthError
 from .jobs import EngineJob, staged_inputs, start_with_model
 from .models import available_models, model_info
 from .scene import (ATTRIBUTE_PREFIX, apply_window_level, check_source_volume, export_label_map, export_segment_mask,
-                    export_volume, ijk_to_ras_of, link_output, match_segments, read_volume_file, replace_voxels,
-                    same_grid_as, show_as_overlay, uncertainty_table)
+                    export_volume, ijk_to_ras_of, link_output, match_segments, provenance, read_volume_file,
+                    remove_unshared, replace_voxels, same_grid_as, show_as_overlay, uncertainty_table)
 
 # What the bridge passes unless asked otherwise: segments that match no label of the model are left out of the
 # exported map and listed (job.unmatched_segments), as the panel always did; "error" refuses them instead.
@@ -152,15 +156,17 @@ def gui_options(values: dict, left_to_model: dict | None = None, auto_device: st
             "device": auto_device if device == "auto" else device}
 
 
-def report_notes(report: dict | None, labels=None) -> list:
+def report_notes(report: dict | None, labels=None, names: dict | None = None) -> list:
     """The lines a GUI shows under its status after a generation (job.result["report"]; GenerationJob.notes()):
     the calibration check's flags (labels whose generated mean came out outside their prior's range) and the labels
-    unseen in training, named from `labels` (the model's LabelTable) where given."""
+    unseen in training, named from `labels` (the model's LabelTable) where given, and from `names` (id -> name: the
+    lesion segments exported with ids of their own), which win."""
     report = report or {}
     notes = [calibration_flags(report)]
     unseen = report.get("unseen_labels") or []
     if unseen:
-        names = {lab.id: lab.name for lab in labels.labels} if labels is not None else {}
+        names = {**({lab.id: lab.name for lab in labels.labels} if labels is not None else {}),
+                 **{int(i): name for i, name in (names or {}).items()}}
         shown = ", ".join(names.get(i, str(i)) for i in unseen[:12]) + (f" and {len(unseen) - 12} more"
                                                                        if len(unseen) > 12 else "")
         notes.append(f"Not in the model's training data (they follow their priors): {shown}")
@@ -216,8 +222,19 @@ class GenerationJob(EngineJob):
             return []
         table = (self.result.get("provenance", {}).get("request") or {}).get("label_table")
         report = self.result.get("report")
-        return (([f"Label table: {table}"] if table else []) + report_notes(report, self.args["labels"])
+        lesions = {entry["id"]: name for name, entry in self.lesion_segments.items()}
+        return (([f"Label table: {table}"] if table else []) + report_notes(report, self.args["labels"], lesions)
                 + lesion_notes(report))
+
+    def _provenance(self) -> dict:
+        """The engine's record, with the priors the user gave: where the job staged a priors file for lesions known
+        only by their terminology type, the request names the user's file (or none) and `lesion_priors` holds the
+        staged entries, instead of the job's temporary file."""
+        record = dict(self.result.get("provenance") or {})
+        if "priors" in self.export.get("staged", ()) and isinstance(record.get("request"), dict):
+            record["request"] = {**record["request"], "priors": self.args["options"].get("priors")}
+            record["lesion_priors"] = self.export.get("lesion_priors") or {}
+        return record
 
     def _read(self, scene, key: str, node_class: str = "vtkMRMLScalarVolumeNode", hidden: bool = False):
         """A staged file as a new node, checked to lie on the label map's grid."""
@@ -232,8 +249,8 @@ class GenerationJob(EngineJob):
         a = self.args
         source, output, edit = a["segmentation_node"], a.get("output_node"), a.get("edit")
         scene = source.GetScene()
-        record = self.result.get("provenance", {})
-        report = self.result.get("report", {})
+        record = self._provenance()
+        report = self.result.get("report") or {}
         modality = record.get("modality") or a["options"].get("modality") or a["metadata"]["modalities"][0]
         # Everything that can fail first, into new nodes: the scene changes only once all of it has been read.
         created = []
@@ -257,9 +274,12 @@ class GenerationJob(EngineJob):
             scene.RemoveNode(result)
         if node.GetDisplayNode() is None:
             node.CreateDefaultDisplayNodes()
+        earlier = set(provenance(node))  # a volume filled again: what an earlier run recorded
         link_output(node, source, record)
         for key, value in report.items():
             node.SetAttribute(ATTRIBUTE_PREFIX + key, as_text(value))
+        for key in earlier - set(record) - set(report):  # e.g. an earlier K-sample run's uncertainty
+            node.RemoveAttribute(ATTRIBUTE_PREFIX + key)
         if edit is not None and edit["volume"] is not node:
             node.SetNodeReferenceID(EDITED_REFERENCE, edit["volume"].GetID())
         if not (edit is not None and node is output):  # an edit in place keeps the volume's own window
@@ -290,11 +310,45 @@ class GenerationJob(EngineJob):
         return fresh
 
     def _keep_labels(self, node, labels) -> None:
-        """The exported label map, hidden, as the output's previous labels for its next region edit."""
+        """The exported label map, hidden, as the output's previous labels for its next region edit: with a storage
+        node (NRRD, as Slicer gives label maps), so that it is saved with the scene; removed with the output."""
         kept = self._keep(node, LABELS_REFERENCE, labels, f"{node.GetName()} labels (SemanticSynth)")
         kept.HideFromEditorsOn()
         kept.SetAttribute(ATTRIBUTE_PREFIX + "label_table", self.args["options"].get("label_table") or "")
         kept.SetAttribute(ATTRIBUTE_PREFIX + "labels_of", node.GetID())
+        if kept.GetStorageNode() is None:
+            kept.AddDefaultStorageNode()
+        observe_output_removal(node.GetScene())
+
+
+# The scene attribute (kept by VTK with the scene's Python object) holding the removal observer's tag
+_REMOVAL_OBSERVER = "_semanticsynth_removal_observer"
+
+
+def observe_output_removal(scene) -> None:
+    """Once per scene: when a generated volume is removed (deleted in the Data module, RemoveNode in a script), the
+    hidden label map it was made from goes with it, with that map's storage node; its uncertainty volume and table
+    are the user's and stay, without the attribute naming the removed volume (its references to them go with it).
+    GenerationLogic.start and the Slicer module (at startup) call it; calling it again does nothing."""
+    if scene is None or getattr(scene, _REMOVAL_OBSERVER, None) is not None:
+        return
+    setattr(scene, _REMOVAL_OBSERVER, scene.AddObserver(scene.NodeRemovedEvent, _on_node_removed))
+
+
+@vtk.calldata_type(vtk.VTK_OBJECT)
+def _on_node_removed(scene, _event, node) -> None:
+    if node is None or scene.IsClosing():  # a scene being closed removes every node itself
+        return
+    if node.GetAttribute(ATTRIBUTE_PREFIX + "labels_of") is not None:  # a stored label map (here or by a GUI)
+        for i in range(node.GetNumberOfNodeReferences("storage")):
+            remove_unshared(scene, scene.GetNodeByID(node.GetNthNodeReferenceID("storage", i) or ""))
+        return
+    labels_id = node.GetNodeReferenceID(LABELS_REFERENCE)  # the removed node's references are still readable
+    if labels_id:
+        remove_unshared(scene, scene.GetNodeByID(labels_id))
+    std = scene.GetNodeByID(node.GetNodeReferenceID(UNCERTAINTY_REFERENCE) or "")  # the table names no volume
+    if std is not None and std.GetAttribute(ATTRIBUTE_PREFIX + "uncertainty_of") == node.GetID():
+        std.RemoveAttribute(ATTRIBUTE_PREFIX + "uncertainty_of")
 
 
 class GenerationLogic:
@@ -340,6 +394,7 @@ class GenerationLogic:
             the scene.
         """
         generation_request(model or "default", **options)  # a bad option fails here, before any export
+        observe_output_removal(segmentation_node.GetScene() if segmentation_node is not None else None)
         edit = edit_inputs(segmentation_node, edit_volume_node, previous_labelmap_node, region_segment_ids,
                            reference_volume_node)
         return start_with_model(model, lambda m: self._start(segmentation_node, m, reference_volume_node, output_node,
@@ -369,7 +424,9 @@ class GenerationLogic:
                                  "to background")
             exported["dimensions"] = _dimensions_of(folder / STAGED["labels"])
             exported["staged"] = []
-            if _stage_lesion_priors(exported["lesions"], options.get("priors"), folder / STAGED["priors"]):
+            exported["lesion_priors"] = _stage_lesion_priors(exported["lesions"], options.get("priors"),
+                                                             folder / STAGED["priors"])
+            if exported["lesion_priors"]:
                 exported["staged"].append("priors")
             if edit:
                 exported["staged"] += stage_edit(edit, segmentation_node, exported, folder)
@@ -394,13 +451,13 @@ def _dimensions_of(path: Path) -> tuple:
     return tuple(reader.GetSize())
 
 
-def _stage_lesion_priors(lesions: dict, user_priors: str | None, path: Path) -> bool:
+def _stage_lesion_priors(lesions: dict, user_priors: str | None, path: Path) -> dict:
     """Lesions the engine cannot tell from their names (a lesion terminology type under another name) as priors
-    entries {"<id>": {"lesion": kind}}, written with the user's priors file's entries (which win) to `path`. False,
-    and nothing written, where every lesion is named as one."""
+    entries {"<id>": {"lesion": kind}}, written with the user's priors file's entries (which win) to `path`; returns
+    those lesion entries. {}, and nothing written, where every lesion is named as one."""
     entries = {str(e["id"]): {"lesion": e["kind"]} for e in lesions.values() if not e["by_name"]}
     if not entries:
-        return False
+        return {}
     given = {}
     if user_priors:
         try:
@@ -410,7 +467,7 @@ def _stage_lesion_priors(lesions: dict, user_priors: str | None, path: Path) -> 
         if not isinstance(given, dict):
             raise SynthError(f"priors file {user_priors} is not a JSON object; give {{\"label\": mean, ...}}")
     path.write_text(json.dumps({**entries, **given}, indent=2), encoding="utf-8")
-    return True
+    return entries
 
 
 def edit_inputs(segmentation_node, edit_volume_node, previous_labelmap_node=None, region_segment_ids=None,

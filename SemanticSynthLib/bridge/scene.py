@@ -486,6 +486,20 @@ def import_transform(scene, path: str | Path, name: str):
     return node
 
 
+def remove_unshared(scene, node) -> None:
+    """Remove a node that belonged to one just removed (its hidden label map, that map's storage node), unless a node
+    still in the scene references it (a clone's)."""
+    if node is None or not scene.IsNodePresent(node):
+        return
+    node_id = node.GetID()
+    for i in range(scene.GetNumberOfNodeReferences()):
+        referencing = scene.GetNthReferencingNode(i)
+        if (scene.GetNthReferencedID(i) == node_id and referencing is not None and referencing is not node
+                and scene.IsNodePresent(referencing)):
+            return
+    scene.RemoveNode(node)
+
+
 def _remove_new_nodes(scene, existing: set[str]) -> None:
     for node_id in _node_ids(scene) - existing:
         node = scene.GetNodeByID(node_id)
