@@ -409,3 +409,10 @@ def test_notes_name_lesions_and_provenance_records_the_users_priors():
     assert record["request"] == {"priors": None, "seed": 1} and record["lesion_priors"] == {"119": {"lesion": "cyst"}}
     job.export = {"staged": []}
     assert job._provenance() == job.result["provenance"]
+
+
+def test_a_volume_regenerated_again_is_not_named_regenerated_twice():
+    from SemanticSynthLib.bridge.generate_logic import regenerated_name
+
+    assert regenerated_name("sample synthetic CT") == "sample synthetic CT regenerated"
+    assert regenerated_name("sample synthetic CT regenerated") == "sample synthetic CT regenerated"

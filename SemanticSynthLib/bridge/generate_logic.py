@@ -197,6 +197,12 @@ def segment_vocabulary(segmentation_node, table: LabelTable, asked: str | None =
     return options[matched.index(max(matched))]
 
 
+def regenerated_name(edited: str) -> str:
+    """The new volume's name after an edit into a new volume: "<edited> regenerated", once (a volume regenerated
+    again keeps the name, which Slicer makes unique)."""
+    return edited if edited.endswith(" regenerated") else f"{edited} regenerated"
+
+
 class GenerationJob(EngineJob):
     """One running generation (see EngineJob); result_node is the volume node, `result` the engine's result
     (provenance, and the calibration check's flags and the unseen labels in result["report"]). With samples >= 2,
@@ -266,7 +272,8 @@ class GenerationJob(EngineJob):
         result, labels, std = (created + [None])[:3]
         if output is None:
             node = result
-            base = f"{edit['volume'].GetName()} regenerated" if edit else f"{source.GetName()} synthetic {modality.upper()}"
+            base = (regenerated_name(edit["volume"].GetName()) if edit
+                    else f"{source.GetName()} synthetic {modality.upper()}")
             node.SetName(scene.GenerateUniqueName(base))
         else:
             node = output
