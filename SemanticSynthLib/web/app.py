@@ -824,6 +824,17 @@ class SemanticSynthWebApp(TrameApp):
             return self.server.protocol.addAttachment(self._zip(files, meta))
 
     # ---------------------------------------------------------------- page
+    @staticmethod
+    def _overlay_legend(element_id: str, shown: str, gradient: str, low: str, high: str) -> None:
+        """A colour overlay's legend under its controls: the gradient (a state variable holding a CSS gradient), its
+        lowest and highest values; shown while the JS expression `shown` holds."""
+        with html.Div(id=element_id, v_if=shown, classes="text-caption mb-1"):
+            html.Div(style=(f"{{ height: '10px', borderRadius: '2px', background: {gradient} }}",))
+            with html.Div(classes="d-flex"):
+                html.Span(low)
+                v3.VSpacer()
+                html.Span(high)
+
     def _upload_input(self, kind: str, input_id: str, label: str):
         """A file input that refuses files over the limit in the page, before anything is sent."""
         trigger = self.server.controller.trigger_name(self.upload)
@@ -891,13 +902,8 @@ class SemanticSynthWebApp(TrameApp):
                      label="Of the edited region only", **field)
         v3.VCheckbox(v_model=("show_uncertainty",), id="show-uncertainty", disabled=("!uncertainty_max",),
                      label="Standard deviation over the generated volume", **field)
-        with html.Div(id="uncertainty-legend", v_if="uncertainty_max && show_uncertainty && view_mode === 'generated'",
-                      classes="text-caption mb-1"):
-            html.Div(style=("{ height: '10px', borderRadius: '2px', background: uncertainty_legend }",))
-            with html.Div(classes="d-flex"):
-                html.Span("0")
-                v3.VSpacer()
-                html.Span("std, max {{ uncertainty_max }} {{ uncertainty_units }}")
+        self._overlay_legend("uncertainty-legend", "uncertainty_max && show_uncertainty && view_mode === 'generated'",
+                             "uncertainty_legend", "0", "std, max {{ uncertainty_max }} {{ uncertainty_units }}")
         with html.Div(v_if="uncertainty_table.length", style="max-height: 180px; overflow-y: auto;"):
             with v3.VTable(id="uncertainty-table", density="compact", classes="text-caption"):
                 with html.Thead():
@@ -979,13 +985,8 @@ class SemanticSynthWebApp(TrameApp):
                     classes="ml-2")
         v3.VCheckbox(v_model=("show_field",), id="show-field", label="Field magnitude over the translated volume",
                      density="compact", hide_details=True, disabled=("!field_max_mm",))
-        with html.Div(id="field-legend", v_if="field_max_mm && show_field && view_mode === 'translated'",
-                      classes="text-caption mb-1"):
-            html.Div(style=("{ height: '10px', borderRadius: '2px', background: field_legend }",))
-            with html.Div(classes="d-flex"):
-                html.Span("0 mm")
-                v3.VSpacer()
-                html.Span("displacement, max {{ field_max_mm }} mm")
+        self._overlay_legend("field-legend", "field_max_mm && show_field && view_mode === 'translated'",
+                             "field_legend", "0 mm", "displacement, max {{ field_max_mm }} mm")
         v3.VBtn("Download translation (.zip)", id="download-translation", density="compact",
                 disabled=("!has_translation",), prepend_icon="mdi-download",
                 click=f"utils.download('semanticsynth-translation.zip', trigger('{ctrl.trigger_name(self.download_translation)}'), 'application/zip')")
