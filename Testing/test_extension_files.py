@@ -51,7 +51,10 @@ def test_module_file_stays_thin():
     # 400 until the Advanced section (issue 31): its 7 parameters and their wiring; what they mean (the request's
     # options, the model's defaults, the calibration notes) lives in the bridge (gui_options, model_hints, report_notes).
     # 475 since issue 32: the version gate at load, the template's observer handling on 5.10-5.13, the offline self-test.
-    assert len(source.splitlines()) <= 475
+    # 600 since issue 35 (577 lines): a second task on the shared progress bar (Regenerate edited region), the region
+    # segment selector kept in sync by hand (no connector binds it), the samples and edit options, the scene observer
+    # at startup; what they do lives in the bridge (GenerationLogic.start's edit arguments, observe_output_removal).
+    assert len(source.splitlines()) <= 600
     for cls in ("class SemanticSynth(", "class SemanticSynthWidget(", "class SemanticSynthLogic(", "class SemanticSynthTest("):
         assert cls in source
     # The engine never imports slicer or Qt; the bridge never imports Qt.
