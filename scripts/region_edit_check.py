@@ -263,8 +263,8 @@ def markdown(report: dict) -> str:
               f"{brain['grown_voxels']} voxels changed. brain-mri-segmenter's ventricle Dice against the new labels: "
               f"edited **{brain['edited']['ventricles_dice']}**, full regeneration "
               f"**{brain['full regeneration']['ventricles_dice']}** (gap {brain['dice_gap']}); the volume generated "
-              f"from the original map {brain['original generated']['ventricles_dice']}. Time: edit {brain['edit_s']} s, "
-              f"full {brain['full_s']} s.", "",
+              f"from the original map {brain['original generated']['ventricles_dice']}. Wall time in this run: edit "
+              f"{brain['edit_s']} s, full {brain['full_s']} s (speed: [benchmark.md](benchmark.md)).", "",
               f"## Uncertainty ({unc['samples']} samples of the CT sample map)", "",
               f"{unc['boundary_higher']} of {unc['labels_with_both']} labels have a higher std on their boundary "
               f"voxels than in their interior (median ratio {unc['median_boundary_over_interior']}); lower or equal: "
