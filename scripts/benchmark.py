@@ -9,10 +9,18 @@ python scripts/benchmark.py --throughput [--maps 8] [--samples 2]   # make-datas
                                                        # process, Ray with 1 worker, Ray with 2 workers (needs Ray)
 python scripts/benchmark.py --edit [--edit-share 0.1]  # generate --edit: a ball of 10% of a 128^3 map regenerated
                                                        # in a generated volume, against a full generation
+python scripts/benchmark.py --large [--repeats 1]      # `generate` on a 512^3 map at 1 mm (brain-mri, its 256^3
+                                                       # working grid), read to write: time and peak RSS (issue 34
+                                                       # item 7: at most 1.5 GB)
 
 Each measurement runs in a fresh child process (so its peak RSS is its own); the median of the repeats is
 printed. Label maps: the bundled CT sample (122x101x30), an MRI validation map (120x120x90), and real MUSE
 label maps resampled to fill a 128^3 and a 256x256x128 grid at the brain model's 2 mm working spacing.
+--large: the MRI validation map resampled to fill 512^3 voxels of 1 mm (generated on the model's 2 mm grid, the
+volume resampled back onto the map's 512^3), timed as the whole `generate` command in the child (reading the map,
+loading the model, generating, writing the .nii.gz with its read-back): the full-resolution copies that peak are
+made in reading the map's vocabulary and in writing, which generate_volume alone does not show (at b32749b: 2.00 GB
+for generate_volume, 3.46 GB for the command).
 Translation: a real validation T1 resampled (linearly) to fill 128^3 at 2 mm. --fine: the CT sample's map split into
 voxels of 1.5 mm (244x202x60) and 1 mm (366x303x90), nearest neighbour.
 --throughput: make-dataset on the first --maps IXI label maps (120x120x90), --samples each, with brain-mri: in one
@@ -47,8 +55,8 @@ RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}  # a pri
 CT_SAMPLE = REPO / "SemanticSynth" / "Resources" / "Samples" / "abdomen_ct_totalseg_labels.nii.gz"
 
 
-def make_map(size, path: Path, source: Path = IXI_VAL) -> Path:
-    """A real MUSE label map (or T1) stretched onto a grid of `size` voxels at 2 mm (nearest neighbour)."""
+def make_map(size, path: Path, source: Path = IXI_VAL, spacing: float = 2.0) -> Path:
+    """A real MUSE label map (or T1) stretched onto a grid of `size` voxels at `spacing` mm (nearest neighbour)."""
     import numpy as np
     import SimpleITK as sitk
 
@@ -58,7 +66,7 @@ def make_map(size, path: Path, source: Path = IXI_VAL) -> Path:
     ref.SetSpacing(tuple(extent / np.array(size)))
     ref.SetOrigin(src.GetOrigin())
     stretched = sitk.Resample(src, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
-    stretched.SetSpacing((2.0, 2.0, 2.0))
+    stretched.SetSpacing((float(spacing),) * 3)
     sitk.WriteImage(stretched, str(path))
     return path
 
@@ -124,6 +132,23 @@ def one_run(labels: str, model: str, modality: str, steps: int | None, device: s
     return result
 
 
+def one_command(labels: str, model: str, modality: str, steps: int | None) -> dict:
+    """The whole `generate` command in this process: read, load, generate, write (and read back)."""
+    import torch
+
+    torch.set_num_threads(2)
+    from SemanticSynthLib.engine.requests import GenerationRequest
+    from SemanticSynthLib.engine.synthesis.generate import generate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        generate(GenerationRequest(labels=labels, out=str(Path(tmp) / "out.nii.gz"), model=model, modality=modality,
+                                   steps=steps))
+        t1 = time.perf_counter()
+    return {"load_s": 0.0, "generate_s": t1 - t0,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20}
+
+
 def edit_inputs(labels: Path, model: str, share: float, tmp: Path) -> tuple[Path, Path]:
     """(a volume generated from the map, a centred ball holding `share` of its voxels)."""
     import numpy as np
@@ -145,10 +170,11 @@ def edit_inputs(labels: Path, model: str, share: float, tmp: Path) -> tuple[Path
 
 
 def measure(labels, model, modality, steps, repeats, translate: bool = False, device: str = "cpu",
-            refine: bool = True, edit: tuple | None = None) -> dict:
+            refine: bool = True, edit: tuple | None = None, whole: bool = False) -> dict:
     runs = []
     for _ in range(repeats):
         cmd = [sys.executable, __file__, "--one", str(labels), "--modality", modality, "--device", device]
+        cmd += ["--whole"] if whole else []
         cmd += ["--edit-files", str(edit[0]), str(edit[1])] if edit else []
         cmd += ["--model", model] if model else []
         cmd += ["--translate"] if translate else []
@@ -272,12 +298,17 @@ def main():
                                                               "generation")
     parser.add_argument("--edit-share", type=float, default=0.1, help="--edit: the ball's share of the map")
     parser.add_argument("--edit-files", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--large", action="store_true", help="`generate` on a 512^3 map at 1 mm with brain-mri: time "
+                                                               "and peak RSS")
+    parser.add_argument("--whole", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.translate and args.device != "cpu":
         parser.error("--translate times the CPU only")
     if args.one:
         if args.translate:
             print(json.dumps(one_translation(args.one, args.model, args.steps)))
+        elif args.whole:
+            print(json.dumps(one_command(args.one, args.model, args.modality, args.steps)))
         else:
             print(json.dumps(one_run(args.one, args.model, args.modality, args.steps, args.device, not args.no_refine,
                                      args.edit_files)))
@@ -289,12 +320,16 @@ def main():
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf-8")
         sys.exit(1 if any("error" in r for r in results.values() if isinstance(r, dict)) else 0)
-    refine, edits = {}, {}
+    refine, edits, whole = {}, {}, set()
     if args.edit:
         labels = make_map((128, 128, 128), tmp / "map128.nii.gz")
         edits["128^3, edit a ball of the map"] = edit_inputs(labels, args.model or "brain-mri", args.edit_share, tmp)
         cases = [("128^3, full generation", labels, args.model or "brain-mri", "mri"),
                  ("128^3, edit a ball of the map", labels, args.model or "brain-mri", "mri")]
+    elif args.large:
+        cases = [("512^3 at 1 mm", make_map((512, 512, 512), tmp / "map512.nii.gz", spacing=1.0),
+                  args.model or "brain-mri", "mri")]
+        whole.add(cases[0][0])
     elif args.translate:
         cases = [("translate 128^3 T1", make_map((128, 128, 128), tmp / "t1_128.nii.gz", IXI_VAL_T1), args.model, "mri")]
     elif args.fine:
@@ -314,13 +349,15 @@ def main():
     results = {}
     for name, labels, model, modality in cases:
         results[name] = measure(labels, model, modality, args.steps, args.repeats, args.translate, args.device,
-                                refine.get(name, True), edits.get(name))
+                                refine.get(name, True), edits.get(name), name in whole)
         r = results[name]
         if "error" in r:
             print(f"{name:28s} failed: {r['error']}", flush=True)
             continue
-        print(f"{name:28s} generate {r['generate_s_median']:7.2f} s (median of {args.repeats}: {r['generate_s_runs']}), "
-              f"load {r['load_s_median']:.2f} s, peak RSS {r['peak_rss_gb_max']:.2f} GB"
+        timed = "whole command" if name in whole else "generate"
+        loaded = "" if name in whole else f"load {r['load_s_median']:.2f} s, "
+        print(f"{name:28s} {timed} {r['generate_s_median']:7.2f} s (median of {args.repeats}: {r['generate_s_runs']}), "
+              f"{loaded}peak RSS {r['peak_rss_gb_max']:.2f} GB"
               + (f", peak GPU {r['peak_gpu_gb_max']:.2f} GB" if "peak_gpu_gb_max" in r else ""), flush=True)
     if args.peers:
         import torch

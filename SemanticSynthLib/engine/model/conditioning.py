@@ -14,6 +14,7 @@ U-Net trained on the pooled condition carries over exactly (widen_pooled_prior).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -35,19 +36,29 @@ def label_boundary(classes: torch.Tensor) -> torch.Tensor:
     return edge.float()
 
 
+FRACTION_CHUNK_VOXELS = 2 ** 22  # class_fractions counts this many voxels at a time
+
+
 def class_fractions(classes: torch.Tensor, num_classes: int, factor: int) -> torch.Tensor:
     """Fraction of each class in every factor^3 block, by counting.
 
     Equal to average-pooling the one-hot map, without ever holding a one-hot volume at full
-    resolution (149 MUSE classes at 256x256x128 would take 5 GB).
+    resolution (149 MUSE classes at 256x256x128 would take 5 GB). The blocks are counted a slab of latent x-slices
+    at a time, so that the int64 block indices of a 256^3 grid (two 134 MB arrays) are never made at once.
     """
     n, _, x, y, z = classes.shape
     lx, ly, lz = x // factor, y // factor, z // factor
-    blocks = classes[:, 0].long().reshape(n, lx, factor, ly, factor, lz, factor)
-    block_index = torch.arange(n * lx * ly * lz).reshape(n, lx, 1, ly, 1, lz, 1).expand_as(blocks)
-    counts = torch.bincount((block_index * num_classes + blocks).reshape(-1), minlength=n * lx * ly * lz * num_classes)
-    counts = counts.reshape(n, lx, ly, lz, num_classes).permute(0, 4, 1, 2, 3)
-    return counts.float() / float(factor ** 3)
+    blocks = classes[:, 0].reshape(n, lx, factor, ly, factor, lz, factor)
+    step = max(1, FRACTION_CHUNK_VOXELS // max(1, factor ** 3 * ly * lz))
+    counts = torch.empty((n, lx, ly, lz, num_classes), dtype=torch.long, device=classes.device)
+    for b in range(n):
+        for start in range(0, lx, step):
+            part = blocks[b, start:start + step].long()
+            m = part.shape[0]
+            block_index = torch.arange(m * ly * lz, device=classes.device).reshape(m, 1, ly, 1, lz, 1).expand_as(part)
+            found = torch.bincount((block_index * num_classes + part).reshape(-1), minlength=m * ly * lz * num_classes)
+            counts[b, start:start + m] = found.reshape(m, ly, lz, num_classes)
+    return counts.permute(0, 4, 1, 2, 3).float() / float(factor ** 3)
 
 
 def fold_to_latent(volume: torch.Tensor, factor: int) -> torch.Tensor:
@@ -80,7 +91,7 @@ def label_condition(classes: torch.Tensor, num_classes: int, factor: int, mode: 
     else:
         index = classes.long()
         prior = priors.condition_prior(index, geometry)
-        kinds = torch.from_numpy(priors.kind)[index]
+        kinds = torch.from_numpy(np.asarray(priors.kind, np.uint8))[index]  # 12 kinds: 1 byte a voxel, not 8
         parts.append(fold_to_latent(prior, factor) if chosen.fine else pooled(prior))
         parts.append(class_fractions(kinds, len(TISSUE_KINDS), factor))
     folded_edges = chosen.fine and priors is None  # without a prior to fold, a fine mode folds the boundary map

@@ -89,6 +89,8 @@ class ClassPriors:
         """The painted prior (model units, float32) of a class map, numpy or torch (then on its device). `weight`:
         the surround's share (surround_weight) where it was made elsewhere, e.g. on a coarser grid and resampled."""
         as_numpy = isinstance(classes, np.ndarray)
+        if as_numpy and self.surround is None:  # the class map indexes the table as it is, in whatever integer type
+            return np.asarray(self.unit, np.float32)[classes]
         t = torch.from_numpy(np.ascontiguousarray(classes)) if as_numpy else classes
         prior = torch.from_numpy(self.unit).to(t.device)[t.long()].float()
         if self.surround is not None:
@@ -98,12 +100,14 @@ class ClassPriors:
 
     def paint(self, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Prior image (model units) and kind image for a class-index map."""
-        return self.prior_image(classes), self.kind[classes].astype(np.float32)
+        return self.prior_image(classes), np.asarray(self.kind, np.float32)[classes]
 
     def guide(self, classes: np.ndarray) -> np.ndarray:
-        """The decoder's label input: (2, X, Y, Z) = painted prior and kind index."""
-        prior, kind = self.paint(classes)
-        return np.stack([prior, kind])
+        """The decoder's label input: (2, X, Y, Z) = painted prior and kind index, each written into it as made."""
+        guide = np.empty((2, *np.shape(classes)), np.float32)
+        guide[0] = self.prior_image(classes)
+        guide[1] = np.asarray(self.kind, np.float32)[classes]
+        return guide
 
 
 def growth_steps(classes: torch.Tensor, steps: int) -> torch.Tensor:

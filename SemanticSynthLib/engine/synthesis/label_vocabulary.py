@@ -7,10 +7,11 @@ import copy
 import dataclasses
 
 import numpy as np
+import SimpleITK as sitk
 
 from ..model.package import ModelPackage
 from ..model.package_metadata import for_modality
-from ..volume.io import array_of
+from ..volume.labels import id_counts
 from ..volume.vocabularies import centroids_lps, detect, image_to_lps, translate
 
 
@@ -37,9 +38,9 @@ def read_in_vocabulary(package: ModelPackage, label_map, asked: str | None = Non
 
     asked: --label-table; names: segment names stored in the file (Slicer .seg.nrrd), which pick the vocabulary
     whose names they are where the ids alone do not."""
-    ids = array_of(label_map)
-    present = {int(i) for i in np.flatnonzero(np.bincount(ids.ravel().astype(np.int64))) if i > 0}
-    centres = centroids_lps(ids, image_to_lps(label_map))
+    ids = sitk.GetArrayViewFromImage(label_map)  # (z, y, x), no copy: a 512^3 map's ids as int64 would be 1 GB
+    present = {int(i) for i in np.flatnonzero(id_counts(ids)) if i > 0}
+    centres = centroids_lps(ids.transpose(2, 1, 0), image_to_lps(label_map))
     vocabulary = detect(present, package.labels, centres, asked, named=names)  # segment_names: normalized already
     if vocabulary.name == package.labels.name:
         return package, None, vocabulary.name

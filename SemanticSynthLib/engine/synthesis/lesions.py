@@ -25,7 +25,7 @@ from ...errors import SynthError
 from ..model.package import ModelPackage
 from ..model.package_metadata import for_modality
 from ..volume.intensity import denormalize
-from ..volume.labels import BUILTIN_DIR, Label, LabelTable, normalized_name
+from ..volume.labels import BUILTIN_DIR, Label, LabelTable, id_counts, normalized_name
 from ..volume.modalities import modality_of
 from ..volume.vocabularies import candidates
 
@@ -94,7 +94,7 @@ def present_ids(ids: np.ndarray) -> set[int]:
     lookup)."""
     if ids.dtype.kind not in "iub" or ids.size == 0 or ids.min() < 0:
         return set()
-    return {int(i) for i in np.flatnonzero(np.bincount(ids.ravel().astype(np.int64))) if i > 0}
+    return {int(i) for i in np.flatnonzero(id_counts(ids)) if i > 0}  # in slabs: no int64 copy of the map
 
 
 def without_lesions(label_map, lesions: dict):

@@ -7,7 +7,7 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from ...errors import SynthError
-from ..model.packing import depth_to_space, space_to_depth
+from ..model.packing import depth_to_space
 from ..model.precision import autocast, quantize_decode
 from ..reporting.progress import Progress
 from .schedule import ddim
@@ -82,6 +82,10 @@ def denoise(predict_packed, latent: torch.Tensor, condition: torch.Tensor, sched
     progress.stage("denoising", steps)
     if inpaint is not None:
         latent = inpaint(latent, scheduler, 0)
+    # Latent and condition side by side in one tensor, the condition copied in once and each step's latent over
+    # its channels: a caller that passes the condition inline frees it here (80 MB on a 64^3 latent).
+    packed = torch.cat([latent, condition], dim=1)
+    del condition
     with torch.no_grad():
         for i, t in enumerate(scheduler.timesteps):
             timesteps = torch.full((1,), int(t), device=latent.device, dtype=torch.long)
@@ -95,7 +99,9 @@ def denoise(predict_packed, latent: torch.Tensor, condition: torch.Tensor, sched
                     unconditional = predict_packed(null, timesteps.expand(packed.shape[0])).float()
                 return unconditional + guidance * (conditional - unconditional)
 
-            output = windowed(predict, torch.cat([latent, condition], dim=1), window)
+            if i:
+                packed[:, :channels] = latent
+            output = windowed(predict, packed, window)
             latent, _ = scheduler.step(output, t, latent)
             if inpaint is not None:
                 latent = inpaint(latent, scheduler, i + 1)
@@ -116,11 +122,13 @@ def require_finite(values: torch.Tensor, stage: str) -> torch.Tensor:
 
 
 def decode(autoencoder, latent: torch.Tensor, latent_scale: float, window: int, use_bf16: bool,
-           progress: Progress, guide: torch.Tensor | None = None, factor: int = 1) -> torch.Tensor:
+           progress: Progress, guide=None, factor: int = 1) -> torch.Tensor:
     """Scaled latent -> image in model units, decoded in tiles of at most window^3 latent voxels (halo included).
 
-    `guide` (label-aware autoencoder): the full-resolution painted prior and kinds, packed space-to-depth
-    beside the latent so each tile gets its own part of it.
+    `guide` (label-aware autoencoder): the full-resolution painted prior and kinds (1, 2, X, Y, Z), packed
+    space-to-depth beside the latent so each tile gets its own part of it; or a function that gives them for a
+    region of the full-resolution grid (a tuple of slices), called for each tile's region, so that the whole guide
+    is never made (134 MB on a 256^3 working grid).
     """
     progress.stage("decoding", 1)
     latent = latent / float(latent_scale)
@@ -130,8 +138,18 @@ def decode(autoencoder, latent: torch.Tensor, latent_scale: float, window: int, 
             def fn(z):
                 return quantize_decode(autoencoder, z, use_bf16)
             packed = latent
+        elif callable(guide):
+            def tile(outer):
+                crop = (slice(None), slice(None), *(slice(a, b) for a, b in outer))
+                return latent[crop], guide(tuple(slice(a * factor, b * factor) for a, b in outer)).to(latent.device)
+
+            def fn(part):
+                return quantize_decode(autoencoder, part[0], use_bf16, part[1])
+            image = require_finite(in_tiles(fn, latent, window ** 3, DECODE_HALO, tile), "decoder")
+            progress.update(1)
+            return image
         else:
-            packed = torch.cat([latent, space_to_depth(guide.to(latent.device), factor)], dim=1)
+            packed = packed_beside(latent, guide.to(latent.device), factor)
             del guide  # the full-resolution guide lives on inside `packed` only (its tiles are cut from there)
 
             def fn(p):
@@ -139,6 +157,19 @@ def decode(autoencoder, latent: torch.Tensor, latent_scale: float, window: int, 
         image = require_finite(in_tiles(fn, packed, window ** 3, DECODE_HALO), "decoder")
     progress.update(1)
     return image
+
+
+def packed_beside(latent: torch.Tensor, guide: torch.Tensor, factor: int) -> torch.Tensor:
+    """torch.cat([latent, space_to_depth(guide, factor)], dim=1), the guide's voxels copied straight into their
+    channels: no packed copy of the whole guide is made on the way (134 MB on a 256^3 working grid)."""
+    b, c, lx, ly, lz = latent.shape
+    g, f = guide.shape[1], factor
+    out = torch.empty((b, c + g * f ** 3, lx, ly, lz), dtype=torch.result_type(latent, guide), device=latent.device)
+    out[:, :c] = latent
+    # space_to_depth's channel c * f^3 + (i * f + j) * f + k holds the voxels at offset (i, j, k) of each block
+    out[:, c:].view(b, g, f, f, f, lx, ly, lz).copy_(
+        guide.reshape(b, g, lx, f, ly, f, lz, f).permute(0, 1, 3, 5, 7, 2, 4, 6))
+    return out
 
 
 def with_fp32_fallback(run, use_bf16: bool, progress: Progress):
@@ -168,18 +199,21 @@ def decode_window(label_aware: bool) -> int:
 DECODE_HALO = 9
 
 
-def in_tiles(fn, inputs: torch.Tensor, max_voxels: int, halo: int) -> torch.Tensor:
+def in_tiles(fn, inputs: torch.Tensor, max_voxels: int, halo: int, tile=None) -> torch.Tensor:
     """fn over tiles of `inputs` whose extent with `halo` holds at most `max_voxels` voxels, joined: each tile's
     output is cropped to its core. fn may upsample (its output's size / its input's size is the same factor on
-    every axis). With a halo that covers fn's reach the result equals fn(inputs)."""
+    every axis). With a halo that covers fn's reach the result equals fn(inputs).
+
+    `tile`: what fn gets for a tile, from its extent ((start, stop) per spatial axis of `inputs`); by default the
+    crop of `inputs` there."""
     spatial = tuple(inputs.shape[2:])
     cores = _tile_cores([(0, s) for s in spatial], spatial, max_voxels, halo)
     if len(cores) == 1:
-        return fn(inputs)
+        return fn(inputs) if tile is None else fn(tile([(0, s) for s in spatial]))
     out = None
     for core in cores:
         outer = [(max(a - halo, 0), min(b + halo, s)) for (a, b), s in zip(core, spatial)]
-        part = fn(inputs[(slice(None), slice(None), *(slice(a, b) for a, b in outer))])
+        part = fn(inputs[(slice(None), slice(None), *(slice(a, b) for a, b in outer))] if tile is None else tile(outer))
         f = part.shape[2] // (outer[0][1] - outer[0][0])
         if out is None:
             out = part.new_empty((*part.shape[:2], *(s * f for s in spatial)))

@@ -83,7 +83,8 @@ def resample_labels(label_map: sitk.Image, reference: sitk.Image) -> sitk.Image:
 
 def resample_intensity(image: sitk.Image, reference: sitk.Image, default: float = 0.0) -> sitk.Image:
     """Linear interpolation onto the reference grid, in float32."""
-    image = sitk.Cast(image, sitk.sitkFloat32)
+    if image.GetPixelID() != sitk.sitkFloat32:  # a cast to its own type would copy it
+        image = sitk.Cast(image, sitk.sitkFloat32)
     return sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, float(default), sitk.sitkFloat32)
 
 

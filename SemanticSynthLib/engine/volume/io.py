@@ -81,6 +81,16 @@ def _nifti_voxels(path: Path) -> np.ndarray:
         raise SynthError(f"{path.name} is not a readable NIfTI file ({_last_line(exc)}); re-export it") from None
 
 
+def _nonfinite(values: np.ndarray) -> int:
+    """NaN and infinite voxels, counted a slab at a time (0 for integer types)."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "fc":
+        return 0
+    if values.ndim < 2:
+        return int(np.count_nonzero(~np.isfinite(values)))
+    return sum(int(np.count_nonzero(~np.isfinite(values[z]))) for z in _z_slabs(values))
+
+
 def _check_values(path: Path, image: sitk.Image, raw: np.ndarray | None) -> None:
     """NaN/Inf anywhere is an error; for NIfTI the decoded file data is checked, since SimpleITK hides them."""
     values = raw if raw is not None else sitk.GetArrayViewFromImage(image)
@@ -265,15 +275,76 @@ def _native_stderr_captured():
             captured["text"] = sink.read().decode("utf-8", "replace")
 
 
-def _same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
-    return (a.GetSize() == b.GetSize() and a.GetPixelID() == b.GetPixelID()
-            and a.GetNumberOfComponentsPerPixel() == b.GetNumberOfComponentsPerPixel()
+def _components(a) -> int:
+    """Components per voxel of an image or of a file reader after ReadImageInformation."""
+    return a.GetNumberOfComponentsPerPixel() if isinstance(a, sitk.Image) else a.GetNumberOfComponents()
+
+
+def _same_geometry(a, b: sitk.Image) -> bool:
+    """`a`: an image, or a file reader whose header was read (ReadImageInformation)."""
+    return (tuple(a.GetSize()) == tuple(b.GetSize()) and a.GetPixelID() == b.GetPixelID()
+            and _components(a) == _components(b)
             and np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=1e-5, atol=1e-6)
             and np.allclose(a.GetOrigin(), b.GetOrigin(), rtol=1e-5, atol=1e-4)
             and np.allclose(a.GetDirection(), b.GetDirection(), atol=1e-5))
 
 
+SLAB_BYTES = 8 * 2 ** 20  # voxels checked at a time, read back or searched for NaN: the full volume is never copied
+
+
+def _z_slabs(values: np.ndarray):
+    """Slices of the first (slowest, z) axis of a (z, y, x) array, each about SLAB_BYTES."""
+    per_slice = max(1, values[:1].nbytes)
+    step = max(1, SLAB_BYTES // per_slice)
+    for start in range(0, values.shape[0], step):
+        yield slice(start, min(start + step, values.shape[0]))
+
+
+def _nifti_reads_back_as(tmp: Path, image: sitk.Image) -> bool | None:
+    """A scalar 3D NIfTI file's voxels compared with the image's as the file's data block is decoded, slab by slab
+    of z (the file's slowest axis; its x runs fastest, as in the image's buffer): no second full-size copy. The
+    header (geometry, voxel type) is SimpleITK's reading of it. None where this does not apply (a vector image, or
+    voxels scaled by the header), for the whole-file comparison."""
+    import nibabel as nib
+
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        return None
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(tmp))
+    try:
+        reader.ReadImageInformation()
+        proxy = nib.load(str(tmp)).dataobj
+    except Exception:  # ITK's RuntimeError, nibabel's ImageFileError and friends: not a readable file
+        return False
+    if not _same_geometry(reader, image) or tuple(proxy.shape) != tuple(image.GetSize()):
+        return False
+    expected = sitk.GetArrayViewFromImage(image)  # (z, y, x)
+    dtype = np.dtype(proxy.dtype)
+    if (getattr(proxy, "order", "F") != "F" or float(proxy.slope) != 1.0 or float(proxy.inter) != 0.0
+            or dtype.kind != expected.dtype.kind or dtype.itemsize != expected.itemsize):
+        return None
+    try:
+        # Python's own gzip reader, whatever nibabel would pick: it checks the stream's CRC and length at its end.
+        with (gzip.open(tmp, "rb") if tmp.name.endswith(".gz") else open(tmp, "rb")) as f:
+            f.seek(int(proxy.offset))
+            for z in _z_slabs(expected):
+                part = expected[z]
+                data = f.read(part.size * dtype.itemsize)
+                if len(data) != part.size * dtype.itemsize:
+                    return False  # short: a truncated file
+                if not np.array_equal(np.frombuffer(data, dtype).reshape(part.shape), part, equal_nan=True):
+                    return False
+            f.read(1)  # a gzip stream's end: its CRC and length are checked here, and raise if wrong or cut off
+    except (OSError, EOFError, ValueError, zlib.error):
+        return False
+    return True
+
+
 def _reads_back_as(tmp: Path, suffix: str, image: sitk.Image) -> bool:
+    if suffix in NIFTI_SUFFIXES:
+        streamed = _nifti_reads_back_as(tmp, image)
+        if streamed is not None:
+            return streamed
     try:
         back = sitk.ReadImage(str(tmp))
         if suffix in NIFTI_SUFFIXES:
@@ -286,8 +357,7 @@ def _reads_back_as(tmp: Path, suffix: str, image: sitk.Image) -> bool:
 
 def _write_checked(image: sitk.Image, tmp: Path, path: Path) -> None:
     """Write `image` to the temp file `tmp` (destined for `path`) and read it back; a SynthError if it differs."""
-    values = sitk.GetArrayViewFromImage(image)
-    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+    if _nonfinite(sitk.GetArrayViewFromImage(image)):
         raise SynthError(f"refusing to write {path}: the result has NaN or infinite voxels; the model package or "
                          "input is broken")
     try:

@@ -201,6 +201,33 @@ def check_label_volume(image, what: str = "the label map") -> None:
                          "(background) or positive")
 
 
+def class_index_dtype(num_classes: int) -> np.dtype:
+    """The smallest integer type holding class indices 0..num_classes (num_classes itself: a spare index, as the
+    calibration gives voxels outside the map)."""
+    for dtype in (np.uint8, np.int16, np.int32):
+        if num_classes <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
+
+
+def id_counts(ids: np.ndarray, slab_voxels: int = 2 ** 22) -> np.ndarray:
+    """Voxel counts by id, np.bincount of the ids as int64, counted a slab of the first axis at a time: a 512^3
+    map's ids as int64 would be 1 GB."""
+    ids = np.asarray(ids)
+    if ids.ndim == 0:
+        return np.bincount(ids.reshape(1).astype(np.int64))
+    step = max(1, slab_voxels // max(1, ids[:1].size))
+    counts = np.zeros(1, np.int64)
+    for start in range(0, ids.shape[0], step):
+        part = np.bincount(ids[start:start + step].ravel().astype(np.int64))
+        if len(part) > len(counts):
+            part[:len(counts)] += counts
+            counts = part
+        else:
+            counts[:len(part)] += part
+    return counts
+
+
 def to_class_indices(label_ids: np.ndarray, table: LabelTable, mapping: dict[int, int] | None = None,
                      unknown: str = "error") -> np.ndarray:
     """Turn a label map's ids into the model's class indices (0 = background).

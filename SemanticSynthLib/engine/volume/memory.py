@@ -14,6 +14,8 @@ input's spacing; that copy is checked against the same allowance before it is ma
 from __future__ import annotations
 
 import contextlib
+import functools
+import sys
 
 from pathlib import Path
 
@@ -41,6 +43,32 @@ def voxel_limit(max_voxels: int | None):
         yield
     finally:
         _limit["max_voxels"] = before
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # no glibc (musl): nothing to trim
+        return None
+
+
+def release_freed_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc's malloc_trim) between the stages of a generation.
+
+    numpy and torch free their arrays into the C heap; blocks below glibc's mmap threshold (which rises to 32 MB as
+    large blocks come and go) stay there when freed, scattered between live ones, and still count in the process's
+    resident memory. `generate` on a 512^3 map at 1 mm (brain-mri, a 256^3 working grid) peaked at 1.63 GB with no
+    release, 1.31 GB with these (after denoising, after decoding, before the map's grid is filled, and after each
+    large convolution: model/cpu_convolution.py; on large maps only, synthesis/generate.RELEASE_VOXELS). A few
+    milliseconds each, and the pages are faulted in again when reused; a no-op without glibc."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def available_bytes() -> int | None:
