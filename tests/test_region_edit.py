@@ -163,3 +163,31 @@ def test_bad_edit_requests_fail_in_one_line_before_any_work(extra, expected, tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and expected in err[0], err
     assert not list(tmp_path.glob(".partial-*"))
+
+
+def test_a_map_that_is_its_own_working_grid_skips_resampling_with_the_same_masks_and_values(monkeypatch):
+    """changed_on_grid and known_units take the map's own arrays where the working grid is the map's grid; the result
+    is what linear resampling onto that grid gives (a region one voxel thin included)."""
+    from SemanticSynthLib.engine.synthesis import region_edit as edits
+    from SemanticSynthLib.engine.volume.io import array_of
+
+    ct = sitk.ReadImage(str(CT))
+    region = np.zeros(ct.GetSize()[::-1], bool)
+    region[12, 40:60, 50:52] = True  # one voxel thin in z
+    labels = sitk.ReadImage(str(SEG))
+    edit = edits.region_edit(labels, ct, mask=_write_image(region.astype(np.uint8), labels))
+    norm = {"kind": "piecewise_linear", "source_knots": [-1024.0, 3071.0], "unit_knots": [0.0, 1.0]}
+    fast = [edits.changed_on_grid(edit, labels, labels), edits.changed_on_grid(edit, labels, labels, margin=False),
+            edits.known_units(ct, labels, norm)]
+    monkeypatch.setattr(edits, "same_grid", lambda a, b: False)
+    resampled = [edits.changed_on_grid(edit, labels, labels), edits.changed_on_grid(edit, labels, labels, margin=False),
+                 edits.known_units(ct, labels, norm)]
+    assert fast[1].sum() == region.sum() and fast[0].sum() > fast[1].sum()
+    assert np.array_equal(fast[0], resampled[0]) and np.array_equal(fast[1], resampled[1])
+    assert np.allclose(fast[2], resampled[2], rtol=0, atol=1e-6) and fast[2].shape == array_of(ct).shape
+
+
+def _write_image(array_zyx, reference):
+    image = sitk.GetImageFromArray(array_zyx)
+    image.CopyInformation(reference)
+    return image

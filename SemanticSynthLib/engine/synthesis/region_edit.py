@@ -170,16 +170,22 @@ def known_units(existing: sitk.Image, grid: sitk.Image, norm: dict) -> np.ndarra
     replicates its edges, as generation's labels do."""
     from ..volume.working_image import values_on_grid
 
+    if same_grid(existing, grid):  # the map is its own working grid: no resampling
+        return model_units(array_of(existing), norm)
     return model_units(values_on_grid(existing, grid, extend=True), norm)
 
 
 def changed_on_grid(edit: RegionEdit, label_map: sitk.Image, grid: sitk.Image, margin: bool = True) -> np.ndarray:
     """The working voxels ((x, y, z), bool) that touch the region and its margin (or the region alone): where the blend
     weight is above 0 (is 1), linearly resampled so that a region thinner than a working voxel still marks it."""
-    touched = sitk.GetImageFromArray(((edit.weight > 0) if margin else edit.region).astype(np.float32))
-    touched.CopyInformation(label_map)
-    on_grid = sitk.Resample(touched, grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    changed = array_of(on_grid) > 0
+    marked = (edit.weight > 0) if margin else edit.region
+    if same_grid(label_map, grid):  # the map is its own working grid: the mask itself, (x, y, z)
+        changed = marked.transpose(2, 1, 0).copy()
+    else:
+        touched = sitk.GetImageFromArray(marked.astype(np.float32))
+        touched.CopyInformation(label_map)
+        on_grid = sitk.Resample(touched, grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        changed = array_of(on_grid) > 0
     if not changed.any():
         raise SynthError("the region to regenerate lies outside the model's working grid; give a region inside LABELS")
     return changed
@@ -212,7 +218,12 @@ def sub_grid(grid: sitk.Image, box: tuple[slice, ...]) -> sitk.Image:
     return out
 
 
-ENCODE_HALO = 2  # latent voxels of context encoded around the box and dropped: its edges encode as the whole's
+# Latent voxels of context encoded around the box and dropped. The box's outer latents are the U-Net's context (and
+# are noised at each step), the decoded ones lie CONTEXT - DECODE_CONTEXT inside: measured with 2, 1 and 0, the seam
+# did not change (CT spleen grown by 2 voxels, margin / region / edge step in HU: 7.69 / 9.07 / 18.30 with 2,
+# 7.69 / 8.98 / 18.33 with 0; brain ball of 10% of 128^3: the edited volume differed by at most 4.3 of a 586 scale),
+# while 2 grew the encoded box of that ball from 28^3 to 32^3 latents, 1.5 times the encoder's work.
+ENCODE_HALO = 0
 
 
 def encoded(autoencoder, units: np.ndarray, classes: np.ndarray, priors, box: tuple[slice, ...], factor: int,
