@@ -168,7 +168,9 @@ def test_regenerate_edited_region_in_place(scene, tiny_ct_model, generated, stag
     assert np.all(updated[tumor] == 118) and np.array_equal(updated[~tumor], labels[~tumor])
     assert scene.GetNumberOfNodes() == nodes and staging_folders() == folders
     record = json.loads(volume.GetAttribute("SemanticSynth.request"))
-    assert record["edit"] and record["previous_labels"] and record["margin"] == 6.0
+    # the sources by their node names, not the job's temporary files
+    assert record["edit"] == volume.GetName() and record["previous_labels"] == hidden.GetName()
+    assert record["margin"] == 6.0
 
     # Nothing changed since: nothing to regenerate, refused in one line; the scene stays as it is
     with pytest.raises(SynthError, match="no voxel changed") as info:
@@ -235,6 +237,8 @@ def test_real_ct_tumor_regenerated_into_a_new_volume(scene, tiny_ct_model):
     assert lesion_mean < liver_mean - 20, (lesion_mean, liver_mean)  # hypodense: the host's prior - 40 HU
     placed = json.loads(node.GetAttribute("SemanticSynth.lesions"))
     assert list(placed) == ["Tumor"] and placed["Tumor"]["kind"] == "hypodense" and placed["Tumor"]["host"] == "liver"
+    request = json.loads(node.GetAttribute("SemanticSynth.request"))  # the sources as the scene names them
+    assert request["edit"] == "CT" and request["region"] == ["Tumor"], request
     # the new volume keeps the map it was made from, with the tumour's own id
     stored = _array(node.GetNodeReference(LABELS_REFERENCE))
     assert np.all(stored[tumor] == 118) and np.array_equal(stored[~tumor], labels[~tumor])

@@ -240,6 +240,9 @@ class GenerationJob(EngineJob):
         if "priors" in self.export.get("staged", ()) and isinstance(record.get("request"), dict):
             record["request"] = {**record["request"], "priors": self.args["options"].get("priors")}
             record["lesion_priors"] = self.export.get("lesion_priors") or {}
+        edit = self.args.get("edit")
+        if edit is not None and isinstance(record.get("request"), dict):
+            record["request"] = {**record["request"], **edit_sources(edit, self.args.get("segmentation_node"))}
         return record
 
     def _read(self, scene, key: str, node_class: str = "vtkMRMLScalarVolumeNode", hidden: bool = False):
@@ -520,6 +523,19 @@ def edit_inputs(segmentation_node, edit_volume_node, previous_labelmap_node=None
                          "segment(s) of the region to regenerate")
     edit["previous"] = previous
     return edit
+
+
+def edit_sources(edit: dict, segmentation_node) -> dict:
+    """What an edit's request names, as the scene knows it: the edited volume's node name, and the previous label
+    map's node name or the region's segment names, in place of the job's temporary files (gone after the run)."""
+    sources = {"edit": edit["volume"].GetName()}
+    if edit.get("region"):
+        segmentation = segmentation_node.GetSegmentation() if segmentation_node is not None else None
+        segments = [segmentation.GetSegment(i) if segmentation is not None else None for i in edit["region"]]
+        sources["region"] = [s.GetName() if s is not None else i for s, i in zip(segments, edit["region"])]
+    elif edit.get("previous") is not None:
+        sources["previous_labels"] = edit["previous"].GetName()
+    return sources
 
 
 def stage_edit(edit: dict, segmentation_node, exported: dict, folder: Path) -> list:
