@@ -242,7 +242,7 @@ class GenerationJob(EngineJob):
             record["lesion_priors"] = self.export.get("lesion_priors") or {}
         edit = self.args.get("edit")
         if edit is not None and isinstance(record.get("request"), dict):
-            record["request"] = {**record["request"], **edit_sources(edit, self.args.get("segmentation_node"))}
+            record["request"] = {**record["request"], **edit_sources(edit, self.args["segmentation_node"])}
         return record
 
     def _read(self, scene, key: str, node_class: str = "vtkMRMLScalarVolumeNode", hidden: bool = False):
@@ -530,8 +530,8 @@ def edit_sources(edit: dict, segmentation_node) -> dict:
     map's node name or the region's segment names, in place of the job's temporary files (gone after the run)."""
     sources = {"edit": edit["volume"].GetName()}
     if edit.get("region"):
-        segmentation = segmentation_node.GetSegmentation() if segmentation_node is not None else None
-        segments = [segmentation.GetSegment(i) if segmentation is not None else None for i in edit["region"]]
+        segments = [segmentation_node.GetSegmentation().GetSegment(i) for i in edit["region"]]
+        # a segment removed while the job ran is named by its id
         sources["region"] = [s.GetName() if s is not None else i for s, i in zip(segments, edit["region"])]
     elif edit.get("previous") is not None:
         sources["previous_labels"] = edit["previous"].GetName()
