@@ -271,6 +271,26 @@ class Refiner(Open):
     weights: WeightsName = "refiner.safetensors"
 
 
+class Texture(Open):
+    """The scanner-texture profile of one modality (engine/synthesis/scanner_texture.py)."""
+
+    bin_edges: list[Finite] = Field(min_length=2, max_length=257)
+    strength: dict[Literal["labels", "outside"], list[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]]]
+    widths: list[Annotated[float, Field(ge=0, le=4, allow_inf_nan=False)]] = Field(min_length=3, max_length=3)
+    gain: Positive
+    cases: Annotated[StrictInt, Field(ge=1)]
+
+    @model_validator(mode="after")
+    def _bins(self):
+        if set(self.strength) != {"labels", "outside"}:
+            raise ValueError("strength must have the regions labels and outside")
+        if any(len(s) != len(self.bin_edges) - 1 for s in self.strength.values()):
+            raise ValueError("strength must have one value per bin (len(bin_edges) - 1) in each region")
+        if any(b <= a for a, b in zip(self.bin_edges, self.bin_edges[1:])):
+            raise ValueError("bin_edges must increase")
+        return self
+
+
 class Generator(Package):
     kind: Literal["generator"] = "generator"
     label_table: LabelTable
@@ -279,6 +299,7 @@ class Generator(Package):
     autoencoder: Autoencoder
     diffusion: Diffusion | None = None
     refiner: Refiner | None = None
+    texture: dict[Modality, Texture] | None = None
 
     @model_validator(mode="after")
     def _modalities(self):

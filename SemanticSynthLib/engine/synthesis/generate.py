@@ -12,7 +12,7 @@ import torch
 from ..model.conditioning import label_condition
 from ..model.cpu_convolution import releasing_layers
 from ..volume.geometry import edge_margins, extend_edges, inside_input, resample_intensity, resample_labels, working_grid
-from ..volume.intensity import denormalize
+from ..volume.intensity import denormalize, model_units
 from ..volume.io import array_of, check_output_path, read_volume, write_volume, write_volumes
 from ..volume.memory import release_freed_memory, voxel_limit
 from ..volume.labels import (class_index_dtype, load_name_mapping, segment_names, segment_names_as_written,
@@ -24,6 +24,7 @@ from .bowel_gas import place_bowel_gas
 from .bone_thickness import bone_priors
 from .body_outline import shape_body
 from .detail import refine_detail, refines
+from .scanner_texture import add_texture
 from ..volume.modalities import MODALITIES
 from ..model.package import ModelPackage, load_package
 from .calibration import calibrate as calibrate_output, calibration_check
@@ -59,7 +60,7 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
                     phase: str | None = None, prior_overrides: dict | None = None,
                     calibrate: bool = True, guidance: float | None = None,
                     temperature: float | None = None, bowel_gas: str | None = None, refine: bool = True,
-                    edit: RegionEdit | None = None) -> sitk.Image:
+                    texture: bool = True, edit: RegionEdit | None = None) -> sitk.Image:
     """Generate a volume on exactly the label map's grid; intensities in HU (CT) or scanner units (MRI).
 
     The library call under `generate` (which reads and writes the files of a GenerationRequest): every option is
@@ -73,6 +74,9 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
 
     A package with a detail refiner, given a map finer than its working spacing, refines the upsampled volume on the
     map's own grid (`refine`; engine/synthesis/detail.py), recorded as SemanticSynth_refined.
+
+    A package with a scanner-texture profile for the modality adds it on the working grid, where it was measured
+    (`texture`; engine/synthesis/scanner_texture.py), recorded as SemanticSynth_scanner_texture; not to a region edit.
 
     `edit` (engine/synthesis/region_edit.py): only the region of an existing volume is regenerated, the rest of it is
     returned unchanged; the calibration then reads the box around the region.
@@ -163,6 +167,10 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
         if calibrate:
             values = calibrate_output(unit, box_classes, priors, norm, inside)
         report = _report(package, modality, box_classes[inside], flagged, calibrate, progress)
+    profile = (package.metadata.get("texture") or {}).get(modality) if texture and edit is None else None
+    if profile is not None:  # after the calibration: its texture-keeping spread limit would damp the noise
+        values = add_texture(values, box_classes > 0, profile, seed, lambda v: model_units(v, norm),
+                             lambda u: denormalize(u, norm))
     background = float(denormalize(np.zeros(1), norm)[0])
     target = label_map if edit is None else blend_box(edit, label_map)
     working = sitk.GetImageFromArray(np.ascontiguousarray(values.transpose(2, 1, 0)))
@@ -184,7 +192,8 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
                                                             "margin_mm": edit.margin_mm, "noise_added": round(noise, 3)}))
     names = {lab.id: lab.name for lab in package.labels.labels}
     bone_means = {names[i]: b["mean"] for i, b in bones.items() if i not in (prior_overrides or {})}  # --priors won
-    extra = {"bowel_gas": gas, "body_outline": body, "bone_priors": bone_means, "refined": refined}
+    extra = {"bowel_gas": gas, "body_outline": body, "bone_priors": bone_means, "refined": refined,
+             "scanner_texture": profile is not None and {"cases": profile["cases"], "seed": int(seed)}}
     for key, value in {**(report or {}), **{k: v for k, v in extra.items() if v}}.items():
         image.SetMetaData(f"SemanticSynth_{key}", json.dumps(value))
     return image
@@ -312,7 +321,8 @@ def label_names(package: ModelPackage, record: dict) -> dict[int, str]:
     return {lab.id: lab.name for lab in package.labels.labels}
 
 
-REPORTED = ("calibration", "unseen_labels", "bowel_gas", "bone_priors", "body_outline", "refined", "lesions", "edit")
+REPORTED = ("calibration", "unseen_labels", "bowel_gas", "bone_priors", "body_outline", "refined", "scanner_texture",
+            "lesions", "edit")
 
 
 def generation_report(image: sitk.Image) -> dict:
@@ -350,7 +360,7 @@ def synthesize(package: ModelPackage, label_map: sitk.Image, request: Generation
                             phase=resolved.phase, prior_overrides=overrides,
                             calibrate=resolved.calibrate, guidance=resolved.guidance,
                             temperature=resolved.temperature, bowel_gas=resolved.bowel_gas, refine=resolved.refine,
-                            edit=edit)
+                            texture=resolved.texture and resolved.samples == 1, edit=edit)
     if resolved.outside_labels == "background":
         image = outside_to_background(image, label_map, package.normalization(resolved.modality))
     if placed:
