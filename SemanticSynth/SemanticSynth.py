@@ -122,12 +122,13 @@ class SemanticSynthParameterNode:
     regionSegments: list[str]
     margin: Annotated[float, WithinRange(*MARGIN_RANGE), Decimals(1), SingleStep(1.0)] = 6.0
     editIntoNewVolume: bool = False
-    # Advanced (GenerationRequest's phase, temperature, guidance, priors, calibrate, unknown_labels, device)
+    # Advanced (GenerationRequest's phase, temperature, guidance, priors, calibrate, texture, unknown_labels, device)
     phase: Annotated[str, Choice([TRAINING_DATA_PHASE, *option_choices("phase")])] = TRAINING_DATA_PHASE
     temperature: Annotated[float, WithinRange(*SPIN_RANGES["temperature"]), Decimals(2), SingleStep(0.05)] = 0.0
     guidance: Annotated[float, WithinRange(*SPIN_RANGES["guidance"]), Decimals(1), SingleStep(0.5)] = 0.5
     priorsFile: Path  # Path() ("."), Slicer's default for a path: none, the model's priors
     calibrate: bool = True
+    texture: bool = True
     unknownLabels: Annotated[str, Choice(option_choices("unknown_labels"))] = BRIDGE_DEFAULTS["unknown_labels"]
     device: Device = Device.AUTO
     translateSource: vtkMRMLScalarVolumeNode
@@ -455,7 +456,8 @@ class SemanticSynthWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """The Advanced section as request options (None where left to the model: a spin box at its minimum)."""
         p = self._parameterNode
         return gui_options({"modality": p.modality, "phase": p.phase, "temperature": p.temperature, "guidance": p.guidance,
-                            "priors": str(p.priorsFile), "calibrate": p.calibrate, "unknown_labels": p.unknownLabels,
+                            "priors": str(p.priorsFile), "calibrate": p.calibrate, "texture": p.texture,
+                            "unknown_labels": p.unknownLabels,
                             "device": p.device.value}, {name: r[0] for name, r in SPIN_RANGES.items()})
 
     def generationDone(self, job):

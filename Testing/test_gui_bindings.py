@@ -70,15 +70,16 @@ def test_the_advanced_widgets_are_bound_with_connectors_of_slicer_5_8():
     parameters, _used, _calls, _strings = parse_module(module)
     widgets, bound = parse_ui(ui)
     advanced = {pname: (wname, wclass) for pname, wname, wclass, _types in bound
-                if pname in ("phase", "temperature", "guidance", "priorsFile", "calibrate", "unknownLabels", "device")}
+                if pname in ("phase", "temperature", "guidance", "priorsFile", "calibrate", "texture", "unknownLabels",
+                             "device")}
     assert advanced == {"phase": ("phaseComboBox", "QComboBox"), "temperature": ("temperatureSpinBox", "QDoubleSpinBox"),
                         "guidance": ("guidanceSpinBox", "QDoubleSpinBox"),
                         "priorsFile": ("priorsPathLineEdit", "ctkPathLineEdit"),
-                        "calibrate": ("calibrateCheckBox", "QCheckBox"),
+                        "calibrate": ("calibrateCheckBox", "QCheckBox"), "texture": ("textureCheckBox", "QCheckBox"),
                         "unknownLabels": ("unknownLabelsComboBox", "QComboBox"), "device": ("deviceComboBox", "QComboBox")}
     assert {n: parameters[n].kind for n in advanced} == {
         "phase": "str", "temperature": "float", "guidance": "float", "priorsFile": "Path", "calibrate": "bool",
-        "unknownLabels": "str", "device": "enum"}
+        "texture": "bool", "unknownLabels": "str", "device": "enum"}
     assert "Choice" in parameters["phase"].annotations and "Choice" in parameters["unknownLabels"].annotations
     assert widgets["advancedCollapsibleButton"] == "ctkCollapsibleButton"
     # an int on a QDoubleSpinBox binds on 5.10 only: refused for the 5.8 the extension supports

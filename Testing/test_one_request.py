@@ -18,9 +18,9 @@ from slicer_testdata import REPO, SAMPLE_SEGMENTATION
 
 # Options away from every default, so that a face that dropped one would show.
 OPTIONS = {"modality": "ct", "steps": 2, "seed": 5, "phase": "portal_venous", "temperature": 0.7, "calibrate": False,
-           "unknown_labels": "background", "device": "cpu"}
+           "texture": False, "unknown_labels": "background", "device": "cpu"}
 FLAGS = ["--modality", "ct", "--steps", "2", "--seed", "5", "--phase", "portal_venous", "--temperature", "0.7",
-         "--no-calibrate", "--unknown-labels", "background", "--device", "cpu"]
+         "--no-calibrate", "--no-texture", "--unknown-labels", "background", "--device", "cpu"]
 
 
 def _child(args):

@@ -522,13 +522,14 @@ def test_advanced_options_become_request_options(tmp_path):
     priors = tmp_path / "priors.json"
     priors.write_text('{"liver": 100}', encoding="utf-8")
     page = {"modality": "ct", "phase": "portal_venous", "temperature": " 0.7", "guidance": "", "calibrate": False,
-            "unknown_labels": "error", "device": "cpu", "priors": str(priors)}
+            "texture": False, "unknown_labels": "error", "device": "cpu", "priors": str(priors)}
     options = gui_options(page, auto_device="cuda")
     assert options == {"phase": "portal_venous", "temperature": "0.7", "guidance": None, "priors": str(priors),
-                       "calibrate": False, "unknown_labels": "error", "device": "cpu"}
+                       "calibrate": False, "texture": False, "unknown_labels": "error", "device": "cpu"}
     request = generation_request("abdomen-ct", **options)
-    assert (request.phase, request.temperature, request.guidance, request.calibrate, request.unknown_labels,
-            request.device, request.priors) == ("portal_venous", 0.7, None, False, "error", "cpu", str(priors))
+    assert (request.phase, request.temperature, request.guidance, request.calibrate, request.texture,
+            request.unknown_labels, request.device, request.priors) == ("portal_venous", 0.7, None, False, False, "error",
+                                                                        "cpu", str(priors))
     # the page's "auto" keeps the server's device (serve --device), or the engine's auto without one
     assert gui_options({**page, "device": "auto"}, auto_device="cuda")["device"] == "cuda"
     assert generation_request("abdomen-ct", **gui_options({**page, "device": "auto"})).device == "auto"

@@ -127,6 +127,9 @@ def test_advanced_section_binds_every_generation_option(module, widget, scene, t
     assert p.calibrate and ui.calibrateCheckBox.checked
     ui.calibrateCheckBox.checked = False
     assert p.calibrate is False
+    assert p.texture and ui.textureCheckBox.checked
+    ui.textureCheckBox.checked = False
+    assert p.texture is False
     assert [ui.unknownLabelsComboBox.itemText(i) for i in range(2)] == ["background", "error"]
     assert p.unknownLabels == "background"
     assert [d.value for d in module.Device] == option_choices("device")
@@ -141,8 +144,8 @@ def test_advanced_section_binds_every_generation_option(module, widget, scene, t
     ui.priorsPathLineEdit.currentPath = str(priors)
     assert p.priorsFile == priors
     assert widget.advancedOptions() == {"phase": "portal_venous", "temperature": 1.0, "guidance": None,
-                                        "priors": str(priors), "calibrate": False, "unknown_labels": "background",
-                                        "device": "cpu"}
+                                        "priors": str(priors), "calibrate": False, "texture": False,
+                                        "unknown_labels": "background", "device": "cpu"}
     ui.priorsPathLineEdit.currentPath = str(tmp_path / "missing.json")
     with pytest.raises(SynthError, match="missing.json does not exist"):
         widget.advancedOptions()

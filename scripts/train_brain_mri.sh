@@ -22,6 +22,9 @@
 # (AE_FROM=the 0.9.0 commit; 500 steps at AE_LR=1e-4, then resumed to 2,200 at 2e-4: checkpoints/brain-mri-c16), and
 # DIFFUSION_FROM=0.9.0's package widens its U-Net the same way, 900 steps at CONDITIONING=detail CONDITION_DROPOUT=0.15;
 # the default temperature 0.55 was then chosen by measurement (report_codebook_groups.md, session 15).
+# brain-mri 0.11.0 is 0.10.0 with a scanner-texture profile (engine/synthesis/scanner_texture.py) measured on the first
+# 16 training subjects: STAGE=texture fits it onto $TEXTURE_FROM (default: the bundled package) into $RUN/model-texture
+# (88 s on 2 threads); a full run fits it onto its own $RUN/model before INSTALL.
 set -euo pipefail
 # The body is one block, read whole before it runs: editing or checking out this file during a run of
 # hours cannot change what the run executes (bash reads a plain script as it goes).
@@ -34,6 +37,15 @@ STAGE=${STAGE:-all}
 DEFAULT_STEPS=${DEFAULT_STEPS:-3}
 TEMPERATURE=${TEMPERATURE:-0.7}
 $PY scripts/brain_mri_split.py "$DATA" "$RUN"
+TEXTURE_FROM=${TEXTURE_FROM:-SemanticSynthLib/models/brain-mri}
+fit_texture() {  # the package $1 with its scanner texture, into $RUN/model-texture (kept if already made)
+  [ -f "$RUN/model-texture/metadata.json" ] || $PY scripts/fit_texture.py --model "$1" --data "$RUN/train.csv" \
+    --cases 16 --out "$RUN/model-texture" ${TEXTURE_VERSION:+--version $TEXTURE_VERSION}
+}
+if [ "$STAGE" = texture ]; then
+  fit_texture "$TEXTURE_FROM"
+  exit 0
+fi
 if [ "$STAGE" = decoder ]; then
 # The 0.2.0 autoencoder saw 400 steps; its decoder is the reconstruction ceiling. Training only the decoder keeps
 # every latent the U-Net learnt, so the package's diffusion stays valid. L1 only (--adv-start = --steps).
@@ -88,7 +100,8 @@ fi
 $PY -m SemanticSynthLib train-diffusion --data "$RUN/train.csv" --autoencoder "$RUN/autoencoder" --out "$RUN/model" \
   --conditioning ${CONDITIONING:-concat} --condition-dropout ${CONDITION_DROPOUT:-0} --steps ${DIFFUSION_STEPS:-6000} --batch 2 --latent-patch 32 --lr 2e-4 --default-steps $DEFAULT_STEPS --temperature $TEMPERATURE \
   ${DIFFUSION_FROM:+--init $DIFFUSION_FROM} --checkpoint-every 100 --log-every 20 --progress none --threads 2 --resume
+fit_texture "$RUN/model"
 [ -n "${INSTALL:-}" ] || exit 0
-mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/model" SemanticSynthLib/models/brain-mri
+mkdir -p SemanticSynthLib/models && rm -rf SemanticSynthLib/models/brain-mri && cp -r "$RUN/model-texture" SemanticSynthLib/models/brain-mri
 exit
 }

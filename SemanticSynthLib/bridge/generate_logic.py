@@ -127,8 +127,8 @@ def gui_options(values: dict, left_to_model: dict | None = None, auto_device: st
     """A GUI's Advanced values as GenerationLogic.start options: one mapping for the Slicer panel and the web page.
 
     Args:
-        values: modality, phase, temperature, guidance, priors (a path), calibrate, unknown_labels and device, as the
-            GUI holds them (numbers or text).
+        values: modality, phase, temperature, guidance, priors (a path), calibrate, texture, unknown_labels and
+            device, as the GUI holds them (numbers or text).
         left_to_model: per option, the value that means "the model's" in that GUI (a spin box's minimum); empty text
             means it everywhere. It becomes None, as does a phase the modality does not have (the training data's,
             or any for MRI).
@@ -152,7 +152,8 @@ def gui_options(values: dict, left_to_model: dict | None = None, auto_device: st
     device = given("device") or "auto"
     return {"phase": values.get("phase") if values.get("phase") in modality_phases(values.get("modality")) else None,
             "temperature": given("temperature"), "guidance": given("guidance"), "priors": priors,
-            "calibrate": bool(values.get("calibrate", True)), "unknown_labels": given("unknown_labels"),
+            "calibrate": bool(values.get("calibrate", True)), "texture": bool(values.get("texture", True)),
+            "unknown_labels": given("unknown_labels"),
             "device": auto_device if device == "auto" else device}
 
 

@@ -174,6 +174,7 @@ class SemanticSynthWebApp(TrameApp):
         s.temperature = ""
         s.guidance = ""
         s.calibrate = True
+        s.texture = True
         s.unknown_labels = option_choices("unknown_labels")[0]  # the bridge's default (background) first
         s.unknown_label_items = option_choices("unknown_labels")
         s.device = "auto"
@@ -597,7 +598,7 @@ class SemanticSynthWebApp(TrameApp):
 
     def _advanced(self) -> dict:
         """The Advanced panel as request options: empty fields are the model's; "auto" is serve's --device."""
-        keys = ("modality", "phase", "temperature", "guidance", "calibrate", "unknown_labels", "device")
+        keys = ("modality", "phase", "temperature", "guidance", "calibrate", "texture", "unknown_labels", "device")
         values = {**{k: self.state[k] for k in keys}, "priors": str(self.priors_path) if self.priors_path else None}
         return gui_options(values, auto_device=self.device)
 
@@ -874,6 +875,8 @@ class SemanticSynthWebApp(TrameApp):
                                 disabled=("running",))
                     v3.VCheckbox(v_model=("calibrate",), id="calibrate", disabled=("running",), **field,
                                  label="Calibrate: move each label's mean onto its prior")
+                    v3.VCheckbox(v_model=("texture",), id="texture", disabled=("running",), **field,
+                                 label="Scanner texture: the training scans' fine texture and noise")
                     v3.VSelect(v_model=("unknown_labels",), items=("unknown_label_items",), id="unknown-labels",
                                label="Unknown labels", disabled=("running",), classes="mb-1", **field)
                     v3.VSelect(v_model=("device",), items=("device_items",), id="device", label="Device",

@@ -25,6 +25,7 @@ from ..volume.geometry import same_grid
 from ..volume.intensity import model_units, percentile_of_foreground
 from ..volume.io import array_of
 from .sampling import UNET_MULTIPLE
+from .scanner_texture import fine_texture
 
 DEFAULT_MARGIN_MM = 6.0
 # Latent voxels of unchanged context denoised around the region's box: the U-Net sees the surroundings it must
@@ -247,12 +248,6 @@ def blend_box(edit: RegionEdit, label_map: sitk.Image) -> sitk.Image:
     index = [int(h.min()) for h in hit][::-1]
     size = [int(h.max()) - int(h.min()) + 1 for h in hit][::-1]
     return sitk.RegionOfInterest(label_map, size, index)
-
-
-def fine_texture(values: np.ndarray) -> np.ndarray:
-    """The fine texture of a volume ((z, y, x)): itself minus its Gaussian smoothing (sigma 1 voxel)."""
-    values = values.astype(np.float64)
-    return values - ndimage.gaussian_filter(values, 1.0)
 
 
 def matched_noise(edit: RegionEdit, label_map: sitk.Image, generated: sitk.Image, box: sitk.Image,
