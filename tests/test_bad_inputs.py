@@ -340,7 +340,7 @@ def _broken_copy(model: Path, where: Path, change) -> Path:
      "must be a file name in the package folder ending in .safetensors (got '../../elsewhere.safetensors')"),
     (lambda m: m.update(texture={"mri": {"bin_edges": [0, 0.5, 1], "strength": {"labels": [0.1], "outside": [0, 0]},
                                          "widths": [0.5, 0.5, 0.5], "gain": 0.4, "cases": 2}}),
-     "texture.mri", "Value error, strength must have one value per bin (len(bin_edges) - 1) in each region"),
+     "texture.mri", "strength must have one value per bin (len(bin_edges) - 1) in each region"),
 ])
 def test_a_broken_package_is_named_field_by_field(change, field, problem, work, tiny_model, capsys):
     broken = _broken_copy(tiny_model, work, change)
