@@ -32,7 +32,8 @@ MIN_VOXELS = 200        # a group measured on fewer voxels takes its neighbours'
 WIDTHS = np.round(np.arange(0.0, 2.01, 0.1), 2)  # candidate correlation widths (voxels)
 REFERENCE_SHAPE = (48, 48, 48)
 REGIONS = ("labels", "outside")  # strengths apart: a scalp voxel is rougher than brain of the same intensity
-SLAB = 16               # planes of the first axis converted at a time  # the white-noise volume on which widths are related to autocorrelations
+SLAB = 16               # planes of the first axis converted at a time
+LEVELS = 1024           # steps of model units on which the strength is tabulated  # the white-noise volume on which widths are related to autocorrelations
 
 
 def fine_texture(values: np.ndarray) -> np.ndarray:
@@ -133,16 +134,20 @@ def add_texture(values: np.ndarray, labelled: np.ndarray, profile: dict, seed: i
     values = np.array(values, np.float32)
     edges = np.asarray(profile["bin_edges"])
     centres = (edges[:-1] + edges[1:]) / 2
-    strength = [np.asarray(profile["strength"][region]) for region in REGIONS]
+    # The strength per region on LEVELS steps of model units, read by index: np.interp per voxel took 70 of the
+    # 112 ms this stage took on a 128x128x96 working grid.
+    levels = np.linspace(edges[0], edges[-1], LEVELS)
+    table = np.stack([np.interp(levels, centres, np.asarray(profile["strength"][region])) for region in REGIONS])
+    table = (table / float(profile["gain"])).astype(np.float32).ravel()
+    scale = (LEVELS - 1) / (edges[-1] - edges[0])
     noise = _smoothed_noise(values.shape, profile["widths"], np.random.default_rng([int(seed), 33]))
-    noise /= float(profile["gain"])
     for part in np.array_split(np.arange(values.shape[0]), max(1, values.shape[0] // SLAB)):
         # In slabs of the first axis: a large working grid (256^3 for a 512^3 map at 1 mm) holds no full-size
         # temporaries beyond the noise.
         v = values[part[0]:part[-1] + 1]
         units = to_units(v)
-        step = np.where(labelled[part[0]:part[-1] + 1], np.interp(units, centres, strength[0]),
-                        np.interp(units, centres, strength[1])).astype(np.float32)
-        step *= noise[part[0]:part[-1] + 1]
+        index = np.clip(np.rint((units - edges[0]) * scale), 0, LEVELS - 1).astype(np.intp)
+        index += np.where(labelled[part[0]:part[-1] + 1], 0, LEVELS)
+        step = table[index] * noise[part[0]:part[-1] + 1]
         v += from_units(units + step) - from_units(units)
     return values
