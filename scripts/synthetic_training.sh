@@ -7,6 +7,8 @@
 # (a) the 128 real T1s, retrained here with the same recipe from the start (the bundled brain-mri-segmenter's first
 # 1300 steps ran with an unweighted loss: scripts/train_segmenter.sh). The synthetic sets are made by make-dataset with
 # --label-ids map, so that their label files keep MUSE ids for --label-groups muse_groups.
+# (b), (c) and (d) were made with brain-mri 0.10.0, which is 0.11.0 with --no-texture (bit for bit); b_tex: (b) with
+# 0.11.0's scanner texture (session 27), trained with the same recipe.
 # Dice per structure on the 20 real validation subjects: scripts/synthetic_training_dice.py.
 # Resumable: rerun after an interruption (finished cases and checkpoints are kept).
 set -euo pipefail
@@ -17,11 +19,12 @@ RUN=runs/synth
 STEPS=${SEGMENTER_STEPS:-1900}
 mkdir -p "$RUN"
 python scripts/brain_mri_split.py "$DATA" "$RUN"
-python -m SemanticSynthLib make-dataset "$RUN/train.csv" "$RUN/b" --model brain-mri --label-ids map --progress none
-python -m SemanticSynthLib make-dataset "$RUN/train.csv" "$RUN/d" --model brain-mri --label-ids map \
+python -m SemanticSynthLib make-dataset "$RUN/train.csv" "$RUN/b" --model brain-mri --label-ids map --no-texture --progress none
+python -m SemanticSynthLib make-dataset "$RUN/train.csv" "$RUN/d" --model brain-mri --label-ids map --no-texture \
   --augment affine,elastic,mirror --progress none
+python -m SemanticSynthLib make-dataset "$RUN/train.csv" "$RUN/b_tex" --model brain-mri --label-ids map --progress none
 python scripts/synthetic_training_csv.py "$RUN"   # a.csv (= train.csv), b.csv, c.csv, d.csv (image,label,modality)
-for SET in ${SETS:-b c d a}; do
+for SET in ${SETS:-b c d a b_tex}; do
   python -m SemanticSynthLib train-segmenter --data "$RUN/$SET.csv" --out "$RUN/segmenter-$SET" \
     --label-groups muse_groups --modality mri --spacing 2 --patch 80 --filters 8 --steps "$STEPS" \
     --batch 2 --lr 1e-3 --augment --checkpoint-every 100 --log-every 20 --progress none --threads 2 --resume

@@ -1,5 +1,6 @@
 """The training lists of scripts/synthetic_training.sh, from make-dataset's output (RUN/b and RUN/d) and the real
-split (RUN/train.csv): a.csv (the real ones), b.csv (synthetic), c.csv (real + b), d.csv (real + the augmented d).
+split (RUN/train.csv): a.csv (the real ones), b.csv (synthetic), c.csv (real + b), d.csv (real + the augmented d),
+b_tex.csv (synthetic with brain-mri 0.11.0's scanner texture).
 
 python scripts/synthetic_training_csv.py runs/synth
 """
@@ -33,3 +34,4 @@ if __name__ == "__main__":
     write(run / "b.csv", synthetic)
     write(run / "c.csv", real + synthetic)
     write(run / "d.csv", real + augmented)
+    write(run / "b_tex.csv", dataset_rows(run / "b_tex"))

@@ -134,3 +134,23 @@ def test_generate_adds_it_records_it_and_leaves_it_out_on_request(textured_model
     mean_textured = made("mean_t.nrrd", textured_model, "--samples", "2")
     mean_plain = made("mean_p.nrrd", tiny_model, "--samples", "2")
     assert np.array_equal(sitk.GetArrayFromImage(mean_textured), sitk.GetArrayFromImage(mean_plain))
+
+
+def test_make_dataset_adds_it_as_generate_does_and_leaves_it_out_on_request(textured_model, tiny_dataset, tmp_path):
+    labels = sorted((tiny_dataset / "labelsTr").glob("*.nii.gz"))[:1]
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / labels[0].name).write_bytes(labels[0].read_bytes())
+    common = ["--model", str(textured_model), "--steps", "2", "--progress", "none", "--workers", "1"]
+    for name, extra in (("with", []), ("without", ["--no-texture"])):
+        assert main(["make-dataset", str(tmp_path / "maps"), str(tmp_path / name), *common, *extra]) == 0
+    images = {name: sitk.GetArrayFromImage(sitk.ReadImage(str(next((tmp_path / name / "imagesTr").glob("*.nii.gz")))))
+              for name in ("with", "without")}
+    expected = {}
+    for name, extra in (("with", []), ("without", ["--no-texture"])):
+        out = tmp_path / f"{name}.nii.gz"
+        assert main(["generate", str(labels[0]), str(out), "--model", str(textured_model), "--steps", "2",
+                     "--progress", "none", *extra]) == 0
+        expected[name] = sitk.GetArrayFromImage(sitk.ReadImage(str(out)))
+    assert not np.array_equal(images["with"], images["without"])
+    for name in images:
+        np.testing.assert_array_equal(images[name], expected[name])

@@ -75,7 +75,7 @@ def case_volumes(package, job: CaseJob, case: Case, label_map: sitk.Image) -> tu
     generation = job.base.model_copy(update={"labels": str(plan.path), "out": str(image_path(job.out, case.name)),
                                              "seed": request.seed + k, "phase": request.phase,
                                              "label_table": request.label_table,
-                                             "unknown_labels": request.unknown_labels})
+                                             "unknown_labels": request.unknown_labels, "texture": request.texture})
     image, record = synthesize(package, label_map, generation, Progress("none"))
     ids = array_of(label_map).astype(np.int64)
     lookup = np.zeros(max(int(ids.max()), *plan.names) + 1, np.int64)

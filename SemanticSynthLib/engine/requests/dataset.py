@@ -66,6 +66,8 @@ class MakeDatasetRequest(Sampling):
                                         check=one_of(label_table_names))
     unknown_labels: str = option("error", "labels the model does not know: error (the map is skipped and listed), "
                                           "or generate them as background", check=one_of(("error", "background")))
+    texture: bool = option(True, "leave out the scanner texture (default: added where the model's package has a "
+                                 "profile, as generate does)", flag="--no-texture")
     augment: tuple = option((), "label-map augmentation before generation: some of affine, elastic, mirror "
                                 "(left-right with paired labels swapped), comma-separated", check=subset(AUGMENTATIONS))
     label_ids: str = option("dataset", "label files' ids: dataset (0..N named in dataset.json, what nnU-Net wants) or "
