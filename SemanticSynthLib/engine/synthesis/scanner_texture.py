@@ -30,10 +30,10 @@ FINE_SIGMA = 1.0        # voxels: the fine texture is a volume minus its Gaussia
 BINS = 16               # groups of generated intensity over model units [0, 1]
 MIN_VOXELS = 200        # a group measured on fewer voxels takes its neighbours' strength
 WIDTHS = np.round(np.arange(0.0, 2.01, 0.1), 2)  # candidate correlation widths (voxels)
-REFERENCE_SHAPE = (48, 48, 48)
+REFERENCE_SHAPE = (48, 48, 48)  # the white-noise volume on which widths are related to autocorrelations
 REGIONS = ("labels", "outside")  # strengths apart: a scalp voxel is rougher than brain of the same intensity
 SLAB = 16               # planes of the first axis converted at a time
-LEVELS = 1024           # steps of model units on which the strength is tabulated  # the white-noise volume on which widths are related to autocorrelations
+LEVELS = 1024           # steps of model units on which the strength is tabulated
 
 
 def fine_texture(values: np.ndarray) -> np.ndarray:
@@ -90,7 +90,6 @@ def fit_profile(pairs: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> d
     power = {name: np.zeros((len(REGIONS), BINS)) for name in ("real", "generated", "count")}
     real_lag, generated_lag = np.zeros(3), np.zeros(3)
     cases = 0
-    everywhere = None
     for real, generated, labelled in pairs:
         fine_real, fine_generated = fine_texture(real), fine_texture(generated)
         groups = np.clip(np.digitize(generated, edges) - 1, 0, BINS - 1)
@@ -99,7 +98,7 @@ def fit_profile(pairs: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> d
             for name, texture in (("real", fine_real), ("generated", fine_generated)):
                 power[name][r] += np.bincount(groups[inside], weights=texture[inside].astype(np.float64) ** 2,
                                               minlength=BINS)
-        everywhere = np.ones(real.shape, bool) if everywhere is None or everywhere.shape != real.shape else everywhere
+        everywhere = np.ones(real.shape, bool)
         real_lag += lag_one_products(fine_real, everywhere)
         generated_lag += lag_one_products(fine_generated, everywhere)
         cases += 1
