@@ -3,7 +3,8 @@
 
 For each of the first --cases subjects of the training CSV (image,label): the package generates from the label map
 (seed --seed, the package's defaults, no texture), and the real scan and the generated volume are compared on the
-working grid, in model units, over the whole scan, the labelled voxels apart from the rest. The profile is written into a copy of the package (--out, staged
+working grid, in model units, over the whole scan (but --margin voxels either side of a change of label), the
+labelled voxels apart from the rest. The profile is written into a copy of the package (--out, staged
 and renamed whole; an existing --out needs --overwrite), with --version as the copy's version.
 
 python scripts/fit_texture.py --model SemanticSynthLib/models/brain-mri --data runs/brain-mri/train.csv \\
@@ -29,6 +30,7 @@ from SemanticSynthLib.engine.model.package_metadata import read_metadata  # noqa
 from SemanticSynthLib.engine.synthesis.generate import generate_volume  # noqa: E402
 from SemanticSynthLib.engine.synthesis.label_vocabulary import read_in_vocabulary  # noqa: E402
 from SemanticSynthLib.engine.synthesis.scanner_texture import fit_profile  # noqa: E402
+from SemanticSynthLib.engine.synthesis.unlabelled_intensity import fit_unlabelled, map_unlabelled  # noqa: E402
 from SemanticSynthLib.engine.volume.atomic import staged_dir  # noqa: E402
 from SemanticSynthLib.engine.volume.geometry import resample_labels, working_grid  # noqa: E402
 from SemanticSynthLib.engine.volume.intensity import model_units  # noqa: E402
@@ -46,8 +48,7 @@ def pairs(package, rows, modality: str, seed: int):
         grid = working_grid(label_map, package.working_spacing)
         real = units_on_grid(read_volume(row["image"]), grid, norm)
         print(f"{i}/{len(rows)} {Path(row['image']).name}", flush=True)
-        labelled = array_of(resample_labels(label_map, grid)) > 0
-        yield real, model_units(values_on_grid(generated, grid), norm), labelled
+        yield real, model_units(values_on_grid(generated, grid), norm), array_of(resample_labels(label_map, grid))
 
 
 def main() -> None:
@@ -57,6 +58,11 @@ def main() -> None:
     p.add_argument("--cases", type=int, default=16, help="the CSV's first N subjects")
     p.add_argument("--modality", default=None, help="default: the package's first")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--margin", type=int, default=0,
+                   help="voxels on either side of a change of label left out of the measurement (default 0)")
+    p.add_argument("--unlabelled", action="store_true",
+                   help="also fit the unlabelled voxels' intensity by distance from the labels "
+                        "(engine/synthesis/unlabelled_intensity.py); the texture is then fitted on the mapped volumes")
     p.add_argument("--out", type=Path, required=True, help="the new package folder")
     p.add_argument("--version", default=None, help="the new package's version (default: the model's)")
     p.add_argument("--overwrite", action="store_true")
@@ -65,12 +71,23 @@ def main() -> None:
         sys.exit(f"error: {args.out} exists; give --overwrite to replace it, or another --out")
     if args.out.resolve() == args.model.resolve():
         sys.exit("error: --out is the model itself; write the profile into a new folder")
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # before the work, not after it
     package = load_package(args.model)
     modality = args.modality or package.modalities[0]
     with args.data.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))[:args.cases]
     start = time.time()
-    profile = fit_profile(pairs(package, rows, modality, args.seed))
+    triples = pairs(package, rows, modality, args.seed)
+    unlabelled = None
+    if args.unlabelled:
+        triples = list(triples)  # used twice: 16 subjects on brain-mri's working grid are about 200 MB
+        unlabelled = fit_unlabelled(triples, package.working_spacing)
+        same = lambda u: u  # noqa: E731  (the volumes are in model units already)
+        triples = [(real, map_unlabelled(generated, labels > 0, package.working_spacing, unlabelled, same, same),
+                    labels) for real, generated, labels in triples]
+    profile = fit_profile(triples, margin=args.margin)
+    if unlabelled is not None:
+        profile["unlabelled"] = unlabelled
     profile["fitted_on"] = f"{args.data.name}: first {len(rows)} subjects, seed {args.seed}"
     meta = json.loads((args.model / "metadata.json").read_text(encoding="utf-8"))  # as written, not as validated
     meta.setdefault("texture", {})[modality] = profile

@@ -341,6 +341,11 @@ def _broken_copy(model: Path, where: Path, change) -> Path:
     (lambda m: m.update(texture={"mri": {"bin_edges": [0, 0.5, 1], "strength": {"labels": [0.1], "outside": [0, 0]},
                                          "widths": [0.5, 0.5, 0.5], "gain": 0.4, "cases": 2}}),
      "texture.mri", "strength must have one value per bin (len(bin_edges) - 1) in each region"),
+    (lambda m: m.update(texture={"mri": {"bin_edges": [0, 1], "strength": {"labels": [0.1], "outside": [0]},
+                                         "widths": [0.5, 0.5, 0.5], "gain": 0.4, "cases": 2,
+                                         "unlabelled": {"shells_mm": [0, 5], "levels": [0, 1],
+                                                        "generated": [[0, 1], [0.5, 0.5]], "real": [[0, 1], [0, 1]]}}}),
+     "texture.mri.unlabelled", "each shell's generated quantiles must increase"),
 ])
 def test_a_broken_package_is_named_field_by_field(change, field, problem, work, tiny_model, capsys):
     broken = _broken_copy(tiny_model, work, change)

@@ -82,6 +82,21 @@ def test_labelled_and_unlabelled_voxels_get_their_own_strength():
     assert added[25:].std() > 2.5 * added[:15].std()
 
 
+def test_a_margin_leaves_the_sharper_real_edges_out_of_the_strength():
+    """Real label boundaries are sharper than generated ones; that difference is edge, not noise, and a margin
+    keeps it out of the fitted strength."""
+    def pairs():
+        for seed in (0, 1):
+            labels = np.zeros((40, 40, 40), np.int16)
+            labels[:, :, 10:30] = 1 + seed  # a slab with two sharp faces
+            real = np.where(labels > 0, 0.6, 0.2).astype(np.float32)
+            yield real, ndimage.gaussian_filter(real, 1.5), labels
+    edges_counted, edges_left_out = fit_profile(pairs()), fit_profile(pairs(), margin=3)
+    assert max(edges_counted["strength"]["labels"]) > 0.02  # the blurred edge read as missing texture
+    assert max(edges_left_out["strength"]["labels"] + edges_left_out["strength"]["outside"]) < 1e-3
+    assert edges_left_out["margin"] == 3
+
+
 def test_the_inverse_normalisation_clips_mri_at_zero():
     profile = fit_profile(_pairs(0.2, 0.0))
     dark = np.full((20, 20, 20), 0.01, np.float32)
@@ -154,3 +169,37 @@ def test_make_dataset_adds_it_as_generate_does_and_leaves_it_out_on_request(text
     assert not np.array_equal(images["with"], images["without"])
     for name in images:
         np.testing.assert_array_equal(images[name], expected[name])
+
+
+def test_fit_texture_with_the_unlabelled_map_changes_only_the_voxels_outside_the_labels(tiny_model, tiny_dataset,
+                                                                                      tmp_path):
+    images = sorted((tiny_dataset / "imagesTr").glob("*.nii.gz"))[:2]
+    rows = [f"{image},{tiny_dataset / 'labelsTr' / image.name.replace('_0000', '')}" for image in images]
+    (tmp_path / "train.csv").write_text("image,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    mapped = tmp_path / "mapped"
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "fit_texture.py"), "--model", str(tiny_model),
+                           "--data", str(tmp_path / "train.csv"), "--cases", "2", "--margin", "1", "--unlabelled",
+                           "--out", str(mapped)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    meta = json.loads((mapped / "metadata.json").read_text(encoding="utf-8"))
+    profile = meta["texture"]["mri"]
+    assert profile["margin"] == 1 and profile["unlabelled"]["cases"] == 2
+    # The same profile without the map: labelled voxels come out the same, the rest moves.
+    unmapped = tmp_path / "unmapped"
+    unmapped.mkdir()
+    for item in mapped.iterdir():
+        (unmapped / item.name).write_bytes(item.read_bytes())
+    del profile["unlabelled"]
+    (unmapped / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    labels = sorted((tiny_dataset / "labelsTr").glob("*.nii.gz"))[0]
+    out = {}
+    for name, model in (("mapped", mapped), ("unmapped", unmapped)):
+        assert main(["generate", str(labels), str(tmp_path / f"{name}.nrrd"), "--model", str(model), "--steps", "2",
+                     "--progress", "none", "--fp32"]) == 0
+        out[name] = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / f"{name}.nrrd")))
+    labelled = sitk.GetArrayFromImage(sitk.ReadImage(str(labels))) > 0
+    scale = float(np.abs(out["unmapped"]).max())
+    # Away from the labels' edge (the working grid is coarser than the map's), labelled voxels keep their values.
+    core = ndimage.binary_erosion(labelled, iterations=3)
+    assert np.abs(out["mapped"][core] - out["unmapped"][core]).max() < 1e-4 * scale
+    assert np.abs(out["mapped"][~labelled] - out["unmapped"][~labelled]).max() > 1e-3 * scale

@@ -271,6 +271,32 @@ class Refiner(Open):
     weights: WeightsName = "refiner.safetensors"
 
 
+def _increasing(values: list, what: str, strictly: bool = True) -> None:
+    if any((b <= a) if strictly else (b < a) for a, b in zip(values, values[1:])):
+        raise ValueError(f"{what} must {'increase' if strictly else 'not decrease'}")
+
+
+class Unlabelled(Open):
+    """The unlabelled voxels' intensity map of a texture profile (engine/synthesis/unlabelled_intensity.py)."""
+
+    shells_mm: list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(min_length=1, max_length=64)
+    levels: list[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]] = Field(min_length=2, max_length=257)
+    generated: list[list[Finite]]
+    real: list[list[Finite]]
+
+    @model_validator(mode="after")
+    def _shapes(self):
+        _increasing(self.shells_mm, "shells_mm")
+        _increasing(self.levels, "levels")
+        for name in ("generated", "real"):
+            rows = getattr(self, name)
+            if len(rows) != len(self.shells_mm) or any(len(r) != len(self.levels) for r in rows):
+                raise ValueError(f"{name} must have one row per shell and one value per level")
+            for row in rows:
+                _increasing(row, f"each shell's {name} quantiles", strictly=name == "generated")
+        return self
+
+
 class Texture(Open):
     """The scanner-texture profile of one modality (engine/synthesis/scanner_texture.py)."""
 
@@ -279,6 +305,7 @@ class Texture(Open):
     widths: list[Annotated[float, Field(ge=0, le=4, allow_inf_nan=False)]] = Field(min_length=3, max_length=3)
     gain: Positive
     cases: Annotated[StrictInt, Field(ge=1)]
+    unlabelled: Unlabelled | None = None
 
     @model_validator(mode="after")
     def _bins(self):
@@ -286,8 +313,7 @@ class Texture(Open):
             raise ValueError("strength must have the regions labels and outside")
         if any(len(s) != len(self.bin_edges) - 1 for s in self.strength.values()):
             raise ValueError("strength must have one value per bin (len(bin_edges) - 1) in each region")
-        if any(b <= a for a, b in zip(self.bin_edges, self.bin_edges[1:])):
-            raise ValueError("bin_edges must increase")
+        _increasing(self.bin_edges, "bin_edges")
         return self
 
 

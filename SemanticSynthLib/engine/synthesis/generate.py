@@ -25,6 +25,7 @@ from .bone_thickness import bone_priors
 from .body_outline import shape_body
 from .detail import refine_detail, refines
 from .scanner_texture import add_texture
+from .unlabelled_intensity import map_unlabelled
 from ..volume.modalities import MODALITIES
 from ..model.package import ModelPackage, load_package
 from .calibration import calibrate as calibrate_output, calibration_check
@@ -77,6 +78,9 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
 
     A package with a scanner-texture profile for the modality adds it on the working grid, where it was measured
     (`texture`; engine/synthesis/scanner_texture.py), recorded as SemanticSynth_scanner_texture; not to a region edit.
+    A profile with an unlabelled-intensity map first maps the voxels outside the labels onto the training scans'
+    intensities at their distance from the labels (engine/synthesis/unlabelled_intensity.py; also switched by
+    `texture`).
 
     `edit` (engine/synthesis/region_edit.py): only the region of an existing volume is regenerated, the rest of it is
     returned unchanged; the calibration then reads the box around the region.
@@ -168,6 +172,9 @@ def generate_volume(package: ModelPackage, label_map: sitk.Image, *, modality: s
             values = calibrate_output(unit, box_classes, priors, norm, inside)
         report = _report(package, modality, box_classes[inside], flagged, calibrate, progress)
     profile = (package.metadata.get("texture") or {}).get(modality) if texture and edit is None else None
+    if profile is not None and profile.get("unlabelled"):  # before the texture, which is measured on its output
+        values = map_unlabelled(values, box_classes > 0, box_grid.GetSpacing(), profile["unlabelled"],
+                                lambda v: model_units(v, norm), lambda u: denormalize(u, norm))
     if profile is not None:  # after the calibration: its texture-keeping spread limit would damp the noise
         values = add_texture(values, box_classes > 0, profile, seed, lambda v: model_units(v, norm),
                              lambda u: denormalize(u, norm))
