@@ -8,7 +8,7 @@ labelled voxels apart from the rest. The profile is written into a copy of the p
 and renamed whole; an existing --out needs --overwrite), with --version as the copy's version.
 
 python scripts/fit_texture.py --model SemanticSynthLib/models/brain-mri --data runs/brain-mri/train.csv \\
-    --cases 16 --out runs/brain-mri-texture --version 0.11.0
+    --cases 16 --margin 1 --unlabelled --unlabelled-within 20 --out runs/brain-mri-texture --version 0.12.0
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from SemanticSynthLib.engine.model.package_metadata import read_metadata  # noqa
 from SemanticSynthLib.engine.synthesis.generate import generate_volume  # noqa: E402
 from SemanticSynthLib.engine.synthesis.label_vocabulary import read_in_vocabulary  # noqa: E402
 from SemanticSynthLib.engine.synthesis.scanner_texture import fit_profile  # noqa: E402
-from SemanticSynthLib.engine.synthesis.unlabelled_intensity import fit_unlabelled, map_unlabelled  # noqa: E402
+from SemanticSynthLib.engine.synthesis.unlabelled_intensity import fit_unlabelled, kept_within, map_unlabelled  # noqa: E402
 from SemanticSynthLib.engine.volume.atomic import staged_dir  # noqa: E402
 from SemanticSynthLib.engine.volume.geometry import resample_labels, working_grid  # noqa: E402
 from SemanticSynthLib.engine.volume.intensity import model_units  # noqa: E402
@@ -63,6 +63,9 @@ def main() -> None:
     p.add_argument("--unlabelled", action="store_true",
                    help="also fit the unlabelled voxels' intensity by distance from the labels "
                         "(engine/synthesis/unlabelled_intensity.py); the texture is then fitted on the mapped volumes")
+    p.add_argument("--unlabelled-within", type=float, default=None, metavar="MM",
+                   help="keep the map only in the shells that start nearer than MM to the labels (the texture is "
+                        "fitted on volumes mapped everywhere)")
     p.add_argument("--out", type=Path, required=True, help="the new package folder")
     p.add_argument("--version", default=None, help="the new package's version (default: the model's)")
     p.add_argument("--overwrite", action="store_true")
@@ -87,7 +90,8 @@ def main() -> None:
                     labels) for real, generated, labels in triples]
     profile = fit_profile(triples, margin=args.margin)
     if unlabelled is not None:
-        profile["unlabelled"] = unlabelled
+        profile["unlabelled"] = unlabelled if args.unlabelled_within is None else kept_within(unlabelled,
+                                                                                              args.unlabelled_within)
     profile["fitted_on"] = f"{args.data.name}: first {len(rows)} subjects, seed {args.seed}"
     meta = json.loads((args.model / "metadata.json").read_text(encoding="utf-8"))  # as written, not as validated
     meta.setdefault("texture", {})[modality] = profile

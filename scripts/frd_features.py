@@ -25,10 +25,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import frd_head  # noqa: E402  (sets single-threaded extraction before numpy's pools start)
 
 
+CLASSES = ("firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm", "shape")
+
+
 def feature_group(name: str) -> str:
-    """`wavelet-HLL_glcm_Contrast` -> `wavelet-HLL glcm`; LoG sigmas keep their sigma."""
-    image, cls, _ = name.split("_", 2) if name.count("_") >= 2 else (name, "", "")
-    return f"{image} {cls}"
+    """`wavelet-HLL_glcm_Contrast` -> `wavelet-HLL glcm`, `glszm_ZoneVariance` -> `original glszm`; LoG sigmas keep
+    their sigma."""
+    parts = name.split("_")
+    if parts[0] in CLASSES:  # frd_score names the original image's features without the image type
+        parts = ["original"] + parts
+    return " ".join(parts[:2]) if len(parts) > 2 else name
 
 
 def log_frechet(frd, a: np.ndarray, b: np.ndarray) -> float:

@@ -24,7 +24,9 @@
 # the default temperature 0.55 was then chosen by measurement (report_codebook_groups.md, session 15).
 # brain-mri 0.11.0 is 0.10.0 with a scanner-texture profile (engine/synthesis/scanner_texture.py) measured on the first
 # 16 training subjects: STAGE=texture fits it onto $TEXTURE_FROM (default: the bundled package) into $RUN/model-texture
-# (88 s on 2 threads); a full run fits it onto its own $RUN/model before INSTALL.
+# (88 s on 2 threads); a full run fits it onto its own $RUN/model before INSTALL. brain-mri 0.12.0: the same stage
+# with the strength measured one working voxel away from label boundaries and the unlabelled head mapped by distance
+# within 20 mm of the labels (--margin 1 --unlabelled --unlabelled-within 20; 99 s; docs/history.md 0.12.0).
 set -euo pipefail
 # The body is one block, read whole before it runs: editing or checking out this file during a run of
 # hours cannot change what the run executes (bash reads a plain script as it goes).
@@ -40,7 +42,8 @@ $PY scripts/brain_mri_split.py "$DATA" "$RUN"
 TEXTURE_FROM=${TEXTURE_FROM:-SemanticSynthLib/models/brain-mri}
 fit_texture() {  # the package $1 with its scanner texture, into $RUN/model-texture (kept if already made)
   [ -f "$RUN/model-texture/metadata.json" ] || $PY scripts/fit_texture.py --model "$1" --data "$RUN/train.csv" \
-    --cases 16 --out "$RUN/model-texture" ${TEXTURE_VERSION:+--version $TEXTURE_VERSION}
+    --cases 16 --margin 1 --unlabelled --unlabelled-within 20 --out "$RUN/model-texture" \
+    ${TEXTURE_VERSION:+--version $TEXTURE_VERSION}
 }
 if [ "$STAGE" = texture ]; then
   fit_texture "$TEXTURE_FROM"

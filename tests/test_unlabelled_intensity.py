@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from SemanticSynthLib.engine.synthesis.unlabelled_intensity import distance_from_labels, fit_unlabelled, \
+from SemanticSynthLib.engine.synthesis.unlabelled_intensity import distance_from_labels, fit_unlabelled, kept_within, \
     map_unlabelled
 
 SPACING = (2.0, 2.0, 2.0)
@@ -62,3 +62,18 @@ def test_distance_from_labels_is_in_millimetres():
     d = distance_from_labels(labelled, (1.0, 1.0, 3.0))  # every second voxel: 6 mm per coarse step; coarse 0-1 labelled
     assert d.shape == (20, 20, 20)
     assert d[0, 0, 0] == 0 and abs(d[0, 0, 5] - 24.0) < 1e-4
+
+
+def test_kept_within_leaves_the_far_shells_as_generated():
+    pairs = [(_head(0.6, 1.0, 0)[0], *_head(0.4, 1.0, 1))]
+    profile = kept_within(fit_unlabelled(pairs, SPACING), 10.0)
+    assert profile["within_mm"] == 10.0
+    for edge, g, r in zip(profile["shells_mm"], profile["generated"], profile["real"]):
+        assert (g == r) == (edge >= 10.0)
+    generated, labels = _head(0.4, 1.0, 2)
+    mapped = map_unlabelled(generated, labels > 0, SPACING, profile, _same, _same)
+    z, y, x = np.indices(labels.shape)
+    r = np.sqrt((z - 24) ** 2 + (y - 24) ** 2 + (x - 24) ** 2)
+    near, far = (r > 12.5) & (r < 13.5), r > 21  # 1 and 9+ voxels (2 and 18+ mm) from the labels
+    assert mapped[near].mean() > 1.2 * generated[near].mean()
+    assert np.abs(mapped[far] - generated[far]).max() < 1e-3

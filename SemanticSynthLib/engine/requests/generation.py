@@ -36,8 +36,9 @@ class GenerationRequest(Sampling):
         priors: JSON file of label id or name -> mean or {"mean", "range"}, overriding the package's priors.
         calibrate: move each label's mean onto its prior (the check before is reported either way).
         refine: on a map finer than the working spacing, run the package's detail refiner on the map's grid.
-        texture: add the package's scanner texture (engine/synthesis/scanner_texture.py), where it has one; not to the
-            mean of several samples, nor to a region edit, which matches the existing volume's texture instead.
+        texture: add the package's scanner texture (engine/synthesis/scanner_texture.py), where it has one, after
+            mapping the unlabelled voxels' intensity where the profile has that map (unlabelled_intensity.py); not to
+            the mean of several samples, nor to a region edit, which matches the existing volume's texture instead.
         unknown_labels: "error", or "background" to generate labels the model does not know as background.
         label_mapping: JSON file of input id -> model id or name.
         bowel_gas: CT: the gas share of each hollow organ: low, typical, high, drawn or a fraction; None: no split.
@@ -74,7 +75,8 @@ class GenerationRequest(Sampling):
                                 "upsampled (default: the model's detail refiner, where it has one, sharpens it on the "
                                 "map's own grid)", flag="--no-refine")
     texture: bool = option(True, "leave out the scanner texture (default: the fine texture and noise of the model's "
-                                 "training scans, where its package has a profile, added to a single sample)",
+                                 "training scans, and their intensity outside the labels by distance from them, where "
+                                 "its package has a profile, applied to a single sample)",
                            flag="--no-texture")
     unknown_labels: str = option("error", "labels the model does not know: error, or generate them as background",
                                  check=one_of(("error", "background")))
