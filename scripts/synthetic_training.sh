@@ -8,7 +8,7 @@
 # 1300 steps ran with an unweighted loss: scripts/train_segmenter.sh). The synthetic sets are made by make-dataset with
 # --label-ids map, so that their label files keep MUSE ids for --label-groups muse_groups.
 # (b), (c) and (d) were made with brain-mri 0.10.0, which is 0.11.0 with --no-texture (bit for bit); b_tex: (b) with
-# 0.11.0's scanner texture (session 27), trained with the same recipe.
+# 0.11.0's scanner texture (session 27), trained with the same recipe; pinned to 0.11.0's metadata since 0.12.0.
 # Dice per structure on the 20 real validation subjects: scripts/synthetic_training_dice.py.
 # Resumable: rerun after an interruption (finished cases and checkpoints are kept).
 set -euo pipefail
@@ -22,7 +22,12 @@ python scripts/brain_mri_split.py "$DATA" "$RUN"
 python -m SemanticSynthLib make-dataset "$RUN/train.csv" "$RUN/b" --model brain-mri --label-ids map --no-texture --progress none
 python -m SemanticSynthLib make-dataset "$RUN/train.csv" "$RUN/d" --model brain-mri --label-ids map --no-texture \
   --augment affine,elastic,mirror --progress none
-python -m SemanticSynthLib make-dataset "$RUN/train.csv" "$RUN/b_tex" --model brain-mri --label-ids map --progress none
+# b_tex is pinned to 0.11.0's texture (its checkpoint trained on those images): the bundled weights with 0.11.0's metadata.
+mkdir -p "$RUN/brain-mri-0.11.0"
+cp SemanticSynthLib/models/brain-mri/*.safetensors SemanticSynthLib/models/brain-mri/LICENSE-SBIA.md "$RUN/brain-mri-0.11.0/"
+git show 9b37718:SemanticSynthLib/models/brain-mri/metadata.json > "$RUN/brain-mri-0.11.0/metadata.json"
+python -m SemanticSynthLib make-dataset "$RUN/train.csv" "$RUN/b_tex" --model "$RUN/brain-mri-0.11.0" --label-ids map \
+  --progress none
 python scripts/synthetic_training_csv.py "$RUN"   # a.csv (= train.csv), b.csv, c.csv, d.csv (image,label,modality)
 for SET in ${SETS:-b c d a b_tex}; do
   python -m SemanticSynthLib train-segmenter --data "$RUN/$SET.csv" --out "$RUN/segmenter-$SET" \
