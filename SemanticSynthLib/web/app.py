@@ -876,7 +876,7 @@ class SemanticSynthWebApp(TrameApp):
                     v3.VCheckbox(v_model=("calibrate",), id="calibrate", disabled=("running",), **field,
                                  label="Calibrate: move each label's mean onto its prior")
                     v3.VCheckbox(v_model=("texture",), id="texture", disabled=("running",), **field,
-                                 label="Scanner texture: the training scans' fine texture and noise")
+                                 label="Scanner texture: the training scans' fine texture, noise and unlabelled head")
                     v3.VSelect(v_model=("unknown_labels",), items=("unknown_label_items",), id="unknown-labels",
                                label="Unknown labels", disabled=("running",), classes="mb-1", **field)
                     v3.VSelect(v_model=("device",), items=("device_items",), id="device", label="Device",
