@@ -36,6 +36,13 @@ SLAB = 16               # planes of the first axis converted at a time
 LEVELS = 1024           # steps of model units on which the strength is tabulated
 
 
+def first_axis_slabs(n: int):
+    """Slices of about SLAB planes covering range(n): this stage's arrays are converted a slab at a time, so that a
+    large working grid (256^3 for a 512^3 map at 1 mm) holds no full-size temporaries."""
+    for part in np.array_split(np.arange(n), max(1, n // SLAB)):
+        yield slice(int(part[0]), int(part[-1]) + 1)
+
+
 def fine_texture(values: np.ndarray) -> np.ndarray:
     """The fine texture of a volume: itself minus its Gaussian smoothing (sigma FINE_SIGMA voxels), float32."""
     values = np.asarray(values, np.float32)
@@ -151,13 +158,11 @@ def add_texture(values: np.ndarray, labelled: np.ndarray, profile: dict, seed: i
     table = (table / float(profile["gain"])).astype(np.float32).ravel()
     scale = (LEVELS - 1) / (edges[-1] - edges[0])
     noise = _smoothed_noise(values.shape, profile["widths"], np.random.default_rng([int(seed), 33]))
-    for part in np.array_split(np.arange(values.shape[0]), max(1, values.shape[0] // SLAB)):
-        # In slabs of the first axis: a large working grid (256^3 for a 512^3 map at 1 mm) holds no full-size
-        # temporaries beyond the noise.
-        v = values[part[0]:part[-1] + 1]
+    for planes in first_axis_slabs(values.shape[0]):  # no full-size temporaries beyond the noise
+        v = values[planes]
         units = to_units(v)
         index = np.clip(np.rint((units - edges[0]) * scale), 0, LEVELS - 1).astype(np.intp)
-        index += np.where(labelled[part[0]:part[-1] + 1], 0, LEVELS)
-        step = table[index] * noise[part[0]:part[-1] + 1]
+        index += np.where(labelled[planes], 0, LEVELS)
+        step = table[index] * noise[planes]
         v += from_units(units + step) - from_units(units)
     return values

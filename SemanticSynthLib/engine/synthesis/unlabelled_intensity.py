@@ -22,10 +22,11 @@ from typing import Callable, Iterable
 import numpy as np
 from scipy import ndimage
 
+from .scanner_texture import first_axis_slabs
+
 SHELLS_MM = (0.0, 3.0, 6.0, 10.0, 15.0, 20.0, 30.0, 45.0, 70.0)  # shell edges; the last shell is open
 LEVELS = np.round(np.linspace(0.0, 1.0, 41), 4)  # quantile levels per shell
 MIN_VOXELS = 500       # a shell measured on fewer voxels (per subject) is left out of that subject's average
-SLAB = 16              # planes of the first axis mapped at a time
 STEPS = 4096           # values per shell on which the map is tabulated
 
 
@@ -33,11 +34,8 @@ def distance_from_labels(labelled: np.ndarray, spacing) -> np.ndarray:
     """mm from each voxel to the nearest labelled voxel (0 inside), float32; on every second voxel of each axis,
     read back per voxel: the shells are 3 mm and wider, and a full-grid transform would cost a 512^3 map's working
     grid about 330 MB more."""
-    coarse = np.asarray(labelled, bool)[::2, ::2, ::2]
-    if not coarse.any():
-        return np.full(np.shape(labelled), np.inf, np.float32)
-    d = ndimage.distance_transform_edt(~coarse, sampling=[2.0 * float(s) for s in spacing]).astype(np.float32)
-    return d
+    coarse = np.asarray(labelled, bool)[::2, ::2, ::2]  # callers have labelled voxels
+    return ndimage.distance_transform_edt(~coarse, sampling=[2.0 * float(s) for s in spacing]).astype(np.float32)
 
 
 def _fine(coarse: np.ndarray, planes: slice, shape) -> np.ndarray:
@@ -57,7 +55,7 @@ def fit_unlabelled(pairs: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], s
     axis order). See the module docstring."""
     sums = {name: np.zeros((len(SHELLS_MM), len(LEVELS))) for name in ("real", "generated")}
     counts = np.zeros(len(SHELLS_MM))
-    distances = []
+    cases = 0
     for real, generated, labels in pairs:
         labelled = np.asarray(labels) > 0
         if not labelled.any() or labelled.all():
@@ -74,7 +72,7 @@ def fit_unlabelled(pairs: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], s
                 if values.size >= MIN_VOXELS:
                     sums[name][s] += np.quantile(values / scale, LEVELS)
                     counts[s] += name == "real"
-        distances.append(float(coarse.max()))
+        cases += 1
     measured = counts > 0
     if not measured.any():
         raise ValueError("no unlabelled voxels to fit the map on")
@@ -86,7 +84,7 @@ def fit_unlabelled(pairs: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], s
     for i in range(1, len(LEVELS)):
         generated_q[:, i] = np.maximum(generated_q[:, i], generated_q[:, i - 1] + 2e-5)
     return {"shells_mm": [SHELLS_MM[s] for s in np.flatnonzero(measured)], "levels": LEVELS.tolist(),
-            "generated": generated_q.round(5).tolist(), "real": real_q.round(5).tolist(), "cases": len(distances)}
+            "generated": generated_q.round(5).tolist(), "real": real_q.round(5).tolist(), "cases": cases}
 
 
 def kept_within(profile: dict, mm: float) -> dict:
@@ -120,8 +118,7 @@ def map_unlabelled(values: np.ndarray, labelled: np.ndarray, spacing, profile: d
     table = np.stack([np.interp(grid_u, g, r) + np.minimum(grid_u - g[0], 0.0) + np.maximum(grid_u - g[-1], 0.0)
                       for g, r in zip(generated, real)]).astype(np.float32)
     coarse = distance_from_labels(labelled, spacing)
-    for part in np.array_split(np.arange(values.shape[0]), max(1, values.shape[0] // SLAB)):
-        planes = slice(int(part[0]), int(part[-1]) + 1)
+    for planes in first_axis_slabs(values.shape[0]):
         outside = ~labelled[planes]
         if not outside.any():
             continue
